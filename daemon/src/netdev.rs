@@ -1,0 +1,917 @@
+//! The daemon's interface to Linux networking: the bridge, the TAP device,
+//! addresses and routes.
+//!
+//! Links, addresses and routes go through rtnetlink (async, on the tokio
+//! runtime that calls [`Netdev::new`]); the TAP device is opened with a raw
+//! `TUNSETIFF` ioctl so that its fd is non-blocking and carries no packet
+//! information header (`IFF_NO_PI`).
+//!
+//! Everything acts on the network namespace of the thread that created the
+//! netlink socket (for [`Netdev`]) or opened `/dev/net/tun` (for [`Tap`]).
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{
+    BridgeMulticastRouterType, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteScope, RouteType,
+};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, RouteMessageBuilder};
+
+/// MTU assumed for the underlay when no interface tells better.
+pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
+
+/// Longest interface name Linux accepts (`IFNAMSIZ - 1`).
+const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
+
+/// What went wrong, on which interface, during which operation.
+///
+/// The message of each variant already contains the underlying error, so
+/// print it with `{}`; [`NetdevError::raw_os_error`] gives the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdevError {
+    /// The netlink socket could not be opened.
+    #[error("opening the netlink socket: {err}")]
+    Connect { err: io::Error },
+    /// The kernel (or rtnetlink) refused a request.
+    #[error("{op} {target}: {}", show_netlink(err))]
+    Netlink {
+        /// What was attempted, e.g. "creating bridge".
+        op: &'static str,
+        /// The interface, address or route concerned.
+        target: String,
+        err: rtnetlink::Error,
+    },
+    /// A named interface does not exist.
+    #[error("{op}: interface {name} does not exist")]
+    NotFound { op: &'static str, name: String },
+    /// A link with the wanted name exists but has another type.
+    #[error("interface {name} exists but is not a {wanted} (kind: {found})")]
+    WrongKind {
+        name: String,
+        wanted: &'static str,
+        found: String,
+    },
+    /// An address prefix length longer than the address.
+    #[error("invalid prefix length {addr}/{prefix_len}")]
+    InvalidPrefix { addr: IpAddr, prefix_len: u8 },
+    /// The interface name cannot be a Linux interface name.
+    #[error("invalid interface name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    /// Opening or configuring the TAP device failed.
+    #[error("{op} TAP {name}: {err}")]
+    Tap {
+        op: &'static str,
+        name: String,
+        err: io::Error,
+    },
+}
+
+impl NetdevError {
+    /// The errno behind this error, when there is one (e.g. `libc::EBUSY`
+    /// when the TAP is held by another process).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            NetdevError::Connect { err } | NetdevError::Tap { err, .. } => err.raw_os_error(),
+            NetdevError::Netlink { err, .. } => netlink_errno(err),
+            _ => None,
+        }
+    }
+}
+
+/// A netlink error as the errno's text when it is one, else as rtnetlink
+/// words it.
+fn show_netlink(err: &rtnetlink::Error) -> String {
+    match err {
+        rtnetlink::Error::NetlinkError(msg) => msg.to_io().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The positive errno of a netlink NACK.
+fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
+    match err {
+        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| c.get().abs()),
+        _ => None,
+    }
+}
+
+fn nl_err(
+    op: &'static str,
+    target: impl fmt::Display,
+) -> impl FnOnce(rtnetlink::Error) -> NetdevError {
+    let target = target.to_string();
+    move |err| NetdevError::Netlink { op, target, err }
+}
+
+fn check_ifname(name: &str) -> Result<(), NetdevError> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_IFNAME_LEN {
+        "longer than 15 bytes"
+    } else if name == "." || name == ".." {
+        "reserved"
+    } else if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
+        "contains '/', ':', NUL or whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(NetdevError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// The kind of a link (`bridge`, `tun`, `veth`...) as the kernel reports it.
+fn link_kind(msg: &LinkMessage) -> Option<&InfoKind> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+fn link_mtu(msg: &LinkMessage) -> Option<u32> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    })
+}
+
+fn link_name(msg: &LinkMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+fn has_controller(msg: &LinkMessage) -> bool {
+    msg.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Controller(i) if *i != 0))
+}
+
+/// A random locally administered unicast MAC address.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: getrandom writes at most `mac.len()` bytes into `mac`.
+    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
+    if n != mac.len() as isize {
+        // Practically unreachable; fall back to something still unique-ish.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        mac.copy_from_slice(&t.to_le_bytes()[..6]);
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
+/// A handle on the kernel's routing netlink, for links, addresses and routes.
+///
+/// Cheap to clone; all clones share one netlink connection, whose task runs
+/// on the tokio runtime that called [`Netdev::new`].
+#[derive(Clone, Debug)]
+pub struct Netdev {
+    handle: rtnetlink::Handle,
+}
+
+impl Netdev {
+    /// Opens a netlink socket in the calling thread's network namespace and
+    /// spawns its connection task on the current tokio runtime.
+    ///
+    /// Must be called from within a tokio runtime.
+    pub async fn new() -> Result<Self, NetdevError> {
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|err| NetdevError::Connect { err })?;
+        tokio::spawn(conn);
+        Ok(Netdev { handle })
+    }
+
+    /// The ifindex of the link called `name`, or `None` if there is none.
+    pub async fn find_link(&self, name: &str) -> Result<Option<u32>, NetdevError> {
+        Ok(self.get_link(name).await?.map(|m| m.header.index))
+    }
+
+    /// Whether a link called `name` exists. Errors count as "no".
+    pub async fn link_exists(&self, name: &str) -> bool {
+        matches!(self.find_link(name).await, Ok(Some(_)))
+    }
+
+    async fn get_link(&self, name: &str) -> Result<Option<LinkMessage>, NetdevError> {
+        check_ifname(name)?;
+        let mut links = self.handle.link().get().match_name(name).execute();
+        match links.try_next().await {
+            Ok(msg) => Ok(msg),
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_err("looking up link", name)(e)),
+        }
+    }
+
+    async fn require_link(&self, op: &'static str, name: &str) -> Result<LinkMessage, NetdevError> {
+        self.get_link(name)
+            .await?
+            .ok_or_else(|| NetdevError::NotFound {
+                op,
+                name: name.to_owned(),
+            })
+    }
+
+    /// Creates the Linux bridge `name`, or reuses it if it exists already
+    /// (e.g. left by a daemon that crashed), and returns its ifindex.
+    ///
+    /// Either way the bridge ends up with the given MTU, up, with IGMP/MLD
+    /// snooping on (`mcast_snooping 1`) and the kernel's own querier off
+    /// (`mcast_querier 0`; the daemon runs its own). A new bridge gets a
+    /// fixed random MAC address, so that its address does not change as
+    /// ports come and go. Fails with [`NetdevError::WrongKind`] if `name`
+    /// is a link of another type.
+    pub async fn ensure_bridge(&self, name: &str, mtu: u32) -> Result<u32, NetdevError> {
+        let existing = match self.get_link(name).await? {
+            Some(msg) => Some(msg),
+            None => {
+                let msg = LinkBridge::new(name)
+                    .address(random_mac().to_vec())
+                    .mtu(mtu)
+                    .mcast_snooping(true)
+                    .mcast_querier(false)
+                    .build();
+                match self.handle.link().add(msg).execute().await {
+                    Ok(()) => {
+                        tracing::info!(bridge = name, mtu, "created bridge");
+                        None
+                    }
+                    // Someone created it between our lookup and our add.
+                    Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => None,
+                    Err(e) => return Err(nl_err("creating bridge", name)(e)),
+                }
+            }
+        };
+        let msg = match existing {
+            Some(m) => m,
+            None => self.require_link("creating bridge", name).await?,
+        };
+        match link_kind(&msg) {
+            Some(InfoKind::Bridge) => {}
+            other => {
+                return Err(NetdevError::WrongKind {
+                    name: name.to_owned(),
+                    wanted: "bridge",
+                    found: other.map_or_else(|| "none".to_owned(), |k| k.to_string()),
+                })
+            }
+        }
+        let index = msg.header.index;
+        // Re-apply everything, in case the bridge was reused.
+        let change = LinkBridge::new(name)
+            .index(index)
+            .mtu(mtu)
+            .mcast_snooping(true)
+            .mcast_querier(false)
+            .build();
+        self.handle
+            .link()
+            .change(change)
+            .execute()
+            .await
+            .map_err(nl_err("configuring bridge", name))?;
+        Ok(index)
+    }
+
+    /// Enslaves the TAP `tap_name` to the bridge `bridge_ifindex`, sets its
+    /// MTU, brings it up, and makes it a permanent multicast router port of
+    /// the bridge (`mcast_router 2`, set through `IFLA_INFO_SLAVE_DATA`), so
+    /// that every local multicast frame and IGMP/MLD report reaches the
+    /// daemon. Idempotent.
+    pub async fn attach_tap(
+        &self,
+        tap_name: &str,
+        bridge_ifindex: u32,
+        mtu: u32,
+    ) -> Result<(), NetdevError> {
+        let tap = self.require_link("attaching TAP", tap_name).await?;
+        let index = tap.header.index;
+        let msg = LinkUnspec::new_with_index(index)
+            .mtu(mtu)
+            .controller(bridge_ifindex)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .map_err(nl_err(
+                "enslaving to bridge",
+                format!("{tap_name} (bridge ifindex {bridge_ifindex})"),
+            ))?;
+        let port = LinkBridgePort::new(index)
+            .mcast_router(BridgeMulticastRouterType::Permanent)
+            .build();
+        self.handle
+            .link()
+            .set_port(port)
+            .execute()
+            .await
+            .map_err(nl_err("setting mcast_router 2 on", tap_name))?;
+        Ok(())
+    }
+
+    /// Deletes the link `name` (bridge, TAP...). A link that does not exist
+    /// is not an error. Deleting a bridge releases its ports and removes its
+    /// addresses and routes.
+    pub async fn delete_link(&self, name: &str) -> Result<(), NetdevError> {
+        let Some(index) = self.find_link(name).await? else {
+            return Ok(());
+        };
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl_err("deleting link", name)(e)),
+        }
+    }
+
+    /// The MTU of the link named `name`.
+    pub async fn link_mtu(&self, name: &str) -> Result<u32, NetdevError> {
+        let msg = self.require_link("reading MTU", name).await?;
+        Ok(link_mtu(&msg).unwrap_or(DEFAULT_UNDERLAY_MTU))
+    }
+
+    /// The MTU on the path the kernel would use to reach `dst` (as
+    /// `ip route get`): the route's `mtu` metric if it has one, else the
+    /// outgoing interface's MTU. `None` if there is no route to `dst`.
+    pub async fn link_mtu_for(&self, dst: IpAddr) -> Result<Option<u32>, NetdevError> {
+        let query = route_to(dst, max_prefix(dst)).build();
+        let mut routes = self.handle.route().get(query).execute();
+        let route = match routes.try_next().await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return match netlink_errno(&e) {
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL) => Ok(None),
+                    _ => Err(nl_err("looking up route to", dst)(e)),
+                }
+            }
+        };
+        let mut route_mtu = None;
+        let mut oif = None;
+        for attr in &route.attributes {
+            match attr {
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Metrics(ms) => {
+                    for m in ms {
+                        if let RouteMetric::Mtu(v) = m {
+                            route_mtu = Some(*v).filter(|v| *v != 0);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(oif) = oif else {
+            return Ok(route_mtu);
+        };
+        let mut links = self.handle.link().get().match_index(oif).execute();
+        let link = links
+            .try_next()
+            .await
+            .map_err(nl_err("looking up link of route to", dst))?;
+        let dev_mtu = link.as_ref().and_then(link_mtu);
+        Ok(match (route_mtu, dev_mtu) {
+            (Some(r), Some(d)) => Some(r.min(d)),
+            (r, d) => r.or(d),
+        })
+    }
+
+    /// The largest MTU among the interfaces that can carry the underlay:
+    /// up with a carrier, not loopback, not enslaved to a bridge or bond,
+    /// not TUN/TAP, and not named in `exclude` (pass our bridge and TAP).
+    /// [`DEFAULT_UNDERLAY_MTU`] (1500) when there is none.
+    pub async fn max_underlay_mtu(&self, exclude: &[&str]) -> Result<u32, NetdevError> {
+        let mut links = self.handle.link().get().execute();
+        let mut best: Option<u32> = None;
+        while let Some(msg) = links
+            .try_next()
+            .await
+            .map_err(nl_err("listing links", "(all)"))?
+        {
+            let flags = msg.header.flags;
+            if flags.contains(LinkFlags::Loopback)
+                || !flags.contains(LinkFlags::Up)
+                || !flags.contains(LinkFlags::LowerUp)
+                || has_controller(&msg)
+                || matches!(link_kind(&msg), Some(InfoKind::Tun))
+                || link_name(&msg).is_some_and(|n| exclude.contains(&n))
+            {
+                continue;
+            }
+            if let Some(mtu) = link_mtu(&msg) {
+                best = Some(best.map_or(mtu, |b| b.max(mtu)));
+            }
+        }
+        Ok(best.unwrap_or(DEFAULT_UNDERLAY_MTU))
+    }
+
+    /// Adds `addr/prefix_len` to the interface `ifname` (for
+    /// `weavers expose`). Returns `false` if the address was already there.
+    pub async fn add_address(
+        &self,
+        ifname: &str,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<bool, NetdevError> {
+        if prefix_len > max_prefix(addr) {
+            return Err(NetdevError::InvalidPrefix { addr, prefix_len });
+        }
+        let target = format!("{addr}/{prefix_len} on {ifname}");
+        let index = self
+            .require_link("adding address", ifname)
+            .await?
+            .header
+            .index;
+        match self
+            .handle
+            .address()
+            .add(index, addr, prefix_len)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(nl_err("adding address", target)(e)),
+        }
+    }
+
+    /// Routes multicast through `ifname` (the bridge) so that ordinary
+    /// multicast programs on the host use the overlay: adds
+    /// `224.0.0.0/4 dev <ifname>` unless the main table already has a
+    /// route for exactly 224.0.0.0/4, and likewise `ff00::/8` (IPv6 is
+    /// skipped quietly when it is disabled on the interface). Returns
+    /// `true` if at least one route was added.
+    pub async fn ensure_multicast_route(&self, ifname: &str) -> Result<bool, NetdevError> {
+        let index = self
+            .require_link("adding multicast route", ifname)
+            .await?
+            .header
+            .index;
+        let v4 = self
+            .ensure_route(ifname, index, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4)
+            .await?;
+        let v6 = match self
+            .ensure_route(
+                ifname,
+                index,
+                IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)),
+                8,
+            )
+            .await
+        {
+            Ok(added) => added,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT | libc::EACCES | libc::EOPNOTSUPP)
+                ) =>
+            {
+                tracing::debug!(dev = ifname, error = %e, "no IPv6 multicast route");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(v4 || v6)
+    }
+
+    /// Adds `dst/prefix_len dev <index>` to the main table unless the main
+    /// table already has a unicast route for exactly that prefix.
+    async fn ensure_route(
+        &self,
+        ifname: &str,
+        index: u32,
+        dst: IpAddr,
+        prefix_len: u8,
+    ) -> Result<bool, NetdevError> {
+        let target = format!("{dst}/{prefix_len} dev {ifname}");
+        let mut query = RouteMessage::default();
+        query.header.address_family = match dst {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let mut routes = self.handle.route().get(query).execute();
+        while let Some(r) = routes
+            .try_next()
+            .await
+            .map_err(nl_err("listing routes for", &target))?
+        {
+            if route_table(&r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+                && r.header.kind == RouteType::Unicast
+                && r.header.destination_prefix_length == prefix_len
+                && route_dst(&r) == Some(dst)
+            {
+                return Ok(false);
+            }
+        }
+        let mut builder = route_to(dst, prefix_len).output_interface(index);
+        if dst.is_ipv4() {
+            // As `ip route add PREFIX dev DEV` does for IPv4.
+            builder = builder.scope(RouteScope::Link);
+        }
+        match self.handle.route().add(builder.build()).execute().await {
+            Ok(()) => {
+                tracing::info!(route = %target, "added multicast route");
+                Ok(true)
+            }
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(nl_err("adding route", target)(e)),
+        }
+    }
+}
+
+fn max_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+/// A route message builder for `dst/prefix_len` (`prefix_len` <= max).
+fn route_to(dst: IpAddr, prefix_len: u8) -> RouteMessageBuilder<IpAddr> {
+    let mut b = RouteMessageBuilder::<IpAddr>::new();
+    let m = b.get_mut();
+    m.header.address_family = match dst {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    m.header.destination_prefix_length = prefix_len.min(max_prefix(dst));
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+    b
+}
+
+fn route_table(r: &RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+fn route_dst(r: &RouteMessage) -> Option<IpAddr> {
+    r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+        RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    })
+}
+
+/// An open TAP device (`IFF_TAP | IFF_NO_PI`) with a non-blocking fd.
+///
+/// Each read returns one Ethernet frame, each write sends one. The device
+/// lives as long as this value (unless it was made persistent by someone
+/// else, see [`Tap::open`]). `read` and `write` take `&self`, so one `Tap`
+/// can be shared (e.g. in an `Arc`) by a reading and a writing thread; for
+/// tokio, wrap the fd in `tokio::io::unix::AsyncFd`.
+#[derive(Debug)]
+pub struct Tap {
+    fd: OwnedFd,
+    name: String,
+}
+
+/// Opens (creating if needed) the TAP named `name`; see [`Tap::open`].
+pub fn open_tap(name: &str) -> Result<Tap, NetdevError> {
+    Tap::open(name)
+}
+
+impl Tap {
+    /// Opens the TAP named `name`, creating it if absent. An existing
+    /// TAP of that name that no process holds (a persistent one, e.g. left
+    /// by `ip tuntap add`) is reused and made non-persistent, so that it
+    /// goes away with this process. Fails with `EBUSY` (see
+    /// [`NetdevError::raw_os_error`]) if another process holds it, and with
+    /// `EINVAL` if `name` is a link of another type.
+    pub fn open(name: &str) -> Result<Tap, NetdevError> {
+        check_ifname(name)?;
+        let err = |op, err| NetdevError::Tap {
+            op,
+            name: name.to_owned(),
+            err,
+        };
+        // SAFETY: a plain open(2) of a NUL-terminated path.
+        let raw = unsafe {
+            libc::open(
+                c"/dev/net/tun".as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(err("opening /dev/net/tun for", io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a freshly opened fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes one `struct ifreq`.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
+            let e = io::Error::last_os_error();
+            let op = match e.raw_os_error() {
+                Some(libc::EBUSY) => "attaching (held by another process?) to",
+                Some(libc::EINVAL) => "attaching (a non-TAP link of that name?) to",
+                _ => "creating",
+            };
+            return Err(err(op, e));
+        }
+        // SAFETY: TUNSETPERSIST takes an integer argument.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETPERSIST, 0 as libc::c_ulong) } < 0 {
+            return Err(err("clearing persistence of", io::Error::last_os_error()));
+        }
+        // SAFETY: the kernel NUL-terminates ifr_name (IFNAMSIZ bytes).
+        let actual = unsafe { CStr::from_ptr(ifr.ifr_name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        Ok(Tap { fd, name: actual })
+    }
+
+    /// The device's name, as the kernel reports it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one frame into `buf`; `WouldBlock` when none is queued. A frame
+    /// longer than `buf` is truncated, so give at least MTU + 14 (+4 per
+    /// VLAN tag) bytes.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: read(2) into a buffer of the length given.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Writes one Ethernet frame (no packet information header) into the
+    /// device, i.e. delivers it to the bridge; `WouldBlock` if the device
+    /// cannot take it now.
+    pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: write(2) from a buffer of the length given.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl AsRawFd for Tap {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Tap {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// Runs `ip ARGS` (in the calling thread's network namespace) and
+    /// returns its stdout, or `Err(stderr)`.
+    fn ip(args: &str) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(args.split_whitespace())
+            .output()
+            .map_err(|e| format!("running ip {args}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn ip_ok(args: &str) -> String {
+        ip(args).unwrap_or_else(|e| panic!("ip {args}: {e}"))
+    }
+
+    /// Runs `f` on a fresh thread inside a network namespace of its own
+    /// (unshare(CLONE_NEWNET)), on a current-thread tokio runtime. The
+    /// namespace, and everything in it, goes away when the thread ends,
+    /// whether `f` passes or panics. Skips when not root, unless CI=true.
+    fn in_fresh_netns<F, Fut>(f: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "netdev tests need root (CI=true: not skipping)"
+            );
+            eprintln!("skipping: netdev tests need root");
+            return;
+        }
+        let result = std::thread::spawn(move || {
+            // SAFETY: moves only this thread into a new network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                panic!("unshare(CLONE_NEWNET): {}", io::Error::last_os_error());
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(f());
+        })
+        .join();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    #[test]
+    fn bridge_tap_address_route_lifecycle() {
+        in_fresh_netns(|| async {
+            let nd = Netdev::new().await.expect("netlink");
+            let (br, tap) = ("wvt-br", "wvt-tap");
+
+            assert_eq!(nd.find_link(br).await.unwrap(), None);
+            let idx = nd.ensure_bridge(br, 1400).await.expect("create bridge");
+            // Reuse, as after a crash, with another MTU.
+            let idx2 = nd.ensure_bridge(br, 1380).await.expect("reuse bridge");
+            assert_eq!(idx, idx2);
+            assert_eq!(nd.find_link(br).await.unwrap(), Some(idx));
+            assert!(nd.link_exists(br).await);
+            let out = ip_ok(&format!("-d link show {br}"));
+            assert!(out.contains("mtu 1380"), "{out}");
+            assert!(out.contains("mcast_snooping 1"), "{out}");
+            assert!(out.contains("mcast_querier 0"), "{out}");
+            assert!(out.contains(",UP"), "{out}");
+
+            let t = open_tap(tap).expect("open tap");
+            assert_eq!(t.name(), tap);
+            let mut buf = [0u8; 2048];
+            let e = t.read(&mut buf).expect_err("empty TAP");
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            // A second opener of a held TAP is refused.
+            let e = open_tap(tap).expect_err("TAP is held");
+            assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+
+            nd.attach_tap(tap, idx, 1380).await.expect("attach");
+            nd.attach_tap(tap, idx, 1380).await.expect("attach again");
+            let out = ip_ok(&format!("-d link show {tap}"));
+            assert!(out.contains(&format!("master {br}")), "{out}");
+            assert!(out.contains("mtu 1380"), "{out}");
+            assert!(out.contains("mcast_router 2"), "{out}");
+            assert!(out.contains(",UP"), "{out}");
+            assert_eq!(nd.link_mtu(tap).await.unwrap(), 1380);
+
+            // Frames flow: a broadcast written into one TAP port comes out
+            // of another port of the bridge.
+            let t2 = open_tap("wvt-tap2").expect("open tap2");
+            nd.attach_tap("wvt-tap2", idx, 1380)
+                .await
+                .expect("attach 2");
+            let mut frame = vec![0xff; 6];
+            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+            frame.extend_from_slice(b"weavers netdev test payload......................");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = false;
+            while !seen && Instant::now() < deadline {
+                t.write(&frame).expect("write frame");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                loop {
+                    match t2.read(&mut buf) {
+                        Ok(n) if buf[..n] == frame[..] => seen = true,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("read tap2: {e}"),
+                    }
+                }
+            }
+            assert!(seen, "frame written into {tap} never left wvt-tap2");
+
+            // Addresses (idempotent).
+            let a: IpAddr = "10.40.0.1".parse().unwrap();
+            assert!(nd.add_address(br, a, 12).await.unwrap());
+            assert!(!nd.add_address(br, a, 12).await.unwrap());
+            let a6: IpAddr = "fd00:77::1".parse().unwrap();
+            assert!(nd.add_address(br, a6, 64).await.unwrap());
+            let out = ip_ok(&format!("addr show dev {br}"));
+            assert!(out.contains("inet 10.40.0.1/12"), "{out}");
+            assert!(out.contains("inet6 fd00:77::1/64"), "{out}");
+            assert!(matches!(
+                nd.add_address("wvt-none", a, 12).await,
+                Err(NetdevError::NotFound { .. })
+            ));
+
+            // Multicast routes (idempotent).
+            assert!(nd.ensure_multicast_route(br).await.unwrap());
+            assert!(!nd.ensure_multicast_route(br).await.unwrap());
+            let out = ip_ok("route show 224.0.0.0/4");
+            assert!(out.contains(&format!("dev {br}")), "{out}");
+            assert!(out.contains("scope link"), "{out}");
+            let out = ip_ok("-6 route show ff00::/8 table main");
+            assert!(out.contains(&format!("dev {br}")), "{out}");
+
+            // A name taken by another kind of link.
+            ip_ok("link add wvt-v0 mtu 9000 type veth peer name wvt-v1 mtu 9000");
+            assert!(matches!(
+                nd.ensure_bridge("wvt-v0", 1400).await,
+                Err(NetdevError::WrongKind { .. })
+            ));
+            assert!(open_tap("wvt-v0").is_err());
+
+            // Underlay MTU: nothing up but lo, the bridge and TAPs -> 1500;
+            // then an up veth pair with MTU 9000.
+            assert_eq!(nd.max_underlay_mtu(&[br]).await.unwrap(), 1500);
+            ip_ok("link set wvt-v0 up");
+            ip_ok("link set wvt-v1 up");
+            ip_ok("addr add 10.99.0.1/24 dev wvt-v0");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while nd.max_underlay_mtu(&[br]).await.unwrap() != 9000 {
+                assert!(Instant::now() < deadline, "veth carrier never came up");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                nd.link_mtu_for("10.99.0.2".parse().unwrap()).await.unwrap(),
+                Some(9000)
+            );
+            ip_ok("route add 10.98.0.0/16 dev wvt-v0 mtu 1300");
+            assert_eq!(
+                nd.link_mtu_for("10.98.1.1".parse().unwrap()).await.unwrap(),
+                Some(1300)
+            );
+            assert_eq!(
+                nd.link_mtu_for("192.0.2.1".parse().unwrap()).await.unwrap(),
+                None
+            );
+
+            // A persistent TAP left behind is reused and made non-persistent.
+            ip_ok("tuntap add mode tap name wvt-ptap");
+            let p = open_tap("wvt-ptap").expect("reuse persistent tap");
+            drop(p);
+            assert!(!nd.link_exists("wvt-ptap").await);
+
+            // Clean shutdown.
+            nd.delete_link(br).await.expect("delete bridge");
+            nd.delete_link(tap).await.expect("delete tap");
+            nd.delete_link(tap).await.expect("deleting twice is fine");
+            assert!(!nd.link_exists(br).await);
+            assert!(!nd.link_exists(tap).await);
+            assert!(ip(&format!("link show {br}")).is_err());
+            assert!(ip_ok("route show 224.0.0.0/4").is_empty());
+            drop((t, t2));
+
+            assert!(matches!(
+                nd.find_link("this-name-is-too-long").await,
+                Err(NetdevError::InvalidName { .. })
+            ));
+        });
+    }
+
+    #[test]
+    fn multicast_route_without_ipv6() {
+        in_fresh_netns(|| async {
+            let nd = Netdev::new().await.expect("netlink");
+            nd.ensure_bridge("wvt-br", 1400).await.expect("bridge");
+            // Written by this thread, so in this thread's namespace.
+            std::fs::write("/proc/sys/net/ipv6/conf/wvt-br/disable_ipv6", "1")
+                .expect("disable IPv6");
+            assert!(nd.ensure_multicast_route("wvt-br").await.unwrap());
+            assert!(!nd.ensure_multicast_route("wvt-br").await.unwrap());
+            assert!(ip_ok("route show 224.0.0.0/4").contains("dev wvt-br"));
+            assert!(ip_ok("-6 route show ff00::/8 table main").is_empty());
+            assert!(matches!(
+                nd.ensure_multicast_route("wvt-none").await,
+                Err(NetdevError::NotFound { .. })
+            ));
+        });
+    }
+}
