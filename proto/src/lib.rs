@@ -3,3 +3,13 @@
 //! it answers with datagrams to send and frames to deliver.
 
 pub mod api;
+pub mod gossip;
+pub mod keys;
+pub mod mac;
+pub mod node;
+pub mod ratelimit;
+pub mod replay;
+pub mod routing;
+pub mod session;
+pub mod stats;
+pub mod wire;

@@ -1,0 +1,231 @@
+//! Handshakes: starting them, answering them, and installing the sessions
+//! they produce.
+
+use super::*;
+use crate::wire::{HandshakeSecond, PacketType, Pattern};
+
+/// Pending XX responder handshakes kept at most (oldest dropped beyond).
+const MAX_INCOMING: usize = 1024;
+
+impl Node {
+    /// Starts a handshake to `to`: IK when the peer's key is known.
+    pub(super) fn initiate(&mut self, now: Instant, target: Target, to: SocketAddr, io: &mut impl Io) {
+        let (pattern, remote) = match target {
+            Target::Peer(k) => (Pattern::Ik, Some(k)),
+            Target::Bootstrap(_) => (Pattern::Xx, None),
+        };
+        let mut hs = match Handshake::initiator(pattern, &self.cfg.keypair, &self.cfg.network_key, remote.as_ref(), now) {
+            Ok(hs) => hs,
+            Err(_) => return,
+        };
+        let payload = match pattern {
+            // XX's first message is not encrypted to the responder: say nothing yet.
+            Pattern::Xx => Vec::new(),
+            Pattern::Ik => self.handshake_payload(now),
+        };
+        let index = self.fresh_index();
+        let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeInit, index, HandshakeSecond::Pattern(pattern));
+        let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return };
+        io.send(to, &self.sealed[..n + m]);
+        self.handshakes.initiated += 1;
+        self.outgoing.insert(index, Outgoing { hs, target });
+        match target {
+            Target::Peer(k) => {
+                if let Some(p) = self.peers.get_mut(&k) {
+                    p.in_flight = Some(index);
+                }
+            }
+            Target::Bootstrap(a) => {
+                if let Some(b) = self.bootstraps.iter_mut().find(|b| b.addr == a) {
+                    b.in_flight = Some(index);
+                }
+            }
+        }
+    }
+
+    fn handshake_payload(&mut self, now: Instant) -> Vec<u8> {
+        let p = HandshakePayload { timestamp: self.stamp(now), name: self.cfg.name.clone() };
+        postcard::to_allocvec(&p).expect("payload serializes")
+    }
+
+    fn fail_handshake(&mut self) {
+        self.handshakes.failed += 1;
+        self.drops.count(DropReason::HandshakeFailed);
+    }
+
+    pub(super) fn on_init(&mut self, now: Instant, from: SocketAddr, sender: u32, pattern: Pattern, noise: &[u8], io: &mut impl Io) {
+        if !self.limiter.allow(from.ip(), now) {
+            self.handshakes.rate_limited += 1;
+            return self.drops.count(DropReason::RateLimited);
+        }
+        let Ok(mut hs) = Handshake::responder(pattern, &self.cfg.keypair, &self.cfg.network_key, now) else {
+            return self.fail_handshake();
+        };
+        let Ok(len) = hs.read(noise, &mut self.plain) else { return self.fail_handshake() };
+        let index = self.fresh_index();
+        match pattern {
+            Pattern::Xx => {
+                let payload = self.handshake_payload(now);
+                let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeResponse, index, HandshakeSecond::Receiver(sender));
+                let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return self.fail_handshake() };
+                if self.incoming.len() >= MAX_INCOMING {
+                    let oldest = self.incoming.iter().min_by_key(|(_, i)| i.hs.started).map(|(k, _)| *k);
+                    if let Some(k) = oldest {
+                        self.incoming.remove(&k);
+                    }
+                }
+                self.incoming.insert(index, Incoming { hs, remote_index: sender, from });
+                io.send(from, &self.sealed[..n + m]);
+            }
+            Pattern::Ik => {
+                let Some(key) = hs.remote_static() else { return self.fail_handshake() };
+                let Some(payload) = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok() else {
+                    return self.fail_handshake();
+                };
+                if key == self.public_key() {
+                    return self.fail_handshake();
+                }
+                let known_stamp = self.peers.get(&key).map_or(0, |p| p.last_hs_timestamp);
+                if payload.timestamp <= known_stamp {
+                    // A replayed initiation: answering it would let an
+                    // attacker displace the live session.
+                    return self.drops.count(DropReason::Replay);
+                }
+                let reply = self.handshake_payload(now);
+                let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeResponse, index, HandshakeSecond::Receiver(sender));
+                let Ok(m) = hs.write(&reply, &mut self.sealed[n..]) else { return self.fail_handshake() };
+                let Ok(session) = hs.into_session(index, sender, now) else { return self.fail_handshake() };
+                io.send(from, &self.sealed[..n + m]);
+                self.handshakes.completed += 1;
+                let p = self.peer_entry(key, now);
+                p.last_hs_timestamp = payload.timestamp;
+                p.endpoint = Some(from);
+                set_name(p, &payload.name);
+                // Not used for sending until the initiator proves it holds it.
+                if let Some(old) = p.next.replace(session) {
+                    self.index.remove(&old.local_index);
+                }
+                self.index.insert(index, key);
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, now: Instant, from: SocketAddr, sender: u32, receiver: u32, noise: &[u8], io: &mut impl Io) {
+        let Some(mut out) = self.outgoing.remove(&receiver) else {
+            return self.drops.count(DropReason::UnknownSession);
+        };
+        self.clear_in_flight(out.target, receiver);
+        let Ok(len) = out.hs.read(noise, &mut self.plain) else { return self.fail_handshake() };
+        let Some(payload) = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok() else {
+            return self.fail_handshake();
+        };
+        let Some(key) = out.hs.remote_static() else { return self.fail_handshake() };
+        if key == self.public_key() {
+            // We dialled ourselves (e.g. our own address as --peer).
+            return self.fail_handshake();
+        }
+        if out.hs.pattern == Pattern::Xx {
+            let mine = self.handshake_payload(now);
+            let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeFinal, receiver, HandshakeSecond::Receiver(sender));
+            let Ok(m) = out.hs.write(&mine, &mut self.sealed[n..]) else { return self.fail_handshake() };
+            io.send(from, &self.sealed[..n + m]);
+        }
+        let Ok(session) = out.hs.into_session(receiver, sender, now) else { return self.fail_handshake() };
+        if let Target::Bootstrap(addr) = out.target {
+            if let Some(b) = self.bootstraps.iter_mut().find(|b| b.addr == addr) {
+                b.key = Some(key);
+                b.attempts = 0;
+            }
+        }
+        let p = self.peer_entry(key, now);
+        set_name(p, &payload.name);
+        p.endpoint = Some(from);
+        // The responder proved its key and the password: it is alive.
+        p.last_recv = Some(now);
+        self.install(now, key, session, io);
+    }
+
+    pub(super) fn on_final(&mut self, now: Instant, from: SocketAddr, sender: u32, receiver: u32, noise: &[u8], io: &mut impl Io) {
+        let Some(mut inc) = self.incoming.remove(&receiver) else {
+            return self.drops.count(DropReason::UnknownSession);
+        };
+        if inc.remote_index != sender {
+            return self.fail_handshake();
+        }
+        let Ok(len) = inc.hs.read(noise, &mut self.plain) else { return self.fail_handshake() };
+        let Some(payload) = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok() else {
+            return self.fail_handshake();
+        };
+        let Some(key) = inc.hs.remote_static() else { return self.fail_handshake() };
+        if key == self.public_key() {
+            return self.fail_handshake();
+        }
+        let Ok(mut session) = inc.hs.into_session(receiver, sender, now) else { return self.fail_handshake() };
+        session.confirmed = true;
+        let p = self.peer_entry(key, now);
+        set_name(p, &payload.name);
+        p.endpoint = Some(if from == inc.from { from } else { inc.from });
+        p.last_hs_timestamp = p.last_hs_timestamp.max(payload.timestamp);
+        p.last_recv = Some(now);
+        self.install(now, key, session, io);
+    }
+
+    /// Makes `session` the peer's current one and greets the peer on it.
+    fn install(&mut self, now: Instant, key: PublicKey, session: Session, io: &mut impl Io) {
+        self.handshakes.completed += 1;
+        let index = session.local_index;
+        let p = self.peers.get_mut(&key).expect("peer entry made by caller");
+        if let Some(old) = p.previous.take() {
+            self.index.remove(&old.local_index);
+        }
+        p.previous = p.current.replace(session);
+        p.attempts = 0;
+        p.next_attempt = now;
+        if let Some(i) = p.in_flight.take() {
+            self.outgoing.remove(&i);
+        }
+        self.index.insert(index, key);
+        self.routes_dirty = true;
+        self.own_dirty = true;
+        self.peers_changed = true;
+        // A ping at once: confirms the session to an IK responder and
+        // measures the round trip.
+        self.send_ping(now, key, io);
+        self.send_full_gossip(now, key, io);
+    }
+
+    /// A responder-side session got its first authenticated packet.
+    pub(super) fn promote_next(&mut self, key: &PublicKey) {
+        if let Some(p) = self.peers.get_mut(key) {
+            if let Some(s) = p.next.take() {
+                if let Some(old) = p.previous.take() {
+                    self.index.remove(&old.local_index);
+                }
+                p.previous = p.current.replace(s);
+                self.routes_dirty = true;
+                self.own_dirty = true;
+            }
+        }
+    }
+
+    fn clear_in_flight(&mut self, target: Target, index: u32) {
+        match target {
+            Target::Peer(k) => {
+                if let Some(p) = self.peers.get_mut(&k).filter(|p| p.in_flight == Some(index)) {
+                    p.in_flight = None;
+                }
+            }
+            Target::Bootstrap(a) => {
+                if let Some(b) = self.bootstraps.iter_mut().find(|b| b.addr == a && b.in_flight == Some(index)) {
+                    b.in_flight = None;
+                }
+            }
+        }
+    }
+}
+
+fn set_name(p: &mut Peer, name: &str) {
+    if !name.is_empty() && name.len() <= crate::gossip::MAX_NAME_LEN {
+        p.name = name.to_string();
+    }
+}

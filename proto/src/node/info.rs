@@ -1,0 +1,51 @@
+//! Snapshots of the node for the control API.
+
+use super::*;
+use crate::api::{PeerInfo, PeerState, PendingPeer};
+
+impl Node {
+    /// One row per known host, sorted by name then key.
+    pub fn peer_infos(&mut self, now: Instant) -> Vec<PeerInfo> {
+        self.refresh_routes(now);
+        let t = &self.cfg.timers;
+        let mut rows: Vec<PeerInfo> = self
+            .peers
+            .values()
+            .map(|p| {
+                let connected = p.is_connected(now, t);
+                let hop = self.hops.get(&p.key).copied();
+                let state = if connected {
+                    PeerState::Connected
+                } else if hop.is_some_and(|h| h != p.key) {
+                    PeerState::Relayed
+                } else if p.in_flight.is_some() || p.attempts > 0 || p.endpoint.is_some() {
+                    PeerState::Connecting
+                } else {
+                    PeerState::Unreachable
+                };
+                let via = match state {
+                    PeerState::Relayed => hop.and_then(|h| self.peers.get(&h)).map(|h| if h.name.is_empty() { h.key.to_base64() } else { h.name.clone() }),
+                    _ => None,
+                };
+                PeerInfo {
+                    name: p.name.clone(),
+                    public_key: p.key.to_base64(),
+                    endpoint: p.endpoint.filter(|_| connected).map(|e| e.to_string()),
+                    state,
+                    via,
+                    rtt_us: p.rtt.filter(|_| connected).map(|d| d.as_micros() as u64),
+                    session_age_s: p.current.as_ref().filter(|_| connected).map(|s| now.saturating_duration_since(s.established).as_secs()),
+                    overlay_addr: self.gossip.get(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
+                    traffic: p.traffic,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
+        rows
+    }
+
+    /// Configured addresses whose peer is not known yet.
+    pub fn pending(&self) -> Vec<PendingPeer> {
+        self.bootstraps.iter().filter(|b| b.key.is_none()).map(|b| PendingPeer { endpoint: b.addr.to_string(), attempts: b.attempts }).collect()
+    }
+}

@@ -1,0 +1,85 @@
+//! Counters of dropped packets, by reason.
+
+/// Why a packet or frame was dropped. Every drop is counted under one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not a weavers datagram: too short, bad type or version.
+    Malformed,
+    /// A DATA packet for a session this host does not have.
+    UnknownSession,
+    /// The authentication tag did not verify.
+    Decrypt,
+    /// A counter seen before, or too old for the replay window.
+    Replay,
+    /// A handshake message that failed (wrong password, bad key, garbage).
+    HandshakeFailed,
+    /// A handshake initiation over the rate limit.
+    RateLimited,
+    /// A frame longer than the overlay MTU.
+    Oversize,
+    /// A frame for a peer with no session and no relay route.
+    NoRoute,
+    /// A relayed frame whose hop limit ran out, or that would loop.
+    RelayLoop,
+    /// A gossip message that did not decode or broke limits.
+    BadGossip,
+    /// A decrypted payload of unknown kind or bad length.
+    BadPayload,
+    /// The daemon could not hand a datagram or frame to the kernel.
+    SendFailed,
+}
+
+impl DropReason {
+    /// All reasons, in a fixed order.
+    pub const ALL: [DropReason; 12] = [
+        DropReason::Malformed,
+        DropReason::UnknownSession,
+        DropReason::Decrypt,
+        DropReason::Replay,
+        DropReason::HandshakeFailed,
+        DropReason::RateLimited,
+        DropReason::Oversize,
+        DropReason::NoRoute,
+        DropReason::RelayLoop,
+        DropReason::BadGossip,
+        DropReason::BadPayload,
+        DropReason::SendFailed,
+    ];
+
+    /// The snake_case name used in the API and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownSession => "unknown_session",
+            DropReason::Decrypt => "decrypt",
+            DropReason::Replay => "replay",
+            DropReason::HandshakeFailed => "handshake_failed",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Oversize => "oversize",
+            DropReason::NoRoute => "no_route",
+            DropReason::RelayLoop => "relay_loop",
+            DropReason::BadGossip => "bad_gossip",
+            DropReason::BadPayload => "bad_payload",
+            DropReason::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// Drop counters.
+#[derive(Clone, Debug, Default)]
+pub struct Drops([u64; DropReason::ALL.len()]);
+
+impl Drops {
+    pub fn count(&mut self, r: DropReason) {
+        self.0[r as usize] += 1;
+    }
+
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r as usize]
+    }
+
+    /// Every reason with its count (zeros included).
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (*r, self.0[*r as usize]))
+    }
+}

@@ -1,0 +1,234 @@
+//! The underlay wire format: every UDP datagram weavers sends.
+//!
+//! ```text
+//! all:        version u8 (=1) | type u8 | ...
+//! HS_INIT 1:  sender_index u32 | pattern u8 (0 = XX, 1 = IK) | noise message
+//! HS_RESP 2:  sender_index u32 | receiver_index u32 | noise message
+//! HS_FINAL 3: sender_index u32 | receiver_index u32 | noise message (XX only)
+//! DATA 4:     receiver_index u32 | counter u64 | AEAD(plaintext) (16-byte tag)
+//! ```
+//!
+//! The plaintext of a DATA packet starts with a [`Kind`] byte. Integers are
+//! big-endian. Only handshake messages expose anything unencrypted, and
+//! those are Noise messages: ephemeral keys and ciphertext.
+
+use crate::keys::ShortId;
+
+/// The version this code speaks.
+pub const VERSION: u8 = 1;
+/// Bytes before the ciphertext of a DATA packet.
+pub const DATA_HEADER_LEN: usize = 14;
+/// AEAD tag length.
+pub const TAG_LEN: usize = 16;
+/// Bytes a DATA packet adds around a frame: header, tag and the kind byte.
+pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN + 1;
+/// Bytes a relay header adds inside the plaintext: ttl, destination, source.
+pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8;
+/// Largest datagram accepted or produced.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Datagram type byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PacketType {
+    HandshakeInit = 1,
+    HandshakeResponse = 2,
+    HandshakeFinal = 3,
+    Data = 4,
+}
+
+/// Which Noise pattern a handshake uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Pattern {
+    /// The responder's key is not known (a new `--peer` address).
+    Xx = 0,
+    /// The responder's key is known (learned earlier or by gossip).
+    Ik = 1,
+}
+
+/// What a DATA packet's plaintext carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// An Ethernet frame for the overlay.
+    Frame = 1,
+    /// Gossip: peer records.
+    Gossip = 2,
+    /// Keepalive request carrying an opaque 8-byte token.
+    Ping = 3,
+    /// Keepalive answer echoing the token.
+    Pong = 4,
+    /// A frame for another peer, to forward along the route.
+    Relay = 5,
+}
+
+impl Kind {
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Frame,
+            2 => Kind::Gossip,
+            3 => Kind::Ping,
+            4 => Kind::Pong,
+            5 => Kind::Relay,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a datagram could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("datagram too short")]
+    Truncated,
+    #[error("unknown protocol version {0}")]
+    Version(u8),
+    #[error("unknown packet type {0}")]
+    Type(u8),
+    #[error("unknown handshake pattern {0}")]
+    Pattern(u8),
+}
+
+/// A parsed datagram, borrowing its bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Packet<'a> {
+    HandshakeInit { sender: u32, pattern: Pattern, noise: &'a [u8] },
+    HandshakeResponse { sender: u32, receiver: u32, noise: &'a [u8] },
+    HandshakeFinal { sender: u32, receiver: u32, noise: &'a [u8] },
+    Data { receiver: u32, counter: u64, ciphertext: &'a [u8] },
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("length checked"))
+}
+
+impl<'a> Packet<'a> {
+    /// Parses a datagram. Never panics, whatever the bytes.
+    pub fn parse(b: &'a [u8]) -> Result<Packet<'a>, WireError> {
+        if b.len() < 2 {
+            return Err(WireError::Truncated);
+        }
+        if b[0] != VERSION {
+            return Err(WireError::Version(b[0]));
+        }
+        let need = |n: usize| if b.len() < n { Err(WireError::Truncated) } else { Ok(()) };
+        match b[1] {
+            1 => {
+                need(7)?;
+                let pattern = match b[6] {
+                    0 => Pattern::Xx,
+                    1 => Pattern::Ik,
+                    p => return Err(WireError::Pattern(p)),
+                };
+                Ok(Packet::HandshakeInit { sender: u32_at(b, 2), pattern, noise: &b[7..] })
+            }
+            2 | 3 => {
+                need(10)?;
+                let (sender, receiver, noise) = (u32_at(b, 2), u32_at(b, 6), &b[10..]);
+                Ok(if b[1] == 2 {
+                    Packet::HandshakeResponse { sender, receiver, noise }
+                } else {
+                    Packet::HandshakeFinal { sender, receiver, noise }
+                })
+            }
+            4 => {
+                need(DATA_HEADER_LEN + TAG_LEN)?;
+                Ok(Packet::Data {
+                    receiver: u32_at(b, 2),
+                    counter: u64::from_be_bytes(b[6..14].try_into().expect("length checked")),
+                    ciphertext: &b[DATA_HEADER_LEN..],
+                })
+            }
+            t => Err(WireError::Type(t)),
+        }
+    }
+}
+
+/// Writes a handshake header into `out`, returning its length.
+pub fn write_handshake_header(out: &mut [u8], ty: PacketType, sender: u32, second: HandshakeSecond) -> usize {
+    out[0] = VERSION;
+    out[1] = ty as u8;
+    out[2..6].copy_from_slice(&sender.to_be_bytes());
+    match second {
+        HandshakeSecond::Pattern(p) => {
+            out[6] = p as u8;
+            7
+        }
+        HandshakeSecond::Receiver(r) => {
+            out[6..10].copy_from_slice(&r.to_be_bytes());
+            10
+        }
+    }
+}
+
+/// The field after the sender index in a handshake header.
+#[derive(Clone, Copy, Debug)]
+pub enum HandshakeSecond {
+    Pattern(Pattern),
+    Receiver(u32),
+}
+
+/// Writes a DATA header into `out[..DATA_HEADER_LEN]`.
+pub fn write_data_header(out: &mut [u8], receiver: u32, counter: u64) {
+    out[0] = VERSION;
+    out[1] = PacketType::Data as u8;
+    out[2..6].copy_from_slice(&receiver.to_be_bytes());
+    out[6..14].copy_from_slice(&counter.to_be_bytes());
+}
+
+/// The header of a relayed frame, inside the plaintext after [`Kind::Relay`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayHeader {
+    pub ttl: u8,
+    pub dst: ShortId,
+    pub src: ShortId,
+}
+
+impl RelayHeader {
+    pub fn parse(b: &[u8]) -> Option<(RelayHeader, &[u8])> {
+        if b.len() < RELAY_HEADER_LEN {
+            return None;
+        }
+        let id = |at: usize| ShortId(u64::from_be_bytes(b[at..at + 8].try_into().expect("checked")));
+        Some((RelayHeader { ttl: b[0], dst: id(1), src: id(9) }, &b[RELAY_HEADER_LEN..]))
+    }
+
+    pub fn write(&self, out: &mut [u8]) {
+        out[0] = self.ttl;
+        out[1..9].copy_from_slice(&self.dst.0.to_be_bytes());
+        out[9..17].copy_from_slice(&self.src.0.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trips() {
+        let mut b = [0u8; 64];
+        let n = write_handshake_header(&mut b, PacketType::HandshakeInit, 7, HandshakeSecond::Pattern(Pattern::Ik));
+        assert_eq!(Packet::parse(&b[..n + 3]), Ok(Packet::HandshakeInit { sender: 7, pattern: Pattern::Ik, noise: &[0, 0, 0] }));
+        let n = write_handshake_header(&mut b, PacketType::HandshakeFinal, 7, HandshakeSecond::Receiver(9));
+        assert_eq!(Packet::parse(&b[..n]), Ok(Packet::HandshakeFinal { sender: 7, receiver: 9, noise: &[] }));
+        write_data_header(&mut b, 5, u64::MAX - 1);
+        match Packet::parse(&b[..DATA_HEADER_LEN + TAG_LEN]).unwrap() {
+            Packet::Data { receiver, counter, ciphertext } => {
+                assert_eq!((receiver, counter, ciphertext.len()), (5, u64::MAX - 1, TAG_LEN));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Packet::parse(&b[..DATA_HEADER_LEN]), Err(WireError::Truncated));
+        assert_eq!(Packet::parse(&[2, 4]), Err(WireError::Version(2)));
+        assert_eq!(Packet::parse(&[1, 9]), Err(WireError::Type(9)));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = Packet::parse(&bytes);
+            let _ = RelayHeader::parse(&bytes);
+        }
+    }
+}
