@@ -389,9 +389,9 @@ impl Node {
         &self.drops
     }
 
-    /// Counts a drop the daemon saw (e.g. a full socket buffer).
-    pub fn count_drop(&mut self, reason: DropReason) {
-        self.drops.count(reason);
+    /// Counts drops the daemon saw (e.g. a full socket buffer).
+    pub fn count_drops(&mut self, reason: DropReason, n: u64) {
+        self.drops.add(reason, n);
     }
 
     /// Handshake counters so far.

@@ -74,6 +74,10 @@ impl Drops {
         self.0[r as usize] += 1;
     }
 
+    pub fn add(&mut self, r: DropReason, n: u64) {
+        self.0[r as usize] += n;
+    }
+
     pub fn get(&self, r: DropReason) -> u64 {
         self.0[r as usize]
     }

@@ -24,6 +24,17 @@ pub const TAG_LEN: usize = 16;
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN + 1;
 /// Bytes a relay header adds inside the plaintext: ttl, destination, source.
 pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8;
+/// The overlay MTU (largest IP packet inside an overlay frame) that keeps
+/// every datagram, relayed ones included, within `underlay_mtu` so the
+/// underlay never fragments.
+pub fn overlay_mtu(underlay_mtu: usize, ipv6_underlay: bool) -> usize {
+    let ip_udp = if ipv6_underlay { 40 } else { 20 } + 8;
+    underlay_mtu.saturating_sub(ip_udp + DATA_OVERHEAD + RELAY_HEADER_LEN + ETH_HEADER_LEN)
+}
+
+/// Length of an Ethernet header (no VLAN tag).
+pub const ETH_HEADER_LEN: usize = 14;
+
 /// Largest datagram accepted or produced.
 pub const MAX_DATAGRAM: usize = 65_507;
 
@@ -222,6 +233,14 @@ mod tests {
         assert_eq!(Packet::parse(&b[..DATA_HEADER_LEN]), Err(WireError::Truncated));
         assert_eq!(Packet::parse(&[2, 4]), Err(WireError::Version(2)));
         assert_eq!(Packet::parse(&[1, 9]), Err(WireError::Type(9)));
+    }
+
+    #[test]
+    fn overlay_mtu_fits_a_relayed_frame_in_the_underlay() {
+        let m = overlay_mtu(1500, false);
+        assert_eq!(m, 1410);
+        assert_eq!(20 + 8 + DATA_OVERHEAD + RELAY_HEADER_LEN + ETH_HEADER_LEN + m, 1500);
+        assert_eq!(overlay_mtu(1500, true), 1390);
     }
 
     proptest! {

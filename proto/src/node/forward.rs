@@ -7,7 +7,7 @@ use crate::mac::{self, Mac};
 use crate::session::SessionError;
 use crate::wire::{Kind, RelayHeader, RELAY_HEADER_LEN};
 
-const ETH_HEADER: usize = 14;
+use crate::wire::ETH_HEADER_LEN as ETH_HEADER;
 
 fn macs_of(frame: &[u8]) -> (Mac, Mac) {
     let mut dst = [0u8; 6];

@@ -1,0 +1,177 @@
+//! The daemon's settings: flags, `WEAVERS_*` environment variables and an
+//! optional TOML file (`--config`), in that order of precedence.
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// weaversd: joins this host to an encrypted layer-2 overlay on which IP
+/// multicast reaches only the hosts that listen.
+///
+/// It creates a Linux bridge (`--bridge`) with a TAP port, meets its peers
+/// over UDP with Noise handshakes keyed by the network password and each
+/// host's own key, and serves a control API on a root-only unix socket for
+/// the `weavers` command. Every flag can also be set by a `WEAVERS_*`
+/// environment variable or a key of the same name in the `--config` file.
+#[derive(Debug, Parser)]
+#[command(name = "weaversd", version)]
+pub struct Flags {
+    /// TOML file with any of the settings below (keys as the long flag
+    /// names, with `_` for `-`; `peer` is a list). Flags and environment win.
+    #[arg(long, env = "WEAVERS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the identity key, known peers and the exposed address are kept
+    /// [default: /var/lib/weavers]
+    #[arg(long, env = "WEAVERS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Control socket for `weavers` (root only) [default: /run/weavers/weavers.sock]
+    #[arg(long, env = "WEAVERS_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// UDP address for the mesh [default: 0.0.0.0:6783]
+    #[arg(long, env = "WEAVERS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the network password (all hosts of a network share it);
+    /// or set WEAVERS_PASSWORD
+    #[arg(long, env = "WEAVERS_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Peer to join at start, HOST or HOST:PORT (repeatable; the
+    /// environment variable takes a comma-separated list)
+    #[arg(long, env = "WEAVERS_PEER", value_delimiter = ',')]
+    pub peer: Vec<String>,
+    /// This host's nickname in the mesh [default: the hostname]
+    #[arg(long, env = "WEAVERS_NAME")]
+    pub name: Option<String>,
+    /// Name of the Linux bridge containers and the host attach to [default: weavers]
+    #[arg(long, env = "WEAVERS_BRIDGE")]
+    pub bridge: Option<String>,
+    /// Range overlay addresses are given from [default: 10.32.0.0/12]
+    #[arg(long, env = "WEAVERS_IPALLOC_RANGE")]
+    pub ipalloc_range: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)
+    #[arg(long, env = "WEAVERS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The `--config` file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    state_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    password_file: Option<PathBuf>,
+    password: Option<String>,
+    #[serde(default)]
+    peer: Vec<String>,
+    name: Option<String>,
+    bridge: Option<String>,
+    ipalloc_range: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+/// Settings after merging, with defaults filled in.
+#[derive(Debug)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub listen: SocketAddr,
+    pub password: Vec<u8>,
+    pub peers: Vec<String>,
+    pub name: String,
+    pub bridge: String,
+    pub ipalloc_range: (std::net::IpAddr, u8),
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Settings {
+    /// Merges flags (with environment) over the config file over defaults.
+    pub fn load(flags: Flags) -> anyhow::Result<Settings> {
+        let file: FileConfig = match &flags.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let password = if let Some(p) = flags.password_file.as_ref().or(file.password_file.as_ref()) {
+            std::fs::read(p).with_context(|| format!("reading password file {}", p.display()))?
+        } else if let Ok(p) = std::env::var("WEAVERS_PASSWORD") {
+            p.into_bytes()
+        } else if let Some(p) = file.password {
+            p.into_bytes()
+        } else {
+            bail!("no network password: give --password-file FILE or set WEAVERS_PASSWORD (every host of the network must use the same one)");
+        };
+        if password.trim_ascii().is_empty() {
+            bail!("the network password is empty");
+        }
+        let bridge = flags.bridge.or(file.bridge).unwrap_or_else(|| "weavers".into());
+        if bridge.is_empty() || bridge.len() > 11 || !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("--bridge {bridge:?}: use 1-11 letters, digits, '-' or '_' (the TAP is named BRIDGE-tap, within Linux's 15-character limit)");
+        }
+        let range = flags.ipalloc_range.or(file.ipalloc_range).unwrap_or_else(|| "10.32.0.0/12".into());
+        let ipalloc_range = parse_cidr(&range).with_context(|| format!("--ipalloc-range {range:?}"))?;
+        let name = flags.name.or(file.name).unwrap_or_else(hostname);
+        if name.is_empty() || name.len() > weavers_proto::gossip::MAX_NAME_LEN {
+            bail!("--name must be 1 to {} bytes", weavers_proto::gossip::MAX_NAME_LEN);
+        }
+        Ok(Settings {
+            state_dir: flags.state_dir.or(file.state_dir).unwrap_or_else(|| "/var/lib/weavers".into()),
+            socket: flags.socket.or(file.socket).unwrap_or_else(|| "/run/weavers/weavers.sock".into()),
+            listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:6783".parse().expect("valid")),
+            password,
+            peers: if flags.peer.is_empty() { file.peer } else { flags.peer },
+            name,
+            bridge,
+            ipalloc_range,
+            metrics_addr: flags.metrics_addr.or(file.metrics_addr),
+        })
+    }
+}
+
+/// Parses `ADDR/LEN`.
+pub fn parse_cidr(s: &str) -> anyhow::Result<(std::net::IpAddr, u8)> {
+    let (a, l) = s.split_once('/').context("expected ADDRESS/PREFIX-LENGTH")?;
+    let addr: std::net::IpAddr = a.parse().context("bad address")?;
+    let len: u8 = l.parse().context("bad prefix length")?;
+    if len > if addr.is_ipv4() { 32 } else { 128 } {
+        bail!("prefix length {len} too long");
+    }
+    Ok((addr, len))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "weavers".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_apply_under_flags() {
+        let dir = std::env::temp_dir().join(format!("weavers-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("weaversd.toml");
+        std::fs::write(&cfg, "password = \"s3cret\"\nname = \"from-file\"\nbridge = \"wvb\"\npeer = [\"10.0.0.1\", \"10.0.0.2:7000\"]\n").unwrap();
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--name", "from-flag"]).unwrap();
+        let s = Settings::load(flags).unwrap();
+        assert_eq!(s.name, "from-flag");
+        assert_eq!(s.bridge, "wvb");
+        assert_eq!(s.peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
+        assert_eq!(s.listen, "0.0.0.0:6783".parse().unwrap());
+        std::fs::write(&cfg, "nmae = \"typo\"\n").unwrap();
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap()]).unwrap();
+        assert!(Settings::load(flags).is_err(), "unknown keys are refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert!(parse_cidr("10.32.0.0/12").is_ok());
+        assert!(parse_cidr("10.32.0.0/33").is_err());
+        assert!(parse_cidr("10.32.0.0").is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The data-plane task: owns the [`Node`], the UDP socket and the TAP, and
+//! answers control commands. One task, so the node needs no locks.
+
+use crate::control::Command;
+use crate::netdev::{Netdev, Tap};
+use crate::state::{KnownPeer, PeersFile, StateDir};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use weavers_proto::api::{DropCount, ExposeResponse, PeerAddrs, Status};
+use weavers_proto::keys::PublicKey;
+use weavers_proto::node::{Io, Node};
+use weavers_proto::stats::DropReason;
+
+/// Datagrams or frames handled per wake-up before looking at other sources.
+const BATCH: usize = 64;
+/// UDP port used when a peer address has none.
+pub const DEFAULT_PORT: u16 = 6783;
+
+/// The node's output, straight to the kernel. Failures are counted, not
+/// retried: the overlay is a lossy link like any other.
+struct KernelIo<'a> {
+    udp: &'a UdpSocket,
+    tap: &'a Tap,
+    send_failed: u64,
+}
+
+impl Io for KernelIo<'_> {
+    fn send(&mut self, to: SocketAddr, datagram: &[u8]) {
+        if self.udp.try_send_to(datagram, to).is_err() {
+            self.send_failed += 1;
+        }
+    }
+
+    fn deliver(&mut self, frame: &[u8]) {
+        if self.tap.write(frame).is_err() {
+            self.send_failed += 1;
+        }
+    }
+}
+
+/// Everything the task owns.
+pub struct Dataplane {
+    pub node: Node,
+    pub udp: UdpSocket,
+    pub tap: std::sync::Arc<AsyncFd<Tap>>,
+    pub netdev: Netdev,
+    pub state: StateDir,
+    pub peers_file: PeersFile,
+    pub bridge: String,
+    pub listen: SocketAddr,
+    pub ipalloc_range: (IpAddr, u8),
+    /// `HOST[:PORT]` strings as configured, with what they resolved to.
+    pub configured: Vec<(String, SocketAddr)>,
+}
+
+impl Dataplane {
+    /// Runs until `shutdown` resolves; consumes the data plane so that the
+    /// TAP is closed (and so removed) when it returns.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; 65_536];
+        let tap = self.tap.clone();
+        loop {
+            let deadline = tokio::time::Instant::from_std(self.node.poll_timeout());
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(cmd) = commands.recv() => self.command(cmd).await,
+                r = self.udp.readable() => if r.is_ok() { self.drain_udp(&mut buf) },
+                r = tap.readable() => if let Ok(mut guard) = r {
+                    if self.drain_tap(&mut buf) {
+                        guard.clear_ready();
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+                    self.node.handle_timeout(Instant::now(), &mut io);
+                    let failed = io.send_failed;
+                    self.node.count_drops(DropReason::SendFailed, failed);
+                    if self.node.take_peers_changed() {
+                        self.persist_peers();
+                    }
+                }
+            }
+        }
+        self.persist_peers();
+    }
+
+    fn drain_udp(&mut self, buf: &mut [u8]) {
+        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+        for _ in 0..BATCH {
+            match self.udp.try_recv_from(buf) {
+                // The time of each datagram, not of the batch: keepalive
+                // round trips on a LAN are shorter than a batch.
+                Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n], &mut io),
+                Err(_) => break,
+            }
+        }
+        let failed = io.send_failed;
+        self.node.count_drops(DropReason::SendFailed, failed);
+    }
+
+    /// Returns true when the TAP is empty (readiness can be cleared).
+    fn drain_tap(&mut self, buf: &mut [u8]) -> bool {
+        let now = Instant::now();
+        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+        let mut empty = false;
+        for _ in 0..BATCH {
+            match self.tap.get_ref().read(buf) {
+                Ok(n) => self.node.handle_frame(now, &buf[..n], &mut io),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    empty = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("reading the TAP: {e}");
+                    empty = true;
+                    break;
+                }
+            }
+        }
+        let failed = io.send_failed;
+        self.node.count_drops(DropReason::SendFailed, failed);
+        empty
+    }
+
+    fn persist_peers(&mut self) {
+        self.peers_file.known = self
+            .node
+            .known_peers()
+            .into_iter()
+            .map(|(k, e, n)| KnownPeer { public_key: k.to_base64(), endpoint: e.to_string(), name: n })
+            .collect();
+        self.peers_file.known.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        if let Err(e) = self.state.save_peers(&self.peers_file) {
+            tracing::warn!("saving peers: {e:#}");
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Status(tx) => {
+                let _ = tx.send(self.status(now));
+            }
+            Command::Peers(tx) => {
+                let _ = tx.send(self.node.peer_infos(now));
+            }
+            Command::AddPeers(addrs, tx) => {
+                let r = self.add_peers(addrs, true).await;
+                let _ = tx.send(r);
+            }
+            Command::RemovePeers(addrs, tx) => {
+                let r = self.remove_peers(addrs);
+                let _ = tx.send(r);
+            }
+            Command::Expose(cidr, tx) => {
+                let r = self.expose(cidr).await;
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    fn status(&mut self, now: Instant) -> Status {
+        Status {
+            name: self.node.name().to_string(),
+            public_key: self.node.public_key().to_base64(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            listen: self.listen.to_string(),
+            bridge: self.bridge.clone(),
+            overlay_mtu: self.node.overlay_mtu() as u32,
+            overlay_addr: self.peers_file.exposed.clone(),
+            peers: self.node.peer_infos(now),
+            pending: self.node.pending(),
+            drops: self.node.drops().iter().map(|(r, count)| DropCount { reason: r.as_str().to_string(), count }).collect(),
+            handshakes: self.node.handshakes(),
+        }
+    }
+
+    /// Resolves and connects to `addrs`; with `remember`, keeps them in the
+    /// state dir. All are resolved before any is added, so a typo changes
+    /// nothing.
+    pub async fn add_peers(&mut self, addrs: Vec<String>, remember: bool) -> Result<PeerAddrs, String> {
+        let mut resolved = Vec::new();
+        for a in &addrs {
+            resolved.push((a.clone(), resolve(a, self.listen).await?));
+        }
+        let now = Instant::now();
+        let mut added = Vec::new();
+        for (text, addr) in resolved {
+            if self.node.add_bootstrap(addr, now) {
+                self.configured.push((text.clone(), addr));
+            }
+            if remember && !self.peers_file.added.contains(&text) {
+                self.peers_file.added.push(text.clone());
+            }
+            added.push(text);
+        }
+        if remember {
+            self.persist_peers();
+        }
+        Ok(PeerAddrs { peers: added })
+    }
+
+    fn remove_peers(&mut self, addrs: Vec<String>) -> Result<PeerAddrs, String> {
+        let mut removed = Vec::new();
+        for a in addrs {
+            let hits: Vec<SocketAddr> = self.configured.iter().filter(|(t, sa)| *t == a || sa.to_string() == a).map(|(_, sa)| *sa).collect();
+            let remembered = self.peers_file.added.contains(&a);
+            if hits.is_empty() && !remembered {
+                return Err(format!("{a} is not a configured peer (see `weavers status` for the list)"));
+            }
+            for sa in &hits {
+                self.node.remove_bootstrap(*sa);
+            }
+            self.configured.retain(|(t, sa)| *t != a && !hits.contains(sa));
+            self.peers_file.added.retain(|t| *t != a);
+            removed.push(a);
+        }
+        self.persist_peers();
+        Ok(PeerAddrs { peers: removed })
+    }
+
+    /// Gives the bridge an overlay address: the one asked for, or one in
+    /// `--ipalloc-range` derived from this host's key and not announced by
+    /// any other host.
+    pub async fn expose(&mut self, cidr: Option<String>) -> Result<ExposeResponse, String> {
+        let (addr, len) = match cidr {
+            Some(c) => crate::config::parse_cidr(&c).map_err(|e| format!("{c}: {e:#}"))?,
+            None => match self.peers_file.exposed.as_deref().and_then(|e| crate::config::parse_cidr(e).ok()) {
+                Some(kept) => kept,
+                None => pick_address(self.ipalloc_range, self.node.public_key(), &self.node.announced_overlay_addrs())?,
+            },
+        };
+        if let Some(other) = self.node.announced_overlay_addrs().iter().find(|(a, _)| *a == addr) {
+            return Err(format!("{}/{} is already exposed by another host", other.0, other.1));
+        }
+        self.netdev.add_address(&self.bridge, addr, len).await.map_err(|e| e.to_string())?;
+        let route = self.netdev.ensure_multicast_route(&self.bridge).await.map_err(|e| e.to_string())?;
+        self.node.set_overlay_addr(Some((addr, len)));
+        let text = format!("{addr}/{len}");
+        self.peers_file.exposed = Some(text.clone());
+        self.persist_peers();
+        Ok(ExposeResponse { address: text, multicast_route_added: route })
+    }
+}
+
+/// Resolves `HOST`, `HOST:PORT`, `IP`, `IP:PORT` or `[IPv6]:PORT`,
+/// preferring the listening socket's address family.
+pub async fn resolve(text: &str, listen: SocketAddr) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    if let Ok(sa) = t.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let with_port = match t.rsplit_once(':') {
+        Some((_, p)) if p.parse::<u16>().is_ok() => t.to_string(),
+        _ => format!("{t}:{DEFAULT_PORT}"),
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {t}: {e}"))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == listen.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{t} resolves to no address"))
+}
+
+/// A host address in `range` derived from `key`, skipping `taken` ones.
+fn pick_address(range: (IpAddr, u8), key: PublicKey, taken: &[(IpAddr, u8)]) -> Result<(IpAddr, u8), String> {
+    let IpAddr::V4(base) = range.0 else {
+        return Err("automatic addresses need an IPv4 --ipalloc-range; give `weavers expose ADDR/LEN`".into());
+    };
+    let len = range.1;
+    if len > 30 {
+        return Err(format!("--ipalloc-range /{len} has no room for hosts"));
+    }
+    let size: u32 = 1 << (32 - len);
+    let net = u32::from(base) & !(size - 1);
+    let seed = u32::from_be_bytes([key.0[0], key.0[1], key.0[2], key.0[3]]);
+    for i in 0..size.min(65_536) {
+        let host = (seed.wrapping_add(i)) % size;
+        if host == 0 || host == size - 1 {
+            continue;
+        }
+        let ip = IpAddr::V4((net | host).into());
+        if !taken.iter().any(|(a, _)| *a == ip) {
+            return Ok((ip, len));
+        }
+    }
+    Err("no free address in --ipalloc-range".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picked_addresses_stay_in_range_and_avoid_taken_ones() {
+        let range = ("10.32.0.0".parse().unwrap(), 12);
+        let k = PublicKey([7; 32]);
+        let (a, l) = pick_address(range, k, &[]).unwrap();
+        assert_eq!(l, 12);
+        let IpAddr::V4(v4) = a else { panic!() };
+        assert_eq!(u32::from(v4) >> 20, u32::from(std::net::Ipv4Addr::new(10, 32, 0, 0)) >> 20);
+        let (b, _) = pick_address(range, k, &[(a, 12)]).unwrap();
+        assert_ne!(a, b);
+        assert!(pick_address(("10.0.0.0".parse().unwrap(), 31), k, &[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn peer_addresses_resolve() {
+        let listen: SocketAddr = "0.0.0.0:6783".parse().unwrap();
+        assert_eq!(resolve("10.0.0.1", listen).await.unwrap(), "10.0.0.1:6783".parse().unwrap());
+        assert_eq!(resolve("10.0.0.1:7000", listen).await.unwrap(), "10.0.0.1:7000".parse().unwrap());
+        assert_eq!(resolve("[::1]:7000", listen).await.unwrap(), "[::1]:7000".parse().unwrap());
+        assert_eq!(resolve("localhost", listen).await.unwrap(), "127.0.0.1:6783".parse().unwrap());
+        assert!(resolve("no-such-host.invalid", listen).await.is_err());
+    }
+}

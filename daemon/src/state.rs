@@ -1,0 +1,118 @@
+//! The state directory: this host's identity key, the peers it remembers,
+//! and the address `weavers expose` gave it. Files are written whole to a
+//! temporary name and renamed, so a crash never leaves half a file.
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use weavers_proto::keys::{PublicKey, StaticKeypair};
+
+const IDENTITY: &str = "identity.key";
+const PEERS: &str = "peers.json";
+
+/// A host remembered from an earlier run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownPeer {
+    pub public_key: String,
+    pub endpoint: String,
+    pub name: String,
+}
+
+/// What `peers.json` holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeersFile {
+    /// Addresses given to `weavers peer add`, as typed.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// Hosts met before, reconnected at start.
+    #[serde(default)]
+    pub known: Vec<KnownPeer>,
+    /// The address `weavers expose` gave this host, e.g. `10.32.0.1/12`.
+    #[serde(default)]
+    pub exposed: Option<String>,
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating, mode 0700) the directory.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating state dir {}", dir.display()))?;
+        Ok(StateDir { dir: dir.to_path_buf() })
+    }
+
+    /// Loads the identity key, making one (mode 0600) on first start.
+    pub fn identity(&self) -> anyhow::Result<StaticKeypair> {
+        let path = self.dir.join(IDENTITY);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mode = std::fs::metadata(&path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    bail!("{} is readable by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
+                }
+                let key = PublicKey::from_base64(text.trim()).with_context(|| format!("{} does not hold a base64 key", path.display()))?;
+                Ok(StaticKeypair::from_private(key.0)?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let kp = StaticKeypair::generate()?;
+                self.write(IDENTITY, format!("{}\n", PublicKey(kp.private).to_base64()).as_bytes())?;
+                tracing::info!(public_key = %kp.public, "made a new identity key");
+                Ok(kp)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Loads `peers.json` (empty if absent).
+    pub fn peers(&self) -> anyhow::Result<PeersFile> {
+        let path = self.dir.join(PEERS);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PeersFile::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Saves `peers.json`.
+    pub fn save_peers(&self, p: &PeersFile) -> anyhow::Result<()> {
+        self.write(PEERS, &serde_json::to_vec_pretty(p)?)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_made_once_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("weavers-state-test-{}", std::process::id()));
+        let s = StateDir::open(&dir).unwrap();
+        let a = s.identity().unwrap();
+        let b = s.identity().unwrap();
+        assert_eq!(a.public, b.public);
+        let mode = std::fs::metadata(dir.join(IDENTITY)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(dir.join(IDENTITY), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(s.identity().is_err(), "a key others can read is refused");
+        let p = PeersFile { added: vec!["10.0.0.1".into()], known: vec![], exposed: Some("10.32.0.1/12".into()) };
+        s.save_peers(&p).unwrap();
+        assert_eq!(s.peers().unwrap(), p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
