@@ -1,0 +1,114 @@
+//! `weavers`: the command line of the weavers overlay. It talks to the
+//! daemon (`weaversd`) over the control socket; see `weavers --help`.
+
+mod cli;
+mod client;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hyper::body::Bytes;
+use hyper::Method;
+use weavers_proto::api::{ExposeRequest, ExposeResponse, PeerAddrs, PeerInfo, Status};
+
+use crate::cli::{Cli, Command, PeerCommand};
+use crate::client::{decode, Client, Error};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weavers: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(&cli)) {
+        Ok(text) => {
+            // A closed pipe (`weavers peer ls | head -1`) is not an error.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weavers: {}", output::clean(&e.to_string(), 1000));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Carry out one command; the text to print on stdout.
+async fn run(cli: &Cli) -> Result<String, Error> {
+    let client = Client::new(&cli.socket);
+    match &cli.command {
+        Command::Status => {
+            let body = client.get("/v1/status").await?;
+            render(cli.json, body, |s: Status| output::status_page(&s))
+        }
+        Command::Peer(PeerCommand::Ls) => {
+            let body = client.get("/v1/peers").await?;
+            render(cli.json, body, |p: Vec<PeerInfo>| output::peer_table(&p))
+        }
+        Command::Peer(PeerCommand::Add(args)) => {
+            let req = PeerAddrs {
+                peers: args.addrs.clone(),
+            };
+            let body = client.send(Method::POST, "/v1/peers", &req).await?;
+            render(cli.json, body, |a: PeerAddrs| {
+                listed("added", "no peer added", &a.peers)
+            })
+        }
+        Command::Peer(PeerCommand::Rm(args)) => {
+            let req = PeerAddrs {
+                peers: args.addrs.clone(),
+            };
+            let body = client.send(Method::DELETE, "/v1/peers", &req).await?;
+            render(cli.json, body, |a: PeerAddrs| {
+                listed("removed", "no peer removed", &a.peers)
+            })
+        }
+        Command::Expose(args) => {
+            let req = ExposeRequest {
+                cidr: args.cidr.clone(),
+            };
+            let body = client.send(Method::POST, "/v1/expose", &req).await?;
+            render(cli.json, body, |e: ExposeResponse| {
+                format!("{}\n", output::clean(&e.address, 64))
+            })
+        }
+    }
+}
+
+/// `--json`: the daemon's JSON as it came (checked to be JSON); otherwise
+/// the answer decoded as `T` and formatted by `human`.
+fn render<T: serde::de::DeserializeOwned>(
+    json: bool,
+    body: Bytes,
+    human: impl FnOnce(T) -> String,
+) -> Result<String, Error> {
+    if json {
+        decode::<serde_json::Value>(&body)?;
+        let mut text = String::from_utf8_lossy(body.trim_ascii_end()).into_owned();
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(human(decode::<T>(&body)?))
+    }
+}
+
+/// One line per address: `added 192.0.2.1:6783`.
+fn listed(verb: &str, none: &str, addrs: &[String]) -> String {
+    if addrs.is_empty() {
+        return format!("{none}\n");
+    }
+    addrs
+        .iter()
+        .map(|a| format!("{verb} {}\n", output::clean(a, 300)))
+        .collect()
+}

@@ -1,0 +1,366 @@
+//! Human output: aligned tables and the `status` page.
+//!
+//! Strings from the daemon may come from other hosts (peer names are
+//! gossiped), so they pass through [`clean`] before they reach a terminal.
+
+use std::fmt::Write as _;
+
+use weavers_proto::api::{PeerInfo, PeerState, Status};
+
+/// Longest cell printed in a table; longer values are cut with `...`.
+const MAX_CELL: usize = 40;
+/// How much of a public key the peer table shows.
+const KEY_PREFIX: usize = 10;
+
+/// Make a string from the network safe and bounded for a terminal: control
+/// characters (escape sequences, newlines) become `?`, and it is cut to
+/// `max` characters.
+pub fn clean(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Column alignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A table with a header row, columns two spaces apart, no trailing blanks.
+#[derive(Debug)]
+pub struct Table {
+    headers: Vec<(&'static str, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[(&'static str, Align)]) -> Self {
+        Table {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Add a row; cells are cleaned. Missing cells print empty.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows
+            .push(cells.iter().map(|c| clean(c, MAX_CELL)).collect());
+    }
+
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|(h, _)| h.len()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().take(n).enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self.headers.iter().map(|(h, _)| h.to_string()).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (_, align)) in self.headers.iter().enumerate() {
+                let cell = row.get(i).map(String::as_str).unwrap_or("");
+                let pad = widths[i] - cell.chars().count();
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                match align {
+                    Align::Left => {
+                        line.push_str(cell);
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                    Align::Right => {
+                        line.extend(std::iter::repeat_n(' ', pad));
+                        line.push_str(cell);
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    v.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
+}
+
+/// The start of a public key, enough to tell peers apart.
+pub fn short_key(key: &str) -> String {
+    if key.chars().count() <= KEY_PREFIX + 3 {
+        return key.to_string();
+    }
+    let mut s: String = key.chars().take(KEY_PREFIX).collect();
+    s.push_str("...");
+    s
+}
+
+/// Milliseconds with two decimals, rounded to the nearest 10 us (in integers:
+/// no float formatting surprises).
+pub fn rtt_ms(rtt_us: Option<u64>) -> String {
+    match rtt_us {
+        Some(us) => {
+            let hundredths = us.saturating_add(5) / 10;
+            format!("{}.{:02}", hundredths / 100, hundredths % 100)
+        }
+        None => "-".into(),
+    }
+}
+
+/// The `peer ls` table, sorted by name then key.
+pub fn peer_table(peers: &[PeerInfo]) -> String {
+    let mut peers: Vec<&PeerInfo> = peers.iter().collect();
+    peers.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
+    let mut t = Table::new(&[
+        ("NAME", Align::Left),
+        ("PUBLIC KEY", Align::Left),
+        ("ENDPOINT", Align::Left),
+        ("STATE", Align::Left),
+        ("VIA", Align::Left),
+        ("RTT(ms)", Align::Right),
+        ("TX FRAMES", Align::Right),
+        ("RX FRAMES", Align::Right),
+    ]);
+    for p in peers {
+        t.row(vec![
+            or_dash(Some(&p.name)),
+            short_key(&p.public_key),
+            or_dash(p.endpoint.as_deref()),
+            p.state.as_str().to_string(),
+            or_dash(p.via.as_deref()),
+            rtt_ms(p.rtt_us),
+            p.traffic.tx_frames.to_string(),
+            p.traffic.rx_frames.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// The `status` page.
+pub fn status_page(s: &Status) -> String {
+    let mut out = String::new();
+    let overlay = match &s.overlay_addr {
+        Some(a) => clean(a, 64),
+        None => "none (weavers expose gives one)".into(),
+    };
+    let fields = [
+        ("name", clean(&s.name, 64)),
+        ("public key", clean(&s.public_key, 64)),
+        ("version", clean(&s.version, 64)),
+        ("listen", clean(&s.listen, 64)),
+        ("bridge", clean(&s.bridge, 64)),
+        ("overlay MTU", s.overlay_mtu.to_string()),
+        ("overlay address", overlay),
+    ];
+    for (k, v) in fields {
+        let _ = writeln!(out, "{k:<16} {v}");
+    }
+
+    out.push('\n');
+    if s.peers.is_empty() {
+        out.push_str("peers: none\n");
+    } else {
+        let count = |st: PeerState| s.peers.iter().filter(|p| p.state == st).count();
+        let _ = writeln!(
+            out,
+            "peers: {} ({} connected, {} relayed, {} connecting, {} unreachable)",
+            s.peers.len(),
+            count(PeerState::Connected),
+            count(PeerState::Relayed),
+            count(PeerState::Connecting),
+            count(PeerState::Unreachable),
+        );
+        out.push_str(&peer_table(&s.peers));
+    }
+
+    if !s.pending.is_empty() {
+        let _ = writeln!(out, "\naddresses not yet connected: {}", s.pending.len());
+        let mut t = Table::new(&[("ENDPOINT", Align::Left), ("ATTEMPTS", Align::Right)]);
+        for p in &s.pending {
+            t.row(vec![p.endpoint.clone(), p.attempts.to_string()]);
+        }
+        out.push_str(&t.render());
+    }
+
+    let h = s.handshakes;
+    let _ = writeln!(
+        out,
+        "\nhandshakes: {} initiated, {} completed, {} failed, {} rate limited",
+        h.initiated, h.completed, h.failed, h.rate_limited
+    );
+    let drops: Vec<String> = s
+        .drops
+        .iter()
+        .filter(|d| d.count > 0)
+        .map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count))
+        .collect();
+    if drops.is_empty() {
+        out.push_str("drops: none\n");
+    } else {
+        let _ = writeln!(out, "drops: {}", drops.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weavers_proto::api::{DropCount, HandshakeCounts, PendingPeer, TrafficCounters};
+
+    fn peer(name: &str, state: PeerState) -> PeerInfo {
+        PeerInfo {
+            name: name.into(),
+            public_key: format!("{name}KEY4567890abcdefghijklmnopqrstuvwxyz0123="),
+            endpoint: Some("192.0.2.2:6783".into()),
+            state,
+            via: None,
+            rtt_us: Some(420),
+            session_age_s: Some(3),
+            overlay_addr: None,
+            traffic: TrafficCounters {
+                tx_frames: 12345,
+                tx_bytes: 1,
+                rx_frames: 7,
+                rx_bytes: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new(&[("A", Align::Left), ("BB", Align::Right), ("C", Align::Left)]);
+        t.row(vec!["xyz".into(), "1".into(), "".into()]);
+        t.row(vec!["q".into(), "12345".into(), "end".into()]);
+        assert_eq!(
+            t.render(),
+            "A       BB  C\n\
+             xyz      1\n\
+             q    12345  end\n"
+        );
+    }
+
+    #[test]
+    fn peer_table_rows() {
+        let mut relayed = peer("c", PeerState::Relayed);
+        relayed.endpoint = None;
+        relayed.via = Some("b".into());
+        relayed.rtt_us = None;
+        let mut unnamed = peer("", PeerState::Connecting);
+        unnamed.rtt_us = Some(1_999_996);
+        let text = peer_table(&[relayed, peer("b", PeerState::Connected), unnamed]);
+        assert_eq!(
+            text,
+            "\
+NAME  PUBLIC KEY     ENDPOINT        STATE       VIA  RTT(ms)  TX FRAMES  RX FRAMES
+-     KEY4567890...  192.0.2.2:6783  connecting  -    2000.00      12345          7
+b     bKEY456789...  192.0.2.2:6783  connected   -       0.42      12345          7
+c     cKEY456789...  -               relayed     b          -      12345          7
+"
+        );
+    }
+
+    #[test]
+    fn rtt_rounds_to_hundredths_of_ms() {
+        assert_eq!(rtt_ms(None), "-");
+        assert_eq!(rtt_ms(Some(0)), "0.00");
+        assert_eq!(rtt_ms(Some(4)), "0.00");
+        assert_eq!(rtt_ms(Some(5)), "0.01");
+        assert_eq!(rtt_ms(Some(1995)), "2.00");
+        assert_eq!(rtt_ms(Some(12_345)), "12.35");
+        assert_eq!(rtt_ms(Some(u64::MAX)), "18446744073709551.61");
+    }
+
+    #[test]
+    fn hostile_strings_are_cleaned() {
+        assert_eq!(clean("a\u{1b}[2Jb\nc", 40), "a?[2Jb?c");
+        assert_eq!(clean("abcdef", 3), "abc...");
+        assert_eq!(short_key("short"), "short");
+        assert_eq!(short_key("ééééééééééééééé"), "éééééééééé...");
+        let mut p = peer("x", PeerState::Connected);
+        p.name = format!("evil\u{1b}]0;title\u{7}{}", "n".repeat(100));
+        let text = peer_table(&[p]);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn status_page_sections() {
+        let status = Status {
+            name: "a".into(),
+            public_key: "KEYA".into(),
+            version: "0.1.0".into(),
+            listen: "0.0.0.0:6783".into(),
+            bridge: "weavers".into(),
+            overlay_mtu: 1376,
+            overlay_addr: Some("10.32.0.1/12".into()),
+            peers: vec![
+                peer("b", PeerState::Connected),
+                peer("c", PeerState::Unreachable),
+            ],
+            pending: vec![PendingPeer {
+                endpoint: "192.0.2.9:6783".into(),
+                attempts: 3,
+            }],
+            drops: vec![
+                DropCount {
+                    reason: "replay".into(),
+                    count: 2,
+                },
+                DropCount {
+                    reason: "bad_tag".into(),
+                    count: 0,
+                },
+            ],
+            handshakes: HandshakeCounts {
+                initiated: 4,
+                completed: 3,
+                failed: 1,
+                rate_limited: 0,
+            },
+        };
+        let text = status_page(&status);
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            "name             a",
+            "public key       KEYA",
+            "listen           0.0.0.0:6783",
+            "overlay MTU      1376",
+            "overlay address  10.32.0.1/12",
+            "peers: 2 (1 connected, 0 relayed, 0 connecting, 1 unreachable)",
+            "addresses not yet connected: 1",
+            "192.0.2.9:6783         3",
+            "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited",
+            "drops: replay 2",
+        ] {
+            assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
+        }
+        assert!(text.contains("\nNAME  PUBLIC KEY"));
+        assert!(!text.contains("bad_tag"), "zero drop counters are left out");
+
+        let empty = Status {
+            peers: vec![],
+            pending: vec![],
+            drops: vec![],
+            overlay_addr: None,
+            ..status
+        };
+        let text = status_page(&empty);
+        assert!(text.contains("peers: none\n"));
+        assert!(text.contains("drops: none\n"));
+        assert!(text.contains("overlay address  none"));
+        assert!(!text.contains("not yet connected"));
+    }
+}
