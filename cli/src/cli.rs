@@ -42,12 +42,10 @@ pub struct Cli {
 #[derive(Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Show this peer, its peers and their state, and drop and handshake counters
-    #[command(
-        long_about = "Show this peer (name, public key, listen address, bridge, \
+    #[command(long_about = "Show this peer (name, public key, listen address, bridge, \
         overlay MTU and address), then every known peer with its state, then the \
         configured addresses not yet connected, the handshake counts and the \
-        non-zero drop counters.\n\nWith --json: the daemon's Status object."
-    )]
+        non-zero drop counters.\n\nWith --json: the daemon's Status object.")]
     Status,
 
     /// Add, remove or list peers
@@ -55,27 +53,23 @@ pub enum Command {
     Peer(PeerCommand),
 
     /// Give this host an overlay address on the bridge and print it
-    #[command(
-        long_about = "Give this host an address on the overlay bridge, so that \
+    #[command(long_about = "Give this host an address on the overlay bridge, so that \
         programs on the host (not only containers) reach the overlay, and print the \
         address with its prefix length (e.g. 10.32.0.1/12).\n\n\
         Without CIDR the daemon picks a free address in its --ipalloc-range. \
         It also routes 224.0.0.0/4 (and ff00::/8) through the bridge when no such \
         route exists, so ordinary multicast programs work unchanged.\n\n\
-        With --json: the daemon's answer, {\"address\", \"multicast_route_added\"}."
-    )]
+        With --json: the daemon's answer, {\"address\", \"multicast_route_added\"}.")]
     Expose(ExposeArgs),
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
 pub enum PeerCommand {
     /// Connect to peers now, and remember them across restarts
-    #[command(
-        long_about = "Connect to peers now, and remember them across restarts.\n\n\
+    #[command(long_about = "Connect to peers now, and remember them across restarts.\n\n\
         Each address is a host name or IP address with an optional UDP port \
         (default 6783); write IPv6 with a port as [ADDR]:PORT. Prints each address \
-        the daemon added."
-    )]
+        the daemon added.")]
     Add(PeerAddrsArgs),
 
     /// Forget peers (by the address they were added with)
@@ -149,31 +143,15 @@ mod tests {
 
     #[test]
     fn peer_add_and_rm_take_one_or_more_addresses() {
-        let cli = parse(&[
-            "peer",
-            "add",
-            "10.0.0.2",
-            "b.example:6783",
-            "[2001:db8::1]:7",
-        ])
-        .unwrap();
+        let cli = parse(&["peer", "add", "10.0.0.2", "b.example:6783", "[2001:db8::1]:7"]).unwrap();
         assert_eq!(
             cli.command,
             Command::Peer(PeerCommand::Add(PeerAddrsArgs {
-                addrs: vec![
-                    "10.0.0.2".into(),
-                    "b.example:6783".into(),
-                    "[2001:db8::1]:7".into()
-                ]
+                addrs: vec!["10.0.0.2".into(), "b.example:6783".into(), "[2001:db8::1]:7".into()]
             }))
         );
         let cli = parse(&["peer", "remove", "b"]).unwrap();
-        assert_eq!(
-            cli.command,
-            Command::Peer(PeerCommand::Rm(PeerAddrsArgs {
-                addrs: vec!["b".into()]
-            }))
-        );
+        assert_eq!(cli.command, Command::Peer(PeerCommand::Rm(PeerAddrsArgs { addrs: vec!["b".into()] })));
         assert!(parse(&["peer", "add"]).is_err());
         assert!(parse(&["peer", "rm"]).is_err());
         assert!(parse(&["peer"]).is_err());
@@ -182,15 +160,10 @@ mod tests {
 
     #[test]
     fn expose_takes_an_optional_cidr() {
-        assert_eq!(
-            parse(&["expose"]).unwrap().command,
-            Command::Expose(ExposeArgs { cidr: None })
-        );
+        assert_eq!(parse(&["expose"]).unwrap().command, Command::Expose(ExposeArgs { cidr: None }));
         assert_eq!(
             parse(&["expose", "10.32.0.1/12"]).unwrap().command,
-            Command::Expose(ExposeArgs {
-                cidr: Some("10.32.0.1/12".into())
-            })
+            Command::Expose(ExposeArgs { cidr: Some("10.32.0.1/12".into()) })
         );
         assert!(parse(&["expose", "a", "b"]).is_err());
     }

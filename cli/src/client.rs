@@ -44,23 +44,14 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NoDaemon(p) => write!(
-                f,
-                "no daemon answering on {} (is weaversd running?)",
-                p.display()
-            ),
-            Error::PermissionDenied(p) => write!(
-                f,
-                "permission denied on {}: the control socket is for root only (try sudo)",
-                p.display()
-            ),
+            Error::NoDaemon(p) => write!(f, "no daemon answering on {} (is weaversd running?)", p.display()),
+            Error::PermissionDenied(p) => {
+                write!(f, "permission denied on {}: the control socket is for root only (try sudo)", p.display())
+            }
             Error::Connect(p, e) => write!(f, "cannot connect to {}: {e}", p.display()),
-            Error::Timeout(p) => write!(
-                f,
-                "the daemon on {} did not answer within {} s",
-                p.display(),
-                CALL_TIMEOUT.as_secs()
-            ),
+            Error::Timeout(p) => {
+                write!(f, "the daemon on {} did not answer within {} s", p.display(), CALL_TIMEOUT.as_secs())
+            }
             Error::Http(p, e) => write!(f, "talking to the daemon on {}: {e}", p.display()),
             Error::Api(msg) => f.write_str(msg),
             Error::BadAnswer(msg) => write!(f, "unexpected answer from the daemon: {msg}"),
@@ -78,9 +69,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Client {
-            socket: socket.into(),
-        }
+        Client { socket: socket.into() }
     }
 
     /// `GET path`: the answer's raw JSON body.
@@ -89,51 +78,29 @@ impl Client {
     }
 
     /// `method path` with `body` as JSON: the answer's raw JSON body.
-    pub async fn send<B: Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<Bytes, Error> {
+    pub async fn send<B: Serialize>(&self, method: Method, path: &str, body: &B) -> Result<Bytes, Error> {
         let body = serde_json::to_vec(body).map_err(|e| Error::BadAnswer(e.to_string()))?;
         self.call(method, path, Some(body)).await
     }
 
     /// One request on a fresh connection. A 2xx answer gives its body; any
     /// other gives [`Error::Api`] with the daemon's message.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Bytes, Error> {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, Error> {
         match tokio::time::timeout(CALL_TIMEOUT, self.exchange(method, path, body)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(self.socket.clone())),
         }
     }
 
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Bytes, Error> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| self.connect_error(e))?;
+    async fn exchange(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, Error> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| self.connect_error(e))?;
         let http_err = |e: hyper::Error| Error::Http(self.socket.clone(), e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http_err)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http_err)?;
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
 
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, "localhost");
+        let mut req = Request::builder().method(method).uri(path).header(HOST, "localhost");
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
         }

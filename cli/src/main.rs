@@ -18,10 +18,7 @@ use crate::client::{decode, Client, Error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("weavers: cannot start the async runtime: {e}");
@@ -56,31 +53,19 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             render(cli.json, body, |p: Vec<PeerInfo>| output::peer_table(&p))
         }
         Command::Peer(PeerCommand::Add(args)) => {
-            let req = PeerAddrs {
-                peers: args.addrs.clone(),
-            };
+            let req = PeerAddrs { peers: args.addrs.clone() };
             let body = client.send(Method::POST, "/v1/peers", &req).await?;
-            render(cli.json, body, |a: PeerAddrs| {
-                listed("added", "no peer added", &a.peers)
-            })
+            render(cli.json, body, |a: PeerAddrs| listed("added", "no peer added", &a.peers))
         }
         Command::Peer(PeerCommand::Rm(args)) => {
-            let req = PeerAddrs {
-                peers: args.addrs.clone(),
-            };
+            let req = PeerAddrs { peers: args.addrs.clone() };
             let body = client.send(Method::DELETE, "/v1/peers", &req).await?;
-            render(cli.json, body, |a: PeerAddrs| {
-                listed("removed", "no peer removed", &a.peers)
-            })
+            render(cli.json, body, |a: PeerAddrs| listed("removed", "no peer removed", &a.peers))
         }
         Command::Expose(args) => {
-            let req = ExposeRequest {
-                cidr: args.cidr.clone(),
-            };
+            let req = ExposeRequest { cidr: args.cidr.clone() };
             let body = client.send(Method::POST, "/v1/expose", &req).await?;
-            render(cli.json, body, |e: ExposeResponse| {
-                format!("{}\n", output::clean(&e.address, 64))
-            })
+            render(cli.json, body, |e: ExposeResponse| format!("{}\n", output::clean(&e.address, 64)))
         }
     }
 }
@@ -107,8 +92,5 @@ fn listed(verb: &str, none: &str, addrs: &[String]) -> String {
     if addrs.is_empty() {
         return format!("{none}\n");
     }
-    addrs
-        .iter()
-        .map(|a| format!("{verb} {}\n", output::clean(a, 300)))
-        .collect()
+    addrs.iter().map(|a| format!("{verb} {}\n", output::clean(a, 300))).collect()
 }

@@ -16,11 +16,7 @@ const KEY_PREFIX: usize = 10;
 /// characters (escape sequences, newlines) become `?`, and it is cut to
 /// `max` characters.
 pub fn clean(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let mut out: String = s.chars().take(max).map(|c| if c.is_control() { '?' } else { c }).collect();
     if s.chars().nth(max).is_some() {
         out.push_str("...");
     }
@@ -43,16 +39,12 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[(&'static str, Align)]) -> Self {
-        Table {
-            headers: headers.to_vec(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.to_vec(), rows: Vec::new() }
     }
 
     /// Add a row; cells are cleaned. Missing cells print empty.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows
-            .push(cells.iter().map(|c| clean(c, MAX_CELL)).collect());
+        self.rows.push(cells.iter().map(|c| clean(c, MAX_CELL)).collect());
     }
 
     pub fn render(&self) -> String {
@@ -198,12 +190,8 @@ pub fn status_page(s: &Status) -> String {
         "\nhandshakes: {} initiated, {} completed, {} failed, {} rate limited",
         h.initiated, h.completed, h.failed, h.rate_limited
     );
-    let drops: Vec<String> = s
-        .drops
-        .iter()
-        .filter(|d| d.count > 0)
-        .map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count))
-        .collect();
+    let drops: Vec<String> =
+        s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
     if drops.is_empty() {
         out.push_str("drops: none\n");
     } else {
@@ -227,12 +215,7 @@ mod tests {
             rtt_us: Some(420),
             session_age_s: Some(3),
             overlay_addr: None,
-            traffic: TrafficCounters {
-                tx_frames: 12345,
-                tx_bytes: 1,
-                rx_frames: 7,
-                rx_bytes: 1,
-            },
+            traffic: TrafficCounters { tx_frames: 12345, tx_bytes: 1, rx_frames: 7, rx_bytes: 1 },
         }
     }
 
@@ -289,10 +272,7 @@ c     cKEY456789...  -               relayed     b          -      12345        
         let mut p = peer("x", PeerState::Connected);
         p.name = format!("evil\u{1b}]0;title\u{7}{}", "n".repeat(100));
         let text = peer_table(&[p]);
-        assert!(
-            !text.chars().any(|c| c.is_control() && c != '\n'),
-            "{text:?}"
-        );
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
         assert_eq!(text.lines().count(), 2);
     }
 
@@ -306,30 +286,13 @@ c     cKEY456789...  -               relayed     b          -      12345        
             bridge: "weavers".into(),
             overlay_mtu: 1376,
             overlay_addr: Some("10.32.0.1/12".into()),
-            peers: vec![
-                peer("b", PeerState::Connected),
-                peer("c", PeerState::Unreachable),
-            ],
-            pending: vec![PendingPeer {
-                endpoint: "192.0.2.9:6783".into(),
-                attempts: 3,
-            }],
+            peers: vec![peer("b", PeerState::Connected), peer("c", PeerState::Unreachable)],
+            pending: vec![PendingPeer { endpoint: "192.0.2.9:6783".into(), attempts: 3 }],
             drops: vec![
-                DropCount {
-                    reason: "replay".into(),
-                    count: 2,
-                },
-                DropCount {
-                    reason: "bad_tag".into(),
-                    count: 0,
-                },
+                DropCount { reason: "replay".into(), count: 2 },
+                DropCount { reason: "bad_tag".into(), count: 0 },
             ],
-            handshakes: HandshakeCounts {
-                initiated: 4,
-                completed: 3,
-                failed: 1,
-                rate_limited: 0,
-            },
+            handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
         };
         let text = status_page(&status);
         let lines: Vec<&str> = text.lines().collect();
@@ -350,13 +313,7 @@ c     cKEY456789...  -               relayed     b          -      12345        
         assert!(text.contains("\nNAME  PUBLIC KEY"));
         assert!(!text.contains("bad_tag"), "zero drop counters are left out");
 
-        let empty = Status {
-            peers: vec![],
-            pending: vec![],
-            drops: vec![],
-            overlay_addr: None,
-            ..status
-        };
+        let empty = Status { peers: vec![], pending: vec![], drops: vec![], overlay_addr: None, ..status };
         let text = status_page(&empty);
         assert!(text.contains("peers: none\n"));
         assert!(text.contains("drops: none\n"));

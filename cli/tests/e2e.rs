@@ -21,8 +21,7 @@ use std::process::Output;
 use control::Command;
 use tokio::sync::{mpsc, oneshot};
 use weavers_proto::api::{
-    DropCount, ExposeResponse, HandshakeCounts, PeerAddrs, PeerInfo, PeerState, Status,
-    TrafficCounters,
+    DropCount, ExposeResponse, HandshakeCounts, PeerAddrs, PeerInfo, PeerState, Status, TrafficCounters,
 };
 
 struct TempDir(PathBuf);
@@ -52,12 +51,7 @@ fn peer(name: &str, state: PeerState, rtt_us: Option<u64>) -> PeerInfo {
         rtt_us,
         session_age_s: Some(12),
         overlay_addr: None,
-        traffic: TrafficCounters {
-            tx_frames: 100,
-            tx_bytes: 6400,
-            rx_frames: 90,
-            rx_bytes: 5760,
-        },
+        traffic: TrafficCounters { tx_frames: 100, tx_bytes: 6400, rx_frames: 90, rx_bytes: 5760 },
     }
 }
 
@@ -70,21 +64,10 @@ fn status() -> Status {
         bridge: "weavers".into(),
         overlay_mtu: 1376,
         overlay_addr: None,
-        peers: vec![
-            peer("beta", PeerState::Connected, Some(1234)),
-            peer("gamma", PeerState::Connecting, None),
-        ],
+        peers: vec![peer("beta", PeerState::Connected, Some(1234)), peer("gamma", PeerState::Connecting, None)],
         pending: vec![],
-        drops: vec![DropCount {
-            reason: "replay".into(),
-            count: 5,
-        }],
-        handshakes: HandshakeCounts {
-            initiated: 3,
-            completed: 2,
-            failed: 0,
-            rate_limited: 0,
-        },
+        drops: vec![DropCount { reason: "replay".into(), count: 5 }],
+        handshakes: HandshakeCounts { initiated: 3, completed: 2, failed: 0, rate_limited: 0 },
     }
 }
 
@@ -171,10 +154,7 @@ async fn cli_against_the_api_server() {
         "handshakes: 3 initiated, 2 completed, 0 failed, 0 rate limited",
         "drops: replay 5",
     ] {
-        assert!(
-            text.lines().any(|l| l == want),
-            "missing {want:?} in:\n{text}"
-        );
+        assert!(text.lines().any(|l| l == want), "missing {want:?} in:\n{text}");
     }
 
     // status --json: the Status object
@@ -215,20 +195,12 @@ async fn cli_against_the_api_server() {
     assert!(o.status.success());
     assert_eq!(stdout(&o), "removed b.example\n");
     let o = weavers(s, &["peer", "add", "--json", "b.example"]).await;
-    assert_eq!(
-        serde_json::from_str::<PeerAddrs>(&stdout(&o))
-            .unwrap()
-            .peers,
-        ["b.example"]
-    );
+    assert_eq!(serde_json::from_str::<PeerAddrs>(&stdout(&o)).unwrap().peers, ["b.example"]);
 
     // refused by the daemon, and refused by the API's own checks
     let o = weavers(s, &["peer", "add", "nowhere.invalid"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o),
-        "weavers: cannot resolve nowhere.invalid: no such host\n"
-    );
+    assert_eq!(stderr(&o), "weavers: cannot resolve nowhere.invalid: no such host\n");
     assert!(o.stdout.is_empty());
     let o = weavers(s, &["peer", "add", "bad host:70000"]).await;
     assert_eq!(o.status.code(), Some(1));
@@ -266,13 +238,7 @@ async fn no_daemon_is_one_line_and_exit_1() {
     let missing = dir.0.join("missing.sock");
     let o = weavers(Some(&missing), &["status"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o),
-        format!(
-            "weavers: no daemon answering on {} (is weaversd running?)\n",
-            missing.display()
-        )
-    );
+    assert_eq!(stderr(&o), format!("weavers: no daemon answering on {} (is weaversd running?)\n", missing.display()));
     assert!(o.stdout.is_empty());
 
     // A socket file left by a crashed daemon: connection refused.
@@ -280,13 +246,7 @@ async fn no_daemon_is_one_line_and_exit_1() {
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     let o = weavers(Some(&stale), &["peer", "ls", "--json"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o),
-        format!(
-            "weavers: no daemon answering on {} (is weaversd running?)\n",
-            stale.display()
-        )
-    );
+    assert_eq!(stderr(&o), format!("weavers: no daemon answering on {} (is weaversd running?)\n", stale.display()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,14 +254,7 @@ async fn help_explains_every_command() {
     let o = weavers(None, &["--help"]).await;
     assert!(o.status.success());
     let text = stdout(&o);
-    for word in [
-        "status",
-        "peer",
-        "expose",
-        "--socket",
-        "--json",
-        "WEAVERS_SOCKET",
-    ] {
+    for word in ["status", "peer", "expose", "--socket", "--json", "WEAVERS_SOCKET"] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
     let o = weavers(None, &["peer", "--help"]).await;

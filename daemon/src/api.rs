@@ -88,17 +88,12 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if unsafe { libc::fchmod(socket.as_raw_fd(), 0o600) } != 0 {
         return Err(io::Error::last_os_error()).context("fchmod on the control socket");
     }
-    let addr = socket2::SockAddr::unix(path)
-        .with_context(|| format!("control socket path {}", path.display()))?;
-    socket
-        .bind(&addr)
-        .with_context(|| format!("binding control socket {}", path.display()))?;
+    let addr = socket2::SockAddr::unix(path).with_context(|| format!("control socket path {}", path.display()))?;
+    socket.bind(&addr).with_context(|| format!("binding control socket {}", path.display()))?;
     // And again on the file, in case a kernel ignored the first.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod 0600 {}", path.display()))?;
-    socket
-        .listen(128)
-        .with_context(|| format!("listening on {}", path.display()))?;
+    socket.listen(128).with_context(|| format!("listening on {}", path.display()))?;
     socket.set_nonblocking(true)?;
     let std_listener: std::os::unix::net::UnixListener = socket.into();
     UnixListener::from_std(std_listener).context("registering the control socket with tokio")
@@ -113,21 +108,13 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
     };
     if !meta.file_type().is_socket() {
-        bail!(
-            "{} exists and is not a socket; refusing to replace it",
-            path.display()
-        );
+        bail!("{} exists and is not a socket; refusing to replace it", path.display());
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => bail!(
-            "another daemon is answering on {}; stop it first or pick another --socket",
-            path.display()
-        ),
+        Ok(_) => bail!("another daemon is answering on {}; stop it first or pick another --socket", path.display()),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(e).with_context(|| format!("probing existing socket {}", path.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("probing existing socket {}", path.display())),
     }
     tracing::info!(path = %path.display(), "removing stale control socket");
     match std::fs::remove_file(path) {
@@ -146,15 +133,9 @@ pub async fn serve(
     tx: mpsc::Sender<Command>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let path: Option<PathBuf> = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+    let path: Option<PathBuf> = listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
     // Remember which file is ours, so that we never remove another's.
-    let ino = path
-        .as_deref()
-        .and_then(|p| std::fs::symlink_metadata(p).ok())
-        .map(|m| (m.dev(), m.ino()));
+    let ino = path.as_deref().and_then(|p| std::fs::symlink_metadata(p).ok()).map(|m| (m.dev(), m.ino()));
 
     let result = run_until(listener, router(tx), shutdown).await;
 
@@ -206,10 +187,7 @@ where
 pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
     Router::new()
         .route("/v1/status", get(get_status))
-        .route(
-            "/v1/peers",
-            get(get_peers).post(add_peers).delete(remove_peers),
-        )
+        .route("/v1/peers", get(get_peers).post(add_peers).delete(remove_peers))
         .route("/v1/expose", post(expose))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -229,20 +207,14 @@ async fn get_peers(State(tx): Tx) -> Result<Response, Failure> {
     Ok(Json(peers).into_response())
 }
 
-async fn add_peers(
-    State(tx): Tx,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Failure> {
+async fn add_peers(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
     let req: PeerAddrs = parse_body(body)?;
     let peers = validate_peer_list(req.peers)?;
     let added = ask(&tx, |r| Command::AddPeers(peers, r)).await?;
     Ok(Json(added.map_err(Failure::refused)?).into_response())
 }
 
-async fn remove_peers(
-    State(tx): Tx,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Failure> {
+async fn remove_peers(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
     let req: PeerAddrs = parse_body(body)?;
     let peers = validate_peer_list(req.peers)?;
     let removed = ask(&tx, |r| Command::RemovePeers(peers, r)).await?;
@@ -272,18 +244,12 @@ async fn not_found(method: Method, uri: Uri) -> Failure {
 async fn method_not_allowed(method: Method, uri: Uri) -> Failure {
     let mut path = uri.path().to_string();
     truncate_utf8(&mut path, 100);
-    Failure {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        message: format!("method {method} not allowed on {path}"),
-    }
+    Failure { status: StatusCode::METHOD_NOT_ALLOWED, message: format!("method {method} not allowed on {path}") }
 }
 
 /// Send a command built around a fresh answer channel and wait for the
 /// answer, at most [`REPLY_TIMEOUT`].
-async fn ask<T>(
-    tx: &mpsc::Sender<Command>,
-    make: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, Failure> {
+async fn ask<T>(tx: &mpsc::Sender<Command>, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Failure> {
     let (reply_tx, reply_rx) = oneshot::channel();
     let exchange = async {
         tx.send(make(reply_tx)).await.map_err(|_| Failure::gone())?;
@@ -293,10 +259,7 @@ async fn ask<T>(
         Ok(r) => r,
         Err(_) => Err(Failure {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!(
-                "the daemon did not answer within {} s",
-                REPLY_TIMEOUT.as_secs()
-            ),
+            message: format!("the daemon did not answer within {} s", REPLY_TIMEOUT.as_secs()),
         }),
     }
 }
@@ -310,8 +273,7 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
             format!("cannot read request body: {}", rejection.body_text())
         },
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Failure::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Check a whole list before anything is sent to the daemon.
@@ -339,23 +301,16 @@ pub fn validate_peer_addr(s: &str) -> Result<(), String> {
         return Err("empty peer address".into());
     }
     if s.len() > MAX_ADDR_LEN {
-        return Err(format!(
-            "peer address too long ({} bytes, at most {MAX_ADDR_LEN})",
-            s.len()
-        ));
+        return Err(format!("peer address too long ({} bytes, at most {MAX_ADDR_LEN})", s.len()));
     }
     let bad = || format!("invalid peer address {s:?}: expected HOST[:PORT]");
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!(
-            "invalid peer address {s:?}: contains whitespace or control characters"
-        ));
+        return Err(format!("invalid peer address {s:?}: contains whitespace or control characters"));
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (inner, after) = rest.split_once(']').ok_or_else(bad)?;
         if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "invalid peer address {s:?}: {inner:?} is not an IPv6 address"
-            ));
+            return Err(format!("invalid peer address {s:?}: {inner:?} is not an IPv6 address"));
         }
         match after {
             "" => (None, None),
@@ -364,9 +319,7 @@ pub fn validate_peer_addr(s: &str) -> Result<(), String> {
     } else if s.matches(':').count() >= 2 {
         // A bare IPv6 address cannot carry a port.
         if s.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "invalid peer address {s:?}: write an IPv6 address with a port as [ADDR]:PORT"
-            ));
+            return Err(format!("invalid peer address {s:?}: write an IPv6 address with a port as [ADDR]:PORT"));
         }
         (None, None)
     } else {
@@ -384,9 +337,7 @@ pub fn validate_peer_addr(s: &str) -> Result<(), String> {
             && port.bytes().all(|b| b.is_ascii_digit())
             && matches!(port.parse::<u16>(), Ok(p) if p != 0);
         if !ok {
-            return Err(format!(
-                "invalid peer address {s:?}: port must be a number from 1 to 65535"
-            ));
+            return Err(format!("invalid peer address {s:?}: port must be a number from 1 to 65535"));
         }
     }
     Ok(())
@@ -407,10 +358,7 @@ fn validate_host(host: &str) -> Result<(), &'static str> {
         if label.is_empty() || label.len() > 63 {
             return Err("each part of a host name must be 1 to 63 characters");
         }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err("a host name may hold only letters, digits, '-', '_' and '.'");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -434,9 +382,7 @@ pub fn validate_cidr(s: &str) -> Result<(), String> {
     let len: u8 = len.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if len > max {
-        return Err(format!(
-            "invalid CIDR {s:?}: prefix length {len} is more than {max}"
-        ));
+        return Err(format!("invalid CIDR {s:?}: prefix length {len} is more than {max}"));
     }
     Ok(())
 }
@@ -461,10 +407,7 @@ struct Failure {
 
 impl Failure {
     fn bad_request(message: String) -> Self {
-        Failure {
-            status: StatusCode::BAD_REQUEST,
-            message,
-        }
+        Failure { status: StatusCode::BAD_REQUEST, message }
     }
 
     /// The daemon looked at the request and said no.
@@ -482,13 +425,7 @@ impl Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(ApiError {
-                error: self.message,
-            }),
-        )
-            .into_response()
+        (self.status, Json(ApiError { error: self.message })).into_response()
     }
 }
 
@@ -560,9 +497,7 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use weavers_proto::api::{
-        ExposeResponse, HandshakeCounts, PeerInfo, PeerState, Status, TrafficCounters,
-    };
+    use weavers_proto::api::{ExposeResponse, HandshakeCounts, PeerInfo, PeerState, Status, TrafficCounters};
 
     /// A directory of its own under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
@@ -572,8 +507,7 @@ mod tests {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("weavers-api-{tag}-{}-{n}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("weavers-api-{tag}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             TempDir(dir)
         }
@@ -659,13 +593,9 @@ mod tests {
     /// One raw HTTP/1.1 exchange; returns the status code and the body.
     async fn http(sock: &Path, method: &str, uri: &str, body: Option<&str>) -> (u16, String) {
         let mut s = tokio::net::UnixStream::connect(sock).await.unwrap();
-        let mut req =
-            format!("{method} {uri} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        let mut req = format!("{method} {uri} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         if let Some(body) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ));
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
         } else {
             req.push_str("\r\n");
         }
@@ -675,18 +605,12 @@ mod tests {
         let _ = s.read_to_end(&mut out).await;
         let out = String::from_utf8_lossy(&out).into_owned();
         let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let code = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         (code, body.to_string())
     }
 
     fn error_of(body: &str) -> String {
-        serde_json::from_str::<ApiError>(body)
-            .unwrap_or_else(|e| panic!("not an ApiError ({e}): {body}"))
-            .error
+        serde_json::from_str::<ApiError>(body).unwrap_or_else(|e| panic!("not an ApiError ({e}): {body}")).error
     }
 
     #[tokio::test]
@@ -702,68 +626,36 @@ mod tests {
 
         let (code, body) = http(&sock, "GET", "/v1/status", None).await;
         assert_eq!(code, 200, "{body}");
-        assert_eq!(
-            serde_json::from_str::<Status>(&body).unwrap(),
-            sample_status()
-        );
+        assert_eq!(serde_json::from_str::<Status>(&body).unwrap(), sample_status());
 
         let (code, body) = http(&sock, "GET", "/v1/peers", None).await;
         assert_eq!(code, 200);
         let peers: Vec<PeerInfo> = serde_json::from_str(&body).unwrap();
         assert_eq!(peers[0].state, PeerState::Connected);
 
-        let (code, body) = http(
-            &sock,
-            "POST",
-            "/v1/peers",
-            Some(r#"{"peers":["b.example:6783","[2001:db8::2]"]}"#),
-        )
-        .await;
+        let (code, body) =
+            http(&sock, "POST", "/v1/peers", Some(r#"{"peers":["b.example:6783","[2001:db8::2]"]}"#)).await;
         assert_eq!(code, 200, "{body}");
-        assert_eq!(
-            serde_json::from_str::<PeerAddrs>(&body).unwrap().peers,
-            ["b.example:6783", "[2001:db8::2]"]
-        );
+        assert_eq!(serde_json::from_str::<PeerAddrs>(&body).unwrap().peers, ["b.example:6783", "[2001:db8::2]"]);
 
-        let (code, body) = http(
-            &sock,
-            "DELETE",
-            "/v1/peers",
-            Some(r#"{"peers":["b.example"]}"#),
-        )
-        .await;
+        let (code, body) = http(&sock, "DELETE", "/v1/peers", Some(r#"{"peers":["b.example"]}"#)).await;
         assert_eq!(code, 200, "{body}");
 
         let (code, body) = http(&sock, "POST", "/v1/expose", Some("{}")).await;
         assert_eq!(code, 200, "{body}");
         let exposed: ExposeResponse = serde_json::from_str(&body).unwrap();
         assert_eq!(exposed.address, "10.32.0.1/12");
-        let (code, _) = http(
-            &sock,
-            "POST",
-            "/v1/expose",
-            Some(r#"{"cidr":"10.32.0.9/12"}"#),
-        )
-        .await;
+        let (code, _) = http(&sock, "POST", "/v1/expose", Some(r#"{"cidr":"10.32.0.9/12"}"#)).await;
         assert_eq!(code, 200);
 
         // The daemon's refusal comes back as a 400 with its message.
-        let (code, body) = http(
-            &sock,
-            "POST",
-            "/v1/peers",
-            Some(r#"{"peers":["refuse.example"]}"#),
-        )
-        .await;
+        let (code, body) = http(&sock, "POST", "/v1/peers", Some(r#"{"peers":["refuse.example"]}"#)).await;
         assert_eq!(code, 400);
         assert_eq!(error_of(&body), "cannot resolve refuse.example");
 
         let before = log.lock().unwrap().len();
         let long = format!(r#"{{"peers":["{}"]}}"#, "a".repeat(300));
-        let many = format!(
-            r#"{{"peers":[{}]}}"#,
-            vec!["\"h\""; MAX_PEERS_PER_REQUEST + 1].join(",")
-        );
+        let many = format!(r#"{{"peers":[{}]}}"#, vec!["\"h\""; MAX_PEERS_PER_REQUEST + 1].join(","));
         for (method, uri, body) in [
             ("POST", "/v1/peers", Some("")),
             ("POST", "/v1/peers", Some("{")),
@@ -771,11 +663,7 @@ mod tests {
             ("POST", "/v1/peers", Some(r#"{"peers":"h"}"#)),
             ("POST", "/v1/peers", Some(r#"{"peers":[]}"#)),
             ("POST", "/v1/peers", Some(r#"{"peers":["ok.example",""]}"#)),
-            (
-                "POST",
-                "/v1/peers",
-                Some(r#"{"peers":["ok.example","bad host"]}"#),
-            ),
+            ("POST", "/v1/peers", Some(r#"{"peers":["ok.example","bad host"]}"#)),
             ("POST", "/v1/peers", Some(r#"{"peers":["h:99999"]}"#)),
             ("POST", "/v1/peers", Some(long.as_str())),
             ("POST", "/v1/peers", Some(many.as_str())),
@@ -800,11 +688,7 @@ mod tests {
         let (code, resp) = http(&sock, "POST", "/v1/peers", Some(&huge)).await;
         assert_eq!(code, 413, "{resp}");
         error_of(&resp);
-        assert_eq!(
-            log.lock().unwrap().len(),
-            before,
-            "a bad request reached the daemon"
-        );
+        assert_eq!(log.lock().unwrap().len(), before, "a bad request reached the daemon");
 
         // Not HTTP at all: the server drops the connection and goes on.
         {

@@ -90,7 +90,8 @@ impl Settings {
     pub fn load(flags: Flags) -> anyhow::Result<Settings> {
         let file: FileConfig = match &flags.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
             }
             None => FileConfig::default(),
@@ -108,7 +109,10 @@ impl Settings {
             bail!("the network password is empty");
         }
         let bridge = flags.bridge.or(file.bridge).unwrap_or_else(|| "weavers".into());
-        if bridge.is_empty() || bridge.len() > 11 || !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if bridge.is_empty()
+            || bridge.len() > 11
+            || !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             bail!("--bridge {bridge:?}: use 1-11 letters, digits, '-' or '_' (the TAP is named BRIDGE-tap, within Linux's 15-character limit)");
         }
         let range = flags.ipalloc_range.or(file.ipalloc_range).unwrap_or_else(|| "10.32.0.0/12".into());
@@ -143,7 +147,11 @@ pub fn parse_cidr(s: &str) -> anyhow::Result<(std::net::IpAddr, u8)> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "weavers".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "weavers".into())
 }
 
 #[cfg(test)]
@@ -155,8 +163,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weavers-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("weaversd.toml");
-        std::fs::write(&cfg, "password = \"s3cret\"\nname = \"from-file\"\nbridge = \"wvb\"\npeer = [\"10.0.0.1\", \"10.0.0.2:7000\"]\n").unwrap();
-        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--name", "from-flag"]).unwrap();
+        std::fs::write(
+            &cfg,
+            "password = \"s3cret\"\nname = \"from-file\"\nbridge = \"wvb\"\npeer = [\"10.0.0.1\", \"10.0.0.2:7000\"]\n",
+        )
+        .unwrap();
+        let flags =
+            Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--name", "from-flag"]).unwrap();
         let s = Settings::load(flags).unwrap();
         assert_eq!(s.name, "from-flag");
         assert_eq!(s.bridge, "wvb");

@@ -174,7 +174,12 @@ impl Dataplane {
             overlay_addr: self.peers_file.exposed.clone(),
             peers: self.node.peer_infos(now),
             pending: self.node.pending(),
-            drops: self.node.drops().iter().map(|(r, count)| DropCount { reason: r.as_str().to_string(), count }).collect(),
+            drops: self
+                .node
+                .drops()
+                .iter()
+                .map(|(r, count)| DropCount { reason: r.as_str().to_string(), count })
+                .collect(),
             handshakes: self.node.handshakes(),
         }
     }
@@ -207,7 +212,8 @@ impl Dataplane {
     fn remove_peers(&mut self, addrs: Vec<String>) -> Result<PeerAddrs, String> {
         let mut removed = Vec::new();
         for a in addrs {
-            let hits: Vec<SocketAddr> = self.configured.iter().filter(|(t, sa)| *t == a || sa.to_string() == a).map(|(_, sa)| *sa).collect();
+            let hits: Vec<SocketAddr> =
+                self.configured.iter().filter(|(t, sa)| *t == a || sa.to_string() == a).map(|(_, sa)| *sa).collect();
             let remembered = self.peers_file.added.contains(&a);
             if hits.is_empty() && !remembered {
                 return Err(format!("{a} is not a configured peer (see `weavers status` for the list)"));
@@ -261,7 +267,8 @@ pub async fn resolve(text: &str, listen: SocketAddr) -> Result<SocketAddr, Strin
         Some((_, p)) if p.parse::<u16>().is_ok() => t.to_string(),
         _ => format!("{t}:{DEFAULT_PORT}"),
     };
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {t}: {e}"))?.collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {t}: {e}"))?.collect();
     addrs
         .iter()
         .find(|a| a.is_ipv4() == listen.is_ipv4())

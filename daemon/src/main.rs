@@ -45,16 +45,20 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     anyhow::ensure!(overlay_mtu >= 576, "underlay MTU {underlay_mtu} leaves only {overlay_mtu} for the overlay");
 
     let udp = bind_udp(settings.listen)?;
-    let bridge_index = netdev.ensure_bridge(&settings.bridge, overlay_mtu as u32).await.context("setting up the bridge")?;
+    let bridge_index =
+        netdev.ensure_bridge(&settings.bridge, overlay_mtu as u32).await.context("setting up the bridge")?;
     let tap = netdev::open_tap(&tap_name).context("opening the TAP")?;
     netdev.attach_tap(tap.name(), bridge_index, overlay_mtu as u32).await.context("attaching the TAP")?;
     // SAFETY: the Tap owns its fd and never closes or replaces it while the
     // AsyncFd holds it.
-    let tap = unsafe { AsyncFd::register_with_interest(tap, Interest::READABLE) }.map_err(|e| e.into_parts().1).context("registering the TAP")?;
+    let tap = unsafe { AsyncFd::register_with_interest(tap, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("registering the TAP")?;
 
     let listener = api::bind(&settings.socket)?;
     let now = Instant::now();
-    let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let unix_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let mut node = Node::new(
         Config {
             name: settings.name.clone(),
@@ -106,7 +110,8 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let api_task = tokio::spawn(api::serve(listener, cmd_tx.clone(), stopped(stop_rx.clone())));
-    let metrics_task = settings.metrics_addr.map(|addr| tokio::spawn(metrics::serve(addr, cmd_tx.clone(), stopped(stop_rx.clone()))));
+    let metrics_task =
+        settings.metrics_addr.map(|addr| tokio::spawn(metrics::serve(addr, cmd_tx.clone(), stopped(stop_rx.clone()))));
     drop(cmd_tx);
 
     tracing::info!(

@@ -31,9 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{extract::State, Router};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -55,9 +53,7 @@ pub async fn serve(
     tx: mpsc::Sender<Command>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding metrics address {addr}"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding metrics address {addr}"))?;
     serve_on(listener, tx, shutdown).await
 }
 
@@ -70,20 +66,13 @@ pub async fn serve_on(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics at http://{addr}/metrics");
     }
-    crate::api::run_until(listener, router(tx), shutdown)
-        .await
-        .context("metrics server")
+    crate::api::run_until(listener, router(tx), shutdown).await.context("metrics server")
 }
 
 pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                "not found; metrics are at /metrics\n",
-            )
-        })
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n") })
         .with_state(tx)
 }
 
@@ -94,14 +83,8 @@ async fn scrape(State(tx): State<mpsc::Sender<Command>>) -> Response {
         reply_rx.await.ok()
     };
     match tokio::time::timeout(SNAPSHOT_TIMEOUT, snapshot).await {
-        Ok(Some(status)) => {
-            ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&status)).into_response()
-        }
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon's data plane did not answer\n",
-        )
-            .into_response(),
+        Ok(Some(status)) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&status)).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "the daemon's data plane did not answer\n").into_response(),
     }
 }
 
@@ -122,23 +105,14 @@ pub fn render(status: &Status) -> String {
 #[derive(Debug)]
 struct Snapshot(Status);
 
-const STATES: [PeerState; 4] = [
-    PeerState::Connected,
-    PeerState::Relayed,
-    PeerState::Connecting,
-    PeerState::Unreachable,
-];
+const STATES: [PeerState; 4] =
+    [PeerState::Connected, PeerState::Relayed, PeerState::Connecting, PeerState::Unreachable];
 
 impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
 
-        let mut m = enc.encode_descriptor(
-            "weavers_peers",
-            "Known peers by state.",
-            None,
-            MetricType::Gauge,
-        )?;
+        let mut m = enc.encode_descriptor("weavers_peers", "Known peers by state.", None, MetricType::Gauge)?;
         for state in STATES {
             let n = s.peers.iter().filter(|p| p.state == state).count();
             let labels = [("state", Esc(state.as_str()))];
@@ -161,11 +135,7 @@ impl Collector for Snapshot {
         )?;
         for p in &s.peers {
             for (dir, v) in [("tx", p.traffic.tx_frames), ("rx", p.traffic.rx_frames)] {
-                let labels = [
-                    ("peer", Esc(&p.name)),
-                    ("public_key", Esc(&p.public_key)),
-                    ("direction", Esc(dir)),
-                ];
+                let labels = [("peer", Esc(&p.name)), ("public_key", Esc(&p.public_key)), ("direction", Esc(dir))];
                 ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -178,11 +148,7 @@ impl Collector for Snapshot {
         )?;
         for p in &s.peers {
             for (dir, v) in [("tx", p.traffic.tx_bytes), ("rx", p.traffic.rx_bytes)] {
-                let labels = [
-                    ("peer", Esc(&p.name)),
-                    ("public_key", Esc(&p.public_key)),
-                    ("direction", Esc(dir)),
-                ];
+                let labels = [("peer", Esc(&p.name)), ("public_key", Esc(&p.public_key)), ("direction", Esc(dir))];
                 ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -200,12 +166,7 @@ impl Collector for Snapshot {
             }
         }
 
-        let mut m = enc.encode_descriptor(
-            "weavers_drops",
-            "Packets dropped, by reason.",
-            None,
-            MetricType::Counter,
-        )?;
+        let mut m = enc.encode_descriptor("weavers_drops", "Packets dropped, by reason.", None, MetricType::Counter)?;
         for d in &s.drops {
             let labels = [("reason", Esc(&d.reason))];
             ConstCounter::new(d.count).encode(m.encode_family(&labels)?)?;
@@ -264,12 +225,7 @@ mod tests {
             rtt_us,
             session_age_s: Some(5),
             overlay_addr: None,
-            traffic: TrafficCounters {
-                tx_frames: 10,
-                tx_bytes: 1000,
-                rx_frames: 7,
-                rx_bytes: 980,
-            },
+            traffic: TrafficCounters { tx_frames: 10, tx_bytes: 1000, rx_frames: 7, rx_bytes: 980 },
         }
     }
 
@@ -287,16 +243,8 @@ mod tests {
                 peer("c\"x\\y\nz", "KEYC", PeerState::Unreachable, None),
             ],
             pending: vec![],
-            drops: vec![DropCount {
-                reason: "replay".into(),
-                count: 3,
-            }],
-            handshakes: HandshakeCounts {
-                initiated: 4,
-                completed: 3,
-                failed: 1,
-                rate_limited: 0,
-            },
+            drops: vec![DropCount { reason: "replay".into(), count: 3 }],
+            handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
         }
     }
 
@@ -342,10 +290,7 @@ mod tests {
         // Every sample stays on one line: name, labels, value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("weavers_"), "stray line {line:?}");
-            assert_eq!(
-                line.rsplit(' ').next().map(|v| v.parse::<f64>().is_ok()),
-                Some(true)
-            );
+            assert_eq!(line.rsplit(' ').next().map(|v| v.parse::<f64>().is_ok()), Some(true));
         }
     }
 
@@ -390,9 +335,7 @@ mod tests {
         };
         let out = get("/metrics").await;
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        assert!(out
-            .to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"));
+        assert!(out.to_ascii_lowercase().contains("content-type: application/openmetrics-text"));
         assert!(out.contains("\r\n\r\n# HELP weavers_peers "), "{out}");
         assert!(out.ends_with("# EOF\n"));
         assert!(get("/").await.starts_with("HTTP/1.1 404"));

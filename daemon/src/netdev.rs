@@ -54,11 +54,7 @@ pub enum NetdevError {
     NotFound { op: &'static str, name: String },
     /// A link with the wanted name exists but has another type.
     #[error("interface {name} exists but is not a {wanted} (kind: {found})")]
-    WrongKind {
-        name: String,
-        wanted: &'static str,
-        found: String,
-    },
+    WrongKind { name: String, wanted: &'static str, found: String },
     /// An address prefix length longer than the address.
     #[error("invalid prefix length {addr}/{prefix_len}")]
     InvalidPrefix { addr: IpAddr, prefix_len: u8 },
@@ -67,11 +63,7 @@ pub enum NetdevError {
     InvalidName { name: String, reason: &'static str },
     /// Opening or configuring the TAP device failed.
     #[error("{op} TAP {name}: {err}")]
-    Tap {
-        op: &'static str,
-        name: String,
-        err: io::Error,
-    },
+    Tap { op: &'static str, name: String, err: io::Error },
 }
 
 impl NetdevError {
@@ -103,10 +95,7 @@ fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-fn nl_err(
-    op: &'static str,
-    target: impl fmt::Display,
-) -> impl FnOnce(rtnetlink::Error) -> NetdevError {
+fn nl_err(op: &'static str, target: impl fmt::Display) -> impl FnOnce(rtnetlink::Error) -> NetdevError {
     let target = target.to_string();
     move |err| NetdevError::Netlink { op, target, err }
 }
@@ -118,18 +107,12 @@ fn check_ifname(name: &str) -> Result<(), NetdevError> {
         "longer than 15 bytes"
     } else if name == "." || name == ".." {
         "reserved"
-    } else if name
-        .bytes()
-        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
-    {
+    } else if name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0) {
         "contains '/', ':', NUL or whitespace"
     } else {
         return Ok(());
     };
-    Err(NetdevError::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
+    Err(NetdevError::InvalidName { name: name.to_owned(), reason })
 }
 
 /// The kind of a link (`bridge`, `tun`, `veth`...) as the kernel reports it.
@@ -158,9 +141,7 @@ fn link_name(msg: &LinkMessage) -> Option<&str> {
 }
 
 fn has_controller(msg: &LinkMessage) -> bool {
-    msg.attributes
-        .iter()
-        .any(|a| matches!(a, LinkAttribute::Controller(i) if *i != 0))
+    msg.attributes.iter().any(|a| matches!(a, LinkAttribute::Controller(i) if *i != 0))
 }
 
 /// A random locally administered unicast MAC address.
@@ -170,10 +151,7 @@ fn random_mac() -> [u8; 6] {
     let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
     if n != mac.len() as isize {
         // Practically unreachable; fall back to something still unique-ish.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
             ^ u128::from(std::process::id());
         mac.copy_from_slice(&t.to_le_bytes()[..6]);
     }
@@ -196,8 +174,7 @@ impl Netdev {
     ///
     /// Must be called from within a tokio runtime.
     pub async fn new() -> Result<Self, NetdevError> {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|err| NetdevError::Connect { err })?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|err| NetdevError::Connect { err })?;
         tokio::spawn(conn);
         Ok(Netdev { handle })
     }
@@ -224,12 +201,7 @@ impl Netdev {
     }
 
     async fn require_link(&self, op: &'static str, name: &str) -> Result<LinkMessage, NetdevError> {
-        self.get_link(name)
-            .await?
-            .ok_or_else(|| NetdevError::NotFound {
-                op,
-                name: name.to_owned(),
-            })
+        self.get_link(name).await?.ok_or_else(|| NetdevError::NotFound { op, name: name.to_owned() })
     }
 
     /// Creates the Linux bridge `name`, or reuses it if it exists already
@@ -278,18 +250,8 @@ impl Netdev {
         }
         let index = msg.header.index;
         // Re-apply everything, in case the bridge was reused.
-        let change = LinkBridge::new(name)
-            .index(index)
-            .mtu(mtu)
-            .mcast_snooping(true)
-            .mcast_querier(false)
-            .build();
-        self.handle
-            .link()
-            .change(change)
-            .execute()
-            .await
-            .map_err(nl_err("configuring bridge", name))?;
+        let change = LinkBridge::new(name).index(index).mtu(mtu).mcast_snooping(true).mcast_querier(false).build();
+        self.handle.link().change(change).execute().await.map_err(nl_err("configuring bridge", name))?;
         Ok(index)
     }
 
@@ -298,37 +260,18 @@ impl Netdev {
     /// the bridge (`mcast_router 2`, set through `IFLA_INFO_SLAVE_DATA`), so
     /// that every local multicast frame and IGMP/MLD report reaches the
     /// daemon. Idempotent.
-    pub async fn attach_tap(
-        &self,
-        tap_name: &str,
-        bridge_ifindex: u32,
-        mtu: u32,
-    ) -> Result<(), NetdevError> {
+    pub async fn attach_tap(&self, tap_name: &str, bridge_ifindex: u32, mtu: u32) -> Result<(), NetdevError> {
         let tap = self.require_link("attaching TAP", tap_name).await?;
         let index = tap.header.index;
-        let msg = LinkUnspec::new_with_index(index)
-            .mtu(mtu)
-            .controller(bridge_ifindex)
-            .up()
-            .build();
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).controller(bridge_ifindex).up().build();
         self.handle
             .link()
             .change(msg)
             .execute()
             .await
-            .map_err(nl_err(
-                "enslaving to bridge",
-                format!("{tap_name} (bridge ifindex {bridge_ifindex})"),
-            ))?;
-        let port = LinkBridgePort::new(index)
-            .mcast_router(BridgeMulticastRouterType::Permanent)
-            .build();
-        self.handle
-            .link()
-            .set_port(port)
-            .execute()
-            .await
-            .map_err(nl_err("setting mcast_router 2 on", tap_name))?;
+            .map_err(nl_err("enslaving to bridge", format!("{tap_name} (bridge ifindex {bridge_ifindex})")))?;
+        let port = LinkBridgePort::new(index).mcast_router(BridgeMulticastRouterType::Permanent).build();
+        self.handle.link().set_port(port).execute().await.map_err(nl_err("setting mcast_router 2 on", tap_name))?;
         Ok(())
     }
 
@@ -389,10 +332,7 @@ impl Netdev {
             return Ok(route_mtu);
         };
         let mut links = self.handle.link().get().match_index(oif).execute();
-        let link = links
-            .try_next()
-            .await
-            .map_err(nl_err("looking up link of route to", dst))?;
+        let link = links.try_next().await.map_err(nl_err("looking up link of route to", dst))?;
         let dev_mtu = link.as_ref().and_then(link_mtu);
         Ok(match (route_mtu, dev_mtu) {
             (Some(r), Some(d)) => Some(r.min(d)),
@@ -407,11 +347,7 @@ impl Netdev {
     pub async fn max_underlay_mtu(&self, exclude: &[&str]) -> Result<u32, NetdevError> {
         let mut links = self.handle.link().get().execute();
         let mut best: Option<u32> = None;
-        while let Some(msg) = links
-            .try_next()
-            .await
-            .map_err(nl_err("listing links", "(all)"))?
-        {
+        while let Some(msg) = links.try_next().await.map_err(nl_err("listing links", "(all)"))? {
             let flags = msg.header.flags;
             if flags.contains(LinkFlags::Loopback)
                 || !flags.contains(LinkFlags::Up)
@@ -431,28 +367,13 @@ impl Netdev {
 
     /// Adds `addr/prefix_len` to the interface `ifname` (for
     /// `weavers expose`). Returns `false` if the address was already there.
-    pub async fn add_address(
-        &self,
-        ifname: &str,
-        addr: IpAddr,
-        prefix_len: u8,
-    ) -> Result<bool, NetdevError> {
+    pub async fn add_address(&self, ifname: &str, addr: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
         if prefix_len > max_prefix(addr) {
             return Err(NetdevError::InvalidPrefix { addr, prefix_len });
         }
         let target = format!("{addr}/{prefix_len} on {ifname}");
-        let index = self
-            .require_link("adding address", ifname)
-            .await?
-            .header
-            .index;
-        match self
-            .handle
-            .address()
-            .add(index, addr, prefix_len)
-            .execute()
-            .await
-        {
+        let index = self.require_link("adding address", ifname).await?.header.index;
+        match self.handle.address().add(index, addr, prefix_len).execute().await {
             Ok(()) => Ok(true),
             Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(nl_err("adding address", target)(e)),
@@ -466,30 +387,12 @@ impl Netdev {
     /// skipped quietly when it is disabled on the interface). Returns
     /// `true` if at least one route was added.
     pub async fn ensure_multicast_route(&self, ifname: &str) -> Result<bool, NetdevError> {
-        let index = self
-            .require_link("adding multicast route", ifname)
-            .await?
-            .header
-            .index;
-        let v4 = self
-            .ensure_route(ifname, index, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4)
-            .await?;
-        let v6 = match self
-            .ensure_route(
-                ifname,
-                index,
-                IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)),
-                8,
-            )
-            .await
+        let index = self.require_link("adding multicast route", ifname).await?.header.index;
+        let v4 = self.ensure_route(ifname, index, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4).await?;
+        let v6 = match self.ensure_route(ifname, index, IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8).await
         {
             Ok(added) => added,
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EAFNOSUPPORT | libc::EACCES | libc::EOPNOTSUPP)
-                ) =>
-            {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EACCES | libc::EOPNOTSUPP)) => {
                 tracing::debug!(dev = ifname, error = %e, "no IPv6 multicast route");
                 false
             }
@@ -500,13 +403,7 @@ impl Netdev {
 
     /// Adds `dst/prefix_len dev <index>` to the main table unless the main
     /// table already has a unicast route for exactly that prefix.
-    async fn ensure_route(
-        &self,
-        ifname: &str,
-        index: u32,
-        dst: IpAddr,
-        prefix_len: u8,
-    ) -> Result<bool, NetdevError> {
+    async fn ensure_route(&self, ifname: &str, index: u32, dst: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
         let target = format!("{dst}/{prefix_len} dev {ifname}");
         let mut query = RouteMessage::default();
         query.header.address_family = match dst {
@@ -514,11 +411,7 @@ impl Netdev {
             IpAddr::V6(_) => AddressFamily::Inet6,
         };
         let mut routes = self.handle.route().get(query).execute();
-        while let Some(r) = routes
-            .try_next()
-            .await
-            .map_err(nl_err("listing routes for", &target))?
-        {
+        while let Some(r) = routes.try_next().await.map_err(nl_err("listing routes for", &target))? {
             if route_table(&r) == u32::from(RouteHeader::RT_TABLE_MAIN)
                 && r.header.kind == RouteType::Unicast
                 && r.header.destination_prefix_length == prefix_len
@@ -560,8 +453,7 @@ fn route_to(dst: IpAddr, prefix_len: u8) -> RouteMessageBuilder<IpAddr> {
         IpAddr::V6(_) => AddressFamily::Inet6,
     };
     m.header.destination_prefix_length = prefix_len.min(max_prefix(dst));
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+    m.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
     b
 }
 
@@ -610,18 +502,9 @@ impl Tap {
     /// `EINVAL` if `name` is a link of another type.
     pub fn open(name: &str) -> Result<Tap, NetdevError> {
         check_ifname(name)?;
-        let err = |op, err| NetdevError::Tap {
-            op,
-            name: name.to_owned(),
-            err,
-        };
+        let err = |op, err| NetdevError::Tap { op, name: name.to_owned(), err };
         // SAFETY: a plain open(2) of a NUL-terminated path.
-        let raw = unsafe {
-            libc::open(
-                c"/dev/net/tun".as_ptr(),
-                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
+        let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
         if raw < 0 {
             return Err(err("opening /dev/net/tun for", io::Error::last_os_error()));
         }
@@ -649,9 +532,7 @@ impl Tap {
             return Err(err("clearing persistence of", io::Error::last_os_error()));
         }
         // SAFETY: the kernel NUL-terminates ifr_name (IFNAMSIZ bytes).
-        let actual = unsafe { CStr::from_ptr(ifr.ifr_name.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
+        let actual = unsafe { CStr::from_ptr(ifr.ifr_name.as_ptr()) }.to_string_lossy().into_owned();
         Ok(Tap { fd, name: actual })
     }
 
@@ -708,10 +589,8 @@ mod tests {
     /// Runs `ip ARGS` (in the calling thread's network namespace) and
     /// returns its stdout, or `Err(stderr)`.
     fn ip(args: &str) -> Result<String, String> {
-        let out = Command::new("ip")
-            .args(args.split_whitespace())
-            .output()
-            .map_err(|e| format!("running ip {args}: {e}"))?;
+        let out =
+            Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("running ip {args}: {e}"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -734,10 +613,7 @@ mod tests {
     {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "netdev tests need root (CI=true: not skipping)"
-            );
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "netdev tests need root (CI=true: not skipping)");
             eprintln!("skipping: netdev tests need root");
             return;
         }
@@ -746,10 +622,7 @@ mod tests {
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
                 panic!("unshare(CLONE_NEWNET): {}", io::Error::last_os_error());
             }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             rt.block_on(f());
         })
         .join();
@@ -798,9 +671,7 @@ mod tests {
             // Frames flow: a broadcast written into one TAP port comes out
             // of another port of the bridge.
             let t2 = open_tap("wvt-tap2").expect("open tap2");
-            nd.attach_tap("wvt-tap2", idx, 1380)
-                .await
-                .expect("attach 2");
+            nd.attach_tap("wvt-tap2", idx, 1380).await.expect("attach 2");
             let mut frame = vec![0xff; 6];
             frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
             frame.extend_from_slice(b"weavers netdev test payload......................");
@@ -829,10 +700,7 @@ mod tests {
             let out = ip_ok(&format!("addr show dev {br}"));
             assert!(out.contains("inet 10.40.0.1/12"), "{out}");
             assert!(out.contains("inet6 fd00:77::1/64"), "{out}");
-            assert!(matches!(
-                nd.add_address("wvt-none", a, 12).await,
-                Err(NetdevError::NotFound { .. })
-            ));
+            assert!(matches!(nd.add_address("wvt-none", a, 12).await, Err(NetdevError::NotFound { .. })));
 
             // Multicast routes (idempotent).
             assert!(nd.ensure_multicast_route(br).await.unwrap());
@@ -845,10 +713,7 @@ mod tests {
 
             // A name taken by another kind of link.
             ip_ok("link add wvt-v0 mtu 9000 type veth peer name wvt-v1 mtu 9000");
-            assert!(matches!(
-                nd.ensure_bridge("wvt-v0", 1400).await,
-                Err(NetdevError::WrongKind { .. })
-            ));
+            assert!(matches!(nd.ensure_bridge("wvt-v0", 1400).await, Err(NetdevError::WrongKind { .. })));
             assert!(open_tap("wvt-v0").is_err());
 
             // Underlay MTU: nothing up but lo, the bridge and TAPs -> 1500;
@@ -862,19 +727,10 @@ mod tests {
                 assert!(Instant::now() < deadline, "veth carrier never came up");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert_eq!(
-                nd.link_mtu_for("10.99.0.2".parse().unwrap()).await.unwrap(),
-                Some(9000)
-            );
+            assert_eq!(nd.link_mtu_for("10.99.0.2".parse().unwrap()).await.unwrap(), Some(9000));
             ip_ok("route add 10.98.0.0/16 dev wvt-v0 mtu 1300");
-            assert_eq!(
-                nd.link_mtu_for("10.98.1.1".parse().unwrap()).await.unwrap(),
-                Some(1300)
-            );
-            assert_eq!(
-                nd.link_mtu_for("192.0.2.1".parse().unwrap()).await.unwrap(),
-                None
-            );
+            assert_eq!(nd.link_mtu_for("10.98.1.1".parse().unwrap()).await.unwrap(), Some(1300));
+            assert_eq!(nd.link_mtu_for("192.0.2.1".parse().unwrap()).await.unwrap(), None);
 
             // A persistent TAP left behind is reused and made non-persistent.
             ip_ok("tuntap add mode tap name wvt-ptap");
@@ -892,10 +748,7 @@ mod tests {
             assert!(ip_ok("route show 224.0.0.0/4").is_empty());
             drop((t, t2));
 
-            assert!(matches!(
-                nd.find_link("this-name-is-too-long").await,
-                Err(NetdevError::InvalidName { .. })
-            ));
+            assert!(matches!(nd.find_link("this-name-is-too-long").await, Err(NetdevError::InvalidName { .. })));
         });
     }
 
@@ -905,16 +758,12 @@ mod tests {
             let nd = Netdev::new().await.expect("netlink");
             nd.ensure_bridge("wvt-br", 1400).await.expect("bridge");
             // Written by this thread, so in this thread's namespace.
-            std::fs::write("/proc/sys/net/ipv6/conf/wvt-br/disable_ipv6", "1")
-                .expect("disable IPv6");
+            std::fs::write("/proc/sys/net/ipv6/conf/wvt-br/disable_ipv6", "1").expect("disable IPv6");
             assert!(nd.ensure_multicast_route("wvt-br").await.unwrap());
             assert!(!nd.ensure_multicast_route("wvt-br").await.unwrap());
             assert!(ip_ok("route show 224.0.0.0/4").contains("dev wvt-br"));
             assert!(ip_ok("-6 route show ff00::/8 table main").is_empty());
-            assert!(matches!(
-                nd.ensure_multicast_route("wvt-none").await,
-                Err(NetdevError::NotFound { .. })
-            ));
+            assert!(matches!(nd.ensure_multicast_route("wvt-none").await, Err(NetdevError::NotFound { .. })));
         });
     }
 }

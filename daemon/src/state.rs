@@ -43,7 +43,11 @@ pub struct StateDir {
 impl StateDir {
     /// Opens (creating, mode 0700) the directory.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating state dir {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating state dir {}", dir.display()))?;
         Ok(StateDir { dir: dir.to_path_buf() })
     }
 
@@ -56,7 +60,8 @@ impl StateDir {
                 if mode & 0o077 != 0 {
                     bail!("{} is readable by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
                 }
-                let key = PublicKey::from_base64(text.trim()).with_context(|| format!("{} does not hold a base64 key", path.display()))?;
+                let key = PublicKey::from_base64(text.trim())
+                    .with_context(|| format!("{} does not hold a base64 key", path.display()))?;
                 Ok(StaticKeypair::from_private(key.0)?)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -87,7 +92,13 @@ impl StateDir {
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;

@@ -147,7 +147,12 @@ impl GossipTable {
 
     /// Forgets hosts whose record has not advanced for `forget_after` and
     /// that `connected` says are not directly connected; returns them.
-    pub fn forget_stale(&mut self, now: Instant, forget_after: Duration, connected: impl Fn(&PublicKey) -> bool) -> Vec<PublicKey> {
+    pub fn forget_stale(
+        &mut self,
+        now: Instant,
+        forget_after: Duration,
+        connected: impl Fn(&PublicKey) -> bool,
+    ) -> Vec<PublicKey> {
         let gone: Vec<PublicKey> = self
             .entries
             .iter()

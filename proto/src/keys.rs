@@ -72,8 +72,7 @@ impl StaticKeypair {
 
     /// A fresh random key pair (from the operating system's RNG).
     pub fn generate() -> Result<Self, snow::Error> {
-        let kp = snow::Builder::new(crate::session::XX_PARAMS.parse().expect("valid pattern"))
-            .generate_keypair()?;
+        let kp = snow::Builder::new(crate::session::XX_PARAMS.parse().expect("valid pattern")).generate_keypair()?;
         let mut private = [0u8; KEY_LEN];
         private.copy_from_slice(&kp.private);
         Self::from_private(private)

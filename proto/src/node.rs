@@ -160,7 +160,9 @@ impl Peer {
     }
 
     fn session_mut(&mut self, local_index: u32) -> Option<(&mut Session, Slot)> {
-        for (slot, s) in [(Slot::Current, &mut self.current), (Slot::Previous, &mut self.previous), (Slot::Next, &mut self.next)] {
+        for (slot, s) in
+            [(Slot::Current, &mut self.current), (Slot::Previous, &mut self.previous), (Slot::Next, &mut self.next)]
+        {
             if let Some(s) = s.as_mut().filter(|s| s.local_index == local_index) {
                 return Some((s, slot));
             }
@@ -250,7 +252,13 @@ pub struct Node {
 impl Node {
     /// A node with no peers yet.
     pub fn new(cfg: Config, now: Instant) -> Self {
-        let own = PeerRecord { key: cfg.keypair.public, version: cfg.unix_ms, name: cfg.name.clone(), overlay_addr: None, connections: Vec::new() };
+        let own = PeerRecord {
+            key: cfg.keypair.public,
+            version: cfg.unix_ms,
+            name: cfg.name.clone(),
+            overlay_addr: None,
+            connections: Vec::new(),
+        };
         Node {
             start: now,
             last_stamp: cfg.unix_ms,
@@ -378,9 +386,13 @@ impl Node {
         };
         match packet {
             Packet::HandshakeInit { sender, pattern, noise } => self.on_init(now, from, sender, pattern, noise, io),
-            Packet::HandshakeResponse { sender, receiver, noise } => self.on_response(now, from, sender, receiver, noise, io),
+            Packet::HandshakeResponse { sender, receiver, noise } => {
+                self.on_response(now, from, sender, receiver, noise, io)
+            }
             Packet::HandshakeFinal { sender, receiver, noise } => self.on_final(now, from, sender, receiver, noise, io),
-            Packet::Data { receiver, counter, ciphertext } => self.on_data(now, from, receiver, counter, ciphertext, io),
+            Packet::Data { receiver, counter, ciphertext } => {
+                self.on_data(now, from, receiver, counter, ciphertext, io)
+            }
         }
     }
 
@@ -430,7 +442,11 @@ impl Node {
     fn fresh_index(&mut self) -> u32 {
         loop {
             let i: u32 = self.rng.gen();
-            if i != 0 && !self.index.contains_key(&i) && !self.outgoing.contains_key(&i) && !self.incoming.contains_key(&i) {
+            if i != 0
+                && !self.index.contains_key(&i)
+                && !self.outgoing.contains_key(&i)
+                && !self.incoming.contains_key(&i)
+            {
                 return i;
             }
         }

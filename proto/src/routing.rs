@@ -12,11 +12,19 @@ use std::collections::{HashMap, VecDeque};
 /// its old sessions) does not keep it looking reachable. The search only
 /// ever starts through `direct`. Ties break by key order, so the result is
 /// deterministic.
-pub fn next_hops<'a>(me: PublicKey, direct: &[PublicKey], links: impl IntoIterator<Item = (PublicKey, &'a [PublicKey])>) -> HashMap<PublicKey, PublicKey> {
+pub fn next_hops<'a>(
+    me: PublicKey,
+    direct: &[PublicKey],
+    links: impl IntoIterator<Item = (PublicKey, &'a [PublicKey])>,
+) -> HashMap<PublicKey, PublicKey> {
     let reported: HashMap<PublicKey, &[PublicKey]> = links.into_iter().collect();
     let mut adj: HashMap<PublicKey, Vec<PublicKey>> = HashMap::new();
     for (from, tos) in &reported {
-        let mut v: Vec<PublicKey> = tos.iter().copied().filter(|to| to != from && reported.get(to).is_some_and(|back| back.contains(from))).collect();
+        let mut v: Vec<PublicKey> = tos
+            .iter()
+            .copied()
+            .filter(|to| to != from && reported.get(to).is_some_and(|back| back.contains(from)))
+            .collect();
         v.sort();
         v.dedup();
         adj.insert(*from, v);

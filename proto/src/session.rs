@@ -62,7 +62,11 @@ impl std::fmt::Debug for Handshake {
     }
 }
 
-fn builder<'a>(pattern: Pattern, local: &'a StaticKeypair, psk: &'a NetworkKey) -> Result<snow::Builder<'a>, snow::Error> {
+fn builder<'a>(
+    pattern: Pattern,
+    local: &'a StaticKeypair,
+    psk: &'a NetworkKey,
+) -> Result<snow::Builder<'a>, snow::Error> {
     let (params, psk_at) = match pattern {
         Pattern::Xx => (XX_PARAMS, 0),
         Pattern::Ik => (IK_PARAMS, 1),
@@ -75,7 +79,13 @@ fn builder<'a>(pattern: Pattern, local: &'a StaticKeypair, psk: &'a NetworkKey) 
 
 impl Handshake {
     /// Starts a handshake as initiator. IK needs the responder's key.
-    pub fn initiator(pattern: Pattern, local: &StaticKeypair, psk: &NetworkKey, remote: Option<&PublicKey>, now: Instant) -> Result<Self, HandshakeError> {
+    pub fn initiator(
+        pattern: Pattern,
+        local: &StaticKeypair,
+        psk: &NetworkKey,
+        remote: Option<&PublicKey>,
+        now: Instant,
+    ) -> Result<Self, HandshakeError> {
         let mut b = builder(pattern, local, psk)?;
         if pattern == Pattern::Ik {
             b = b.remote_public_key(&remote.ok_or(HandshakeError::Order)?.0)?;
@@ -84,7 +94,12 @@ impl Handshake {
     }
 
     /// Starts a handshake as responder.
-    pub fn responder(pattern: Pattern, local: &StaticKeypair, psk: &NetworkKey, now: Instant) -> Result<Self, HandshakeError> {
+    pub fn responder(
+        pattern: Pattern,
+        local: &StaticKeypair,
+        psk: &NetworkKey,
+        now: Instant,
+    ) -> Result<Self, HandshakeError> {
         Ok(Handshake { state: builder(pattern, local, psk)?.build_responder()?, pattern, started: now })
     }
 
@@ -210,7 +225,13 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn complete(pattern: Pattern, a: &StaticKeypair, b: &StaticKeypair, psk_a: &NetworkKey, psk_b: &NetworkKey) -> Result<(Session, Session), HandshakeError> {
+    fn complete(
+        pattern: Pattern,
+        a: &StaticKeypair,
+        b: &StaticKeypair,
+        psk_a: &NetworkKey,
+        psk_b: &NetworkKey,
+    ) -> Result<(Session, Session), HandshakeError> {
         let now = Instant::now();
         let mut i = Handshake::initiator(pattern, a, psk_a, Some(&b.public), now)?;
         let mut r = Handshake::responder(pattern, b, psk_b, now)?;
@@ -241,13 +262,17 @@ mod tests {
             let mut pkt = [0u8; 256];
             let mut out = [0u8; 256];
             let n = s.seal(b"frame", &mut pkt).unwrap();
-            let wire::Packet::Data { counter, ciphertext, .. } = wire::Packet::parse(&pkt[..n]).unwrap() else { panic!() };
+            let wire::Packet::Data { counter, ciphertext, .. } = wire::Packet::parse(&pkt[..n]).unwrap() else {
+                panic!()
+            };
             let m = r.open(counter, ciphertext, &mut out).unwrap();
             assert_eq!(&out[..m], b"frame");
             assert_eq!(r.open(counter, ciphertext, &mut out), Err(SessionError::Replay));
             // And back.
             let n = r.seal(b"back", &mut pkt).unwrap();
-            let wire::Packet::Data { counter, ciphertext, .. } = wire::Packet::parse(&pkt[..n]).unwrap() else { panic!() };
+            let wire::Packet::Data { counter, ciphertext, .. } = wire::Packet::parse(&pkt[..n]).unwrap() else {
+                panic!()
+            };
             assert_eq!(s.open(counter, ciphertext, &mut out), Ok(4));
         }
     }
@@ -256,7 +281,9 @@ mod tests {
     fn wrong_password_fails_and_tampering_is_rejected() {
         let (a, b) = (StaticKeypair::generate().unwrap(), StaticKeypair::generate().unwrap());
         for pattern in [Pattern::Xx, Pattern::Ik] {
-            assert!(complete(pattern, &a, &b, &NetworkKey::from_password(b"x"), &NetworkKey::from_password(b"y")).is_err());
+            assert!(
+                complete(pattern, &a, &b, &NetworkKey::from_password(b"x"), &NetworkKey::from_password(b"y")).is_err()
+            );
         }
         let psk = NetworkKey::from_password(b"pw");
         let (mut s, mut r) = complete(Pattern::Ik, &a, &b, &psk, &psk).unwrap();

@@ -220,7 +220,10 @@ mod tests {
     fn round_trips() {
         let mut b = [0u8; 64];
         let n = write_handshake_header(&mut b, PacketType::HandshakeInit, 7, HandshakeSecond::Pattern(Pattern::Ik));
-        assert_eq!(Packet::parse(&b[..n + 3]), Ok(Packet::HandshakeInit { sender: 7, pattern: Pattern::Ik, noise: &[0, 0, 0] }));
+        assert_eq!(
+            Packet::parse(&b[..n + 3]),
+            Ok(Packet::HandshakeInit { sender: 7, pattern: Pattern::Ik, noise: &[0, 0, 0] })
+        );
         let n = write_handshake_header(&mut b, PacketType::HandshakeFinal, 7, HandshakeSecond::Receiver(9));
         assert_eq!(Packet::parse(&b[..n]), Ok(Packet::HandshakeFinal { sender: 7, receiver: 9, noise: &[] }));
         write_data_header(&mut b, 5, u64::MAX - 1);

@@ -56,7 +56,8 @@ impl Node {
             1 + frame.len()
         } else {
             self.plain[0] = Kind::Relay as u8;
-            RelayHeader { ttl: RELAY_TTL, dst: dst.short_id(), src: self.public_key().short_id() }.write(&mut self.plain[1..]);
+            RelayHeader { ttl: RELAY_TTL, dst: dst.short_id(), src: self.public_key().short_id() }
+                .write(&mut self.plain[1..]);
             self.plain[1 + RELAY_HEADER_LEN..1 + RELAY_HEADER_LEN + frame.len()].copy_from_slice(frame);
             1 + RELAY_HEADER_LEN + frame.len()
         };
@@ -115,7 +116,15 @@ impl Node {
         }
     }
 
-    pub(super) fn on_data(&mut self, now: Instant, from: SocketAddr, receiver: u32, counter: u64, ciphertext: &[u8], io: &mut impl Io) {
+    pub(super) fn on_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        receiver: u32,
+        counter: u64,
+        ciphertext: &[u8],
+        io: &mut impl Io,
+    ) {
         let Some(key) = self.index.get(&receiver).copied() else {
             return self.drops.count(DropReason::UnknownSession);
         };
@@ -235,7 +244,8 @@ impl Node {
             }
             let key = r.key;
             let name = r.name.clone();
-            let endpoints_of_others: Vec<(PublicKey, SocketAddr)> = r.connections.iter().map(|c| (c.key, c.endpoint)).collect();
+            let endpoints_of_others: Vec<(PublicKey, SocketAddr)> =
+                r.connections.iter().map(|c| (c.key, c.endpoint)).collect();
             match self.gossip.merge(r, now) {
                 Merge::Stale => continue,
                 Merge::New | Merge::Updated => {

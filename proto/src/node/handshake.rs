@@ -14,7 +14,8 @@ impl Node {
             Target::Peer(k) => (Pattern::Ik, Some(k)),
             Target::Bootstrap(_) => (Pattern::Xx, None),
         };
-        let mut hs = match Handshake::initiator(pattern, &self.cfg.keypair, &self.cfg.network_key, remote.as_ref(), now) {
+        let mut hs = match Handshake::initiator(pattern, &self.cfg.keypair, &self.cfg.network_key, remote.as_ref(), now)
+        {
             Ok(hs) => hs,
             Err(_) => return,
         };
@@ -24,7 +25,12 @@ impl Node {
             Pattern::Ik => self.handshake_payload(now),
         };
         let index = self.fresh_index();
-        let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeInit, index, HandshakeSecond::Pattern(pattern));
+        let n = wire::write_handshake_header(
+            &mut self.sealed,
+            PacketType::HandshakeInit,
+            index,
+            HandshakeSecond::Pattern(pattern),
+        );
         let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return };
         io.send(to, &self.sealed[..n + m]);
         self.handshakes.initiated += 1;
@@ -53,7 +59,15 @@ impl Node {
         self.drops.count(DropReason::HandshakeFailed);
     }
 
-    pub(super) fn on_init(&mut self, now: Instant, from: SocketAddr, sender: u32, pattern: Pattern, noise: &[u8], io: &mut impl Io) {
+    pub(super) fn on_init(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: u32,
+        pattern: Pattern,
+        noise: &[u8],
+        io: &mut impl Io,
+    ) {
         if !self.limiter.allow(from.ip(), now) {
             self.handshakes.rate_limited += 1;
             return self.drops.count(DropReason::RateLimited);
@@ -66,7 +80,12 @@ impl Node {
         match pattern {
             Pattern::Xx => {
                 let payload = self.handshake_payload(now);
-                let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeResponse, index, HandshakeSecond::Receiver(sender));
+                let n = wire::write_handshake_header(
+                    &mut self.sealed,
+                    PacketType::HandshakeResponse,
+                    index,
+                    HandshakeSecond::Receiver(sender),
+                );
                 let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return self.fail_handshake() };
                 if self.incoming.len() >= MAX_INCOMING {
                     let oldest = self.incoming.iter().min_by_key(|(_, i)| i.hs.started).map(|(k, _)| *k);
@@ -92,7 +111,12 @@ impl Node {
                     return self.drops.count(DropReason::Replay);
                 }
                 let reply = self.handshake_payload(now);
-                let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeResponse, index, HandshakeSecond::Receiver(sender));
+                let n = wire::write_handshake_header(
+                    &mut self.sealed,
+                    PacketType::HandshakeResponse,
+                    index,
+                    HandshakeSecond::Receiver(sender),
+                );
                 let Ok(m) = hs.write(&reply, &mut self.sealed[n..]) else { return self.fail_handshake() };
                 let Ok(session) = hs.into_session(index, sender, now) else { return self.fail_handshake() };
                 io.send(from, &self.sealed[..n + m]);
@@ -110,7 +134,15 @@ impl Node {
         }
     }
 
-    pub(super) fn on_response(&mut self, now: Instant, from: SocketAddr, sender: u32, receiver: u32, noise: &[u8], io: &mut impl Io) {
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: u32,
+        receiver: u32,
+        noise: &[u8],
+        io: &mut impl Io,
+    ) {
         let Some(mut out) = self.outgoing.remove(&receiver) else {
             return self.drops.count(DropReason::UnknownSession);
         };
@@ -126,7 +158,12 @@ impl Node {
         }
         if out.hs.pattern == Pattern::Xx {
             let mine = self.handshake_payload(now);
-            let n = wire::write_handshake_header(&mut self.sealed, PacketType::HandshakeFinal, receiver, HandshakeSecond::Receiver(sender));
+            let n = wire::write_handshake_header(
+                &mut self.sealed,
+                PacketType::HandshakeFinal,
+                receiver,
+                HandshakeSecond::Receiver(sender),
+            );
             let Ok(m) = out.hs.write(&mine, &mut self.sealed[n..]) else { return self.fail_handshake() };
             io.send(from, &self.sealed[..n + m]);
         }
@@ -145,7 +182,15 @@ impl Node {
         self.install(now, key, session, io);
     }
 
-    pub(super) fn on_final(&mut self, now: Instant, from: SocketAddr, sender: u32, receiver: u32, noise: &[u8], io: &mut impl Io) {
+    pub(super) fn on_final(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: u32,
+        receiver: u32,
+        noise: &[u8],
+        io: &mut impl Io,
+    ) {
         let Some(mut inc) = self.incoming.remove(&receiver) else {
             return self.drops.count(DropReason::UnknownSession);
         };

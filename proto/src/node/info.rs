@@ -24,7 +24,13 @@ impl Node {
                     PeerState::Unreachable
                 };
                 let via = match state {
-                    PeerState::Relayed => hop.and_then(|h| self.peers.get(&h)).map(|h| if h.name.is_empty() { h.key.to_base64() } else { h.name.clone() }),
+                    PeerState::Relayed => hop.and_then(|h| self.peers.get(&h)).map(|h| {
+                        if h.name.is_empty() {
+                            h.key.to_base64()
+                        } else {
+                            h.name.clone()
+                        }
+                    }),
                     _ => None,
                 };
                 PeerInfo {
@@ -34,7 +40,11 @@ impl Node {
                     state,
                     via,
                     rtt_us: p.rtt.filter(|_| connected).map(|d| d.as_micros() as u64),
-                    session_age_s: p.current.as_ref().filter(|_| connected).map(|s| now.saturating_duration_since(s.established).as_secs()),
+                    session_age_s: p
+                        .current
+                        .as_ref()
+                        .filter(|_| connected)
+                        .map(|s| now.saturating_duration_since(s.established).as_secs()),
                     overlay_addr: self.gossip.get(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
                     traffic: p.traffic,
                 }
@@ -46,6 +56,10 @@ impl Node {
 
     /// Configured addresses whose peer is not known yet.
     pub fn pending(&self) -> Vec<PendingPeer> {
-        self.bootstraps.iter().filter(|b| b.key.is_none()).map(|b| PendingPeer { endpoint: b.addr.to_string(), attempts: b.attempts }).collect()
+        self.bootstraps
+            .iter()
+            .filter(|b| b.key.is_none())
+            .map(|b| PendingPeer { endpoint: b.addr.to_string(), attempts: b.attempts })
+            .collect()
     }
 }

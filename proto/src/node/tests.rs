@@ -299,7 +299,8 @@ fn hostile_datagrams_are_counted_and_dropped() {
     net.bootstrap(1, 0);
     net.run(Duration::from_secs(1));
     net.send_frame(1, BROADCAST, 1);
-    let data: Vec<Vec<u8>> = net.wire_log.iter().filter(|(i, j, d)| *i == 1 && *j == 0 && d[1] == 4).map(|(_, _, d)| d.clone()).collect();
+    let data: Vec<Vec<u8>> =
+        net.wire_log.iter().filter(|(i, j, d)| *i == 1 && *j == 0 && d[1] == 4).map(|(_, _, d)| d.clone()).collect();
     let from = net.addrs[1];
     let now = net.now;
     let mut rng = StdRng::seed_from_u64(1);

@@ -31,7 +31,12 @@ impl Node {
 
     fn expire_handshakes(&mut self, now: Instant) {
         let timeout = self.cfg.timers.handshake_timeout;
-        let stale: Vec<(u32, Target)> = self.outgoing.iter().filter(|(_, o)| now.saturating_duration_since(o.hs.started) >= timeout).map(|(i, o)| (*i, o.target)).collect();
+        let stale: Vec<(u32, Target)> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| now.saturating_duration_since(o.hs.started) >= timeout)
+            .map(|(i, o)| (*i, o.target))
+            .collect();
         for (i, target) in stale {
             self.outgoing.remove(&i);
             match target {
@@ -115,7 +120,8 @@ impl Node {
             let p = &self.peers[&k];
             let age = p.current.as_ref().map(|s| (now.saturating_duration_since(s.established), s.initiator));
             // The initiator rekeys first; the responder steps in a little later.
-            let rekey = age.is_some_and(|(a, init)| a >= t.rekey_after + if init { Duration::ZERO } else { t.rekey_after / 12 });
+            let rekey = age
+                .is_some_and(|(a, init)| a >= t.rekey_after + if init { Duration::ZERO } else { t.rekey_after / 12 });
             let wants = !connected || rekey;
             if !wants || p.in_flight.is_some() || now < p.next_attempt {
                 continue;
@@ -130,7 +136,11 @@ impl Node {
             let to = addrs[p.attempts as usize % addrs.len()];
             self.initiate(now, Target::Peer(k), to, io);
         }
-        if self.peers.values().any(|p| !p.is_connected(now, &t) && p.current.is_some() && self.hops.get(&p.key) == Some(&p.key)) {
+        if self
+            .peers
+            .values()
+            .any(|p| !p.is_connected(now, &t) && p.current.is_some() && self.hops.get(&p.key) == Some(&p.key))
+        {
             // A direct route through a dead session: route around it.
             self.routes_dirty = true;
         }
@@ -148,7 +158,8 @@ impl Node {
                 self.gossip_pending.push(me);
             }
         }
-        let connected: Vec<PublicKey> = self.peers.values().filter(|p| p.is_connected(now, &t)).map(|p| p.key).collect();
+        let connected: Vec<PublicKey> =
+            self.peers.values().filter(|p| p.is_connected(now, &t)).map(|p| p.key).collect();
         if now.saturating_duration_since(self.last_full_gossip) >= t.gossip_interval {
             self.last_full_gossip = now;
             self.gossip_pending.clear();
@@ -158,7 +169,8 @@ impl Node {
         } else if !self.gossip_pending.is_empty() {
             let me = self.public_key();
             let pending = std::mem::take(&mut self.gossip_pending);
-            let records: Vec<&PeerRecord> = pending.iter().filter_map(|k| if *k == me { Some(&self.own) } else { self.gossip.get(k) }).collect();
+            let records: Vec<&PeerRecord> =
+                pending.iter().filter_map(|k| if *k == me { Some(&self.own) } else { self.gossip.get(k) }).collect();
             let msgs = crate::gossip::encode_messages(records);
             for k in &connected {
                 for m in &msgs {
@@ -167,7 +179,8 @@ impl Node {
             }
         }
         let peers = &self.peers;
-        let forgotten = self.gossip.forget_stale(now, t.forget_after, |k| peers.get(k).is_some_and(|p| p.is_connected(now, &t)));
+        let forgotten =
+            self.gossip.forget_stale(now, t.forget_after, |k| peers.get(k).is_some_and(|p| p.is_connected(now, &t)));
         for k in forgotten {
             let configured = self.bootstraps.iter().any(|b| b.key == Some(k));
             if !configured {
@@ -206,7 +219,9 @@ impl Node {
         self.routes_dirty = false;
         let t = &self.cfg.timers;
         let direct: Vec<PublicKey> = self.peers.values().filter(|p| p.is_connected(now, t)).map(|p| p.key).collect();
-        let links: Vec<(PublicKey, Vec<PublicKey>)> = self.gossip.records().map(|r| (r.key, r.connections.iter().map(|c| c.key).collect())).collect();
-        self.hops = crate::routing::next_hops(self.public_key(), &direct, links.iter().map(|(k, v)| (*k, v.as_slice())));
+        let links: Vec<(PublicKey, Vec<PublicKey>)> =
+            self.gossip.records().map(|r| (r.key, r.connections.iter().map(|c| c.key).collect())).collect();
+        self.hops =
+            crate::routing::next_hops(self.public_key(), &direct, links.iter().map(|(k, v)| (*k, v.as_slice())));
     }
 }
