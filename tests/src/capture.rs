@@ -109,10 +109,7 @@ impl Capture {
             Ok(frames)
         });
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(Capture {
-                stop,
-                handle: Some(handle),
-            }),
+            Ok(Ok(())) => Ok(Capture { stop, handle: Some(handle) }),
             Ok(Err(e)) => {
                 let _ = handle.join();
                 Err(e)
@@ -158,10 +155,7 @@ fn open_packet_socket() -> io::Result<libc::c_int> {
             (&rcvbuf as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
         if libc::setsockopt(
             fd,
             libc::SOL_SOCKET,

@@ -188,11 +188,7 @@ impl Lab {
 
     /// A builder for a lab with `n` hosts.
     pub fn builder(n: usize) -> LabBuilder {
-        LabBuilder {
-            hosts: n,
-            drop_multicast: true,
-            ipv6: true,
-        }
+        LabBuilder { hosts: n, drop_multicast: true, ipv6: true }
     }
 
     fn setup(&mut self, opts: &LabBuilder) -> Result<()> {
@@ -226,21 +222,12 @@ impl Lab {
                 netns::sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
             }
             let port = format!("v{i}");
-            netns::ip(&[
-                "-n", &u, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ])?;
+            netns::ip(&["-n", &u, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
             netns::ip(&["-n", &u, "link", "set", &port, "master", "br0", "up"])?;
             let ip = Ipv4Addr::new(10, 99, 0, i as u8);
             netns::ip(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
             netns::ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            self.hosts.push(HostSlot {
-                ns,
-                ip,
-                daemon: None,
-                opts: None,
-                starts: 0,
-            });
+            self.hosts.push(HostSlot { ns, ip, daemon: None, opts: None, starts: 0 });
         }
         Ok(())
     }
@@ -264,11 +251,7 @@ impl Lab {
     }
 
     fn slot(&self, i: usize) -> &HostSlot {
-        assert!(
-            i >= 1 && i <= self.hosts.len(),
-            "lab hosts are numbered 1..={}, not {i}",
-            self.hosts.len()
-        );
+        assert!(i >= 1 && i <= self.hosts.len(), "lab hosts are numbered 1..={}, not {i}", self.hosts.len());
         &self.hosts[i - 1]
     }
 
@@ -312,10 +295,7 @@ impl Lab {
     /// Turns the underlay's multicast drop on or off (frames whose
     /// destination MAC has the group bit, except broadcast, so ARP works).
     pub fn set_underlay_multicast_drop(&self, on: bool) -> Result<()> {
-        netns::nft(
-            &self.underlay,
-            &["flush", "chain", "bridge", NFT_TABLE, "mcast"],
-        )?;
+        netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "mcast"])?;
         if on {
             netns::nft(
                 &self.underlay,
@@ -349,14 +329,7 @@ impl Lab {
         let (a, b) = (self.ip(i), self.ip(j));
         netns::nft(
             &self.underlay,
-            &[
-                "add",
-                "element",
-                "bridge",
-                NFT_TABLE,
-                "blocked_pairs",
-                &format!("{{ {a} . {b}, {b} . {a} }}"),
-            ],
+            &["add", "element", "bridge", NFT_TABLE, "blocked_pairs", &format!("{{ {a} . {b}, {b} . {a} }}")],
         )
         .unwrap_or_else(|e| panic!("block h{i} <-> h{j}: {e:#}"));
     }
@@ -366,46 +339,22 @@ impl Lab {
         let (a, b) = (self.ip(i), self.ip(j));
         netns::nft(
             &self.underlay,
-            &[
-                "delete",
-                "element",
-                "bridge",
-                NFT_TABLE,
-                "blocked_pairs",
-                &format!("{{ {a} . {b}, {b} . {a} }}"),
-            ],
+            &["delete", "element", "bridge", NFT_TABLE, "blocked_pairs", &format!("{{ {a} . {b}, {b} . {a} }}")],
         )
         .unwrap_or_else(|e| panic!("unblock h{i} <-> h{j}: {e:#}"));
     }
 
     /// Blocks UDP to or from `port` on the whole underlay.
     pub fn block_udp_port(&self, port: u16) {
-        netns::nft(
-            &self.underlay,
-            &[
-                "add",
-                "element",
-                "bridge",
-                NFT_TABLE,
-                "blocked_udp",
-                &format!("{{ {port} }}"),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("block UDP port {port}: {e:#}"));
+        netns::nft(&self.underlay, &["add", "element", "bridge", NFT_TABLE, "blocked_udp", &format!("{{ {port} }}")])
+            .unwrap_or_else(|e| panic!("block UDP port {port}: {e:#}"));
     }
 
     /// Undoes [`Lab::block_udp_port`].
     pub fn unblock_udp_port(&self, port: u16) {
         netns::nft(
             &self.underlay,
-            &[
-                "delete",
-                "element",
-                "bridge",
-                NFT_TABLE,
-                "blocked_udp",
-                &format!("{{ {port} }}"),
-            ],
+            &["delete", "element", "bridge", NFT_TABLE, "blocked_udp", &format!("{{ {port} }}")],
         )
         .unwrap_or_else(|e| panic!("unblock UDP port {port}: {e:#}"));
     }
@@ -444,9 +393,7 @@ impl Lab {
 
     /// The whole log of host `i`'s daemon.
     pub fn log(&self, i: usize) -> String {
-        fs::read(self.log_path(i))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        fs::read(self.log_path(i)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// The last `n` lines of host `i`'s daemon log.
@@ -460,10 +407,7 @@ impl Lab {
     /// at most) until its control socket accepts connections. Panics with
     /// the log if it exits or never listens.
     pub fn start_daemon(&mut self, i: usize, opts: DaemonOpts) {
-        assert!(
-            self.slot(i).daemon.is_none(),
-            "h{i} already runs a daemon; stop it first"
-        );
+        assert!(self.slot(i).daemon.is_none(), "h{i} already runs a daemon; stop it first");
         self.slot_mut(i).opts = Some(opts);
         self.spawn_daemon(i);
     }
@@ -471,10 +415,7 @@ impl Lab {
     /// Starts host `i`'s daemon again with the options of its last start,
     /// on the same state dir.
     pub fn restart(&mut self, i: usize) {
-        assert!(
-            self.slot(i).daemon.is_none(),
-            "h{i} still runs a daemon; stop or kill it first"
-        );
+        assert!(self.slot(i).daemon.is_none(), "h{i} still runs a daemon; stop or kill it first");
         assert!(self.slot(i).opts.is_some(), "h{i} was never started");
         self.spawn_daemon(i);
     }
@@ -491,16 +432,11 @@ impl Lab {
             "--socket".into(),
             sock.display().to_string(),
             "--listen".into(),
-            opts.listen
-                .clone()
-                .unwrap_or_else(|| format!("0.0.0.0:{WEAVERS_PORT}")),
+            opts.listen.clone().unwrap_or_else(|| format!("0.0.0.0:{WEAVERS_PORT}")),
             "--name".into(),
             opts.name.clone().unwrap_or_else(|| format!("h{i}")),
         ];
-        let password = opts
-            .password
-            .clone()
-            .unwrap_or_else(|| self.password.clone());
+        let password = opts.password.clone().unwrap_or_else(|| self.password.clone());
         if !opts.password_env {
             let file = if opts.password.is_some() {
                 let f = self.dir.join(format!("h{i}.password"));
@@ -524,11 +460,7 @@ impl Lab {
         args.extend(opts.args.iter().cloned());
 
         let log_path = self.log_path(i);
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("open daemon log");
+        let mut log = OpenOptions::new().create(true).append(true).open(&log_path).expect("open daemon log");
         let slot = self.slot_mut(i);
         slot.starts += 1;
         let _ = writeln!(
@@ -549,8 +481,7 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        cmd.env_remove("WEAVERS_PASSWORD")
-            .env_remove("WEAVERS_SOCKET");
+        remove_weavers_env(&mut cmd);
         if opts.password_env {
             cmd.env("WEAVERS_PASSWORD", &password);
         }
@@ -577,10 +508,7 @@ impl Lab {
             let slot = self.slot_mut(i);
             if let Some(status) = slot.daemon.as_mut().unwrap().try_wait().expect("try_wait") {
                 slot.daemon = None;
-                panic!(
-                    "weaversd on h{i} exited at start ({status}); log:\n{}",
-                    self.log_tail(i, 60)
-                );
+                panic!("weaversd on h{i} exited at start ({status}); log:\n{}", self.log_tail(i, 60));
             }
             if Instant::now() > deadline {
                 panic!(
@@ -618,21 +546,13 @@ impl Lab {
     /// Sends SIGTERM to host `i`'s daemon and waits up to `timeout` for it to
     /// exit; past that, SIGKILL. Panics if no daemon runs there.
     pub fn stop_daemon(&mut self, i: usize, timeout: Duration) -> Stopped {
-        let child = self
-            .slot_mut(i)
-            .daemon
-            .take()
-            .unwrap_or_else(|| panic!("no daemon runs on h{i}"));
+        let child = self.slot_mut(i).daemon.take().unwrap_or_else(|| panic!("no daemon runs on h{i}"));
         terminate(child, timeout)
     }
 
     /// SIGKILLs host `i`'s daemon and reaps it.
     pub fn kill9(&mut self, i: usize) {
-        let mut child = self
-            .slot_mut(i)
-            .daemon
-            .take()
-            .unwrap_or_else(|| panic!("no daemon runs on h{i}"));
+        let mut child = self.slot_mut(i).daemon.take().unwrap_or_else(|| panic!("no daemon runs on h{i}"));
         signal(&child, libc::SIGKILL);
         let _ = child.wait();
     }
@@ -644,7 +564,7 @@ impl Lab {
     pub fn cli(&self, i: usize, args: &[&str]) -> Output {
         let mut cmd = Command::new(bins::weavers());
         cmd.arg("--socket").arg(self.socket(i)).args(args);
-        cmd.env_remove("WEAVERS_SOCKET");
+        remove_weavers_env(&mut cmd);
         output_with_timeout(cmd, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("weavers {}: {e:#}", args.join(" ")))
     }
@@ -672,8 +592,7 @@ impl Lab {
     /// Runs a CLI command and parses its stdout as JSON.
     pub fn try_cli_json(&self, i: usize, args: &[&str]) -> Result<Value> {
         let out = self.try_cli(i, args)?;
-        serde_json::from_str(&out)
-            .with_context(|| format!("`weavers {}` printed no JSON: {out}", args.join(" ")))
+        serde_json::from_str(&out).with_context(|| format!("`weavers {}` printed no JSON: {out}", args.join(" ")))
     }
 
     /// `weavers peer ls --json` on host `i`, as an array.
@@ -686,22 +605,17 @@ impl Lab {
 
     /// `weavers peer ls --json` on host `i`.
     pub fn peers_json(&self, i: usize) -> Value {
-        self.try_cli_json(i, &["peer", "ls", "--json"])
-            .unwrap_or_else(|e| panic!("{e:#}"))
+        self.try_cli_json(i, &["peer", "ls", "--json"]).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// `weavers status --json` on host `i`.
     pub fn status_json(&self, i: usize) -> Value {
-        self.try_cli_json(i, &["status", "--json"])
-            .unwrap_or_else(|e| panic!("{e:#}"))
+        self.try_cli_json(i, &["status", "--json"]).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The entry of host `i`'s `peer ls --json` whose name is `name`.
     pub fn peer_entry(&self, i: usize, name: &str) -> Option<Value> {
-        self.try_peers(i)
-            .ok()?
-            .into_iter()
-            .find(|p| p["name"] == name)
+        self.try_peers(i).ok()?.into_iter().find(|p| p["name"] == name)
     }
 
     /// `weavers expose CIDR` on host `i`; returns what it printed.
@@ -713,11 +627,7 @@ impl Lab {
     pub fn wait_connected(&self, i: usize, names: &[&str], timeout: Duration) -> bool {
         wait_until(timeout, || {
             self.try_peers(i).is_ok_and(|peers| {
-                names.iter().all(|n| {
-                    peers
-                        .iter()
-                        .any(|p| p["name"] == *n && p["state"] == "connected")
-                })
+                names.iter().all(|n| peers.iter().any(|p| p["name"] == *n && p["state"] == "connected"))
             })
         })
     }
@@ -727,18 +637,11 @@ impl Lab {
     pub fn wait_mesh(&self, hosts: &[usize], timeout: Duration) {
         let deadline = Instant::now() + timeout;
         for &i in hosts {
-            let others: Vec<String> = hosts
-                .iter()
-                .filter(|&&j| j != i)
-                .map(|j| format!("h{j}"))
-                .collect();
+            let others: Vec<String> = hosts.iter().filter(|&&j| j != i).map(|j| format!("h{j}")).collect();
             let others: Vec<&str> = others.iter().map(String::as_str).collect();
             let left = deadline.saturating_duration_since(Instant::now());
             if !self.wait_connected(i, &others, left) {
-                panic!(
-                    "no full mesh of {hosts:?} after {timeout:?}; peer lists:\n{}",
-                    self.describe_peers()
-                );
+                panic!("no full mesh of {hosts:?} after {timeout:?}; peer lists:\n{}", self.describe_peers());
             }
         }
     }
@@ -773,13 +676,7 @@ impl Lab {
 
     /// UDP echo of `payload` from host `i` to `dst` served in host `j`.
     pub fn udp_echo(&self, i: usize, j: usize, dst: SocketAddrV4, payload: &[u8]) -> Result<u32> {
-        crate::probe::udp_echo(
-            self.ns(i),
-            self.ns(j),
-            dst,
-            payload,
-            Duration::from_secs(15),
-        )
+        crate::probe::udp_echo(self.ns(i), self.ns(j), dst, payload, Duration::from_secs(15))
     }
 
     /// A UDP receiver in host `i` on `port`, joined to `group` on the
@@ -796,36 +693,16 @@ impl Lab {
     }
 
     /// Sends UDP datagrams from host `i` (see [`crate::probe::udp_send`]).
-    pub fn udp_send(
-        &self,
-        i: usize,
-        dst: SocketAddrV4,
-        iface: Option<Ipv4Addr>,
-        payloads: &[Vec<u8>],
-    ) {
-        crate::probe::udp_send(
-            self.ns(i),
-            None,
-            dst,
-            iface,
-            payloads,
-            Duration::from_millis(2),
-        )
-        .unwrap_or_else(|e| panic!("UDP send from h{i}: {e:#}"))
+    pub fn udp_send(&self, i: usize, dst: SocketAddrV4, iface: Option<Ipv4Addr>, payloads: &[Vec<u8>]) {
+        crate::probe::udp_send(self.ns(i), None, dst, iface, payloads, Duration::from_millis(2))
+            .unwrap_or_else(|e| panic!("UDP send from h{i}: {e:#}"))
     }
 
     fn dump_for_failure(&self) {
-        eprintln!(
-            "\n===== lab {} failed; files kept in {}",
-            self.prefix,
-            self.dir.display()
-        );
+        eprintln!("\n===== lab {} failed; files kept in {}", self.prefix, self.dir.display());
         for i in 1..=self.len() {
             if self.log_path(i).exists() {
-                eprintln!(
-                    "----- h{i} weaversd log (last 80 lines of {}):",
-                    self.log_path(i).display()
-                );
+                eprintln!("----- h{i} weaversd log (last 80 lines of {}):", self.log_path(i).display());
                 eprintln!("{}", self.log_tail(i, 80));
             }
             if let Ok(links) = netns::ip(&["-n", self.ns(i), "-o", "link"]) {
@@ -922,12 +799,7 @@ impl Host<'_> {
 
     /// One ping (1 s wait); true if answered.
     pub fn ping(&self, addr: Ipv4Addr) -> bool {
-        self.exec(
-            "ping",
-            &["-n", "-q", "-c", "1", "-W", "1", &addr.to_string()],
-        )
-        .status
-        .success()
+        self.exec("ping", &["-n", "-q", "-c", "1", "-W", "1", &addr.to_string()]).status.success()
     }
 
     /// `ip -d -o link` lines of the namespace.
@@ -941,17 +813,12 @@ impl Host<'_> {
 
     /// Names of the bridges in the namespace.
     pub fn bridges(&self) -> Vec<String> {
-        link_names(
-            &netns::ip(&["-n", self.ns(), "-o", "link", "show", "type", "bridge"])
-                .unwrap_or_default(),
-        )
+        link_names(&netns::ip(&["-n", self.ns(), "-o", "link", "show", "type", "bridge"]).unwrap_or_default())
     }
 
     /// Names of the TUN/TAP devices in the namespace.
     pub fn taps(&self) -> Vec<String> {
-        link_names(
-            &netns::ip(&["-n", self.ns(), "-o", "link", "show", "type", "tun"]).unwrap_or_default(),
-        )
+        link_names(&netns::ip(&["-n", self.ns(), "-o", "link", "show", "type", "tun"]).unwrap_or_default())
     }
 
     /// `ip -o -4 addr show dev DEV` in the namespace (empty if no such device).
@@ -962,10 +829,17 @@ impl Host<'_> {
 
 /// Interface names out of `ip -o link` lines (`3: name@peer: <...`).
 fn link_names(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-        .collect()
+    out.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap_or(n).to_owned()).collect()
+}
+
+/// Keeps `WEAVERS_*` settings of the test's own environment away from the
+/// daemons and the command line: each lab host is configured explicitly.
+fn remove_weavers_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("WEAVERS_") {
+            cmd.env_remove(k);
+        }
+    }
 }
 
 fn restrict(path: &Path) {
@@ -984,37 +858,23 @@ fn signal(child: &Child, sig: libc::c_int) {
 fn terminate(mut child: Child, timeout: Duration) -> Stopped {
     let start = Instant::now();
     if let Ok(Some(status)) = child.try_wait() {
-        return Stopped {
-            status,
-            killed: false,
-            took: Duration::ZERO,
-        };
+        return Stopped { status, killed: false, took: Duration::ZERO };
     }
     signal(&child, libc::SIGTERM);
     while start.elapsed() < timeout {
         if let Ok(Some(status)) = child.try_wait() {
-            return Stopped {
-                status,
-                killed: false,
-                took: start.elapsed(),
-            };
+            return Stopped { status, killed: false, took: start.elapsed() };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     signal(&child, libc::SIGKILL);
     let status = child.wait().expect("wait for killed daemon");
-    Stopped {
-        status,
-        killed: true,
-        took: start.elapsed(),
-    }
+    Stopped { status, killed: true, took: start.elapsed() }
 }
 
 /// Runs a command with piped output and a time limit (killed past it).
 pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -1040,11 +900,7 @@ pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Ok(Output {
-        status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-    })
+    Ok(Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() })
 }
 
 #[cfg(test)]

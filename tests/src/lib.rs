@@ -76,9 +76,7 @@ pub fn lab_with(b: LabBuilder) -> Option<Lab> {
 /// `n` random bytes from the kernel.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .expect("read /dev/urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).expect("read /dev/urandom");
     b
 }
 

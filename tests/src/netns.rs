@@ -29,10 +29,7 @@ pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String> {
         .output()
         .with_context(|| format!("cannot run {program}"))?;
     if !out.status.success() {
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
+        let shown: Vec<String> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
         bail!(
             "`{program} {}` failed ({}): {}",
             shown.join(" "),
@@ -53,17 +50,10 @@ pub fn nft_script(ns: &str, script: &str) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run `ip netns exec ... nft`")?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(script.as_bytes())?;
+    child.stdin.take().expect("piped stdin").write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "nft failed in {ns}: {}\nscript:\n{script}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("nft failed in {ns}: {}\nscript:\n{script}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -88,11 +78,7 @@ fn nft_path() -> &'static str {
 /// Names of all named network namespaces (`ip netns list`).
 pub fn list() -> Result<Vec<String>> {
     let out = ip(&["netns", "list"])?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
-        .collect())
+    Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect())
 }
 
 /// Creates a named namespace and brings its loopback up.
@@ -114,11 +100,7 @@ pub fn del(ns: &str) -> Result<()> {
 /// Runs `ip netns exec NS PROGRAM ARGS...` and returns its output, whatever
 /// the exit status.
 pub fn exec_in<S: AsRef<OsStr>>(ns: &str, program: &str, args: &[S]) -> io::Result<Output> {
-    Command::new("ip")
-        .args(["netns", "exec", ns, program])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
+    Command::new("ip").args(["netns", "exec", ns, program]).args(args).stdin(Stdio::null()).output()
 }
 
 /// Moves the calling thread into namespace `ns`. Only call this on a thread
@@ -171,6 +153,5 @@ where
 pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     let value = value.to_owned();
-    run_in(ns, move || std::fs::write(&path, value.as_bytes()))
-        .with_context(|| format!("sysctl {key} in {ns}"))
+    run_in(ns, move || std::fs::write(&path, value.as_bytes())).with_context(|| format!("sysctl {key} in {ns}"))
 }

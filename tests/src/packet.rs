@@ -144,11 +144,8 @@ mod tests {
     fn non_udp_and_garbage_are_not_udp() {
         assert!(udp_of_frame(&[0u8; 10]).is_none());
         assert!(udp_of_ipv4(&[0x45u8; 19]).is_none());
-        let mut ip = build_ipv4_udp(
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2),
-            b"x",
-        );
+        let mut ip =
+            build_ipv4_udp(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1), SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2), b"x");
         ip[9] = IPPROTO_TCP;
         assert!(udp_of_ipv4(&ip).is_none());
     }

@@ -29,13 +29,7 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 /// listener bound to `dst` is started in `to_ns`; checks that the receiver
 /// got exactly those bytes and that its digest (length and hash, sent back
 /// over the same connection) came back. Everything is bounded by `timeout`.
-pub fn tcp_transfer(
-    from_ns: &str,
-    to_ns: &str,
-    dst: SocketAddrV4,
-    data: &[u8],
-    timeout: Duration,
-) -> Result<()> {
+pub fn tcp_transfer(from_ns: &str, to_ns: &str, dst: SocketAddrV4, data: &[u8], timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let server = netns::spawn_in(to_ns, move || -> Result<Vec<u8>> {
@@ -89,14 +83,11 @@ pub fn tcp_transfer(
             s.write_all(&sent).context("client write")?;
             s.shutdown(Shutdown::Write)?;
             let mut answer = [0u8; 16];
-            s.read_exact(&mut answer)
-                .context("client read of the digest")?;
+            s.read_exact(&mut answer).context("client read of the digest")?;
             Ok(answer)
         }
     });
-    let got = server
-        .join()
-        .map_err(|_| anyhow!("TCP server thread panicked"))?;
+    let got = server.join().map_err(|_| anyhow!("TCP server thread panicked"))?;
     let answer = client?;
     let got = got?;
     if got.len() != sent.len() || got != sent {
@@ -109,10 +100,7 @@ pub fn tcp_transfer(
         );
     }
     if data_len_hash(&answer) != (sent.len() as u64, fnv1a(&sent)) {
-        bail!(
-            "the digest that came back is wrong: {:?}",
-            data_len_hash(&answer)
-        );
+        bail!("the digest that came back is wrong: {:?}", data_len_hash(&answer));
     }
     Ok(())
 }
@@ -120,13 +108,7 @@ pub fn tcp_transfer(
 /// Sends `payload` by UDP from namespace `from_ns` to `dst`, where an echo
 /// server runs in `to_ns`, and waits for the same bytes to come back;
 /// retries every 500 ms until `timeout`. Returns how many sends it took.
-pub fn udp_echo(
-    from_ns: &str,
-    to_ns: &str,
-    dst: SocketAddrV4,
-    payload: &[u8],
-    timeout: Duration,
-) -> Result<u32> {
+pub fn udp_echo(from_ns: &str, to_ns: &str, dst: SocketAddrV4, payload: &[u8], timeout: Duration) -> Result<u32> {
     let deadline = Instant::now() + timeout;
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -144,11 +126,7 @@ pub fn udp_echo(
                         s.send_to(&buf[..n], from)?;
                         echoed += 1;
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) => {}
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -178,9 +156,7 @@ pub fn udp_echo(
             let until = Instant::now() + Duration::from_millis(500);
             while Instant::now() < until {
                 match s.recv_from(&mut buf) {
-                    Ok((n, from)) if from == SocketAddr::V4(dst) && buf[..n] == payload[..] => {
-                        return Ok(tries)
-                    }
+                    Ok((n, from)) if from == SocketAddr::V4(dst) && buf[..n] == payload[..] => return Ok(tries),
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -239,12 +215,7 @@ impl Drop for Receiver {
 /// `group` is given it joins that IPv4 multicast group on the interface
 /// that has address `iface` (or the kernel's choice when `iface` is None).
 /// Returns once the socket is bound (and joined).
-pub fn udp_listen(
-    ns: &str,
-    port: u16,
-    group: Option<Ipv4Addr>,
-    iface: Option<Ipv4Addr>,
-) -> Result<Receiver> {
+pub fn udp_listen(ns: &str, port: u16, group: Option<Ipv4Addr>, iface: Option<Ipv4Addr>) -> Result<Receiver> {
     let stop = Arc::new(AtomicBool::new(false));
     let got = Arc::new(Mutex::new(Vec::new()));
     let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
@@ -277,12 +248,7 @@ pub fn udp_listen(
             let stopping = stop2.load(Ordering::SeqCst);
             match s.recv_from(&mut buf) {
                 Ok((n, from)) => got2.lock().unwrap().push((from, buf[..n].to_vec())),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     if stopping {
                         break;
                     }
@@ -293,11 +259,7 @@ pub fn udp_listen(
         Ok(())
     });
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(Receiver {
-            stop,
-            got,
-            handle: Some(handle),
-        }),
+        Ok(Ok(())) => Ok(Receiver { stop, got, handle: Some(handle) }),
         Ok(Err(e)) => {
             let _ = handle.join();
             bail!("UDP receiver in {ns}: {e}")
@@ -334,8 +296,7 @@ pub fn udp_send(
         }
         let s: UdpSocket = s.into();
         for p in &payloads {
-            s.send_to(p, dst)
-                .with_context(|| format!("send {} bytes to {dst}", p.len()))?;
+            s.send_to(p, dst).with_context(|| format!("send {} bytes to {dst}", p.len()))?;
             if !gap.is_zero() {
                 std::thread::sleep(gap);
             }
@@ -350,16 +311,11 @@ pub fn udp_send(
 pub fn send_raw_ipv4(ns: &str, packets: &[Vec<u8>], gap: Duration) -> Result<()> {
     let packets = packets.to_vec();
     netns::run_in(ns, move || -> Result<()> {
-        let s = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_RAW)),
-        )?;
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
         for p in &packets {
             let h = crate::packet::parse_ipv4(p).ok_or_else(|| anyhow!("not an IPv4 packet"))?;
             let dst = SocketAddr::from((h.dst, 0));
-            s.send_to(p, &dst.into())
-                .with_context(|| format!("raw send of {} bytes to {}", p.len(), h.dst))?;
+            s.send_to(p, &dst.into()).with_context(|| format!("raw send of {} bytes to {}", p.len(), h.dst))?;
             if !gap.is_zero() {
                 std::thread::sleep(gap);
             }
@@ -369,14 +325,9 @@ pub fn send_raw_ipv4(ns: &str, packets: &[Vec<u8>], gap: Duration) -> Result<()>
 }
 
 fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(10))
+    deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10))
 }
 
 fn data_len_hash(answer: &[u8; 16]) -> (u64, u64) {
-    (
-        u64::from_be_bytes(answer[..8].try_into().unwrap()),
-        u64::from_be_bytes(answer[8..].try_into().unwrap()),
-    )
+    (u64::from_be_bytes(answer[..8].try_into().unwrap()), u64::from_be_bytes(answer[8..].try_into().unwrap()))
 }

@@ -15,18 +15,11 @@ fn hosts_reach_each_other_over_the_underlay() {
     for i in 1..=3 {
         let h = lab.host(i);
         let links = h.links();
-        assert!(
-            links.iter().any(|l| l.contains(" eth0@")),
-            "h{i} has no eth0: {links:?}"
-        );
+        assert!(links.iter().any(|l| l.contains(" eth0@")), "h{i} has no eth0: {links:?}");
         assert!(h.addrs("eth0").contains(&format!("{}/24", lab.ip(i))));
         for j in 1..=3 {
             if i != j {
-                assert!(
-                    lab.wait_ping(i, lab.ip(j), 10 * SEC),
-                    "h{i} cannot ping h{j} ({}) on the underlay",
-                    lab.ip(j)
-                );
+                assert!(lab.wait_ping(i, lab.ip(j), 10 * SEC), "h{i} cannot ping h{j} ({}) on the underlay", lab.ip(j));
             }
         }
     }
@@ -38,48 +31,25 @@ fn underlay_drops_multicast_but_carries_broadcast_and_unicast() {
     let group = Ipv4Addr::new(239, 1, 2, 3);
     let port = 5001;
     let marker = random_hex(8);
-    let payloads: Vec<Vec<u8>> = (0..5)
-        .map(|k| format!("{marker}-{k}").into_bytes())
-        .collect();
+    let payloads: Vec<Vec<u8>> = (0..5).map(|k| format!("{marker}-{k}").into_bytes()).collect();
 
     // Dropped: nothing arrives.
     let rx = lab.udp_recv(2, Some(group), port, Some(lab.ip(2)));
-    lab.udp_send(
-        1,
-        SocketAddrV4::new(group, port),
-        Some(lab.ip(1)),
-        &payloads,
-    );
+    lab.udp_send(1, SocketAddrV4::new(group, port), Some(lab.ip(1)), &payloads);
     assert!(!rx.wait_for(1, 2 * SEC), "multicast crossed the underlay");
     drop(rx);
 
     // Broadcast still goes through (ARP needs it).
     let rx = lab.udp_recv(2, None, port, None);
-    lab.udp_send(
-        1,
-        SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 255), port),
-        None,
-        &payloads,
-    );
-    assert!(
-        rx.wait_for(5, 5 * SEC),
-        "broadcast did not cross the underlay"
-    );
+    lab.udp_send(1, SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 255), port), None, &payloads);
+    assert!(rx.wait_for(5, 5 * SEC), "broadcast did not cross the underlay");
     drop(rx);
 
     // With the drop off, the same multicast arrives: the check above can fail.
     lab.set_underlay_multicast_drop(false).unwrap();
     let rx = lab.udp_recv(2, Some(group), port, Some(lab.ip(2)));
-    lab.udp_send(
-        1,
-        SocketAddrV4::new(group, port),
-        Some(lab.ip(1)),
-        &payloads,
-    );
-    assert!(
-        rx.wait_for(5, 5 * SEC),
-        "multicast did not arrive with the drop off"
-    );
+    lab.udp_send(1, SocketAddrV4::new(group, port), Some(lab.ip(1)), &payloads);
+    assert!(rx.wait_for(5, 5 * SEC), "multicast did not arrive with the drop off");
     let got = rx.finish();
     assert_eq!(got[0].1, payloads[0]);
     assert_eq!(got[0].0.ip(), std::net::IpAddr::V4(lab.ip(1)));
@@ -87,16 +57,8 @@ fn underlay_drops_multicast_but_carries_broadcast_and_unicast() {
     // And back on.
     lab.set_underlay_multicast_drop(true).unwrap();
     let rx = lab.udp_recv(2, Some(group), port, Some(lab.ip(2)));
-    lab.udp_send(
-        1,
-        SocketAddrV4::new(group, port),
-        Some(lab.ip(1)),
-        &payloads,
-    );
-    assert!(
-        !rx.wait_for(1, 2 * SEC),
-        "multicast crossed the underlay after re-enabling the drop"
-    );
+    lab.udp_send(1, SocketAddrV4::new(group, port), Some(lab.ip(1)), &payloads);
+    assert!(!rx.wait_for(1, 2 * SEC), "multicast crossed the underlay after re-enabling the drop");
 }
 
 #[test]
@@ -104,56 +66,32 @@ fn blocking_cuts_only_the_given_pair() {
     let Some(lab) = lab_or_skip(3) else { return };
     assert!(lab.wait_ping(1, lab.ip(2), 10 * SEC));
     lab.block(1, 2);
-    assert!(
-        !lab.wait_ping(1, lab.ip(2), 3 * SEC),
-        "h1 reaches h2 through a block"
-    );
-    assert!(
-        !lab.wait_ping(2, lab.ip(1), 3 * SEC),
-        "h2 reaches h1 through a block"
-    );
-    assert!(
-        lab.wait_ping(1, lab.ip(3), 10 * SEC),
-        "the block of h1-h2 cut h1-h3"
-    );
-    assert!(
-        lab.wait_ping(2, lab.ip(3), 10 * SEC),
-        "the block of h1-h2 cut h2-h3"
-    );
+    assert!(!lab.wait_ping(1, lab.ip(2), 3 * SEC), "h1 reaches h2 through a block");
+    assert!(!lab.wait_ping(2, lab.ip(1), 3 * SEC), "h2 reaches h1 through a block");
+    assert!(lab.wait_ping(1, lab.ip(3), 10 * SEC), "the block of h1-h2 cut h1-h3");
+    assert!(lab.wait_ping(2, lab.ip(3), 10 * SEC), "the block of h1-h2 cut h2-h3");
     lab.unblock(1, 2);
-    assert!(
-        lab.wait_ping(1, lab.ip(2), 10 * SEC),
-        "unblock did not restore h1-h2"
-    );
+    assert!(lab.wait_ping(1, lab.ip(2), 10 * SEC), "unblock did not restore h1-h2");
 }
 
 #[test]
 fn blocking_a_udp_port() {
     let Some(lab) = lab_or_skip(2) else { return };
     let dst = SocketAddrV4::new(lab.ip(2), 7001);
-    lab.udp_echo(1, 2, dst, b"before")
-        .expect("UDP echo before the block");
+    lab.udp_echo(1, 2, dst, b"before").expect("UDP echo before the block");
     lab.block_udp_port(7001);
-    assert!(
-        probe::udp_echo(lab.ns(1), lab.ns(2), dst, b"blocked", 3 * SEC).is_err(),
-        "UDP crossed a blocked port"
-    );
-    lab.udp_echo(1, 2, SocketAddrV4::new(lab.ip(2), 7002), b"other port")
-        .expect("another port is not blocked");
+    assert!(probe::udp_echo(lab.ns(1), lab.ns(2), dst, b"blocked", 3 * SEC).is_err(), "UDP crossed a blocked port");
+    lab.udp_echo(1, 2, SocketAddrV4::new(lab.ip(2), 7002), b"other port").expect("another port is not blocked");
     lab.unblock_udp_port(7001);
-    lab.udp_echo(1, 2, dst, b"after")
-        .expect("UDP echo after unblocking");
+    lab.udp_echo(1, 2, dst, b"after").expect("UDP echo after unblocking");
 }
 
 #[test]
 fn tcp_and_udp_probes_work() {
     let Some(lab) = lab_or_skip(2) else { return };
     let data = weavers_tests::random_bytes(300_000);
-    lab.tcp_transfer(1, 2, SocketAddrV4::new(lab.ip(2), 7100), &data)
-        .expect("TCP transfer over the underlay");
-    let tries = lab
-        .udp_echo(2, 1, SocketAddrV4::new(lab.ip(1), 7101), b"ping")
-        .expect("UDP echo over the underlay");
+    lab.tcp_transfer(1, 2, SocketAddrV4::new(lab.ip(2), 7100), &data).expect("TCP transfer over the underlay");
+    let tries = lab.udp_echo(2, 1, SocketAddrV4::new(lab.ip(1), 7101), b"ping").expect("UDP echo over the underlay");
     assert!(tries >= 1);
     // Nothing listens there: the probe must report failure.
     assert!(probe::tcp_transfer(
@@ -174,15 +112,8 @@ fn capture_sees_underlay_udp_payloads() {
     let cap = lab.capture_underlay();
     lab.udp_echo(1, 2, dst, marker.as_bytes()).unwrap();
     let frames = cap.finish();
-    let hits: Vec<_> = frames
-        .iter()
-        .filter(|f| packet::contains(&f.data, marker.as_bytes()))
-        .collect();
-    assert!(
-        !hits.is_empty(),
-        "the capture missed a plaintext UDP payload ({} frames)",
-        frames.len()
-    );
+    let hits: Vec<_> = frames.iter().filter(|f| packet::contains(&f.data, marker.as_bytes())).collect();
+    assert!(!hits.is_empty(), "the capture missed a plaintext UDP payload ({} frames)", frames.len());
     let udp = hits[0].udp().expect("UDP frame");
     assert!(udp.src.port() == 7200 || udp.dst.port() == 7200);
 }
@@ -204,19 +135,13 @@ fn raw_injection_spoofs_the_source() {
 #[test]
 fn closures_and_commands_run_inside_the_namespace() {
     let Some(lab) = lab_or_skip(2) else { return };
-    let out = lab
-        .host(2)
-        .exec("ip", &["-o", "-4", "addr", "show", "dev", "eth0"]);
+    let out = lab.host(2).exec("ip", &["-o", "-4", "addr", "show", "dev", "eth0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("10.99.0.2/24"));
     // A socket bound on a thread inside h1 can use h1's address.
-    let ok = lab
-        .host(1)
-        .run(|| std::net::UdpSocket::bind((Ipv4Addr::new(10, 99, 0, 1), 0)).is_ok());
+    let ok = lab.host(1).run(|| std::net::UdpSocket::bind((Ipv4Addr::new(10, 99, 0, 1), 0)).is_ok());
     assert!(ok, "could not bind h1's address inside h1");
     // ... and not h2's.
-    let ok = lab
-        .host(1)
-        .run(|| std::net::UdpSocket::bind((Ipv4Addr::new(10, 99, 0, 2), 0)).is_ok());
+    let ok = lab.host(1).run(|| std::net::UdpSocket::bind((Ipv4Addr::new(10, 99, 0, 2), 0)).is_ok());
     assert!(!ok, "bound h2's address inside h1: not isolated");
 }
 
@@ -227,19 +152,11 @@ fn drop_removes_every_namespace_and_file() {
     };
     let prefix = lab.prefix().to_owned();
     let dir = lab.dir().to_owned();
-    let mine: Vec<String> = netns::list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
+    let mine: Vec<String> = netns::list().unwrap().into_iter().filter(|n| n.starts_with(&prefix)).collect();
     assert_eq!(mine.len(), 4, "expected an underlay and 3 hosts: {mine:?}");
     assert!(dir.is_dir());
     drop(lab);
-    let left: Vec<String> = netns::list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
+    let left: Vec<String> = netns::list().unwrap().into_iter().filter(|n| n.starts_with(&prefix)).collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
     assert!(!dir.exists(), "lab dir left behind: {}", dir.display());
 }

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weavers_tests::{
-    bins, lab_or_skip, lab_with, packet, probe, random_bytes, random_hex, wait_until, DaemonOpts,
-    Lab, WEAVERS_PORT,
+    bins, lab_or_skip, lab_with, packet, probe, random_bytes, random_hex, wait_until, DaemonOpts, Lab, WEAVERS_PORT,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -29,9 +28,7 @@ fn overlay(i: usize) -> Ipv4Addr {
 }
 
 fn u64_of(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key:?} is not a number in {v}"))
+    v[key].as_u64().unwrap_or_else(|| panic!("{key:?} is not a number in {v}"))
 }
 
 /// Starts h1 with no peers and every other host with only `--peer h1`.
@@ -48,15 +45,9 @@ fn expose_all(lab: &Lab, hosts: &[usize]) {
     for &i in hosts {
         let cidr = format!("{}/16", overlay(i));
         let out = lab.expose(i, &cidr);
-        assert!(
-            out.contains(&overlay(i).to_string()),
-            "`weavers expose {cidr}` on h{i} printed {out:?}"
-        );
+        assert!(out.contains(&overlay(i).to_string()), "`weavers expose {cidr}` on h{i} printed {out:?}");
         let addrs = lab.host(i).addrs("weavers");
-        assert!(
-            addrs.contains(&cidr),
-            "after `expose {cidr}`, h{i}'s bridge weavers has: {addrs:?}"
-        );
+        assert!(addrs.contains(&cidr), "after `expose {cidr}`, h{i}'s bridge weavers has: {addrs:?}");
     }
 }
 
@@ -97,31 +88,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 fn check_peer_row(row: &Value) {
     let s = row.to_string();
     assert!(row["name"].is_string(), "name: {s}");
-    let key = row["public_key"]
-        .as_str()
-        .unwrap_or_else(|| panic!("public_key: {s}"));
+    let key = row["public_key"].as_str().unwrap_or_else(|| panic!("public_key: {s}"));
     let raw = base64_decode(key).unwrap_or_else(|| panic!("public_key is not base64: {s}"));
-    assert!(
-        raw.len() >= 32,
-        "public_key decodes to {} bytes: {s}",
-        raw.len()
-    );
-    assert!(
-        row["endpoint"].is_string() || row["endpoint"].is_null(),
-        "endpoint: {s}"
-    );
-    let state = row["state"]
-        .as_str()
-        .unwrap_or_else(|| panic!("state: {s}"));
-    assert!(
-        ["connected", "relayed", "connecting", "unreachable"].contains(&state),
-        "state {state:?}: {s}"
-    );
+    assert!(raw.len() >= 32, "public_key decodes to {} bytes: {s}", raw.len());
+    assert!(row["endpoint"].is_string() || row["endpoint"].is_null(), "endpoint: {s}");
+    let state = row["state"].as_str().unwrap_or_else(|| panic!("state: {s}"));
+    assert!(["connected", "relayed", "connecting", "unreachable"].contains(&state), "state {state:?}: {s}");
     assert!(row["via"].is_string() || row["via"].is_null(), "via: {s}");
-    assert!(
-        row["rtt_us"].is_u64() || row["rtt_us"].is_null(),
-        "rtt_us: {s}"
-    );
+    assert!(row["rtt_us"].is_u64() || row["rtt_us"].is_null(), "rtt_us: {s}");
     for k in ["tx_frames", "tx_bytes", "rx_frames", "rx_bytes"] {
         assert!(row[k].is_u64(), "{k}: {s}");
     }
@@ -155,27 +129,10 @@ fn assert_one_bridge_one_tap(lab: &Lab, i: usize) {
     let h = lab.host(i);
     let bridges = h.bridges();
     let taps = h.taps();
-    assert_eq!(
-        bridges,
-        vec!["weavers".to_string()],
-        "bridges on h{i}; links:\n{:#?}",
-        h.links()
-    );
-    assert_eq!(
-        taps.len(),
-        1,
-        "TUN/TAP devices on h{i}: {taps:?}; links:\n{:#?}",
-        h.links()
-    );
-    let tap_line = h
-        .links()
-        .into_iter()
-        .find(|l| l.contains(&format!(": {}:", taps[0])))
-        .expect("tap link line");
-    assert!(
-        tap_line.contains("master weavers"),
-        "the TAP is not a port of the bridge weavers: {tap_line}"
-    );
+    assert_eq!(bridges, vec!["weavers".to_string()], "bridges on h{i}; links:\n{:#?}", h.links());
+    assert_eq!(taps.len(), 1, "TUN/TAP devices on h{i}: {taps:?}; links:\n{:#?}", h.links());
+    let tap_line = h.links().into_iter().find(|l| l.contains(&format!(": {}:", taps[0]))).expect("tap link line");
+    assert!(tap_line.contains("master weavers"), "the TAP is not a port of the bridge weavers: {tap_line}");
 }
 
 // ---------------------------------------------------------------------
@@ -198,17 +155,10 @@ fn three_hosts_mesh_from_one_seed_and_carry_icmp_tcp_udp() {
         for k in ["initiated", "completed", "failed", "rate_limited"] {
             assert!(st["handshakes"][k].is_u64(), "handshakes.{k}: {st}");
         }
-        assert!(
-            handshakes(st, "completed") >= 1,
-            "no handshake completed on h{i}: {st}"
-        );
+        assert!(handshakes(st, "completed") >= 1, "no handshake completed on h{i}: {st}");
         let peers = lab.peers_json(i);
         let rows = peers.as_array().expect("peer ls --json is an array");
-        assert_eq!(
-            rows.len(),
-            2,
-            "h{i} should list exactly the 2 others: {peers}"
-        );
+        assert_eq!(rows.len(), 2, "h{i} should list exactly the 2 others: {peers}");
         for row in rows {
             check_peer_row(row);
             let name = row["name"].as_str().unwrap();
@@ -217,11 +167,7 @@ fn three_hosts_mesh_from_one_seed_and_carry_icmp_tcp_udp() {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("unexpected peer name {name} on h{i}"));
             assert_ne!(i, j, "h{i} lists itself: {peers}");
-            assert_eq!(
-                row["public_key"],
-                status[j - 1]["public_key"],
-                "h{i}'s key for h{j} is not h{j}'s own key"
-            );
+            assert_eq!(row["public_key"], status[j - 1]["public_key"], "h{i}'s key for h{j} is not h{j}'s own key");
             assert_eq!(row["state"], "connected");
             assert!(row["via"].is_null(), "direct peer with a via: {row}");
             let ep = row["endpoint"].as_str().unwrap_or_default();
@@ -231,38 +177,19 @@ fn three_hosts_mesh_from_one_seed_and_carry_icmp_tcp_udp() {
                 lab.ip(j)
             );
         }
-        assert_eq!(
-            st["peers"].as_array().map(Vec::len),
-            Some(2),
-            "status.peers on h{i}: {st}"
-        );
+        assert_eq!(st["peers"].as_array().map(Vec::len), Some(2), "status.peers on h{i}: {st}");
         assert_one_bridge_one_tap(&lab, i);
         // The bridge carries the MTU the daemon reports.
         let mtu = u64_of(st, "overlay_mtu");
         assert!((576..=1500).contains(&mtu), "overlay_mtu {mtu}");
-        let line = lab
-            .host(i)
-            .links()
-            .into_iter()
-            .find(|l| l.contains(": weavers:"))
-            .unwrap();
-        assert!(
-            line.contains(&format!(" mtu {mtu} ")),
-            "bridge MTU is not overlay_mtu {mtu}: {line}"
-        );
+        let line = lab.host(i).links().into_iter().find(|l| l.contains(": weavers:")).unwrap();
+        assert!(line.contains(&format!(" mtu {mtu} ")), "bridge MTU is not overlay_mtu {mtu}: {line}");
     }
     // The control socket is root-only (design: mode 0600 or a group).
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(lab.socket(1))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(
-            mode & 0o007,
-            0,
-            "control socket mode {mode:o} lets others in"
-        );
+        let mode = std::fs::metadata(lab.socket(1)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "control socket mode {mode:o} lets others in");
     }
 
     expose_all(&lab, &[1, 2, 3]);
@@ -279,25 +206,20 @@ fn three_hosts_mesh_from_one_seed_and_carry_icmp_tcp_udp() {
         for size in [32, 3000] {
             let payload = random_bytes(size);
             let dst = SocketAddrV4::new(overlay(j), 7000 + (i * 10 + j) as u16);
-            lab.udp_echo(i, j, dst, &payload).unwrap_or_else(|e| {
-                panic!("UDP {size} bytes h{i} -> h{j} over the overlay: {e:#}")
-            });
+            lab.udp_echo(i, j, dst, &payload)
+                .unwrap_or_else(|e| panic!("UDP {size} bytes h{i} -> h{j} over the overlay: {e:#}"));
         }
     }
     // TCP, enough data for full-size segments.
     for (i, j) in [(1, 2), (2, 3), (3, 1)] {
         let data = random_bytes(512 * 1024);
         let dst = SocketAddrV4::new(overlay(j), 7100 + (i * 10 + j) as u16);
-        lab.tcp_transfer(i, j, dst, &data)
-            .unwrap_or_else(|e| panic!("TCP h{i} -> h{j} over the overlay: {e:#}"));
+        lab.tcp_transfer(i, j, dst, &data).unwrap_or_else(|e| panic!("TCP h{i} -> h{j} over the overlay: {e:#}"));
     }
     // The traffic shows in the counters.
     let row = lab.peer_entry(1, "h2").expect("h1 lists h2");
     for k in ["tx_frames", "tx_bytes", "rx_frames", "rx_bytes"] {
-        assert!(
-            u64_of(&row, k) > 0,
-            "h1's {k} for h2 is 0 after traffic: {row}"
-        );
+        assert!(u64_of(&row, k) > 0, "h1's {k} for h2 is 0 after traffic: {row}");
     }
     assert!(
         u64_of(&row, "tx_bytes") >= 512 * 1024 || u64_of(&row, "rx_bytes") >= 512 * 1024,
@@ -327,8 +249,7 @@ fn overlay_payloads_never_appear_on_the_underlay() {
         data.extend_from_slice(marker.as_bytes());
         data.push(b'\n');
     }
-    lab.tcp_transfer(2, 1, SocketAddrV4::new(overlay(1), 7201), &data)
-        .expect("TCP with the marker over the overlay");
+    lab.tcp_transfer(2, 1, SocketAddrV4::new(overlay(1), 7201), &data).expect("TCP with the marker over the overlay");
     assert!(lab.host(1).ping(overlay(2)));
     let frames = cap.finish();
 
@@ -343,11 +264,7 @@ fn overlay_payloads_never_appear_on_the_underlay() {
         frames.len()
     );
     // The marker (and any 16-byte piece of it) never shows.
-    let needles = [
-        marker.as_bytes(),
-        &marker.as_bytes()[..16],
-        &marker.as_bytes()[marker.len() - 16..],
-    ];
+    let needles = [marker.as_bytes(), &marker.as_bytes()[..16], &marker.as_bytes()[marker.len() - 16..]];
     for f in &frames {
         for n in needles {
             assert!(
@@ -380,10 +297,7 @@ fn overlay_payloads_never_appear_on_the_underlay() {
                 }
             }
             packet::IPPROTO_ICMP => {
-                assert_eq!(
-                    ip[h.header_len], 3,
-                    "ICMP other than an error on the underlay: {h:?}"
-                );
+                assert_eq!(ip[h.header_len], 3, "ICMP other than an error on the underlay: {h:?}");
             }
             p => panic!("IP protocol {p} crossed the underlay: {h:?}"),
         }
@@ -400,17 +314,9 @@ fn host_with_wrong_password_is_never_admitted() {
     };
     lab.start_daemon(1, DaemonOpts::new());
     lab.start_daemon(2, DaemonOpts::new().peer(1));
-    lab.start_daemon(
-        3,
-        DaemonOpts::new()
-            .peers(&[1, 2])
-            .password(&format!("not-the-password-{}", random_hex(8))),
-    );
+    lab.start_daemon(3, DaemonOpts::new().peers(&[1, 2]).password(&format!("not-the-password-{}", random_hex(8))));
     lab.wait_mesh(&[1, 2], MESH_DEADLINE);
-    let intruder_key = lab.status_json(3)["public_key"]
-        .as_str()
-        .expect("h3 public_key")
-        .to_owned();
+    let intruder_key = lab.status_json(3)["public_key"].as_str().expect("h3 public_key").to_owned();
 
     // Its handshakes fail on the hosts it tries.
     let mut first_failed = 0;
@@ -446,11 +352,7 @@ fn host_with_wrong_password_is_never_admitted() {
     for i in [1, 2] {
         let peers = lab.peers_json(i);
         for row in peers.as_array().unwrap() {
-            assert_ne!(
-                row["public_key"],
-                intruder_key.as_str(),
-                "h{i} lists the intruder: {peers}"
-            );
+            assert_ne!(row["public_key"], intruder_key.as_str(), "h{i} lists the intruder: {peers}");
             assert_ne!(row["name"], "h3", "h{i} lists h3: {peers}");
         }
     }
@@ -467,10 +369,8 @@ fn host_with_wrong_password_is_never_admitted() {
 // 4. Relaying around a blocked underlay path.
 
 fn wait_relayed(lab: &Lab, i: usize, target: &str, via: &str, timeout: Duration) {
-    let ok = wait_until(timeout, || {
-        lab.peer_entry(i, target)
-            .is_some_and(|r| r["state"] == "relayed" && r["via"] == via)
-    });
+    let ok =
+        wait_until(timeout, || lab.peer_entry(i, target).is_some_and(|r| r["state"] == "relayed" && r["via"] == via));
     assert!(
         ok,
         "h{i} does not list {target} as relayed via {via} after {timeout:?}; peer lists:\n{}",
@@ -484,48 +384,23 @@ fn blocked_pair_is_relayed_through_the_third_host() {
         return;
     };
     lab.block(1, 3);
-    assert!(
-        !lab.wait_ping(1, lab.ip(3), 2 * SEC),
-        "the underlay block does not hold"
-    );
+    assert!(!lab.wait_ping(1, lab.ip(3), 2 * SEC), "the underlay block does not hold");
     lab.start_daemon(2, DaemonOpts::new());
     lab.start_daemon(1, DaemonOpts::new().peer(2));
     lab.start_daemon(3, DaemonOpts::new().peer(2));
-    assert!(
-        lab.wait_connected(2, &["h1", "h3"], MESH_DEADLINE),
-        "{}",
-        lab.describe_peers()
-    );
-    assert!(
-        lab.wait_connected(1, &["h2"], MESH_DEADLINE),
-        "{}",
-        lab.describe_peers()
-    );
-    assert!(
-        lab.wait_connected(3, &["h2"], MESH_DEADLINE),
-        "{}",
-        lab.describe_peers()
-    );
+    assert!(lab.wait_connected(2, &["h1", "h3"], MESH_DEADLINE), "{}", lab.describe_peers());
+    assert!(lab.wait_connected(1, &["h2"], MESH_DEADLINE), "{}", lab.describe_peers());
+    assert!(lab.wait_connected(3, &["h2"], MESH_DEADLINE), "{}", lab.describe_peers());
     wait_relayed(&lab, 1, "h3", "h2", MESH_DEADLINE);
     wait_relayed(&lab, 3, "h1", "h2", MESH_DEADLINE);
 
     expose_all(&lab, &[1, 2, 3]);
     assert_overlay_ping(&lab, 1, 3);
     assert_overlay_ping(&lab, 3, 1);
-    lab.udp_echo(
-        1,
-        3,
-        SocketAddrV4::new(overlay(3), 7400),
-        &random_bytes(1000),
-    )
-    .expect("UDP h1 -> h3 through the relay");
-    lab.tcp_transfer(
-        3,
-        1,
-        SocketAddrV4::new(overlay(1), 7401),
-        &random_bytes(256 * 1024),
-    )
-    .expect("TCP h3 -> h1 through the relay");
+    lab.udp_echo(1, 3, SocketAddrV4::new(overlay(3), 7400), &random_bytes(1000))
+        .expect("UDP h1 -> h3 through the relay");
+    lab.tcp_transfer(3, 1, SocketAddrV4::new(overlay(1), 7401), &random_bytes(256 * 1024))
+        .expect("TCP h3 -> h1 through the relay");
     // Still relayed: the frames did go through h2.
     let row = lab.peer_entry(1, "h3").unwrap();
     assert_eq!(row["state"], "relayed", "{row}");
@@ -561,36 +436,22 @@ fn restart_after_kill9_keeps_identity_and_leaves_no_stale_links() {
     expose_all(&lab, &[1, 2, 3]);
     assert_overlay_ping(&lab, 1, 2);
     assert_one_bridge_one_tap(&lab, 2);
-    let key = lab.status_json(2)["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = lab.status_json(2)["public_key"].as_str().unwrap().to_owned();
 
     lab.kill9(2);
     lab.restart(2);
     let st = lab.status_json(2);
-    assert_eq!(
-        st["public_key"],
-        key.as_str(),
-        "h2's identity changed across a restart"
-    );
+    assert_eq!(st["public_key"], key.as_str(), "h2's identity changed across a restart");
     lab.wait_mesh(&[1, 2, 3], MESH_DEADLINE);
     for i in 1..=3 {
         let peers = lab.peers_json(i);
-        assert_eq!(
-            peers.as_array().unwrap().len(),
-            2,
-            "h{i} after h2's restart: {peers}"
-        );
+        assert_eq!(peers.as_array().unwrap().len(), 2, "h{i} after h2's restart: {peers}");
     }
     assert_eq!(lab.peer_entry(1, "h2").unwrap()["public_key"], key.as_str());
     assert_one_bridge_one_tap(&lab, 2);
 
     let out = lab.expose(2, &format!("{}/16", overlay(2)));
-    assert!(
-        out.contains(&overlay(2).to_string()),
-        "expose after restart printed {out:?}"
-    );
+    assert!(out.contains(&overlay(2).to_string()), "expose after restart printed {out:?}");
     assert_one_bridge_one_tap(&lab, 2);
     assert_overlay_ping(&lab, 1, 2);
     assert_overlay_ping(&lab, 2, 3);
@@ -613,20 +474,10 @@ fn garbage_truncated_tampered_and_replayed_datagrams_are_counted_and_dropped() {
     assert_overlay_ping(&lab, 1, 2);
 
     // Real datagrams h1 -> h2, carrying pings.
-    let (h1, h2) = (
-        SocketAddrV4::new(lab.ip(1), WEAVERS_PORT),
-        SocketAddrV4::new(lab.ip(2), WEAVERS_PORT),
-    );
+    let (h1, h2) = (SocketAddrV4::new(lab.ip(1), WEAVERS_PORT), SocketAddrV4::new(lab.ip(2), WEAVERS_PORT));
     let cap = lab.capture_underlay();
-    let out = lab.host(1).exec(
-        "ping",
-        &["-n", "-q", "-c", "10", "-i", "0.2", &overlay(2).to_string()],
-    );
-    assert!(
-        out.status.success(),
-        "pings h1 -> h2: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = lab.host(1).exec("ping", &["-n", "-q", "-c", "10", "-i", "0.2", &overlay(2).to_string()]);
+    assert!(out.status.success(), "pings h1 -> h2: {}", String::from_utf8_lossy(&out.stdout));
     let frames = cap.finish();
     let mut seen = HashSet::new();
     let captured: Vec<Vec<u8>> = frames
@@ -636,20 +487,14 @@ fn garbage_truncated_tampered_and_replayed_datagrams_are_counted_and_dropped() {
         .map(|u| u.payload.to_vec())
         .filter(|p| seen.insert(p.clone()))
         .collect();
-    assert!(
-        captured.len() >= 10,
-        "captured only {} datagrams h1 -> h2 for 10 pings",
-        captured.len()
-    );
+    assert!(captured.len() >= 10, "captured only {} datagrams h1 -> h2 for 10 pings", captured.len());
 
     let mut spoofed: Vec<Vec<u8>> = Vec::new(); // from h1's address and port
     let mut own: Vec<Vec<u8>> = Vec::new(); // from the attacker's own address
     let mut replays = 0;
     let mut tampered = 0;
     // Random bytes of many sizes.
-    for size in [
-        1, 2, 3, 4, 8, 13, 14, 15, 16, 29, 30, 31, 32, 48, 64, 100, 148, 200, 512, 1000, 1400, 1472,
-    ] {
+    for size in [1, 2, 3, 4, 8, 13, 14, 15, 16, 29, 30, 31, 32, 48, 64, 100, 148, 200, 512, 1000, 1400, 1472] {
         own.push(random_bytes(size));
     }
     for p in captured.iter().take(5) {
@@ -675,10 +520,7 @@ fn garbage_truncated_tampered_and_replayed_datagrams_are_counted_and_dropped() {
     // ahead and the old ciphertext. Its tag cannot verify, so it must be
     // dropped without moving the replay window: were the window moved,
     // h1's next real packets would look old and the pings below would fail.
-    let data_packets: Vec<&Vec<u8>> = captured
-        .iter()
-        .filter(|p| p.len() > 14 + 16 && p[0] == 1 && p[1] == 4)
-        .collect();
+    let data_packets: Vec<&Vec<u8>> = captured.iter().filter(|p| p.len() > 14 + 16 && p[0] == 1 && p[1] == 4).collect();
     assert!(
         data_packets.len() >= 5,
         "fewer than 5 DATA packets among {} captured: has the wire format changed?",
@@ -703,17 +545,11 @@ fn garbage_truncated_tampered_and_replayed_datagrams_are_counted_and_dropped() {
 
     let before = lab.status_json(2);
     let rx_before = u64_of(&lab.peer_entry(2, "h1").unwrap(), "rx_frames");
-    let raw: Vec<Vec<u8>> = spoofed
-        .iter()
-        .map(|p| packet::build_ipv4_udp(h1, h2, p))
-        .collect();
-    probe::send_raw_ipv4(lab.ns(3), &raw, Duration::from_millis(2))
-        .expect("inject spoofed datagrams");
-    probe::udp_send(lab.ns(3), None, h2, None, &own, Duration::from_millis(2))
-        .expect("send datagrams");
+    let raw: Vec<Vec<u8>> = spoofed.iter().map(|p| packet::build_ipv4_udp(h1, h2, p)).collect();
+    probe::send_raw_ipv4(lab.ns(3), &raw, Duration::from_millis(2)).expect("inject spoofed datagrams");
+    probe::udp_send(lab.ns(3), None, h2, None, &own, Duration::from_millis(2)).expect("send datagrams");
 
-    let accounted =
-        |st: &Value| drops_total(st) + handshakes(st, "failed") + handshakes(st, "rate_limited");
+    let accounted = |st: &Value| drops_total(st) + handshakes(st, "failed") + handshakes(st, "rate_limited");
     let mut after = lab.status_json(2);
     let ok = wait_until(10 * SEC, || {
         after = lab.status_json(2);
@@ -747,21 +583,9 @@ fn garbage_truncated_tampered_and_replayed_datagrams_are_counted_and_dropped() {
         rx_after - rx_before
     );
     // And the daemon is fine.
-    assert!(
-        lab.daemon_running(2),
-        "h2's daemon died:\n{}",
-        lab.log_tail(2, 40)
-    );
-    assert!(
-        !lab.log(2).contains("panicked"),
-        "h2 panicked:\n{}",
-        lab.log_tail(2, 40)
-    );
-    assert!(
-        lab.wait_connected(2, &["h1"], 10 * SEC),
-        "{}",
-        lab.describe_peers()
-    );
+    assert!(lab.daemon_running(2), "h2's daemon died:\n{}", lab.log_tail(2, 40));
+    assert!(!lab.log(2).contains("panicked"), "h2 panicked:\n{}", lab.log_tail(2, 40));
+    assert!(lab.wait_connected(2, &["h1"], 10 * SEC), "{}", lab.describe_peers());
     assert_overlay_ping(&lab, 1, 2);
     assert_overlay_ping(&lab, 2, 1);
 }
@@ -781,37 +605,53 @@ fn sigterm_exits_zero_and_removes_bridge_and_tap() {
     assert_one_bridge_one_tap(&lab, 1);
 
     let stopped = lab.stop_daemon(1, 10 * SEC);
-    assert!(
-        !stopped.killed,
-        "weaversd ignored SIGTERM for 10 s:\n{}",
-        lab.log_tail(1, 40)
-    );
-    assert!(
-        stopped.status.success(),
-        "weaversd exited with {} on SIGTERM:\n{}",
-        stopped.status,
-        lab.log_tail(1, 40)
-    );
+    assert!(!stopped.killed, "weaversd ignored SIGTERM for 10 s:\n{}", lab.log_tail(1, 40));
+    assert!(stopped.status.success(), "weaversd exited with {} on SIGTERM:\n{}", stopped.status, lab.log_tail(1, 40));
     let h = lab.host(1);
-    assert!(
-        h.bridges().is_empty(),
-        "bridges left after shutdown: {:?}",
-        h.links()
-    );
-    assert!(
-        h.taps().is_empty(),
-        "TAPs left after shutdown: {:?}",
-        h.links()
-    );
+    assert!(h.bridges().is_empty(), "bridges left after shutdown: {:?}", h.links());
+    assert!(h.taps().is_empty(), "TAPs left after shutdown: {:?}", h.links());
     // With no daemon, the command line says so in one line and exits 1.
     let out = lab.cli(1, &["status"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "weavers status with the daemon stopped: {out:?}"
-    );
+    assert_eq!(out.status.code(), Some(1), "weavers status with the daemon stopped: {out:?}");
     // The other host keeps running.
     assert!(lab.daemon_running(2));
+}
+
+// ---------------------------------------------------------------------
+// Configuration paths of the contract.
+
+#[test]
+fn password_from_env_and_file_and_a_custom_port_interoperate() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    // h1: password file (with a trailing newline), UDP port 7777.
+    lab.start_daemon(1, DaemonOpts { listen: Some("0.0.0.0:7777".into()), ..DaemonOpts::new() });
+    // h2: the same password from WEAVERS_PASSWORD, peer given as HOST:PORT.
+    lab.start_daemon(
+        2,
+        DaemonOpts { password_env: true, peer_addrs: vec![format!("{}:7777", lab.ip(1))], ..DaemonOpts::new() },
+    );
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    let row = lab.peer_entry(2, "h1").unwrap();
+    assert_eq!(row["endpoint"], format!("{}:7777", lab.ip(1)), "{row}");
+    expose_all(&lab, &[1, 2]);
+    assert_overlay_ping(&lab, 2, 1);
+}
+
+#[test]
+fn peer_add_connects_now_and_survives_a_restart() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    lab.start_daemon(1, DaemonOpts::new());
+    lab.start_daemon(2, DaemonOpts::new());
+    let out = lab.cli_ok(2, &["peer", "add", &lab.ip(1).to_string()]);
+    assert!(out.contains(&lab.ip(1).to_string()), "`peer add` printed {out:?}");
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    // h2 restarts with no --peer at all: it must find h1 again by itself.
+    let stopped = lab.stop_daemon(2, 10 * SEC);
+    assert!(stopped.status.success(), "{stopped:?}");
+    lab.restart(2);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    expose_all(&lab, &[1, 2]);
+    assert_overlay_ping(&lab, 1, 2);
 }
 
 // ---------------------------------------------------------------------
@@ -819,11 +659,7 @@ fn sigterm_exits_zero_and_removes_bridge_and_tap() {
 
 #[test]
 fn cli_without_a_daemon_prints_one_line_and_exits_1() {
-    let dir = std::env::temp_dir().join(format!(
-        "weavers-nodaemon-{}-{}",
-        std::process::id(),
-        random_hex(4)
-    ));
+    let dir = std::env::temp_dir().join(format!("weavers-nodaemon-{}-{}", std::process::id(), random_hex(4)));
     let sock = dir.join("weavers.sock");
     for args in [
         &["status"][..],
@@ -839,16 +675,8 @@ fn cli_without_a_daemon_prints_one_line_and_exits_1() {
             .env_remove("WEAVERS_SOCKET")
             .output()
             .expect("run weavers");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "weavers {args:?} with no daemon: {text}"
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "weavers {args:?} with no daemon: {text}");
         assert_eq!(
             text.trim_end().lines().count(),
             1,
