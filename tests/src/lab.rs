@@ -406,6 +406,10 @@ impl Lab {
     /// Starts weaversd in host `i`'s namespace with `opts` and waits (20 s
     /// at most) until its control socket accepts connections. Panics with
     /// the log if it exits or never listens.
+    ///
+    /// The daemon gets `PR_SET_PDEATHSIG` (SIGKILL) so that it cannot outlive
+    /// a killed test process; the kernel ties that to the *thread* that
+    /// started it, so start daemons from the test's own thread.
     pub fn start_daemon(&mut self, i: usize, opts: DaemonOpts) {
         assert!(self.slot(i).daemon.is_none(), "h{i} already runs a daemon; stop it first");
         self.slot_mut(i).opts = Some(opts);

@@ -87,7 +87,8 @@ pub fn random_hex(n: usize) -> String {
 
 /// Where the weavers binaries are found.
 pub mod bins {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
+    use std::time::SystemTime;
 
     /// `WEAVERS_BIN_DIR`, else the cargo target profile directory of the
     /// running test executable (`target/debug/deps/x` -> `target/debug`).
@@ -112,7 +113,42 @@ pub mod bins {
                 p.display()
             );
         }
+        warn_if_stale(&p);
         p
+    }
+
+    /// `cargo test` does not rebuild other packages' binaries: say so when a
+    /// binary is older than the sources it is built from (a warning only).
+    fn warn_if_stale(bin: &Path) {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        if std::env::var_os("WEAVERS_BIN_DIR").is_some() {
+            return;
+        }
+        let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else { return };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let newest = ["daemon/src", "cli/src", "proto/src"].iter().filter_map(|d| newest_mtime(&root.join(d))).max();
+        if newest.is_some_and(|n| n > built) {
+            // Straight to fd 2: the test harness captures eprintln!.
+            WARNED.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "WARNING: {} is older than the weavers sources: run `cargo build --workspace` \
+                     before `cargo test` to test the current code",
+                    bin.display()
+                );
+            });
+        }
+    }
+
+    fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+        let mut newest = None;
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = e.path();
+            let t = if path.is_dir() { newest_mtime(&path) } else { e.metadata().ok()?.modified().ok() };
+            newest = newest.max(t);
+        }
+        newest
     }
 
     /// The daemon binary.
