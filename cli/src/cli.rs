@@ -61,6 +61,14 @@ pub enum Command {
         route exists, so ordinary multicast programs work unchanged.\n\n\
         With --json: the daemon's answer, {\"address\", \"multicast_route_added\"}.")]
     Expose(ExposeArgs),
+
+    /// Multicast groups: local members, subscribed peers, counters
+    #[command(long_about = "List every multicast group this host knows of: the members \
+        on this host's bridge (learned from their IGMP/MLD reports, with source filters and \
+        expiry), the peers that asked for the group, and the traffic counters (frames from \
+        local senders, copies sent per peer, frames delivered from peers, frames dropped \
+        because no peer listens).\n\nWith --json: an array of the daemon's GroupInfo objects.")]
+    Groups,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hyper::body::Bytes;
 use hyper::Method;
-use weavers_proto::api::{ExposeRequest, ExposeResponse, PeerAddrs, PeerInfo, Status};
+use weavers_proto::api::{ExposeRequest, ExposeResponse, GroupInfo, PeerAddrs, PeerInfo, Status};
 
 use crate::cli::{Cli, Command, PeerCommand};
 use crate::client::{decode, Client, Error};
@@ -61,6 +61,10 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             let req = PeerAddrs { peers: args.addrs.clone() };
             let body = client.send(Method::DELETE, "/v1/peers", &req).await?;
             render(cli.json, body, |a: PeerAddrs| listed("removed", "no peer removed", &a.peers))
+        }
+        Command::Groups => {
+            let body = client.get("/v1/groups").await?;
+            render(cli.json, body, |g: Vec<GroupInfo>| output::group_table(&g))
         }
         Command::Expose(args) => {
             let req = ExposeRequest { cidr: args.cidr.clone() };

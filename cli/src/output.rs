@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use weavers_proto::api::{PeerInfo, PeerState, Status};
+use weavers_proto::api::{FilterInfo, GroupInfo, PeerInfo, PeerState, Status};
 
 /// Longest cell printed in a table; longer values are cut with `...`.
 const MAX_CELL: usize = 40;
@@ -133,6 +133,51 @@ pub fn peer_table(peers: &[PeerInfo]) -> String {
             rtt_ms(p.rtt_us),
             p.traffic.tx_frames.to_string(),
             p.traffic.rx_frames.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+fn filter_text(f: &FilterInfo) -> String {
+    if f.mode == "exclude" && f.sources.is_empty() {
+        return "any source".into();
+    }
+    let verb = if f.mode == "exclude" { "all but" } else { "only" };
+    clean(&format!("{verb} {}", f.sources.join(",")), 80)
+}
+
+/// The `groups` table: one row per group, sorted by group.
+pub fn group_table(groups: &[GroupInfo]) -> String {
+    let mut groups: Vec<&GroupInfo> = groups.iter().collect();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    let mut t = Table::new(&[
+        ("GROUP", Align::Left),
+        ("LOCAL MEMBERS", Align::Right),
+        ("THIS HOST WANTS", Align::Left),
+        ("SUBSCRIBED PEERS", Align::Left),
+        ("LOCAL TX", Align::Right),
+        ("SENT", Align::Right),
+        ("DELIVERED", Align::Right),
+        ("DROPPED", Align::Right),
+    ]);
+    for g in groups {
+        let peers: Vec<String> = if g.link_local {
+            vec!["(link-local: all)".into()]
+        } else {
+            g.subscribed_peers
+                .iter()
+                .map(|p| clean(if p.name.is_empty() { &p.public_key } else { &p.name }, 32))
+                .collect()
+        };
+        t.row(vec![
+            clean(&g.group, 40),
+            g.local_members.len().to_string(),
+            g.filter.as_ref().map_or("-".into(), filter_text),
+            if peers.is_empty() { "-".into() } else { peers.join(",") },
+            g.counters.local_frames.to_string(),
+            g.counters.sent_frames.to_string(),
+            g.counters.delivered_frames.to_string(),
+            g.counters.dropped_frames.to_string(),
         ]);
     }
     t.render()
@@ -293,6 +338,7 @@ c     cKEY456789...  -               relayed     b          -      12345        
                 DropCount { reason: "bad_tag".into(), count: 0 },
             ],
             handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
+            tap_tx_dropped: 0,
         };
         let text = status_page(&status);
         let lines: Vec<&str> = text.lines().collect();

@@ -68,6 +68,7 @@ fn status() -> Status {
         pending: vec![],
         drops: vec![DropCount { reason: "replay".into(), count: 5 }],
         handshakes: HandshakeCounts { initiated: 3, completed: 2, failed: 0, rate_limited: 0 },
+        tap_tx_dropped: 0,
     }
 }
 

@@ -189,6 +189,7 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route("/v1/status", get(get_status))
         .route("/v1/peers", get(get_peers).post(add_peers).delete(remove_peers))
         .route("/v1/expose", post(expose))
+        .route("/v1/groups", get(get_groups))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -205,6 +206,11 @@ async fn get_status(State(tx): Tx) -> Result<Response, Failure> {
 async fn get_peers(State(tx): Tx) -> Result<Response, Failure> {
     let peers = ask(&tx, Command::Peers).await?;
     Ok(Json(peers).into_response())
+}
+
+async fn get_groups(State(tx): Tx) -> Result<Response, Failure> {
+    let groups = ask(&tx, Command::Groups).await?;
+    Ok(Json(groups).into_response())
 }
 
 async fn add_peers(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
@@ -542,6 +548,7 @@ mod tests {
             pending: vec![],
             drops: vec![],
             handshakes: HandshakeCounts::default(),
+            tap_tx_dropped: 0,
         }
     }
 

@@ -52,6 +52,11 @@ pub struct Flags {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)
     #[arg(long, env = "WEAVERS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Seconds between the IGMP/MLD general queries of this host's querier;
+    /// a member that stops reporting is dropped after 2 intervals plus the
+    /// response time [default: 125]
+    #[arg(long, env = "WEAVERS_QUERY_INTERVAL")]
+    pub query_interval: Option<u64>,
 }
 
 /// The `--config` file: the same settings, all optional.
@@ -69,6 +74,7 @@ struct FileConfig {
     bridge: Option<String>,
     ipalloc_range: Option<String>,
     metrics_addr: Option<SocketAddr>,
+    query_interval: Option<u64>,
 }
 
 /// Settings after merging, with defaults filled in.
@@ -83,6 +89,7 @@ pub struct Settings {
     pub bridge: String,
     pub ipalloc_range: (std::net::IpAddr, u8),
     pub metrics_addr: Option<SocketAddr>,
+    pub query_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -121,7 +128,12 @@ impl Settings {
         if name.is_empty() || name.len() > weavers_proto::gossip::MAX_NAME_LEN {
             bail!("--name must be 1 to {} bytes", weavers_proto::gossip::MAX_NAME_LEN);
         }
+        let query_interval = flags.query_interval.or(file.query_interval).unwrap_or(125);
+        if !(2..=3600).contains(&query_interval) {
+            bail!("--query-interval must be 2 to 3600 seconds");
+        }
         Ok(Settings {
+            query_interval: std::time::Duration::from_secs(query_interval),
             state_dir: flags.state_dir.or(file.state_dir).unwrap_or_else(|| "/var/lib/weavers".into()),
             socket: flags.socket.or(file.socket).unwrap_or_else(|| "/run/weavers/weavers.sock".into()),
             listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:6783".parse().expect("valid")),

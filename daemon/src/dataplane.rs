@@ -148,6 +148,9 @@ impl Dataplane {
             Command::Peers(tx) => {
                 let _ = tx.send(self.node.peer_infos(now));
             }
+            Command::Groups(tx) => {
+                let _ = tx.send(self.node.group_infos(now));
+            }
             Command::AddPeers(addrs, tx) => {
                 let r = self.add_peers(addrs, true).await;
                 let _ = tx.send(r);
@@ -181,6 +184,13 @@ impl Dataplane {
                 .map(|(r, count)| DropCount { reason: r.as_str().to_string(), count })
                 .collect(),
             handshakes: self.node.handshakes(),
+            tap_tx_dropped: std::fs::read_to_string(format!(
+                "/sys/class/net/{}/statistics/tx_dropped",
+                self.tap.get_ref().name()
+            ))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0),
         }
     }
 

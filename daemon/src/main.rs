@@ -65,7 +65,7 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
             keypair: keypair.clone(),
             network_key: NetworkKey::from_password(&settings.password),
             overlay_mtu,
-            timers: Timers::default(),
+            timers: Timers { query_interval: settings.query_interval, ..Timers::default() },
             unix_ms,
             seed: rand::random(),
         },

@@ -38,7 +38,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{PeerState, Status};
+use weavers_proto::api::{GroupInfo, PeerState, Status};
 
 use crate::control::Command;
 
@@ -77,21 +77,26 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
 }
 
 async fn scrape(State(tx): State<mpsc::Sender<Command>>) -> Response {
-    let (reply_tx, reply_rx) = oneshot::channel();
     let snapshot = async {
+        let (reply_tx, reply_rx) = oneshot::channel();
         tx.send(Command::Status(reply_tx)).await.ok()?;
-        reply_rx.await.ok()
+        let status = reply_rx.await.ok()?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        tx.send(Command::Groups(reply_tx)).await.ok()?;
+        Some((status, reply_rx.await.ok()?))
     };
     match tokio::time::timeout(SNAPSHOT_TIMEOUT, snapshot).await {
-        Ok(Some(status)) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&status)).into_response(),
+        Ok(Some((status, groups))) => {
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&status, &groups)).into_response()
+        }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "the daemon's data plane did not answer\n").into_response(),
     }
 }
 
 /// Render a snapshot as OpenMetrics text (ends with `# EOF`).
-pub fn render(status: &Status) -> String {
+pub fn render(status: &Status, groups: &[GroupInfo]) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot(status.clone())));
+    registry.register_collector(Box::new(Snapshot(status.clone(), groups.to_vec())));
     let mut out = String::new();
     // Writing to a String cannot fail, and our collector returns only the
     // writer's errors.
@@ -103,7 +108,7 @@ pub fn render(status: &Status) -> String {
 
 /// One scrape's worth of state.
 #[derive(Debug)]
-struct Snapshot(Status);
+struct Snapshot(Status, Vec<GroupInfo>);
 
 const STATES: [PeerState; 4] =
     [PeerState::Connected, PeerState::Relayed, PeerState::Connecting, PeerState::Unreachable];
@@ -111,6 +116,7 @@ const STATES: [PeerState; 4] =
 impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
+        let groups = &self.1;
 
         let mut m = enc.encode_descriptor("weavers_peers", "Known peers by state.", None, MetricType::Gauge)?;
         for state in STATES {
@@ -188,6 +194,58 @@ impl Collector for Snapshot {
             let labels = [("result", Esc(result))];
             ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
         }
+
+        let m = enc.encode_descriptor(
+            "weavers_tap_tx_dropped",
+            "Frames the kernel dropped at the TAP queue before the daemon read them (overload).",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(s.tap_tx_dropped).encode(m)?;
+
+        for (name, help, bytes) in [
+            ("weavers_group_frames", "Multicast frames per group: from local senders (local), copies sent to peers (sent), delivered from peers (delivered), dropped for want of listeners (dropped).", false),
+            ("weavers_group_bytes", "Multicast bytes per group, as weavers_group_frames.", true),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for g in groups {
+                let c = &g.counters;
+                let values = if bytes {
+                    [("local", c.local_bytes), ("sent", c.sent_bytes), ("delivered", c.delivered_bytes)].to_vec()
+                } else {
+                    [("local", c.local_frames), ("sent", c.sent_frames), ("delivered", c.delivered_frames), ("dropped", c.dropped_frames)].to_vec()
+                };
+                for (kind, v) in values {
+                    let labels = [("group", Esc(&g.group)), ("kind", Esc(kind))];
+                    ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "weavers_group_peer_frames",
+            "Multicast frames of each group sent to each peer.",
+            None,
+            MetricType::Counter,
+        )?;
+        for g in groups {
+            for p in &g.counters.sent_per_peer {
+                let labels = [("group", Esc(&g.group)), ("peer", Esc(&p.name)), ("public_key", Esc(&p.public_key))];
+                ConstCounter::new(p.frames).encode(m.encode_family(&labels)?)?;
+            }
+        }
+
+        let m = enc.encode_descriptor(
+            "weavers_group_members",
+            "Local members (reporters) per group.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut m = m;
+        for g in groups {
+            let labels = [("group", Esc(&g.group))];
+            ConstGauge::new(g.local_members.len() as i64).encode(m.encode_family(&labels)?)?;
+        }
         Ok(())
     }
 }
@@ -245,12 +303,13 @@ mod tests {
             pending: vec![],
             drops: vec![DropCount { reason: "replay".into(), count: 3 }],
             handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
+            tap_tx_dropped: 0,
         }
     }
 
     #[test]
     fn renders_every_family() {
-        let text = render(&status());
+        let text = render(&status(), &[]);
         let lines: Vec<&str> = text.lines().collect();
         for want in [
             "# TYPE weavers_peers gauge",
@@ -280,7 +339,7 @@ mod tests {
 
     #[test]
     fn hostile_label_values_are_escaped() {
-        let text = render(&status());
+        let text = render(&status(), &[]);
         assert!(
             text.contains(
                 "weavers_peer_frames_total{peer=\"c\\\"x\\\\y\\nz\",public_key=\"KEYC\",direction=\"tx\"} 10"
@@ -299,7 +358,7 @@ mod tests {
         let mut s = status();
         s.peers.clear();
         s.drops.clear();
-        let text = render(&s);
+        let text = render(&s, &[]);
         for state in ["connected", "relayed", "connecting", "unreachable"] {
             assert!(text.contains(&format!("weavers_peers{{state=\"{state}\"}} 0")));
         }

@@ -7,6 +7,7 @@
 //! - `POST /v1/peers` with [`PeerAddrs`] -> [`PeerAddrs`] (what was added)
 //! - `DELETE /v1/peers` with [`PeerAddrs`] -> [`PeerAddrs`] (what was removed)
 //! - `POST /v1/expose` with [`ExposeRequest`] -> [`ExposeResponse`]
+//! - `GET /v1/groups` -> `Vec<GroupInfo>`
 //!
 //! Errors come back with a 4xx/5xx status and an [`ApiError`] body.
 
@@ -94,6 +95,10 @@ pub struct Status {
     /// Dropped packets by reason.
     pub drops: Vec<DropCount>,
     pub handshakes: HandshakeCounts,
+    /// Frames the kernel dropped at the TAP queue before the daemon read
+    /// them (the first sign of overload).
+    #[serde(default)]
+    pub tap_tx_dropped: u64,
 }
 
 /// Noise handshakes since start.
@@ -143,4 +148,73 @@ pub struct ExposeResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+}
+
+/// A source filter as shown to users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterInfo {
+    /// `"include"` (only `sources`) or `"exclude"` (all but `sources`).
+    pub mode: String,
+    pub sources: Vec<String>,
+}
+
+/// A member on this host's bridge, as learned from its IGMP/MLD reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalMemberInfo {
+    /// The member's IP address (as it reported; 0.0.0.0 if it has none).
+    pub address: String,
+    pub mac: String,
+    #[serde(flatten)]
+    pub filter: FilterInfo,
+    /// Seconds until the membership expires unless the member reports again.
+    pub expires_in_s: u64,
+}
+
+/// A peer that announced it wants a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedPeer {
+    pub name: String,
+    pub public_key: String,
+    #[serde(flatten)]
+    pub filter: FilterInfo,
+}
+
+/// Frames and bytes sent to one peer for a group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSent {
+    pub name: String,
+    pub public_key: String,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// Per-group traffic counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCounters {
+    /// Frames (and bytes) sent to the group by local senders.
+    pub local_frames: u64,
+    pub local_bytes: u64,
+    /// Copies sent to peers (all peers together).
+    pub sent_frames: u64,
+    pub sent_bytes: u64,
+    /// Frames for the group that arrived from peers and were delivered here.
+    pub delivered_frames: u64,
+    pub delivered_bytes: u64,
+    /// Local frames no peer wanted: dropped at this host.
+    pub dropped_frames: u64,
+    /// Copies per peer.
+    pub sent_per_peer: Vec<PeerSent>,
+}
+
+/// One row of `weavers groups`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub group: String,
+    /// Whether the group is link-local (224.0.0.0/24, ff02::/16): sent to every peer.
+    pub link_local: bool,
+    /// This host's merged filter, announced to peers (`None` without local members).
+    pub filter: Option<FilterInfo>,
+    pub local_members: Vec<LocalMemberInfo>,
+    pub subscribed_peers: Vec<SubscribedPeer>,
+    pub counters: GroupCounters,
 }

@@ -8,6 +8,7 @@
 //! while its host is not directly connected is forgotten, and a tombstone
 //! keeps the forgotten version from coming back through a slower peer.
 
+use crate::groups::GroupFilter;
 use crate::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct PeerRecord {
     pub overlay_addr: Option<(IpAddr, u8)>,
     /// Peers this host has a live direct session with.
     pub connections: Vec<Connection>,
+    /// Multicast groups local members want, with their source filters.
+    pub groups: Vec<GroupFilter>,
 }
 
 impl PeerRecord {
@@ -46,6 +49,8 @@ impl PeerRecord {
         self.name.len() <= MAX_NAME_LEN
             && self.connections.len() <= MAX_CONNECTIONS
             && self.overlay_addr.is_none_or(|(a, p)| p <= if a.is_ipv4() { 32 } else { 128 })
+            && self.groups.len() <= crate::groups::MAX_GROUPS
+            && self.groups.iter().all(GroupFilter::is_valid)
     }
 }
 
@@ -174,7 +179,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn rec(k: u8, version: u64) -> PeerRecord {
-        PeerRecord { key: PublicKey([k; 32]), version, name: format!("h{k}"), overlay_addr: None, connections: vec![] }
+        PeerRecord {
+            key: PublicKey([k; 32]),
+            version,
+            name: format!("h{k}"),
+            overlay_addr: None,
+            connections: vec![],
+            groups: vec![],
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod gossip;
+pub mod groups;
 pub mod keys;
 pub mod mac;
 pub mod node;
@@ -11,5 +12,6 @@ pub mod ratelimit;
 pub mod replay;
 pub mod routing;
 pub mod session;
+pub mod snoop;
 pub mod stats;
 pub mod wire;

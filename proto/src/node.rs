@@ -7,15 +7,18 @@
 //! its scratch buffers, so the per-packet path allocates nothing.
 //!
 //! Submodules split it by concern: `handshake` (Noise handshakes and
-//! session installation), `forward` (frames, relay, keepalives), `timers`
-//! (the periodic work) and `info` (snapshots for the API).
+//! session installation), `forward` (frames, relay, keepalives),
+//! `multicast` (snooping, the querier, pruned replication), `timers` (the
+//! periodic work) and `info` (snapshots for the API).
 
 mod forward;
 mod handshake;
 mod info;
+mod multicast;
 mod timers;
 
 use crate::gossip::{GossipTable, PeerRecord};
+use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
 use crate::mac::MacTable;
 use crate::ratelimit::HandshakeLimiter;
@@ -63,6 +66,23 @@ pub struct Timers {
     pub forget_after: Duration,
     /// MAC table ageing.
     pub mac_ageing: Duration,
+    /// IGMP/MLD general query interval of this host's querier.
+    pub query_interval: Duration,
+    /// IGMP/MLD robustness variable.
+    pub robustness: u32,
+}
+
+impl Timers {
+    /// How long members have to answer a query: 10 s, or half the query
+    /// interval when that is shorter.
+    pub fn query_response_interval(&self) -> Duration {
+        Duration::from_secs(10).min(self.query_interval / 2)
+    }
+
+    /// How long a membership lasts without a new report (RFC 3376 8.4).
+    pub fn membership_interval(&self) -> Duration {
+        self.query_interval * self.robustness + self.query_response_interval()
+    }
 }
 
 impl Default for Timers {
@@ -79,6 +99,8 @@ impl Default for Timers {
             refresh_interval: Duration::from_secs(60),
             forget_after: Duration::from_secs(600),
             mac_ageing: Duration::from_secs(300),
+            query_interval: Duration::from_secs(125),
+            robustness: 2,
         }
     }
 }
@@ -239,6 +261,13 @@ pub struct Node {
     hops: HashMap<PublicKey, PublicKey>,
     routes_dirty: bool,
     macs: MacTable,
+    local_groups: LocalGroups,
+    remote_groups: RemoteIndex,
+    remote_groups_dirty: bool,
+    group_counters: HashMap<IpAddr, multicast::Counters>,
+    querier: multicast::Querier,
+    /// Scratch list of a frame's destinations (no allocation per frame).
+    targets: Vec<PublicKey>,
     limiter: HandshakeLimiter,
     drops: Drops,
     handshakes: HandshakeCounts,
@@ -258,6 +287,7 @@ impl Node {
             name: cfg.name.clone(),
             overlay_addr: None,
             connections: Vec::new(),
+            groups: Vec::new(),
         };
         Node {
             start: now,
@@ -278,6 +308,12 @@ impl Node {
             hops: HashMap::new(),
             routes_dirty: true,
             macs: MacTable::new(cfg.timers.mac_ageing),
+            local_groups: LocalGroups::new(),
+            remote_groups: RemoteIndex::default(),
+            remote_groups_dirty: false,
+            group_counters: HashMap::new(),
+            querier: multicast::Querier::new(&cfg.keypair.public, now),
+            targets: Vec::new(),
             limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
             drops: Drops::default(),
             handshakes: HandshakeCounts::default(),
@@ -435,6 +471,7 @@ impl Node {
             self.peers_changed = true;
             self.routes_dirty = true;
             self.own_dirty = true;
+            self.remote_groups_dirty = true;
         }
     }
 

@@ -27,11 +27,16 @@ pub enum DropReason {
     BadPayload,
     /// The daemon could not hand a datagram or frame to the kernel.
     SendFailed,
+    /// A malformed IGMP/MLD message, or one that came from a peer (they
+    /// stay on their host).
+    BadMembership,
+    /// A multicast frame for a group no peer wants (pruned at the sender).
+    NoListeners,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -44,6 +49,8 @@ impl DropReason {
         DropReason::BadGossip,
         DropReason::BadPayload,
         DropReason::SendFailed,
+        DropReason::BadMembership,
+        DropReason::NoListeners,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -61,6 +68,8 @@ impl DropReason {
             DropReason::BadGossip => "bad_gossip",
             DropReason::BadPayload => "bad_payload",
             DropReason::SendFailed => "send_failed",
+            DropReason::BadMembership => "bad_membership",
+            DropReason::NoListeners => "no_listeners",
         }
     }
 }

@@ -5,6 +5,7 @@ use super::*;
 use crate::gossip::{self, Merge};
 use crate::mac::{self, Mac};
 use crate::session::SessionError;
+use crate::snoop::{self, FrameClass};
 use crate::wire::{Kind, RelayHeader, RELAY_HEADER_LEN};
 
 use crate::wire::ETH_HEADER_LEN as ETH_HEADER;
@@ -32,23 +33,35 @@ impl Node {
         self.macs.forget(&src);
         if !mac::is_group(&dst) {
             if let Some(owner) = self.macs.lookup(&dst, now) {
-                return self.send_frame(now, owner, frame, io);
+                self.send_frame(now, owner, frame, io);
+                return;
+            }
+        } else if dst != [0xff; 6] {
+            match snoop::classify(frame) {
+                FrameClass::Control(msg) => return self.on_membership(now, src, msg),
+                FrameClass::Multicast { group, source } => return self.replicate(now, group, source, frame, io),
+                FrameClass::Other => {}
             }
         }
-        // Broadcast, multicast and unknown unicast: every peer we can reach.
-        let targets: Vec<PublicKey> = self.hops.keys().copied().collect();
+        // Broadcast, non-IP multicast and unknown unicast: every peer we can reach.
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        targets.extend(self.hops.keys().copied());
         if targets.is_empty() {
-            return self.drops.count(DropReason::NoRoute);
+            self.drops.count(DropReason::NoRoute);
         }
-        for k in targets {
-            self.send_frame(now, k, frame, io);
+        for k in &targets {
+            self.send_frame(now, *k, frame, io);
         }
+        self.targets = targets;
     }
 
     /// Sends a frame to `dst`: on its session, or through the relay route.
-    fn send_frame(&mut self, now: Instant, dst: PublicKey, frame: &[u8], io: &mut impl Io) {
+    /// Returns whether it went out.
+    pub(super) fn send_frame(&mut self, now: Instant, dst: PublicKey, frame: &[u8], io: &mut impl Io) -> bool {
         let Some(hop) = self.hops.get(&dst).copied() else {
-            return self.drops.count(DropReason::NoRoute);
+            self.drops.count(DropReason::NoRoute);
+            return false;
         };
         let len = if hop == dst {
             self.plain[0] = Kind::Frame as u8;
@@ -61,12 +74,14 @@ impl Node {
             self.plain[1 + RELAY_HEADER_LEN..1 + RELAY_HEADER_LEN + frame.len()].copy_from_slice(frame);
             1 + RELAY_HEADER_LEN + frame.len()
         };
-        if self.seal_plain_to(now, hop, len, io) {
+        let sent = self.seal_plain_to(now, hop, len, io);
+        if sent {
             if let Some(p) = self.peers.get_mut(&dst) {
                 p.traffic.tx_frames += 1;
                 p.traffic.tx_bytes += frame.len() as u64;
             }
         }
+        sent
     }
 
     /// Seals `self.plain[..len]` on `to`'s current session and sends it.
@@ -186,7 +201,15 @@ impl Node {
         if len > self.cfg.overlay_mtu + ETH_HEADER {
             return self.drops.count(DropReason::Oversize);
         }
-        let (_, smac) = macs_of(&self.plain[at..at + len]);
+        let (dmac, smac) = macs_of(&self.plain[at..at + len]);
+        if mac::is_group(&dmac) && dmac != [0xff; 6] {
+            let plain = std::mem::take(&mut self.plain);
+            let ok = self.account_delivery(&plain[at..at + len]);
+            self.plain = plain;
+            if !ok {
+                return;
+            }
+        }
         self.macs.learn(smac, src, now);
         if let Some(p) = self.peers.get_mut(&src) {
             p.traffic.rx_frames += 1;
@@ -250,6 +273,7 @@ impl Node {
                 Merge::Stale => continue,
                 Merge::New | Merge::Updated => {
                     self.routes_dirty = true;
+                    self.remote_groups_dirty = true;
                     if !self.gossip_pending.contains(&key) {
                         self.gossip_pending.push(key);
                     }

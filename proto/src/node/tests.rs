@@ -166,8 +166,36 @@ impl Net {
         self.settle();
     }
 
+    /// Markers of the test frames (EtherType 0x88b5) delivered to node i.
     fn markers(&self, i: usize) -> Vec<u32> {
-        self.delivered[i].iter().map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap())).collect()
+        self.delivered[i]
+            .iter()
+            .filter(|f| f[12..14] == [0x88, 0xb5])
+            .map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap()))
+            .collect()
+    }
+
+    /// Hands a frame to node i as if read from its TAP.
+    fn inject(&mut self, i: usize, frame: &[u8]) {
+        let now = self.now;
+        let mut out = Out::default();
+        self.node(i).handle_frame(now, frame, &mut out);
+        self.collect(i, out);
+        self.settle();
+    }
+
+    /// UDP datagrams to `group` delivered to node i, by their 4-byte marker.
+    fn group_markers(&self, i: usize, group: [u8; 4]) -> Vec<u32> {
+        self.delivered[i]
+            .iter()
+            .filter(|f| f[12..14] == [8, 0] && f[23] == 17 && f[30..34] == group)
+            .map(|f| u32::from_be_bytes(f[42..46].try_into().unwrap()))
+            .collect()
+    }
+
+    /// Data datagrams that crossed the underlay from i to j so far.
+    fn data_datagrams(&self, i: usize, j: usize) -> usize {
+        self.wire_log.iter().filter(|(a, b, d)| *a == i && *b == j && d[1] == 4).count()
     }
 }
 
@@ -268,6 +296,7 @@ fn loss_and_reordering_are_survived() {
         let mut f = vec![0u8; 60];
         f[0..6].copy_from_slice(&mac_of(1));
         f[6..12].copy_from_slice(&mac_of(0));
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
         f[14..18].copy_from_slice(&(m as u32).to_be_bytes());
         net.node(0).handle_frame(now, &f, &mut out);
         net.collect(0, out);
@@ -373,4 +402,180 @@ fn oversize_and_runt_frames_are_dropped() {
     assert!(out.sent.is_empty());
     assert_eq!(net.node(0).drops().get(DropReason::Oversize), 1);
     assert_eq!(net.node(0).drops().get(DropReason::Malformed), 1);
+}
+
+// ---- multicast ----
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet+IPv4 frame from `src` to `dst` with `proto` and `payload`.
+fn ipv4_frame(src_mac: Mac, src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x01, 0x00, 0x5e, dst[1] & 0x7f, dst[2], dst[3]];
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 1, proto, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn igmp(msg_type: u8, group: [u8; 4], extra: &[u8]) -> Vec<u8> {
+    let mut m = vec![msg_type, 0, 0, 0];
+    m.extend_from_slice(&group);
+    m.extend_from_slice(extra);
+    let c = checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+fn host_ip(i: usize) -> [u8; 4] {
+    [10, 40, 0, i as u8 + 1]
+}
+
+/// IGMPv2 join of `group` by node i's member.
+fn join_v2(i: usize, group: [u8; 4]) -> Vec<u8> {
+    ipv4_frame(mac_of(i), host_ip(i), group, 2, &igmp(0x16, group, &[]))
+}
+
+/// IGMPv2 leave.
+fn leave_v2(i: usize, group: [u8; 4]) -> Vec<u8> {
+    ipv4_frame(mac_of(i), host_ip(i), [224, 0, 0, 2], 2, &igmp(0x17, group, &[]))
+}
+
+/// IGMPv3 report with one record of `kind` for `group` with `sources`.
+fn report_v3(i: usize, kind: u8, group: [u8; 4], sources: &[[u8; 4]]) -> Vec<u8> {
+    let mut m = vec![0x22, 0, 0, 0, 0, 0, 0, 1, kind, 0, 0, sources.len() as u8];
+    m.extend_from_slice(&group);
+    for s in sources {
+        m.extend_from_slice(s);
+    }
+    let c = checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4_frame(mac_of(i), host_ip(i), [224, 0, 0, 22], 2, &m)
+}
+
+/// A UDP datagram from node i's member to `group` carrying `marker`.
+fn udp_to_group(i: usize, group: [u8; 4], marker: u32) -> Vec<u8> {
+    let mut udp = vec![0x30, 0x39, 0x30, 0x39, 0, 12, 0, 0];
+    udp.extend_from_slice(&marker.to_be_bytes());
+    ipv4_frame(mac_of(i), host_ip(i), group, 17, &udp)
+}
+
+fn four_hosts_connected() -> Net {
+    let mut net = Net::new(4);
+    for i in 1..4 {
+        net.bootstrap(i, 0);
+    }
+    net.run(Duration::from_secs(3));
+    assert!(net.all_connected());
+    net
+}
+
+const G: [u8; 4] = [239, 1, 1, 1];
+
+#[test]
+fn group_traffic_reaches_only_the_hosts_that_joined() {
+    let mut net = four_hosts_connected();
+    net.inject(1, &join_v2(1, G));
+    net.inject(2, &report_v3(2, 2, G, &[])); // IGMPv3 IS_EX {}
+    net.run(Duration::from_secs(1)); // a join reaches every peer within a second
+    let before = net.data_datagrams(0, 3);
+    for m in 0..100 {
+        net.inject(0, &udp_to_group(0, G, m));
+    }
+    assert_eq!(net.group_markers(1, G), (0..100).collect::<Vec<_>>());
+    assert_eq!(net.group_markers(2, G), (0..100).collect::<Vec<_>>());
+    assert!(net.group_markers(3, G).is_empty());
+    assert_eq!(net.data_datagrams(0, 3), before, "not one group frame towards the host without listeners");
+    let now = net.now;
+    let g = net.node(0).group_infos(now).into_iter().find(|g| g.group == "239.1.1.1").unwrap();
+    assert_eq!(g.counters.local_frames, 100);
+    assert_eq!(g.counters.sent_frames, 200);
+    assert_eq!(g.subscribed_peers.len(), 2);
+    let g3 = net.node(1).group_infos(now).into_iter().find(|g| g.group == "239.1.1.1").unwrap();
+    assert_eq!(g3.counters.delivered_frames, 100);
+    assert_eq!(g3.local_members.len(), 1);
+}
+
+#[test]
+fn membership_reports_never_cross_the_mesh() {
+    let mut net = four_hosts_connected();
+    let before: Vec<usize> = (1..4).map(|j| net.data_datagrams(0, j)).collect();
+    net.inject(0, &join_v2(0, G));
+    net.inject(0, &report_v3(0, 2, G, &[]));
+    net.inject(0, &leave_v2(0, G));
+    let after: Vec<usize> = (1..4).map(|j| net.data_datagrams(0, j)).collect();
+    assert_eq!(before, after, "IGMP stays on its host");
+}
+
+#[test]
+fn a_leave_stops_delivery_and_silent_members_expire() {
+    let mut net = Net::new(3);
+    for n in net.nodes.iter_mut().flatten() {
+        n.cfg.timers.query_interval = Duration::from_secs(4);
+    }
+    net.bootstrap(1, 0);
+    net.bootstrap(2, 0);
+    net.run(Duration::from_secs(3));
+    net.inject(1, &join_v2(1, G));
+    net.inject(2, &join_v2(2, G));
+    net.run(Duration::from_secs(1));
+    net.inject(0, &udp_to_group(0, G, 1));
+    assert_eq!((net.group_markers(1, G), net.group_markers(2, G)), (vec![1], vec![1]));
+    net.inject(1, &leave_v2(1, G));
+    net.run(Duration::from_secs(1));
+    net.inject(0, &udp_to_group(0, G, 2));
+    assert_eq!(net.group_markers(1, G), vec![1], "left");
+    assert_eq!(net.group_markers(2, G), vec![1, 2], "the other host still listens");
+    // h3's member dies without a word: gone after the membership interval
+    // (2 x 4 s + 2 s), though h3 keeps querying.
+    net.run(Duration::from_secs(11));
+    assert!(net.node(2).queries_sent() >= 2);
+    net.inject(0, &udp_to_group(0, G, 3));
+    assert_eq!(net.group_markers(2, G), vec![1, 2]);
+    assert!(net.node(0).drops().get(DropReason::NoListeners) >= 1, "pruned at the sender");
+}
+
+#[test]
+fn source_specific_joins_get_only_their_source() {
+    let mut net = four_hosts_connected();
+    let ssm = [232, 1, 1, 1];
+    net.inject(1, &report_v3(1, 1, ssm, &[host_ip(0)])); // IS_IN {h1}
+    net.run(Duration::from_secs(1));
+    net.inject(0, &udp_to_group(0, ssm, 1));
+    net.inject(3, &udp_to_group(3, ssm, 4));
+    assert_eq!(net.group_markers(1, ssm), vec![1], "h1's frame only");
+}
+
+#[test]
+fn link_local_groups_reach_every_host() {
+    let mut net = four_hosts_connected();
+    let mdns = [224, 0, 0, 251];
+    net.inject(0, &udp_to_group(0, mdns, 7));
+    for j in 1..4 {
+        assert_eq!(net.group_markers(j, mdns), vec![7]);
+    }
+}
+
+#[test]
+fn malformed_membership_messages_are_counted() {
+    let mut net = four_hosts_connected();
+    let mut bad = join_v2(1, G);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff; // breaks the IGMP checksum
+    net.inject(1, &bad);
+    assert_eq!(net.node(1).drops().get(DropReason::BadMembership), 1);
+    let now = net.now;
+    assert!(net.node(1).group_infos(now).iter().all(|g| g.local_members.is_empty()));
 }

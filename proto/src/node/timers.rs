@@ -18,6 +18,8 @@ impl Node {
         self.expire_sessions(now);
         self.dial_bootstraps(now, io);
         self.maintain_peers(now, io);
+        self.expire_members(now);
+        self.querier_tick(now, io);
         self.gossip_tick(now, io);
         self.macs.sweep(now, |_| false);
     }
@@ -199,12 +201,14 @@ impl Node {
             .filter_map(|p| Some(Connection { key: p.key, endpoint: p.endpoint? }))
             .collect();
         connections.sort_by_key(|c| c.key);
+        let groups = self.local_groups.filters();
         let due = now.saturating_duration_since(self.own_refreshed) >= t.refresh_interval;
-        if connections != self.own.connections || due || self.own_dirty {
+        if connections != self.own.connections || groups != self.own.groups || due || self.own_dirty {
             if connections != self.own.connections {
                 self.routes_dirty = true;
             }
             self.own.connections = connections;
+            self.own.groups = groups;
             self.own.version = self.stamp(now);
             self.own_refreshed = now;
             self.own_dirty = false;
