@@ -88,7 +88,6 @@ pub fn random_hex(n: usize) -> String {
 /// Where the weavers binaries are found.
 pub mod bins {
     use std::path::{Path, PathBuf};
-    use std::time::SystemTime;
 
     /// `WEAVERS_BIN_DIR`, else the cargo target profile directory of the
     /// running test executable (`target/debug/deps/x` -> `target/debug`).
@@ -118,37 +117,29 @@ pub mod bins {
     }
 
     /// `cargo test` does not rebuild other packages' binaries: say so when a
-    /// binary is older than the sources it is built from (a warning only).
+    /// binary is older than a source file it was built from (as listed in
+    /// cargo's dep-info file `<bin>.d` beside it). A warning only.
     fn warn_if_stale(bin: &Path) {
         static WARNED: std::sync::Once = std::sync::Once::new();
-        if std::env::var_os("WEAVERS_BIN_DIR").is_some() {
-            return;
-        }
         let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else { return };
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let newest = ["daemon/src", "cli/src", "proto/src"].iter().filter_map(|d| newest_mtime(&root.join(d))).max();
-        if newest.is_some_and(|n| n > built) {
+        let Ok(depinfo) = std::fs::read_to_string(bin.with_extension("d")) else { return };
+        let Some((_, deps)) = depinfo.lines().next().and_then(|l| l.split_once(": ")) else { return };
+        let stale = deps
+            .split_whitespace()
+            .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .any(|t| t > built);
+        if stale {
             // Straight to fd 2: the test harness captures eprintln!.
             WARNED.call_once(|| {
                 use std::io::Write;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "WARNING: {} is older than the weavers sources: run `cargo build --workspace` \
+                    "WARNING: {} is older than its sources: run `cargo build --workspace` \
                      before `cargo test` to test the current code",
                     bin.display()
                 );
             });
         }
-    }
-
-    fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-        let mut newest = None;
-        for e in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = e.path();
-            let t = if path.is_dir() { newest_mtime(&path) } else { e.metadata().ok()?.modified().ok() };
-            newest = newest.max(t);
-        }
-        newest
     }
 
     /// The daemon binary.
