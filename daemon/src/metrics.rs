@@ -372,8 +372,23 @@ mod tests {
         let (tx, mut rx) = mpsc::channel::<Command>(4);
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
-                if let Command::Status(r) = cmd {
-                    let _ = r.send(status());
+                match cmd {
+                    Command::Status(r) => {
+                        let _ = r.send(status());
+                    }
+                    Command::Groups(r) => {
+                        let mut g = GroupInfo {
+                            group: "239.1.1.1".into(),
+                            link_local: false,
+                            filter: None,
+                            local_members: vec![],
+                            subscribed_peers: vec![],
+                            counters: Default::default(),
+                        };
+                        g.counters.local_frames = 7;
+                        let _ = r.send(vec![g]);
+                    }
+                    _ => {}
                 }
             }
         });
@@ -397,6 +412,7 @@ mod tests {
         assert!(out.to_ascii_lowercase().contains("content-type: application/openmetrics-text"));
         assert!(out.contains("\r\n\r\n# HELP weavers_peers "), "{out}");
         assert!(out.ends_with("# EOF\n"));
+        assert!(out.contains("weavers_group_frames_total{group=\"239.1.1.1\",kind=\"local\"} 7"), "{out}");
         assert!(get("/").await.starts_with("HTTP/1.1 404"));
 
         stop_tx.send(()).unwrap();
