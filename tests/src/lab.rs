@@ -16,7 +16,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -566,16 +566,22 @@ impl Lab {
     /// Runs `weavers --socket <h_i socket> ARGS...` (in the test's own
     /// namespace: the socket is a path) with a 30 s limit.
     pub fn cli(&self, i: usize, args: &[&str]) -> Output {
-        let mut cmd = Command::new(bins::weavers());
+        self.cli_output(i, args).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Like [`Lab::cli`] but an error (not a panic) if it cannot run.
+    pub fn cli_output(&self, i: usize, args: &[&str]) -> Result<Output> {
+        let bin = bins::dir().join("weavers");
+        let mut cmd = Command::new(&bin);
         cmd.arg("--socket").arg(self.socket(i)).args(args);
         remove_weavers_env(&mut cmd);
         output_with_timeout(cmd, Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("weavers {}: {e:#}", args.join(" ")))
+            .with_context(|| format!("weavers {} ({})", args.join(" "), bin.display()))
     }
 
     /// Like [`Lab::cli`] but an error unless it exits 0; returns stdout.
     pub fn try_cli(&self, i: usize, args: &[&str]) -> Result<String> {
-        let out = self.cli(i, args);
+        let out = self.cli_output(i, args)?;
         if !out.status.success() {
             bail!(
                 "`weavers {}` on h{i} failed ({}): {}{}",
@@ -872,7 +878,8 @@ fn terminate(mut child: Child, timeout: Duration) -> Stopped {
         std::thread::sleep(Duration::from_millis(20));
     }
     signal(&child, libc::SIGKILL);
-    let status = child.wait().expect("wait for killed daemon");
+    // Never panic here: this runs in Drop, maybe while a test panics.
+    let status = child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
     Stopped { status, killed: true, took: start.elapsed() }
 }
 
