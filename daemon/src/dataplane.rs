@@ -121,6 +121,7 @@ impl Dataplane {
                 }
             }
         }
+        self.node.flush(&mut io);
         let failed = io.send_failed;
         self.node.count_drops(DropReason::SendFailed, failed);
         empty

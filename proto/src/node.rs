@@ -152,6 +152,8 @@ struct Peer {
     next_attempt: Instant,
     /// Highest handshake timestamp seen from it (IK replay defence).
     last_hs_timestamp: u64,
+    /// Frames queued for it (plaintext of one DATA packet), sent on flush.
+    bundle: Vec<u8>,
     traffic: TrafficCounters,
 }
 
@@ -172,6 +174,7 @@ impl Peer {
             attempts: 0,
             next_attempt: now,
             last_hs_timestamp: 0,
+            bundle: Vec::new(),
             traffic: TrafficCounters::default(),
         }
     }
@@ -268,6 +271,8 @@ pub struct Node {
     querier: multicast::Querier,
     /// Scratch list of a frame's destinations (no allocation per frame).
     targets: Vec<PublicKey>,
+    /// Peers with frames queued in their bundle.
+    bundled: Vec<PublicKey>,
     limiter: HandshakeLimiter,
     drops: Drops,
     handshakes: HandshakeCounts,
@@ -314,6 +319,7 @@ impl Node {
             group_counters: HashMap::new(),
             querier: multicast::Querier::new(&cfg.keypair.public, now),
             targets: Vec::new(),
+            bundled: Vec::new(),
             limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
             drops: Drops::default(),
             handshakes: HandshakeCounts::default(),

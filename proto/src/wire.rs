@@ -62,7 +62,7 @@ pub enum Pattern {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// An Ethernet frame for the overlay.
+    /// Ethernet frames for the overlay, each preceded by its length (u16).
     Frame = 1,
     /// Gossip: peer records.
     Gossip = 2,

@@ -162,6 +162,7 @@ impl Net {
         let now = self.now;
         let mut out = Out::default();
         self.node(i).handle_frame(now, &f, &mut out);
+        self.node(i).flush(&mut out);
         self.collect(i, out);
         self.settle();
     }
@@ -180,6 +181,7 @@ impl Net {
         let now = self.now;
         let mut out = Out::default();
         self.node(i).handle_frame(now, frame, &mut out);
+        self.node(i).flush(&mut out);
         self.collect(i, out);
         self.settle();
     }
@@ -299,8 +301,14 @@ fn loss_and_reordering_are_survived() {
         f[12..14].copy_from_slice(&[0x88, 0xb5]);
         f[14..18].copy_from_slice(&(m as u32).to_be_bytes());
         net.node(0).handle_frame(now, &f, &mut out);
+        if m % 7 == 0 {
+            net.node(0).flush(&mut out);
+        }
         net.collect(0, out);
     }
+    let mut out = Out::default();
+    net.node(0).flush(&mut out);
+    net.collect(0, out);
     net.settle();
     let mut got = net.markers(1);
     got.sort();
@@ -578,4 +586,30 @@ fn malformed_membership_messages_are_counted() {
     assert_eq!(net.node(1).drops().get(DropReason::BadMembership), 1);
     let now = net.now;
     assert!(net.node(1).group_infos(now).iter().all(|g| g.local_members.is_empty()));
+}
+
+#[test]
+fn frames_queued_for_a_peer_share_datagrams_within_the_mtu() {
+    let mut net = Net::new(2);
+    net.bootstrap(1, 0);
+    net.run(Duration::from_secs(1));
+    let before = net.data_datagrams(0, 1);
+    let now = net.now;
+    let mut out = Out::default();
+    for (m, size) in (0..100u32).map(|m| (m, if m % 10 == 9 { 1414 } else { 60 })) {
+        let mut f = vec![0u8; size];
+        f[0..6].copy_from_slice(&mac_of(1));
+        f[6..12].copy_from_slice(&mac_of(0));
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        f[14..18].copy_from_slice(&m.to_be_bytes());
+        net.node(0).handle_frame(now, &f, &mut out);
+    }
+    net.node(0).flush(&mut out);
+    let biggest = out.sent.iter().map(|(_, d)| d.len()).max().unwrap();
+    assert!(biggest + 28 <= 1500, "a {biggest}-byte datagram would not fit a 1500-byte IPv4 underlay");
+    net.collect(0, out);
+    net.settle();
+    assert_eq!(net.markers(1), (0..100).collect::<Vec<_>>(), "all delivered, in order");
+    let used = net.data_datagrams(0, 1) - before;
+    assert!(used <= 20, "100 frames took {used} datagrams");
 }

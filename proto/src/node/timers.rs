@@ -22,6 +22,7 @@ impl Node {
         self.querier_tick(now, io);
         self.gossip_tick(now, io);
         self.macs.sweep(now, |_| false);
+        self.flush(io);
     }
 
     fn backoff(&mut self, attempts: u32) -> Duration {
