@@ -81,7 +81,7 @@ fn main() {
     if hold {
         step("holding the lab; Ctrl-C to remove it");
         for i in 1..=4 {
-            println!("  h{i}: {} --socket {} status", "weavers", lab.socket(i).display());
+            println!("  h{i}: weavers --socket {} status", lab.socket(i).display());
         }
         while !stopped() {
             std::thread::sleep(Duration::from_millis(200));
