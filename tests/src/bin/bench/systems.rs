@@ -280,12 +280,12 @@ fn vxlan_mesh(lab: &Lab, locals: &[Ipv4Addr], devs: &[String], mtu: Option<u32>,
         let ns = lab.ns(i);
         let dev = &devs[i - 1];
         let local = locals[i - 1].to_string();
-        let mut add =
-            vec!["link", "add", "vx0", "type", "vxlan", "id", "42", "local", &local, "dev", dev, "dstport", "4789"];
         let mtu_s = mtu.map(|m| m.to_string());
+        let mut add = vec!["link", "add", "vx0"];
         if let Some(m) = &mtu_s {
             add.extend(["mtu", m]);
         }
+        add.extend(["type", "vxlan", "id", "42", "local", &local, "dev", dev, "dstport", "4789"]);
         ip_n(ns, &add)?;
         ip_n(ns, &["link", "add", "brvx", "type", "bridge", "mcast_snooping", "0"])?;
         ip_n(ns, &["link", "set", "vx0", "master", "brvx"])?;
