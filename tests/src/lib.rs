@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod lab;
+pub mod mcast;
 pub mod netns;
 pub mod packet;
 pub mod probe;
