@@ -330,7 +330,7 @@ impl Node {
             if r.key == me {
                 // Someone holds a newer record of ours than we do (we lost
                 // state): move past it.
-                if r.version >= self.own.version {
+                if r.version > self.own.version {
                     self.last_stamp = self.last_stamp.max(r.version);
                     self.own_dirty = true;
                 }

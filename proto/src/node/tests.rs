@@ -613,3 +613,21 @@ fn frames_queued_for_a_peer_share_datagrams_within_the_mtu() {
     let used = net.data_datagrams(0, 1) - before;
     assert!(used <= 20, "100 frames took {used} datagrams");
 }
+
+#[test]
+fn an_idle_mesh_stays_quiet() {
+    // Per pair and minute: keepalives (a ping and a pong each way every 5 s,
+    // 48) and a full gossip exchange each way every 10 s (12), plus the
+    // minute's refresh: about 62, so 6 pairs about 370. A record echoed back
+    // to its author must not make it stamp a new version (that loop once
+    // made ten times this).
+    let mut net = four_hosts_connected();
+    net.run(Duration::from_secs(30));
+    let count = |net: &Net| {
+        (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).map(|(i, j)| net.data_datagrams(i, j)).sum::<usize>()
+    };
+    let before = count(&net);
+    net.run(Duration::from_secs(60));
+    let idle = count(&net) - before;
+    assert!(idle < 500, "{idle} datagrams in an idle minute");
+}
