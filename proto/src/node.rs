@@ -256,6 +256,8 @@ pub struct Node {
     bootstraps: Vec<Bootstrap>,
     own: PeerRecord,
     own_dirty: bool,
+    /// The own record's version last pushed to every peer.
+    own_pushed: u64,
     own_refreshed: Instant,
     gossip: GossipTable,
     /// Records to push to connected peers soon.
@@ -306,6 +308,7 @@ impl Node {
             bootstraps: Vec::new(),
             own,
             own_dirty: true,
+            own_pushed: 0,
             own_refreshed: now,
             gossip: GossipTable::new(),
             gossip_pending: Vec::new(),

@@ -153,9 +153,11 @@ impl Node {
     /// forgets hosts gone for long.
     fn gossip_tick(&mut self, now: Instant, io: &mut impl Io) {
         let t = self.cfg.timers.clone();
-        let before = self.own.version;
         self.refresh_own(now);
-        if self.own.version != before {
+        // Versions stamped anywhere (also while greeting a new peer) are
+        // pushed to everyone once.
+        if self.own.version != self.own_pushed {
+            self.own_pushed = self.own.version;
             let me = self.public_key();
             if !self.gossip_pending.contains(&me) {
                 self.gossip_pending.push(me);
