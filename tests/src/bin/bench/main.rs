@@ -229,6 +229,9 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
                     m.nonlistener_bytes
                 );
                 res.add(sys, "mcast_pps_01pct", best);
+                if let Some(j) = m.join_secs {
+                    res.add(sys, "mcast_join_secs", j);
+                }
                 res.add(sys, "mcast_full_sent_pps", f.sent_pps);
                 res.add(sys, "mcast_full_min_recv_pps", f.min_recv());
                 res.add(sys, "mcast_full_worst_loss", f.worst_loss());
@@ -252,7 +255,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
                 raw.insert("multicast_trials".into(), m.search.trials.iter().map(|t| t.to_json()).collect());
                 raw.insert(
                     "pruning".into(),
-                    json!({"nonlistener_overlay_frames": m.nonlistener_frames, "nonlistener_eth0_bytes": m.nonlistener_bytes,
+                    json!({"join_secs": m.join_secs, "nonlistener_overlay_frames": m.nonlistener_frames, "nonlistener_eth0_bytes": m.nonlistener_bytes,
                         "nonlistener_eth0_packets": m.nonlistener_packets, "receiver_eth0_bytes": m.receiver_bytes}),
                 );
             }

@@ -13,7 +13,7 @@ use weavers_tests::{netns, Lab};
 
 use crate::procs::{self, CpuMark, Proc};
 use crate::stopped;
-use crate::systems::Setup;
+use crate::systems::{Setup, System};
 
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 /// The UDP payload size of the packet-rate tests.
@@ -323,7 +323,7 @@ pub fn udp(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Search> {
 /// The bytes that an iperf2 server (`-y C`, line-buffered) reports for the
 /// stream from client port `port`; 0 (with a warning) if no report comes.
 fn server_report(srv: &Proc, port: u16, trial: usize, host: usize) -> u64 {
-    let find = || srv.stdout().lines().filter_map(csv_fields).filter(|f| f.0 == port).map(|f| f.1).last();
+    let find = || srv.stdout().lines().filter_map(csv_fields).filter(|f| f.0 == port).map(|f| f.1).next_back();
     if weavers_tests::wait_until(Duration::from_secs(4), || find().is_some()) {
         find().unwrap_or(0)
     } else {
@@ -356,6 +356,15 @@ pub struct Multicast {
     /// Frames that the overlay delivered to the non-listener's overlay
     /// device (weavers' TAP, the VXLAN device) in that trial.
     pub nonlistener_frames: Option<u64>,
+    /// weavers: seconds until h1 listed every receiver as subscribed.
+    pub join_secs: Option<f64>,
+}
+
+/// The peers that host 1's weavers lists as subscribed to the group.
+fn subscribed(lab: &Lab) -> Option<Vec<String>> {
+    let v = lab.try_cli_json(1, &["groups", "--json"]).ok()?;
+    let g = v.as_array()?.iter().find(|g| g["group"] == GROUP.to_string())?;
+    Some(g["subscribed_peers"].as_array()?.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
 }
 
 /// Multicast from host 1 to the group, joined by hosts 2-4 (iperf2
@@ -381,8 +390,22 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
             &[],
         )?);
     }
-    // The joins travel (for weavers, by gossip) before the first trial.
-    sleep_checked(Duration::from_secs(3))?;
+    // The joins travel (for weavers, by gossip) before the first trial: at
+    // least 3 s for every system, and for weavers until the sender lists
+    // all three receivers as subscribed (30 s at most; the time is a figure).
+    let t0 = std::time::Instant::now();
+    let mut join_secs = None;
+    if s.system == System::Weavers {
+        let ok = weavers_tests::wait_until(Duration::from_secs(30), || {
+            stopped() || subscribed(lab).is_some_and(|names| RECEIVERS.iter().all(|i| names.contains(&format!("h{i}"))))
+        });
+        if ok && !stopped() {
+            join_secs = Some(t0.elapsed().as_secs_f64());
+        } else {
+            eprintln!("  (h1 does not list all receivers as subscribed after 30 s: {:?})", subscribed(lab));
+        }
+    }
+    sleep_checked(Duration::from_secs(3).saturating_sub(t0.elapsed()))?;
     let mut n = 0;
     let mut prune = None;
     let result = search(cfg.search_steps, MCAST_MAX_LOSS, |target| {
@@ -423,6 +446,12 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         if prune.is_none() {
             prune = Some((rx, frames));
         }
+        // A receiver that gets (almost) nothing is a delivery failure, not
+        // overload: show what the sender knows.
+        if s.system == System::Weavers && t.recv_pps.iter().any(|&r| r < t.sent_pps * 0.1) {
+            let g = lab.try_cli(1, &["groups"]).unwrap_or_else(|e| format!("{e:#}"));
+            eprintln!("  (trial {n}: a receiver got < 10%; `weavers groups` on h1:\n{})", g.trim_end());
+        }
         Ok(t)
     });
     for mut srv in servers {
@@ -433,6 +462,7 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
     let (nb, np) = rx.last().copied().unwrap_or((0, 0));
     Ok(Multicast {
         search,
+        join_secs,
         nonlistener_bytes: nb,
         nonlistener_packets: np,
         nonlistener_frames: frames,

@@ -97,6 +97,13 @@ pub const DEFS: &[Def] = &[
         digits: 1,
     },
     Def {
+        key: "mcast_join_secs",
+        title: "weavers: seconds until the sender lists the 3 receivers as subscribed",
+        unit: "s",
+        better: Better::None,
+        digits: 1,
+    },
+    Def {
         key: "prune_receiver_kbytes",
         title: "(for scale) bytes on each receiver's eth0 in that trial",
         unit: "kB",
@@ -275,7 +282,7 @@ pub fn targets(r: &Results) -> Vec<(String, Option<bool>, String)> {
         "no multicast data to the non-listening host".into(),
         p.map(|s| s.max == 0.0),
         p.map_or("n/a".into(), |s| {
-            let kb = r.get(System::Weavers, "prune_nonlistener_kbytes").map_or(f64::NAN, |b| b.median);
+            let kb = r.get(System::Weavers, "prune_nonlistener_kbytes").map_or(f64::NAN, |b| b.median / 1e3);
             format!("{:.0} frames delivered (max over runs); {kb:.1} kB of other traffic on its eth0", s.max)
         }),
     ));
@@ -358,14 +365,44 @@ pub fn markdown(r: &Results, systems: &[System], meta: &Value) -> String {
         .flat_map(|sys| r.notes.get(sys.key()).into_iter().flatten().map(move |n| format!("- {}: {n}", sys.title())))
         .collect();
     if !notes.is_empty() {
-        s.push_str("\n## Notes\n\n");
+        s.push_str("\n## Notes from this run\n\n");
         for n in notes {
             s.push_str(&n);
             s.push('\n');
         }
     }
+    s.push_str(METHOD);
     s
 }
+
+/// How the figures were taken, and what limits them.
+const METHOD: &str = "
+## How
+
+- Every system runs on a fresh lab of the tests (`tests/src/lab.rs`): hosts are network namespaces on veth pairs to
+  a bridge that drops multicast. 2 hosts for the unicast-only systems, 5 for the others. Systems alternate within each
+  run, so slow drifts of the shared machine spread over all of them.
+- weavers: `weaversd` (release build, `RUST_LOG=info`) on every host, all peering with h1, `weavers expose 10.40.0.I/16`
+  (which routes 224.0.0.0/4 through the bridge). wireguard-go and boringtun (defaults; boringtun-cli 0.7.1 with its
+  default 4 threads): a full mesh configured with `wg set`. VXLAN: VNI 42 on eth0 with an all-zeros FDB entry per
+  other host (head-end replication) in a bridge with snooping off, 224.0.0.0/4 routed through it; VXLAN over wg-go is
+  the same on the wireguard-go mesh (MTU 1370).
+- TCP: iperf3, one stream h1 -> h2. UDP: iperf2, 64-byte payloads, server with a 2 MB receive buffer; a trial at
+  1 Mpps offered (\"full rate\"), then a bisection for the highest rate with <= 1% loss (multicast: <= 0.1% at every
+  receiver); the rate shown is what the sender actually sent in the best passing trial. Loss is counted against what
+  the sender sent. Latency: sockperf ping-pong, 64-byte messages; sockperf reports half the round trip.
+- Multicast: iperf2 servers bound to 239.1.1.1 on h2, h3, h4 (their join follows the 224.0.0.0/4 route), h5 does not
+  listen. Pruning: frames the overlay delivered to h5's overlay device (weavers' TAP, the VXLAN device) and bytes on
+  its eth0 (gossip and keepalives included) during the full-rate trial.
+- CPU: utime+stime of the overlay processes (weaversd, wireguard-go, boringtun on all hosts) from /proc/PID/stat, and
+  busy time of the whole machine from /proc/stat (includes the traffic tools and softirq: the only CPU figure for
+  kernel VXLAN), divided by the packets delivered (UDP, multicast) or the GB received (TCP).
+- Where the kernel does the work in the sender's system call (the underlay, kernel VXLAN), the sending iperf itself is
+  the limit: their UDP and multicast rates show no loss at \"full rate\" because the sender could not go faster,
+  not because the path would carry more. The userspace overlays decouple the sender (TUN/TAP queues), so they can be
+  offered more than they carry, and drop the rest.
+- 2 shared cores, other work on the machine: compare ratios taken in one run, not absolute figures across runs.
+";
 
 pub fn json(r: &Results, systems: &[System], meta: &Value) -> Value {
     let mut sys_json = serde_json::Map::new();

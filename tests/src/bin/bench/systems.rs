@@ -71,6 +71,7 @@ pub struct Tools {
 /// A system set up on a lab. Drop it before the lab (its processes live in
 /// the lab's namespaces).
 pub struct Setup {
+    pub system: System,
     /// Per host (index i-1): the address traffic to host i uses.
     pub addrs: Vec<Ipv4Addr>,
     /// The processes that do the overlay's work (empty for kernel systems).
@@ -115,6 +116,7 @@ fn ip_n(ns: &str, args: &[&str]) -> Result<()> {
 pub fn setup(system: System, lab: &mut Lab, dir: &Path, tools: &Tools) -> Result<Setup> {
     let n = lab.len();
     let mut s = Setup {
+        system,
         addrs: Vec::new(),
         overlay_pids: Vec::new(),
         overlay_dev: None,
