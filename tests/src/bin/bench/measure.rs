@@ -3,12 +3,16 @@
 //! Unicast goes from host 1 to host 2; multicast from host 1 to hosts 2-4,
 //! with host 5 not listening.
 
-use std::net::Ipv4Addr;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use socket2::{Domain, Protocol, Socket, Type};
 use weavers_tests::{netns, Lab};
 
 use crate::procs::{self, CpuMark, Proc};
@@ -16,6 +20,8 @@ use crate::stopped;
 use crate::systems::{Setup, System};
 
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+/// iperf2's default port, where the multicast receivers listen.
+pub const IPERF_PORT: u16 = 5001;
 /// The UDP payload size of the packet-rate tests.
 pub const PAYLOAD: u32 = 64;
 /// Offered rate of the "full rate" trials: more than any system here
@@ -327,7 +333,13 @@ fn server_report(srv: &Proc, port: u16, trial: usize, host: usize) -> u64 {
     if weavers_tests::wait_until(Duration::from_secs(4), || find().is_some()) {
         find().unwrap_or(0)
     } else {
-        eprintln!("  (no iperf report from h{host} for trial {trial}: counted as nothing received)");
+        let out = srv.stdout();
+        let last = out.lines().last().unwrap_or("").to_owned();
+        eprintln!(
+            "  (no iperf report from h{host} for trial {trial}: counted as nothing received; its last line: {last:?}; \
+             stderr: {:?})",
+            srv.stderr().trim()
+        );
         0
     }
 }
@@ -360,6 +372,88 @@ pub struct Multicast {
     pub join_secs: Option<f64>,
 }
 
+/// A multicast receiver in a namespace: a socket bound to the iperf port
+/// and joined to [`GROUP`] (the join follows the route of 224.0.0.0/4),
+/// with a 2 MB receive buffer like the iperf servers, counting iperf2 data
+/// datagrams (non-negative sequence number) per sending port. (iperf2's own
+/// multicast server stops reporting after a stream whose end it missed.)
+pub struct McastCounter {
+    stop: Arc<AtomicBool>,
+    counts: Arc<Mutex<HashMap<u16, u64>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl McastCounter {
+    pub fn start(ns: &str) -> Result<McastCounter> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let (tx, rx) = mpsc::channel::<std::result::Result<(), String>>();
+        let (stop2, counts2) = (stop.clone(), counts.clone());
+        let handle = netns::spawn_in(ns, move || {
+            let open = || -> Result<UdpSocket> {
+                let so = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+                so.set_reuse_address(true)?;
+                so.set_recv_buffer_size(2 << 20)?;
+                so.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, IPERF_PORT)).into())?;
+                so.join_multicast_v4(&GROUP, &Ipv4Addr::UNSPECIFIED)?;
+                let u: UdpSocket = so.into();
+                u.set_read_timeout(Some(Duration::from_millis(20)))?;
+                Ok(u)
+            };
+            let sock = match open() {
+                Ok(u) => {
+                    let _ = tx.send(Ok(()));
+                    u
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("{e:#}")));
+                    return;
+                }
+            };
+            let mut local: HashMap<u16, u64> = HashMap::new();
+            let mut buf = [0u8; 2048];
+            let mut since_publish = 0u32;
+            while !stop2.load(Ordering::Relaxed) {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if n >= 4 && i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) >= 0 {
+                            *local.entry(from.port()).or_insert(0) += 1;
+                        }
+                        since_publish += 1;
+                        if since_publish >= 4096 {
+                            since_publish = 0;
+                            counts2.lock().unwrap().clone_from(&local);
+                        }
+                    }
+                    Err(_) => {
+                        since_publish = 0;
+                        counts2.lock().unwrap().clone_from(&local);
+                    }
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(McastCounter { stop, counts, handle: Some(handle) }),
+            Ok(Err(e)) => bail!("multicast receiver in {ns}: {e}"),
+            Err(_) => bail!("multicast receiver in {ns} did not start"),
+        }
+    }
+
+    /// Data datagrams received from sending port `port` so far.
+    pub fn count(&self, port: u16) -> u64 {
+        self.counts.lock().unwrap().get(&port).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for McastCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// The peers that host 1's weavers lists as subscribed to the group.
 fn subscribed(lab: &Lab) -> Option<Vec<String>> {
     let v = lab.try_cli_json(1, &["groups", "--json"]).ok()?;
@@ -379,17 +473,8 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         }
     }
     let g = GROUP.to_string();
-    let mut servers: Vec<Proc> = Vec::new();
-    for &i in &RECEIVERS {
-        servers.push(procs::spawn(
-            lab.ns(i),
-            &cfg.dir,
-            &format!("{tag}-iperf-m{i}"),
-            "stdbuf",
-            &["-oL", "iperf", "-s", "-u", "-B", &g, "-w", "2M", "-y", "C"],
-            &[],
-        )?);
-    }
+    let counters: Vec<McastCounter> =
+        RECEIVERS.iter().map(|&i| McastCounter::start(lab.ns(i))).collect::<Result<_>>()?;
     // The joins travel (for weavers, by gossip) before the first trial: at
     // least 3 s for every system, and for weavers until the sender lists
     // all three receivers as subscribed (30 s at most; the time is a figure).
@@ -419,12 +504,10 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         let mark = CpuMark::now(&s.overlay_pids);
         let (port, bytes, _) = udp_client(lab, cfg, &format!("{tag}-iperf-mc{n}"), &g, target, true)?;
         let (cpu_procs, cpu_machine, _) = mark.since(&s.overlay_pids);
-        // Each receiver's report for this stream (by the client's port).
-        let recvs: Vec<f64> = servers
-            .iter()
-            .zip(RECEIVERS)
-            .map(|(srv, h)| server_report(srv, port, n, h) as f64 / PAYLOAD as f64)
-            .collect();
+        // What each receiver got from this stream (by the client's port),
+        // once the queues drained.
+        sleep_checked(Duration::from_millis(500))?;
+        let recvs: Vec<f64> = counters.iter().map(|c| c.count(port) as f64).collect();
         let rx1: Vec<(u64, u64)> = (2..=NON_LISTENER).map(|i| eth0_rx(lab, i)).collect::<Result<_>>()?;
         let rx: Vec<(u64, u64)> = rx0.iter().zip(&rx1).map(|(a, b)| (b.0 - a.0, b.1 - a.1)).collect();
         let frames = match (&s.overlay_dev, dev0) {
@@ -454,9 +537,7 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         }
         Ok(t)
     });
-    for mut srv in servers {
-        srv.stop();
-    }
+    drop(counters);
     let search = result?;
     let (rx, frames) = prune.unwrap_or_default();
     let (nb, np) = rx.last().copied().unwrap_or((0, 0));

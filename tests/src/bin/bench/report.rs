@@ -391,9 +391,11 @@ const METHOD: &str = "
   1 Mpps offered (\"full rate\"), then a bisection for the highest rate with <= 1% loss (multicast: <= 0.1% at every
   receiver); the rate shown is what the sender actually sent in the best passing trial. Loss is counted against what
   the sender sent. Latency: sockperf ping-pong, 64-byte messages; sockperf reports half the round trip.
-- Multicast: iperf2 servers bound to 239.1.1.1 on h2, h3, h4 (their join follows the 224.0.0.0/4 route), h5 does not
-  listen. Pruning: frames the overlay delivered to h5's overlay device (weavers' TAP, the VXLAN device) and bytes on
-  its eth0 (gossip and keepalives included) during the full-rate trial.
+- Multicast: the iperf2 client on h1 sends to 239.1.1.1 (TTL 4); h2, h3, h4 join it with a receiver of the bench's
+  own (a socket with a 2 MB buffer counting iperf's datagrams per stream; the join follows the 224.0.0.0/4 route;
+  iperf2's multicast server stops reporting after a stream whose end it missed); h5 does not listen. Pruning: the
+  frames that the overlay delivered to h5's overlay device (weavers' TAP, the VXLAN device) and the bytes on its eth0
+  (gossip and keepalives included) during the full-rate trial.
 - CPU: utime+stime of the overlay processes (weaversd, wireguard-go, boringtun on all hosts) from /proc/PID/stat, and
   busy time of the whole machine from /proc/stat (includes the traffic tools and softirq: the only CPU figure for
   kernel VXLAN), divided by the packets delivered (UDP, multicast) or the GB received (TCP).
