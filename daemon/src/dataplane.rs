@@ -4,15 +4,19 @@
 use crate::control::Command;
 use crate::netdev::{Netdev, Tap};
 use crate::state::{KnownPeer, PeersFile, StateDir};
+use crate::udp::{self, TxBatch};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use weavers_proto::api::{DropCount, ExposeResponse, PeerAddrs, Status};
 use weavers_proto::keys::PublicKey;
 use weavers_proto::node::{Io, Node};
 use weavers_proto::stats::DropReason;
+use weavers_proto::vnet::{self, VnetHdr, VNET_HDR_LEN};
 
 /// Datagrams or frames handled per wake-up before looking at other sources.
 const BATCH: usize = 64;
@@ -21,21 +25,36 @@ pub const DEFAULT_PORT: u16 = 6783;
 
 /// The node's output, straight to the kernel. Failures are counted, not
 /// retried: the overlay is a lossy link like any other.
+/// Datagrams are queued in a [`TxBatch`] and leave when the batch ends.
 struct KernelIo<'a> {
     udp: &'a UdpSocket,
     tap: &'a Tap,
+    tx: &'a mut TxBatch,
     send_failed: u64,
+}
+
+impl KernelIo<'_> {
+    /// Sends what is queued; returns the failures to count.
+    fn finish(self) -> u64 {
+        self.tx.flush(self.udp);
+        self.send_failed + std::mem::take(&mut self.tx.failed)
+    }
 }
 
 impl Io for KernelIo<'_> {
     fn send(&mut self, to: SocketAddr, datagram: &[u8]) {
-        if self.udp.try_send_to(datagram, to).is_err() {
+        self.tx.push(self.udp, to, datagram);
+    }
+
+    fn deliver(&mut self, frame: &[u8]) {
+        // The TAP has offloads on: a plain frame goes with an empty header.
+        if self.tap.write_with_header(&[0; VNET_HDR_LEN], frame).is_err() {
             self.send_failed += 1;
         }
     }
 
-    fn deliver(&mut self, frame: &[u8]) {
-        if self.tap.write(frame).is_err() {
+    fn deliver_offloaded(&mut self, vnet_hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) {
+        if self.tap.write_with_header(vnet_hdr, frame).is_err() {
             self.send_failed += 1;
         }
     }
@@ -54,6 +73,8 @@ pub struct Dataplane {
     pub ipalloc_range: (IpAddr, u8),
     /// `HOST[:PORT]` strings as configured, with what they resolved to.
     pub configured: Vec<(String, SocketAddr)>,
+    /// Outgoing datagrams of the current batch.
+    pub tx: TxBatch,
 }
 
 impl Dataplane {
@@ -75,9 +96,9 @@ impl Dataplane {
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+                    let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), tx: &mut self.tx, send_failed: 0 };
                     self.node.handle_timeout(Instant::now(), &mut io);
-                    let failed = io.send_failed;
+                    let failed = io.finish();
                     self.node.count_drops(DropReason::SendFailed, failed);
                     if self.node.take_peers_changed() {
                         self.persist_peers();
@@ -89,27 +110,47 @@ impl Dataplane {
     }
 
     fn drain_udp(&mut self, buf: &mut [u8]) {
-        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), tx: &mut self.tx, send_failed: 0 };
+        let fd = self.udp.as_raw_fd();
         for _ in 0..BATCH {
-            match self.udp.try_recv_from(buf) {
-                // The time of each datagram, not of the batch: keepalive
-                // round trips on a LAN are shorter than a batch.
-                Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n], &mut io),
+            match self.udp.try_io(Interest::READABLE, || udp::recv_gro(fd, buf)) {
+                Ok((n, from, seg)) => {
+                    // The time of each datagram, not of the batch: keepalive
+                    // round trips on a LAN are shorter than a batch.
+                    let now = Instant::now();
+                    for d in buf[..n].chunks(seg.unwrap_or(n).max(1)) {
+                        self.node.handle_datagram(now, from, d, &mut io);
+                    }
+                }
                 Err(_) => break,
             }
         }
-        let failed = io.send_failed;
+        let failed = io.finish();
         self.node.count_drops(DropReason::SendFailed, failed);
     }
 
     /// Returns true when the TAP is empty (readiness can be cleared).
     fn drain_tap(&mut self, buf: &mut [u8]) -> bool {
         let now = Instant::now();
-        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), send_failed: 0 };
+        let mut io = KernelIo { udp: &self.udp, tap: self.tap.get_ref(), tx: &mut self.tx, send_failed: 0 };
         let mut empty = false;
         for _ in 0..BATCH {
             match self.tap.get_ref().read(buf) {
-                Ok(n) => self.node.handle_frame(now, &buf[..n], &mut io),
+                Ok(n) if n > VNET_HDR_LEN => {
+                    let (h, frame) = buf[..n].split_at_mut(VNET_HDR_LEN);
+                    let h: &[u8; VNET_HDR_LEN] = (&*h).try_into().expect("split at the header length");
+                    let hdr = VnetHdr::parse(h);
+                    if hdr.is_gso() {
+                        self.node.handle_offloaded_frame(now, h, frame, &mut io);
+                    } else if hdr.flags & vnet::F_NEEDS_CSUM != 0
+                        && !vnet::complete_checksum(frame, hdr.csum_start, hdr.csum_offset)
+                    {
+                        self.node.count_drops(DropReason::Malformed, 1);
+                    } else {
+                        self.node.handle_frame(now, frame, &mut io);
+                    }
+                }
+                Ok(_) => self.node.count_drops(DropReason::Malformed, 1),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     empty = true;
                     break;
@@ -122,7 +163,7 @@ impl Dataplane {
             }
         }
         self.node.flush(&mut io);
-        let failed = io.send_failed;
+        let failed = io.finish();
         self.node.count_drops(DropReason::SendFailed, failed);
         empty
     }

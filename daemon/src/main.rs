@@ -7,6 +7,7 @@ mod dataplane;
 mod metrics;
 mod netdev;
 mod state;
+mod udp;
 
 use anyhow::Context;
 use clap::Parser;
@@ -45,9 +46,12 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     anyhow::ensure!(overlay_mtu >= 576, "underlay MTU {underlay_mtu} leaves only {overlay_mtu} for the overlay");
 
     let udp = bind_udp(settings.listen)?;
+    if !udp::enable_gro(std::os::fd::AsRawFd::as_raw_fd(&udp)) {
+        tracing::info!("UDP receive offload (UDP_GRO) unavailable; datagrams arrive one by one");
+    }
     let bridge_index =
         netdev.ensure_bridge(&settings.bridge, overlay_mtu as u32).await.context("setting up the bridge")?;
-    let tap = netdev::open_tap(&tap_name).context("opening the TAP")?;
+    let tap = netdev::Tap::open_offloaded(&tap_name).context("opening the TAP")?;
     netdev.attach_tap(tap.name(), bridge_index, overlay_mtu as u32).await.context("attaching the TAP")?;
     // SAFETY: the Tap owns its fd and never closes or replaces it while the
     // AsyncFd holds it.
@@ -89,6 +93,7 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         listen: settings.listen,
         ipalloc_range: settings.ipalloc_range,
         configured: Vec::new(),
+        tx: udp::TxBatch::new(true),
     };
     dp.add_peers(settings.peers.clone(), false).await.map_err(anyhow::Error::msg).context("--peer")?;
     for a in added {

@@ -488,11 +488,6 @@ pub struct Tap {
     name: String,
 }
 
-/// Opens (creating if needed) the TAP named `name`; see [`Tap::open`].
-pub fn open_tap(name: &str) -> Result<Tap, NetdevError> {
-    Tap::open(name)
-}
-
 impl Tap {
     /// Opens the TAP named `name`, creating it if absent. An existing
     /// TAP of that name that no process holds (a persistent one, e.g. left
@@ -500,7 +495,25 @@ impl Tap {
     /// goes away with this process. Fails with `EBUSY` (see
     /// [`NetdevError::raw_os_error`]) if another process holds it, and with
     /// `EINVAL` if `name` is a link of another type.
+    #[cfg_attr(not(test), allow(dead_code))] // the daemon uses open_offloaded
     pub fn open(name: &str) -> Result<Tap, NetdevError> {
+        Self::open_with(name, 0)
+    }
+
+    /// As [`Tap::open`], with the kernel's offloads on (see
+    /// [`Tap::enable_offloads`]): every read and write carries a 10-byte
+    /// virtio-net header before the frame.
+    pub fn open_offloaded(name: &str) -> Result<Tap, NetdevError> {
+        let tap = Self::open_with(name, libc::IFF_VNET_HDR)?;
+        tap.enable_offloads().map_err(|err| NetdevError::Tap {
+            op: "enabling offloads on",
+            name: name.to_owned(),
+            err,
+        })?;
+        Ok(tap)
+    }
+
+    fn open_with(name: &str, extra_flags: libc::c_int) -> Result<Tap, NetdevError> {
         check_ifname(name)?;
         let err = |op, err| NetdevError::Tap { op, name: name.to_owned(), err };
         // SAFETY: a plain open(2) of a NUL-terminated path.
@@ -516,7 +529,7 @@ impl Tap {
         for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
             *dst = src as libc::c_char;
         }
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | extra_flags) as libc::c_short;
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`.
         if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
             let e = io::Error::last_os_error();
@@ -554,9 +567,44 @@ impl Tap {
         }
     }
 
+    /// Turns on the kernel's offloads for this TAP: every read and write
+    /// then carries a 10-byte virtio-net header first, and the kernel hands
+    /// over TCP super-frames (TSO, up to 64 KiB) with checksums left partial,
+    /// and accepts them likewise. Must be called before the TAP is used.
+    fn enable_offloads(&self) -> io::Result<()> {
+        // SAFETY: TUNSETVNETHDRSZ reads one int; TUNSETOFFLOAD takes flags.
+        let size: libc::c_int = 10;
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNSETOFFLOAD, flags as libc::c_ulong) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Writes a header and a frame as one packet (writev), for a TAP with
+    /// offloads on.
+    pub fn write_with_header(&self, header: &[u8], frame: &[u8]) -> io::Result<usize> {
+        let iov = [
+            libc::iovec { iov_base: header.as_ptr() as *mut libc::c_void, iov_len: header.len() },
+            libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() },
+        ];
+        // SAFETY: writev(2) from two buffers of the lengths given.
+        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Writes one Ethernet frame (no packet information header) into the
     /// device, i.e. delivers it to the bridge; `WouldBlock` if the device
     /// cannot take it now.
+    #[cfg_attr(not(test), allow(dead_code))] // the daemon uses write_with_header
     pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
         // SAFETY: write(2) from a buffer of the length given.
         let n = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
@@ -650,13 +698,13 @@ mod tests {
             assert!(out.contains("mcast_querier 0"), "{out}");
             assert!(out.contains(",UP"), "{out}");
 
-            let t = open_tap(tap).expect("open tap");
+            let t = Tap::open(tap).expect("open tap");
             assert_eq!(t.name(), tap);
             let mut buf = [0u8; 2048];
             let e = t.read(&mut buf).expect_err("empty TAP");
             assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
             // A second opener of a held TAP is refused.
-            let e = open_tap(tap).expect_err("TAP is held");
+            let e = Tap::open(tap).expect_err("TAP is held");
             assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
 
             nd.attach_tap(tap, idx, 1380).await.expect("attach");
@@ -670,7 +718,7 @@ mod tests {
 
             // Frames flow: a broadcast written into one TAP port comes out
             // of another port of the bridge.
-            let t2 = open_tap("wvt-tap2").expect("open tap2");
+            let t2 = Tap::open("wvt-tap2").expect("open tap2");
             nd.attach_tap("wvt-tap2", idx, 1380).await.expect("attach 2");
             let mut frame = vec![0xff; 6];
             frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
@@ -714,7 +762,7 @@ mod tests {
             // A name taken by another kind of link.
             ip_ok("link add wvt-v0 mtu 9000 type veth peer name wvt-v1 mtu 9000");
             assert!(matches!(nd.ensure_bridge("wvt-v0", 1400).await, Err(NetdevError::WrongKind { .. })));
-            assert!(open_tap("wvt-v0").is_err());
+            assert!(Tap::open("wvt-v0").is_err());
 
             // Underlay MTU: nothing up but lo, the bridge and TAPs -> 1500;
             // then an up veth pair with MTU 9000.
@@ -734,7 +782,7 @@ mod tests {
 
             // A persistent TAP left behind is reused and made non-persistent.
             ip_ok("tuntap add mode tap name wvt-ptap");
-            let p = open_tap("wvt-ptap").expect("reuse persistent tap");
+            let p = Tap::open("wvt-ptap").expect("reuse persistent tap");
             drop(p);
             assert!(!nd.link_exists("wvt-ptap").await);
 

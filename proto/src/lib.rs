@@ -14,4 +14,5 @@ pub mod routing;
 pub mod session;
 pub mod snoop;
 pub mod stats;
+pub mod vnet;
 pub mod wire;

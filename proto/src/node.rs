@@ -7,7 +7,9 @@
 //! its scratch buffers, so the per-packet path allocates nothing.
 //!
 //! Submodules split it by concern: `handshake` (Noise handshakes and
-//! session installation), `forward` (frames, relay, keepalives),
+//! session installation), `forward` (frames from the TAP out to peers,
+//! bundling, keepalives), `receive` (DATA packets in, relay), `offload`
+//! (super-frames in fragments),
 //! `multicast` (snooping, the querier, pruned replication), `timers` (the
 //! periodic work) and `info` (snapshots for the API).
 
@@ -15,6 +17,8 @@ mod forward;
 mod handshake;
 mod info;
 mod multicast;
+mod offload;
+mod receive;
 mod timers;
 
 use crate::gossip::{GossipTable, PeerRecord};
@@ -39,6 +43,9 @@ pub trait Io {
     fn send(&mut self, to: SocketAddr, datagram: &[u8]);
     /// Writes one Ethernet frame to the local bridge (the TAP).
     fn deliver(&mut self, frame: &[u8]);
+    /// Writes a reassembled super-frame with its virtio-net header, for a
+    /// TAP with offloads (`IFF_VNET_HDR`).
+    fn deliver_offloaded(&mut self, vnet_hdr: &[u8; crate::vnet::VNET_HDR_LEN], frame: &[u8]);
 }
 
 /// Timer settings. The defaults are what a deployment uses; tests shorten them.
@@ -281,8 +288,14 @@ pub struct Node {
     next_tick: Instant,
     /// Set when the set of known peers changed (the daemon persists it).
     peers_changed: bool,
+    /// Outgoing plaintext is built here...
     plain: Box<[u8]>,
+    /// ...and sealed here.
     sealed: Box<[u8]>,
+    /// Incoming plaintext.
+    rx: Box<[u8]>,
+    /// Super-frames being reassembled, and the next id for ours.
+    reassembly: offload::Reassembly,
 }
 
 impl Node {
@@ -330,6 +343,8 @@ impl Node {
             peers_changed: false,
             plain: vec![0u8; BUF_LEN].into_boxed_slice(),
             sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
+            rx: vec![0u8; BUF_LEN].into_boxed_slice(),
+            reassembly: offload::Reassembly::default(),
             cfg,
         }
     }

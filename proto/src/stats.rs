@@ -32,11 +32,13 @@ pub enum DropReason {
     BadMembership,
     /// A multicast frame for a group no peer wants (pruned at the sender).
     NoListeners,
+    /// A super-frame whose fragments did not all arrive in time.
+    Incomplete,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -51,6 +53,7 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::BadMembership,
         DropReason::NoListeners,
+        DropReason::Incomplete,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::BadMembership => "bad_membership",
             DropReason::NoListeners => "no_listeners",
+            DropReason::Incomplete => "incomplete",
         }
     }
 }

@@ -8,8 +8,18 @@
 //! DATA 4:     receiver_index u32 | counter u64 | AEAD(plaintext) (16-byte tag)
 //! ```
 //!
-//! The plaintext of a DATA packet starts with a [`Kind`] byte. Integers are
-//! big-endian. Only handshake messages expose anything unencrypted, and
+//! The plaintext of a DATA packet starts with a [`Kind`] byte:
+//!
+//! ```text
+//! Frame 1:    (len u16 | Ethernet frame)+       frames queued together
+//! Gossip 2:   postcard Vec<PeerRecord>
+//! Ping 3 / Pong 4: token u64
+//! Relay 5:    ttl u8 | dst id u64 | src id u64 | inner payload (Frame or Fragment)
+//! Fragment 6: message id u32 | total u32 | offset u32 | bytes
+//!             (a message is a 10-byte virtio-net header and a super-frame)
+//! ```
+//!
+//! Integers are big-endian. Only handshake messages expose anything unencrypted, and
 //! those are Noise messages: ephemeral keys and ciphertext.
 
 use crate::keys::ShortId;
@@ -24,12 +34,18 @@ pub const TAG_LEN: usize = 16;
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN + 1;
 /// Bytes a relay header adds inside the plaintext: ttl, destination, source.
 pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8;
+/// What a relayed frame adds to a DATA packet beyond [`DATA_OVERHEAD`]
+/// (whose kind byte is the relay's): the relay header, the inner kind and
+/// the frame's length.
+pub const RELAY_OVERHEAD: usize = RELAY_HEADER_LEN + 1 + 2;
+/// Bytes of a fragment header: message id, total length, offset.
+pub const FRAGMENT_HEADER_LEN: usize = 12;
 /// The overlay MTU (largest IP packet inside an overlay frame) that keeps
 /// every datagram, relayed ones included, within `underlay_mtu` so the
 /// underlay never fragments.
 pub fn overlay_mtu(underlay_mtu: usize, ipv6_underlay: bool) -> usize {
     let ip_udp = if ipv6_underlay { 40 } else { 20 } + 8;
-    underlay_mtu.saturating_sub(ip_udp + DATA_OVERHEAD + RELAY_HEADER_LEN + ETH_HEADER_LEN)
+    underlay_mtu.saturating_sub(ip_udp + DATA_OVERHEAD + RELAY_OVERHEAD + ETH_HEADER_LEN)
 }
 
 /// Length of an Ethernet header (no VLAN tag).
@@ -70,8 +86,10 @@ pub enum Kind {
     Ping = 3,
     /// Keepalive answer echoing the token.
     Pong = 4,
-    /// A frame for another peer, to forward along the route.
+    /// A payload for another peer, to forward along the route.
     Relay = 5,
+    /// A piece of an offloaded super-frame too big for one datagram.
+    Fragment = 6,
 }
 
 impl Kind {
@@ -82,6 +100,7 @@ impl Kind {
             3 => Kind::Ping,
             4 => Kind::Pong,
             5 => Kind::Relay,
+            6 => Kind::Fragment,
             _ => return None,
         })
     }
@@ -241,9 +260,9 @@ mod tests {
     #[test]
     fn overlay_mtu_fits_a_relayed_frame_in_the_underlay() {
         let m = overlay_mtu(1500, false);
-        assert_eq!(m, 1410);
-        assert_eq!(20 + 8 + DATA_OVERHEAD + RELAY_HEADER_LEN + ETH_HEADER_LEN + m, 1500);
-        assert_eq!(overlay_mtu(1500, true), 1390);
+        assert_eq!(m, 1407);
+        assert_eq!(20 + 8 + DATA_OVERHEAD + RELAY_OVERHEAD + ETH_HEADER_LEN + m, 1500);
+        assert_eq!(overlay_mtu(1500, true), 1387);
     }
 
     proptest! {

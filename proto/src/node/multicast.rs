@@ -128,7 +128,15 @@ impl Node {
     /// Sends a local group frame to the peers that want it: every reachable
     /// peer for link-local groups, else those whose filter admits
     /// (`group`, `source`).
-    pub(super) fn replicate(&mut self, now: Instant, group: IpAddr, source: IpAddr, frame: &[u8], io: &mut impl Io) {
+    pub(super) fn replicate(
+        &mut self,
+        now: Instant,
+        group: IpAddr,
+        source: IpAddr,
+        frame: &[u8],
+        offload: Option<&[u8; crate::vnet::VNET_HDR_LEN]>,
+        io: &mut impl Io,
+    ) {
         if self.remote_groups_dirty {
             self.remote_groups_dirty = false;
             self.remote_groups = RemoteIndex::build(self.gossip.records().map(|r| (r.key, r.groups.as_slice())));
@@ -152,7 +160,7 @@ impl Node {
             self.drops.count(DropReason::NoListeners);
         }
         for k in &targets {
-            if self.send_frame(now, *k, frame, io) {
+            if self.send_frame(now, *k, frame, offload, io) {
                 if let Some(c) = self.group_counters.get_mut(&group) {
                     let e = c.sent.entry(*k).or_default();
                     e.0 += 1;

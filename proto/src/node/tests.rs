@@ -10,6 +10,7 @@ use std::collections::{HashSet, VecDeque};
 struct Out {
     sent: Vec<(SocketAddr, Vec<u8>)>,
     delivered: Vec<Vec<u8>>,
+    offloaded: Vec<([u8; crate::vnet::VNET_HDR_LEN], Vec<u8>)>,
 }
 
 impl Io for Out {
@@ -18,6 +19,9 @@ impl Io for Out {
     }
     fn deliver(&mut self, f: &[u8]) {
         self.delivered.push(f.to_vec());
+    }
+    fn deliver_offloaded(&mut self, h: &[u8; crate::vnet::VNET_HDR_LEN], f: &[u8]) {
+        self.offloaded.push((*h, f.to_vec()));
     }
 }
 
@@ -36,6 +40,7 @@ struct Net {
     reorder: bool,
     rng: StdRng,
     delivered: Vec<Vec<Vec<u8>>>,
+    offloaded: Vec<Vec<([u8; crate::vnet::VNET_HDR_LEN], Vec<u8>)>>,
     /// Every datagram that crossed the underlay, for replay and inspection.
     wire_log: Vec<(usize, usize, Vec<u8>)>,
 }
@@ -75,6 +80,7 @@ impl Net {
             reorder: false,
             rng: StdRng::seed_from_u64(7),
             delivered: vec![Vec::new(); pw.len()],
+            offloaded: vec![Vec::new(); pw.len()],
             wire_log: Vec::new(),
         }
     }
@@ -102,6 +108,7 @@ impl Net {
             self.in_flight.push_back((i, j, d));
         }
         self.delivered[i].extend(out.delivered);
+        self.offloaded[i].extend(out.offloaded);
     }
 
     /// Delivers everything in flight (and what it causes) without moving the clock.
@@ -630,4 +637,53 @@ fn an_idle_mesh_stays_quiet() {
     net.run(Duration::from_secs(60));
     let idle = count(&net) - before;
     assert!(idle < 500, "{idle} datagrams in an idle minute");
+}
+
+/// A 60 000-byte "super-frame" from node i's member to node j's MAC.
+fn super_frame(i: usize, j: usize) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..60_000u32).map(|n| (n % 251) as u8).collect();
+    f[0..6].copy_from_slice(&mac_of(j));
+    f[6..12].copy_from_slice(&mac_of(i));
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f
+}
+
+#[test]
+fn offloaded_super_frames_travel_whole_direct_and_relayed() {
+    let mut net = Net::new(3);
+    net.blocked.insert((0, 2));
+    net.bootstrap(0, 1);
+    net.bootstrap(2, 1);
+    net.run(Duration::from_secs(5));
+    let hdr = [1u8, 1, 0x36, 0, 0xa8, 0x05, 0x22, 0, 0x10, 0];
+    for dst in [1, 2] {
+        // Teach node 0 where dst's MAC lives.
+        net.send_frame(dst, BROADCAST, 100 + dst as u32);
+        let f = super_frame(0, dst);
+        let now = net.now;
+        let mut out = Out::default();
+        net.node(0).handle_offloaded_frame(now, &hdr, &f, &mut out);
+        assert!(out.sent.iter().all(|(_, d)| d.len() + 28 <= 1500), "every fragment fits the underlay");
+        net.collect(0, out);
+        net.settle();
+        assert_eq!(net.offloaded[dst], vec![(hdr, f)], "to h{} whole, header and all", dst + 1);
+    }
+    assert!(net.offloaded[1].len() == 1, "h2 relayed h3's copy without delivering it");
+}
+
+#[test]
+fn a_super_frame_missing_a_fragment_is_dropped_and_bad_fragments_are_counted() {
+    let mut net = Net::new(2);
+    net.bootstrap(1, 0);
+    net.run(Duration::from_secs(1));
+    net.send_frame(1, BROADCAST, 1);
+    let now = net.now;
+    let mut out = Out::default();
+    net.node(0).handle_offloaded_frame(now, &[0; 10], &super_frame(0, 1), &mut out);
+    out.sent.remove(7);
+    net.collect(0, out);
+    net.settle();
+    assert!(net.offloaded[1].is_empty());
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.node(1).drops().get(DropReason::Incomplete), 1);
 }

@@ -19,6 +19,7 @@ impl Node {
         self.dial_bootstraps(now, io);
         self.maintain_peers(now, io);
         self.expire_members(now);
+        self.expire_fragments(now);
         self.querier_tick(now, io);
         self.gossip_tick(now, io);
         self.macs.sweep(now, |_| false);
