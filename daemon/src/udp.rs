@@ -143,22 +143,22 @@ impl TxBatch {
         } else {
             send_one(fd.as_raw_fd(), dst, &self.buf)
         };
-        if r.is_err() {
-            if self.count > 1 && self.gso {
-                // The kernel or path refused segmentation: fall back for good.
+        match r {
+            Ok(()) => {}
+            // The kernel or the path refuses segmentation: fall back for good.
+            Err(e)
+                if self.count > 1 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO | libc::EOPNOTSUPP)) =>
+            {
                 self.gso = false;
-                tracing::info!(
-                    "UDP segmentation offload unavailable ({}); sending datagrams one by one",
-                    r.unwrap_err()
-                );
+                tracing::info!("UDP segmentation offload unavailable ({e}); sending datagrams one by one");
                 for chunk in self.buf.chunks(self.seg) {
                     if send_one(fd.as_raw_fd(), dst, chunk).is_err() {
                         self.failed += 1;
                     }
                 }
-            } else {
-                self.failed += self.count as u64;
             }
+            // A full socket buffer and the like: these datagrams are lost.
+            Err(_) => self.failed += self.count as u64,
         }
         self.buf.clear();
         self.count = 0;
