@@ -237,7 +237,6 @@ struct Outgoing {
 struct Incoming {
     hs: Handshake,
     remote_index: u32,
-    from: SocketAddr,
 }
 
 /// The payload inside handshake messages that carry one.

@@ -93,7 +93,7 @@ impl Node {
                         self.incoming.remove(&k);
                     }
                 }
-                self.incoming.insert(index, Incoming { hs, remote_index: sender, from });
+                self.incoming.insert(index, Incoming { hs, remote_index: sender });
                 io.send(from, &self.sealed[..n + m]);
             }
             Pattern::Ik => {
@@ -147,15 +147,7 @@ impl Node {
             return self.drops.count(DropReason::UnknownSession);
         };
         self.clear_in_flight(out.target, receiver);
-        let Ok(len) = out.hs.read(noise, &mut self.plain) else { return self.fail_handshake() };
-        let Some(payload) = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok() else {
-            return self.fail_handshake();
-        };
-        let Some(key) = out.hs.remote_static() else { return self.fail_handshake() };
-        if key == self.public_key() {
-            // We dialled ourselves (e.g. our own address as --peer).
-            return self.fail_handshake();
-        }
+        let Some((key, payload)) = self.read_peer_message(&mut out.hs, noise) else { return };
         if out.hs.pattern == Pattern::Xx {
             let mine = self.handshake_payload(now);
             let n = wire::write_handshake_header(
@@ -197,22 +189,30 @@ impl Node {
         if inc.remote_index != sender {
             return self.fail_handshake();
         }
-        let Ok(len) = inc.hs.read(noise, &mut self.plain) else { return self.fail_handshake() };
-        let Some(payload) = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok() else {
-            return self.fail_handshake();
-        };
-        let Some(key) = inc.hs.remote_static() else { return self.fail_handshake() };
-        if key == self.public_key() {
-            return self.fail_handshake();
-        }
+        let Some((key, payload)) = self.read_peer_message(&mut inc.hs, noise) else { return };
         let Ok(mut session) = inc.hs.into_session(receiver, sender, now) else { return self.fail_handshake() };
         session.confirmed = true;
         let p = self.peer_entry(key, now);
         set_name(p, &payload.name);
-        p.endpoint = Some(if from == inc.from { from } else { inc.from });
+        p.endpoint = Some(from);
         p.last_hs_timestamp = p.last_hs_timestamp.max(payload.timestamp);
         p.last_recv = Some(now);
         self.install(now, key, session, io);
+    }
+
+    /// Reads the message that reveals the peer (its key and payload);
+    /// counts a failure and returns None if it does not verify, does not
+    /// decode, or comes from this host itself (our own address as --peer).
+    fn read_peer_message(&mut self, hs: &mut Handshake, noise: &[u8]) -> Option<(PublicKey, HandshakePayload)> {
+        let found = hs.read(noise, &mut self.plain).ok().and_then(|len| {
+            let payload = postcard::from_bytes::<HandshakePayload>(&self.plain[..len]).ok()?;
+            let key = hs.remote_static().filter(|k| *k != self.public_key())?;
+            Some((key, payload))
+        });
+        if found.is_none() {
+            self.fail_handshake();
+        }
+        found
     }
 
     /// Makes `session` the peer's current one and greets the peer on it.
