@@ -8,6 +8,7 @@
 //! while its host is not directly connected is forgotten, and a tombstone
 //! keeps the forgotten version from coming back through a slower peer.
 
+use crate::dns::{DnsEntry, DnsTombstone};
 use crate::groups::GroupFilter;
 use crate::keys::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ pub struct PeerRecord {
     pub connections: Vec<Connection>,
     /// Multicast groups local members want, with their source filters.
     pub groups: Vec<GroupFilter>,
+    /// Overlay DNS entries this host added (see [`crate::dns`]).
+    pub dns: Vec<DnsEntry>,
+    /// Other hosts' DNS entries this host removed.
+    pub dns_tombstones: Vec<DnsTombstone>,
 }
 
 impl PeerRecord {
@@ -51,6 +56,10 @@ impl PeerRecord {
             && self.overlay_addr.is_none_or(|(a, p)| p <= if a.is_ipv4() { 32 } else { 128 })
             && self.groups.len() <= crate::groups::MAX_GROUPS
             && self.groups.iter().all(GroupFilter::is_valid)
+            && self.dns.len() <= crate::dns::MAX_ENTRIES
+            && self.dns.iter().all(DnsEntry::is_valid)
+            && self.dns_tombstones.len() <= crate::dns::MAX_ENTRIES
+            && self.dns_tombstones.iter().all(DnsTombstone::is_valid)
     }
 }
 
@@ -106,6 +115,8 @@ pub struct GossipTable {
     entries: HashMap<PublicKey, Entry>,
     /// Forgotten hosts: the version forgotten, and until when to remember it.
     tombstones: HashMap<PublicKey, (u64, Instant)>,
+    /// Counts every change of the table (a record new, updated or forgotten).
+    changes: u64,
 }
 
 impl GossipTable {
@@ -125,10 +136,12 @@ impl GossipTable {
             Some(e) if e.record.version >= record.version => Merge::Stale,
             Some(e) => {
                 *e = Entry { record, advanced: now };
+                self.changes += 1;
                 Merge::Updated
             }
             None => {
                 self.entries.insert(record.key, Entry { record, advanced: now });
+                self.changes += 1;
                 Merge::New
             }
         }
@@ -150,6 +163,12 @@ impl GossipTable {
         self.entries.is_empty()
     }
 
+    /// A counter that grows with every change of the table, so that views
+    /// derived from it know when to be rebuilt.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
     /// Forgets hosts whose record has not advanced for `forget_after` and
     /// that `connected` says are not directly connected; returns them.
     pub fn forget_stale(
@@ -164,6 +183,7 @@ impl GossipTable {
             .filter(|(k, e)| now.saturating_duration_since(e.advanced) >= forget_after && !connected(k))
             .map(|(k, _)| *k)
             .collect();
+        self.changes += gone.len() as u64;
         for k in &gone {
             let e = self.entries.remove(k).expect("listed above");
             self.tombstones.insert(*k, (e.record.version, now + forget_after * 2));
@@ -186,6 +206,8 @@ mod tests {
             overlay_addr: None,
             connections: vec![],
             groups: vec![],
+            dns: vec![],
+            dns_tombstones: vec![],
         }
     }
 
@@ -216,6 +238,16 @@ mod tests {
         let mut long = rec(1, 1);
         long.name = "x".repeat(MAX_NAME_LEN + 1);
         assert_eq!(decode_message(&postcard::to_allocvec(&vec![long]).unwrap()), None);
+        let entry = |name: &str| DnsEntry { name: name.into(), addr: [10, 0, 0, 1].into(), owner: None, since: 1 };
+        let mut named = rec(1, 1);
+        named.dns = vec![entry("web")];
+        assert!(decode_message(&postcard::to_allocvec(&vec![named.clone()]).unwrap()).is_some());
+        for bad in ["", "UPPER", "a..b", "x\u{1b}", &"a".repeat(300)] {
+            named.dns = vec![entry(bad)];
+            assert_eq!(decode_message(&postcard::to_allocvec(&vec![named.clone()]).unwrap()), None, "{bad:?}");
+        }
+        named.dns = vec![entry("web"); crate::dns::MAX_ENTRIES + 1];
+        assert_eq!(decode_message(&postcard::to_allocvec(&vec![named]).unwrap()), None);
     }
 
     proptest! {

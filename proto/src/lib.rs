@@ -3,6 +3,7 @@
 //! it answers with datagrams to send and frames to deliver.
 
 pub mod api;
+pub mod dns;
 pub mod gossip;
 pub mod groups;
 pub mod keys;

@@ -10,13 +10,15 @@
 //! session installation), `forward` (frames from the TAP out to peers,
 //! bundling, keepalives), `receive` (DATA packets in, relay), `offload`
 //! (super-frames in fragments),
-//! `multicast` (snooping, the querier, pruned replication), `timers` (the
-//! periodic work) and `info` (snapshots for the API).
+//! `multicast` (snooping, the querier, pruned replication), `names` (the
+//! overlay DNS entries), `timers` (the periodic work) and `info` (snapshots
+//! for the API).
 
 mod forward;
 mod handshake;
 mod info;
 mod multicast;
+mod names;
 mod offload;
 mod receive;
 mod timers;
@@ -295,6 +297,8 @@ pub struct Node {
     rx: Box<[u8]>,
     /// Super-frames being reassembled, and the next id for ours.
     reassembly: offload::Reassembly,
+    /// Overlay DNS entries.
+    names: names::NameState,
 }
 
 impl Node {
@@ -307,6 +311,8 @@ impl Node {
             overlay_addr: None,
             connections: Vec::new(),
             groups: Vec::new(),
+            dns: Vec::new(),
+            dns_tombstones: Vec::new(),
         };
         Node {
             start: now,
@@ -344,6 +350,7 @@ impl Node {
             sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
             rx: vec![0u8; BUF_LEN].into_boxed_slice(),
             reassembly: offload::Reassembly::default(),
+            names: names::NameState::default(),
             cfg,
         }
     }

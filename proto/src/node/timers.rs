@@ -197,6 +197,7 @@ impl Node {
 
     /// Rewrites the own record if connections changed or it is due a refresh.
     pub(super) fn refresh_own(&mut self, now: Instant) {
+        self.names_tick(now);
         let t = &self.cfg.timers;
         let mut connections: Vec<Connection> = self
             .peers

@@ -1,0 +1,131 @@
+//! Overlay DNS on the node: the entries this host added (published in its
+//! record), the tombstones it publishes for other hosts' entries, applying
+//! others' tombstones to its own entries, and the merged view of every
+//! host's entries for the DNS server. The logic is in [`crate::dns`].
+
+use super::*;
+use crate::dns::{self, DnsEntry, DnsError, OwnNames, Published, Selector, Visible};
+
+/// The node's DNS state.
+#[derive(Debug, Default)]
+pub(super) struct NameState {
+    own: OwnNames,
+    /// The gossip table's change count when others' tombstones were last applied.
+    seen: Option<u64>,
+    /// Counts changes of the own entries and tombstones.
+    changes: u64,
+    /// Own entries changed since the daemon last saved them.
+    unsaved: bool,
+}
+
+impl Node {
+    /// Takes this host's entries kept from an earlier run (before it
+    /// starts talking). Returns how many were skipped as invalid or too many.
+    pub fn dns_restore(&mut self, entries: Vec<DnsEntry>) -> usize {
+        let skipped = self.names.own.restore(entries);
+        self.publish_names();
+        skipped
+    }
+
+    /// Adds `name -> addr` to this host's entries (or refreshes it), to be
+    /// published with the record's next version.
+    pub fn dns_add(
+        &mut self,
+        name: &str,
+        addr: IpAddr,
+        owner: Option<&str>,
+        now: Instant,
+    ) -> Result<Visible, DnsError> {
+        if addr.is_unspecified() {
+            return Err(DnsError::Name(format!("{addr} is not an address a name can have")));
+        }
+        let stamp = self.stamp(now);
+        let e = self.names.own.add(name, addr, owner, stamp)?;
+        self.names.unsaved = true;
+        self.publish_names();
+        Ok(Visible {
+            name: e.name,
+            addr: e.addr,
+            owner: e.owner,
+            origin: self.public_key(),
+            origin_name: self.cfg.name.clone(),
+            since: e.since,
+        })
+    }
+
+    /// Removes the entries `sel` matches, this host's own and (by
+    /// tombstones) other hosts'. Returns what was removed.
+    pub fn dns_remove(&mut self, sel: &Selector, now: Instant) -> Result<Vec<Visible>, DnsError> {
+        let me = self.public_key();
+        let view = self.dns_view();
+        let removed = self.names.own.remove(&me, sel, &view, now)?;
+        if !removed.is_empty() {
+            self.names.unsaved |= removed.iter().any(|v| v.origin == me);
+            self.publish_names();
+        }
+        Ok(removed)
+    }
+
+    /// Every host's entries (this one's too) that no tombstone hides.
+    pub fn dns_view(&self) -> Vec<Visible> {
+        let own = Published {
+            origin: self.public_key(),
+            origin_name: &self.cfg.name,
+            entries: &self.own.dns,
+            tombstones: &self.own.dns_tombstones,
+        };
+        let records: Vec<Published<'_>> = std::iter::once(own)
+            .chain(self.gossip.records().map(|r| Published {
+                origin: r.key,
+                origin_name: &r.name,
+                entries: &r.dns,
+                tombstones: &r.dns_tombstones,
+            }))
+            .collect();
+        dns::visible(&records)
+    }
+
+    /// Grows whenever [`Node::dns_view`] may have changed.
+    pub fn dns_generation(&self) -> u64 {
+        self.gossip.changes().wrapping_add(self.names.changes)
+    }
+
+    /// This host's own entries, to be kept across restarts.
+    pub fn dns_own_entries(&self) -> &[DnsEntry] {
+        self.names.own.entries()
+    }
+
+    /// True once after this host's own entries changed.
+    pub fn take_dns_unsaved(&mut self) -> bool {
+        std::mem::take(&mut self.names.unsaved)
+    }
+
+    /// Periodic work (from `refresh_own`): drops own entries that others'
+    /// tombstones removed, and forgets own tombstones that are done.
+    pub(super) fn names_tick(&mut self, now: Instant) {
+        let mut changed = false;
+        let seen = self.gossip.changes();
+        if self.names.seen != Some(seen) {
+            self.names.seen = Some(seen);
+            let me = self.public_key();
+            let gone = self.names.own.apply_tombstones(&me, self.gossip.records().flat_map(|r| &r.dns_tombstones));
+            if !gone.is_empty() {
+                self.names.unsaved = true;
+                changed = true;
+            }
+        }
+        let gossip = &self.gossip;
+        changed |= self.names.own.expire(now, |t| gossip.get(&t.origin).is_some_and(|r| dns::shows(&r.dns, t)));
+        if changed {
+            self.publish_names();
+        }
+    }
+
+    /// Puts the own entries and tombstones into the own record.
+    fn publish_names(&mut self) {
+        self.own.dns = self.names.own.entries().to_vec();
+        self.own.dns_tombstones = self.names.own.tombstones();
+        self.names.changes += 1;
+        self.own_dirty = true;
+    }
+}
