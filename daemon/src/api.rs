@@ -9,6 +9,12 @@
 //! | `POST /v1/peers` | [`PeerAddrs`] | `200` [`PeerAddrs`] (what was added) |
 //! | `DELETE /v1/peers` | [`PeerAddrs`] | `200` [`PeerAddrs`] (what was removed) |
 //! | `POST /v1/expose` | [`ExposeRequest`] | `200` [`ExposeResponse`](weavers_proto::api::ExposeResponse) |
+//! | `GET /v1/groups` | | `200` `[GroupInfo]` |
+//! | `GET /v1/dns` | | `200` `[DnsRecordInfo]` (every name, its addresses and origin) |
+//! | `POST /v1/dns` | [`DnsAddRequest`] | `200` [`DnsEntryInfo`](weavers_proto::api::DnsEntryInfo) |
+//! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_proto::api::DnsRemoved) (maybe none) |
+//! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_proto::api::DnsLookup), `404` for no such name |
+//! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_proto::api::DnsStats) |
 //!
 //! Every error answer carries an [`ApiError`] body:
 //! - `400`: the body is not valid JSON of the right shape, an address is
@@ -44,9 +50,10 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{ApiError, ExposeRequest, PeerAddrs};
+use weavers_proto::api::{ApiError, DnsAddRequest, DnsRemoveRequest, ExposeRequest, PeerAddrs};
+use weavers_proto::dns::{self, Selector};
 
-use crate::control::Command;
+use crate::control::{Command, DnsAdd};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -190,6 +197,9 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route("/v1/peers", get(get_peers).post(add_peers).delete(remove_peers))
         .route("/v1/expose", post(expose))
         .route("/v1/groups", get(get_groups))
+        .route("/v1/dns", get(get_dns).post(add_dns).delete(remove_dns))
+        .route("/v1/dns/lookup", get(lookup_dns))
+        .route("/v1/dns/stats", get(dns_stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -236,13 +246,50 @@ async fn expose(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Re
     Ok(Json(answer.map_err(Failure::refused)?).into_response())
 }
 
+async fn get_dns(State(tx): Tx) -> Result<Response, Failure> {
+    let rows = ask(&tx, Command::DnsList).await?;
+    Ok(Json(rows).into_response())
+}
+
+async fn add_dns(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: DnsAddRequest = parse_body(body)?;
+    let add = validate_dns_add(&req).map_err(Failure::bad_request)?;
+    let entry = ask(&tx, |r| Command::DnsAdd(add, r)).await?;
+    Ok(Json(entry.map_err(Failure::refused)?).into_response())
+}
+
+async fn remove_dns(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: DnsRemoveRequest = parse_body(body)?;
+    let sel = validate_dns_remove(&req).map_err(Failure::bad_request)?;
+    let removed = ask(&tx, |r| Command::DnsRemove(sel, r)).await?;
+    Ok(Json(removed.map_err(Failure::refused)?).into_response())
+}
+
+async fn lookup_dns(State(tx): Tx, uri: Uri) -> Result<Response, Failure> {
+    let raw = uri
+        .query()
+        .and_then(|q| query_param(q, "name"))
+        .ok_or_else(|| Failure::bad_request("give the name to look up: /v1/dns/lookup?name=NAME".into()))?;
+    let name = dns::normalize(&raw).map_err(|e| Failure::bad_request(e.to_string()))?;
+    match ask(&tx, |r| Command::DnsLookup(name.clone(), r)).await? {
+        Some(found) => Ok(Json(found).into_response()),
+        None => Err(Failure { status: StatusCode::NOT_FOUND, message: format!("no such name: {}", dns::fqdn(&name)) }),
+    }
+}
+
+async fn dns_stats(State(tx): Tx) -> Result<Response, Failure> {
+    let stats = ask(&tx, Command::DnsStats).await?;
+    Ok(Json(stats).into_response())
+}
+
 async fn not_found(method: Method, uri: Uri) -> Failure {
     let mut path = uri.path().to_string();
     truncate_utf8(&mut path, 100);
     Failure {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no such route: {method} {path} (routes: GET /v1/status, GET|POST|DELETE /v1/peers, POST /v1/expose)"
+            "no such route: {method} {path} (routes: GET /v1/status, GET|POST|DELETE /v1/peers, POST /v1/expose, \
+             GET /v1/groups, GET|POST|DELETE /v1/dns, GET /v1/dns/lookup?name=NAME, GET /v1/dns/stats)"
         ),
     }
 }
@@ -374,6 +421,62 @@ fn validate_host(host: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Checks `POST /v1/dns` completely: the name (normalised), the address
+/// and the owner tag.
+pub fn validate_dns_add(req: &DnsAddRequest) -> Result<DnsAdd, String> {
+    let name = dns::normalize(&req.name).map_err(|e| e.to_string())?;
+    let addr = parse_dns_addr(&req.addr)?;
+    if let Some(o) = &req.owner {
+        dns::check_owner(o).map_err(|e| e.to_string())?;
+    }
+    Ok(DnsAdd { name, addr, owner: req.owner.clone() })
+}
+
+/// Checks `DELETE /v1/dns`: a name (maybe with an address) or an owner.
+pub fn validate_dns_remove(req: &DnsRemoveRequest) -> Result<Selector, String> {
+    let addr = req.addr.as_deref().map(parse_dns_addr).transpose()?;
+    if addr.is_some() && req.name.is_none() {
+        return Err("an address is removed together with its name: give the name too".into());
+    }
+    Selector::new(req.name.as_deref(), addr, req.owner.as_deref()).map_err(|e| e.to_string())
+}
+
+fn parse_dns_addr(s: &str) -> Result<IpAddr, String> {
+    let mut shown = s.to_string();
+    truncate_utf8(&mut shown, 64);
+    let addr: IpAddr = s.parse().map_err(|_| format!("invalid address {shown:?}: expected an IPv4 or IPv6 address"))?;
+    if addr.is_unspecified() {
+        return Err(format!("{addr} is not an address a name can have"));
+    }
+    Ok(addr)
+}
+
+/// The value of `key` in a URL query string, percent-decoded (`+` is a
+/// space); None when absent or not valid UTF-8 after decoding.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|kv| match kv.split_once('=') {
+        Some((k, v)) if k == key => Some(v),
+        None if kv == key => Some(""),
+        _ => None,
+    })?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Syntax check of `ADDRESS/PREFIX` for `expose`.
 pub fn validate_cidr(s: &str) -> Result<(), String> {
     if s.len() > 64 {
@@ -503,7 +606,10 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use weavers_proto::api::{ExposeResponse, HandshakeCounts, PeerInfo, PeerState, Status, TrafficCounters};
+    use weavers_proto::api::{
+        DnsEntryInfo, DnsLookup, DnsRemoved, DnsStats, ExposeResponse, HandshakeCounts, PeerInfo, PeerState, Status,
+        TrafficCounters,
+    };
 
     /// A directory of its own under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
@@ -590,11 +696,49 @@ mod tests {
                             multicast_route_added: true,
                         }));
                     }
+                    Command::DnsAdd(a, r) => {
+                        log.push(format!("dns add {} {} {:?}", a.name, a.addr, a.owner));
+                        let _ = r.send(if a.name == "refused" {
+                            Err("this host already publishes too many DNS entries".into())
+                        } else {
+                            Ok(dns_entry(&a.name, &a.addr.to_string(), a.owner))
+                        });
+                    }
+                    Command::DnsRemove(sel, r) => {
+                        log.push(format!("dns rm {:?} {:?} {:?}", sel.name, sel.addr, sel.owner));
+                        let name = sel.name.unwrap_or_else(|| "x".into());
+                        let _ = r.send(Ok(DnsRemoved { removed: vec![dns_entry(&name, "10.0.0.1", sel.owner)] }));
+                    }
+                    Command::DnsList(r) => {
+                        log.push("dns ls".into());
+                        let _ = r.send(vec![]);
+                    }
+                    Command::DnsLookup(name, r) => {
+                        log.push(format!("dns lookup {name}"));
+                        let _ = r.send((name == "web").then(|| DnsLookup {
+                            name: "web.weavers.local".into(),
+                            addrs: vec!["10.0.0.2".into(), "10.0.0.1".into()],
+                        }));
+                    }
+                    Command::DnsStats(r) => {
+                        log.push("dns stats".into());
+                        let _ = r.send(DnsStats { formerr: 3, ..DnsStats::default() });
+                    }
                     _ => {}
                 }
             }
         });
         (tx, log)
+    }
+
+    fn dns_entry(name: &str, addr: &str, owner: Option<String>) -> DnsEntryInfo {
+        DnsEntryInfo {
+            name: format!("{name}.weavers.local"),
+            addr: addr.into(),
+            owner,
+            origin: "a".into(),
+            origin_key: "KEYA".into(),
+        }
     }
 
     /// One raw HTTP/1.1 exchange; returns the status code and the body.
@@ -709,6 +853,92 @@ mod tests {
         stop_tx.send(()).unwrap();
         server.await.unwrap().unwrap();
         assert!(!sock.exists(), "socket left behind after shutdown");
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("name=web", "name").as_deref(), Some("web"));
+        assert_eq!(query_param("a=1&name=AAPL.orders%2Eaex", "name").as_deref(), Some("AAPL.orders.aex"));
+        assert_eq!(query_param("name=a+b", "name").as_deref(), Some("a b"));
+        assert_eq!(query_param("names=x", "name"), None);
+        assert_eq!(query_param("name=%zz", "name"), None);
+        assert_eq!(query_param("name=%4", "name"), None);
+        assert_eq!(query_param("name=%ff", "name"), None, "not UTF-8");
+        assert_eq!(query_param("name", "name").as_deref(), Some(""));
+    }
+
+    #[tokio::test]
+    async fn dns_routes_check_everything_before_the_daemon_sees_it() {
+        let dir = TempDir::new("dns");
+        let sock = dir.0.join("weavers.sock");
+        let listener = bind(&sock).unwrap();
+        let (tx, log) = fake_data_plane();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, tx, async {
+            let _ = stop_rx.await;
+        }));
+
+        let (code, body) =
+            http(&sock, "POST", "/v1/dns", Some(r#"{"name":"AAPL.orders.aex.weavers.local.","addr":"239.1.0.1"}"#))
+                .await;
+        assert_eq!(code, 200, "{body}");
+        let e: DnsEntryInfo = serde_json::from_str(&body).unwrap();
+        assert_eq!(e.name, "aapl.orders.aex.weavers.local");
+        let (code, _) =
+            http(&sock, "POST", "/v1/dns", Some(r#"{"name":"web","addr":"fd00::1","owner":"ctr-1"}"#)).await;
+        assert_eq!(code, 200);
+        let (code, body) = http(&sock, "POST", "/v1/dns", Some(r#"{"name":"refused","addr":"10.0.0.1"}"#)).await;
+        assert_eq!((code, error_of(&body).contains("too many")), (400, true));
+
+        let (code, body) = http(&sock, "DELETE", "/v1/dns", Some(r#"{"owner":"ctr-1"}"#)).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(serde_json::from_str::<DnsRemoved>(&body).unwrap().removed.len(), 1);
+        let (code, _) = http(&sock, "DELETE", "/v1/dns", Some(r#"{"name":"Web","addr":"10.0.0.1"}"#)).await;
+        assert_eq!(code, 200);
+
+        let (code, body) = http(&sock, "GET", "/v1/dns/lookup?name=WEB.weavers.local", None).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(serde_json::from_str::<DnsLookup>(&body).unwrap().addrs, ["10.0.0.2", "10.0.0.1"]);
+        let (code, body) = http(&sock, "GET", "/v1/dns/lookup?name=nope", None).await;
+        assert_eq!(code, 404);
+        assert_eq!(error_of(&body), "no such name: nope.weavers.local");
+        let (code, body) = http(&sock, "GET", "/v1/dns", None).await;
+        assert_eq!((code, body.as_str()), (200, "[]"));
+        let (code, body) = http(&sock, "GET", "/v1/dns/stats", None).await;
+        assert_eq!(code, 200);
+        assert_eq!(serde_json::from_str::<DnsStats>(&body).unwrap().formerr, 3);
+
+        let before = log.lock().unwrap().len();
+        let long = format!(r#"{{"name":"{}","addr":"10.0.0.1"}}"#, "a".repeat(300));
+        for (method, uri, body) in [
+            ("POST", "/v1/dns", Some("{}")),
+            ("POST", "/v1/dns", Some(r#"{"name":"web"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"web","addr":"10.0.0"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"web","addr":"0.0.0.0"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"a..b","addr":"10.0.0.1"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"weavers.local","addr":"10.0.0.1"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"a[2J","addr":"10.0.0.1"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"web","addr":"10.0.0.1","owner":"two words"}"#)),
+            ("POST", "/v1/dns", Some(r#"{"name":"web","addr":"10.0.0.1","owner":""}"#)),
+            ("POST", "/v1/dns", Some(long.as_str())),
+            ("DELETE", "/v1/dns", Some("{}")),
+            ("DELETE", "/v1/dns", Some(r#"{"addr":"10.0.0.1"}"#)),
+            ("DELETE", "/v1/dns", Some(r#"{"name":"web","addr":"nope"}"#)),
+            ("DELETE", "/v1/dns", Some(r#"{"name":"-web"}"#)),
+            ("GET", "/v1/dns/lookup", None),
+            ("GET", "/v1/dns/lookup?name=", None),
+            ("GET", "/v1/dns/lookup?name=a%20b", None),
+            ("GET", "/v1/dns/lookup?name=%zz", None),
+        ] {
+            let (code, resp) = http(&sock, method, uri, body).await;
+            assert_eq!(code, 400, "{method} {uri} {body:?} -> {resp}");
+            assert!(!error_of(&resp).is_empty());
+        }
+        assert_eq!(log.lock().unwrap().len(), before, "a bad request reached the daemon");
+        assert_eq!(http(&sock, "PUT", "/v1/dns", None).await.0, 405);
+
+        stop_tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -22,7 +22,8 @@ pub struct Flags {
     /// names, with `_` for `-`; `peer` is a list). Flags and environment win.
     #[arg(long, env = "WEAVERS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Where the identity key, known peers and the exposed address are kept
+    /// Where the identity key, known peers, the exposed address and this
+    /// host's DNS entries are kept
     /// [default: /var/lib/weavers]
     #[arg(long, env = "WEAVERS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -57,6 +58,14 @@ pub struct Flags {
     /// response time [default: 125]
     #[arg(long, env = "WEAVERS_QUERY_INTERVAL")]
     pub query_interval: Option<u64>,
+    /// Where the DNS server sends queries for names outside weavers.local
+    /// (UDP), e.g. 192.0.2.53:53; without it they are refused
+    #[arg(long, env = "WEAVERS_DNS_UPSTREAM")]
+    pub dns_upstream: Option<SocketAddr>,
+    /// Port of the DNS server on the bridge's overlay address (UDP and
+    /// TCP); 0 turns it off [default: 53]
+    #[arg(long, env = "WEAVERS_DNS_PORT")]
+    pub dns_port: Option<u16>,
 }
 
 /// The `--config` file: the same settings, all optional.
@@ -75,6 +84,8 @@ struct FileConfig {
     ipalloc_range: Option<String>,
     metrics_addr: Option<SocketAddr>,
     query_interval: Option<u64>,
+    dns_upstream: Option<SocketAddr>,
+    dns_port: Option<u16>,
 }
 
 /// Settings after merging, with defaults filled in.
@@ -90,6 +101,8 @@ pub struct Settings {
     pub ipalloc_range: (std::net::IpAddr, u8),
     pub metrics_addr: Option<SocketAddr>,
     pub query_interval: std::time::Duration,
+    pub dns_upstream: Option<SocketAddr>,
+    pub dns_port: u16,
 }
 
 impl Settings {
@@ -143,6 +156,8 @@ impl Settings {
             bridge,
             ipalloc_range,
             metrics_addr: flags.metrics_addr.or(file.metrics_addr),
+            dns_upstream: flags.dns_upstream.or(file.dns_upstream),
+            dns_port: flags.dns_port.or(file.dns_port).unwrap_or(53),
         })
     }
 }
@@ -177,7 +192,8 @@ mod tests {
         let cfg = dir.join("weaversd.toml");
         std::fs::write(
             &cfg,
-            "password = \"s3cret\"\nname = \"from-file\"\nbridge = \"wvb\"\npeer = [\"10.0.0.1\", \"10.0.0.2:7000\"]\n",
+            "password = \"s3cret\"\nname = \"from-file\"\nbridge = \"wvb\"\npeer = [\"10.0.0.1\", \"10.0.0.2:7000\"]\n\
+             dns_upstream = \"192.0.2.53:53\"\n",
         )
         .unwrap();
         let flags =
@@ -187,6 +203,8 @@ mod tests {
         assert_eq!(s.bridge, "wvb");
         assert_eq!(s.peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
         assert_eq!(s.listen, "0.0.0.0:6783".parse().unwrap());
+        assert_eq!(s.dns_upstream, Some("192.0.2.53:53".parse().unwrap()));
+        assert_eq!(s.dns_port, 53);
         std::fs::write(&cfg, "nmae = \"typo\"\n").unwrap();
         let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap()]).unwrap();
         assert!(Settings::load(flags).is_err(), "unknown keys are refused");

@@ -2,8 +2,13 @@
 //! with a channel for the answer. The data-plane task owns all state; the
 //! API only talks to it through these.
 
+use std::net::IpAddr;
 use tokio::sync::oneshot;
-use weavers_proto::api::{ExposeResponse, GroupInfo, PeerAddrs, PeerInfo, Status};
+use weavers_proto::api::{
+    DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, PeerAddrs, PeerInfo,
+    Status,
+};
+use weavers_proto::dns::Selector;
 
 /// A request to the data-plane task. `Err` strings are shown to the user.
 #[derive(Debug)]
@@ -14,4 +19,20 @@ pub enum Command {
     AddPeers(Vec<String>, oneshot::Sender<Result<PeerAddrs, String>>),
     RemovePeers(Vec<String>, oneshot::Sender<Result<PeerAddrs, String>>),
     Expose(Option<String>, oneshot::Sender<Result<ExposeResponse, String>>),
+    /// A checked DNS entry: normalised name, address, owner.
+    DnsAdd(DnsAdd, oneshot::Sender<Result<DnsEntryInfo, String>>),
+    DnsRemove(Selector, oneshot::Sender<Result<DnsRemoved, String>>),
+    DnsList(oneshot::Sender<Vec<DnsRecordInfo>>),
+    /// A normalised name; `None` back when no such name exists.
+    DnsLookup(String, oneshot::Sender<Option<DnsLookup>>),
+    DnsStats(oneshot::Sender<DnsStats>),
+}
+
+/// `POST /v1/dns` after the API checked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAdd {
+    /// Normalised (see [`weavers_proto::dns::normalize`]).
+    pub name: String,
+    pub addr: IpAddr,
+    pub owner: Option<String>,
 }

@@ -1,9 +1,9 @@
 //! The data-plane task: owns the [`Node`], the UDP socket and the TAP, and
 //! answers control commands. One task, so the node needs no locks.
 
-use crate::control::Command;
+use crate::control::{Command, DnsAdd};
 use crate::netdev::{Netdev, Tap};
-use crate::state::{KnownPeer, PeersFile, StateDir};
+use crate::state::{DnsFile, KnownPeer, PeersFile, StateDir};
 use crate::udp::{self, TxBatch};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -12,7 +12,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use weavers_proto::api::{DropCount, ExposeResponse, PeerAddrs, Status};
+use weavers_proto::api::{
+    DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DropCount, ExposeResponse, PeerAddrs, Status,
+};
+use weavers_proto::dns::{self, Selector, Visible};
 use weavers_proto::keys::PublicKey;
 use weavers_proto::node::{Io, Node};
 use weavers_proto::stats::DropReason;
@@ -75,6 +78,10 @@ pub struct Dataplane {
     pub configured: Vec<(String, SocketAddr)>,
     /// Outgoing datagrams of the current batch.
     pub tx: TxBatch,
+    /// The DNS server and the table it answers from.
+    pub dns: crate::dns::DnsService,
+    /// The node's DNS generation the table was last built from.
+    pub dns_generation: Option<u64>,
 }
 
 impl Dataplane {
@@ -103,6 +110,7 @@ impl Dataplane {
                     if self.node.take_peers_changed() {
                         self.persist_peers();
                     }
+                    self.sync_dns();
                 }
             }
         }
@@ -205,6 +213,75 @@ impl Dataplane {
                 let r = self.expose(cidr).await;
                 let _ = tx.send(r);
             }
+            Command::DnsAdd(add, tx) => {
+                let r = self.dns_add(add, now);
+                let _ = tx.send(r);
+            }
+            Command::DnsRemove(sel, tx) => {
+                let r = self.dns_remove(&sel, now);
+                let _ = tx.send(r);
+            }
+            Command::DnsList(tx) => {
+                self.sync_dns();
+                let rows = self.dns.with_table(|t| {
+                    t.grouped()
+                        .into_iter()
+                        .map(|(name, v, addrs)| DnsRecordInfo {
+                            name: dns::fqdn(&name),
+                            addrs: addrs.iter().map(ToString::to_string).collect(),
+                            origin: v.origin_name.clone(),
+                            origin_key: v.origin.to_base64(),
+                            owner: v.owner.clone(),
+                        })
+                        .collect()
+                });
+                let _ = tx.send(rows);
+            }
+            Command::DnsLookup(name, tx) => {
+                self.sync_dns();
+                let addrs = self.dns.with_table(|t| t.lookup_all(&name));
+                let _ =
+                    tx.send(addrs.map(|a| DnsLookup {
+                        name: dns::fqdn(&name),
+                        addrs: a.iter().map(ToString::to_string).collect(),
+                    }));
+            }
+            Command::DnsStats(tx) => {
+                self.sync_dns();
+                let _ = tx.send(self.dns.stats());
+            }
+        }
+    }
+
+    fn dns_add(&mut self, add: DnsAdd, now: Instant) -> Result<DnsEntryInfo, String> {
+        let v = self.node.dns_add(&add.name, add.addr, add.owner.as_deref(), now).map_err(|e| e.to_string())?;
+        self.sync_dns();
+        Ok(entry_info(&v))
+    }
+
+    fn dns_remove(&mut self, sel: &Selector, now: Instant) -> Result<DnsRemoved, String> {
+        let removed = self.node.dns_remove(sel, now).map_err(|e| e.to_string())?;
+        self.sync_dns();
+        Ok(DnsRemoved { removed: removed.iter().map(entry_info).collect() })
+    }
+
+    /// Rebuilds the DNS server's table when the node's view changed, and
+    /// saves this host's entries when they changed.
+    fn sync_dns(&mut self) {
+        let g = self.node.dns_generation();
+        if self.dns_generation != Some(g) {
+            self.dns_generation = Some(g);
+            self.dns.update(self.node.dns_view());
+        }
+        if self.node.take_dns_unsaved() {
+            self.persist_dns();
+        }
+    }
+
+    fn persist_dns(&mut self) {
+        let file = DnsFile { entries: self.node.dns_own_entries().to_vec() };
+        if let Err(e) = self.state.save_dns(&file) {
+            tracing::warn!("saving DNS entries: {e:#}");
         }
     }
 
@@ -298,10 +375,22 @@ impl Dataplane {
         self.netdev.add_address(&self.bridge, addr, len).await.map_err(|e| e.to_string())?;
         let route = self.netdev.ensure_multicast_route(&self.bridge).await.map_err(|e| e.to_string())?;
         self.node.set_overlay_addr(Some((addr, len)));
+        self.dns.serve_on(addr);
         let text = format!("{addr}/{len}");
         self.peers_file.exposed = Some(text.clone());
         self.persist_peers();
         Ok(ExposeResponse { address: text, multicast_route_added: route })
+    }
+}
+
+/// The API's view of one visible DNS entry.
+fn entry_info(v: &Visible) -> DnsEntryInfo {
+    DnsEntryInfo {
+        name: dns::fqdn(&v.name),
+        addr: v.addr.to_string(),
+        owner: v.owner.clone(),
+        origin: v.origin_name.clone(),
+        origin_key: v.origin.to_base64(),
     }
 }
 

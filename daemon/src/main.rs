@@ -4,6 +4,7 @@ mod api;
 mod config;
 mod control;
 mod dataplane;
+mod dns;
 mod metrics;
 mod netdev;
 mod state;
@@ -75,6 +76,12 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         },
         now,
     );
+    let dns_file = state.dns()?;
+    let kept = dns_file.entries.len();
+    let skipped = node.dns_restore(dns_file.entries);
+    if kept > 0 {
+        tracing::info!(entries = kept - skipped, skipped, "DNS entries restored");
+    }
     for k in &peers_file.known {
         if let (Some(key), Ok(ep)) = (weavers_proto::keys::PublicKey::from_base64(&k.public_key), k.endpoint.parse()) {
             node.add_known_peer(key, ep, &k.name, now);
@@ -94,6 +101,8 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         ipalloc_range: settings.ipalloc_range,
         configured: Vec::new(),
         tx: udp::TxBatch::new(true),
+        dns: dns::DnsService::new(settings.dns_port, settings.dns_upstream),
+        dns_generation: None,
     };
     dp.add_peers(settings.peers.clone(), false).await.map_err(anyhow::Error::msg).context("--peer")?;
     for a in added {

@@ -1,5 +1,5 @@
 //! The state directory: this host's identity key, the peers it remembers,
-//! and the address `weavers expose` gave it. Files are written whole to a
+//! the address `weavers expose` gave it, and the DNS entries it added. Files are written whole to a
 //! temporary name and renamed, so a crash never leaves half a file.
 
 use anyhow::{bail, Context};
@@ -11,6 +11,7 @@ use weavers_proto::keys::{PublicKey, StaticKeypair};
 
 const IDENTITY: &str = "identity.key";
 const PEERS: &str = "peers.json";
+const DNS: &str = "dns.json";
 
 /// A host remembered from an earlier run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,14 @@ pub struct PeersFile {
     /// The address `weavers expose` gave this host, e.g. `10.32.0.1/12`.
     #[serde(default)]
     pub exposed: Option<String>,
+}
+
+/// What `dns.json` holds: the DNS entries this host added (other hosts'
+/// come back by gossip).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsFile {
+    #[serde(default)]
+    pub entries: Vec<weavers_proto::dns::DnsEntry>,
 }
 
 /// The state directory.
@@ -89,6 +98,21 @@ impl StateDir {
         self.write(PEERS, &serde_json::to_vec_pretty(p)?)
     }
 
+    /// Loads `dns.json` (empty if absent).
+    pub fn dns(&self) -> anyhow::Result<DnsFile> {
+        let path = self.dir.join(DNS);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DnsFile::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Saves `dns.json`.
+    pub fn save_dns(&self, d: &DnsFile) -> anyhow::Result<()> {
+        self.write(DNS, &serde_json::to_vec_pretty(d)?)
+    }
+
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
@@ -124,6 +148,17 @@ mod tests {
         let p = PeersFile { added: vec!["10.0.0.1".into()], known: vec![], exposed: Some("10.32.0.1/12".into()) };
         s.save_peers(&p).unwrap();
         assert_eq!(s.peers().unwrap(), p);
+        assert_eq!(s.dns().unwrap(), DnsFile::default());
+        let d = DnsFile {
+            entries: vec![weavers_proto::dns::DnsEntry {
+                name: "web".into(),
+                addr: "10.0.0.1".parse().unwrap(),
+                owner: Some("c1".into()),
+                since: 7,
+            }],
+        };
+        s.save_dns(&d).unwrap();
+        assert_eq!(s.dns().unwrap(), d);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

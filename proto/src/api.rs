@@ -8,6 +8,11 @@
 //! - `DELETE /v1/peers` with [`PeerAddrs`] -> [`PeerAddrs`] (what was removed)
 //! - `POST /v1/expose` with [`ExposeRequest`] -> [`ExposeResponse`]
 //! - `GET /v1/groups` -> `Vec<GroupInfo>`
+//! - `GET /v1/dns` -> `Vec<DnsRecordInfo>`
+//! - `POST /v1/dns` with [`DnsAddRequest`] -> [`DnsEntryInfo`]
+//! - `DELETE /v1/dns` with [`DnsRemoveRequest`] -> [`DnsRemoved`]
+//! - `GET /v1/dns/lookup?name=NAME` -> [`DnsLookup`] (404 for an unknown name)
+//! - `GET /v1/dns/stats` -> [`DnsStats`]
 //!
 //! Errors come back with a 4xx/5xx status and an [`ApiError`] body.
 
@@ -217,4 +222,102 @@ pub struct GroupInfo {
     pub local_members: Vec<LocalMemberInfo>,
     pub subscribed_peers: Vec<SubscribedPeer>,
     pub counters: GroupCounters,
+}
+
+/// `POST /v1/dns`: give `name` (in `weavers.local`) the address `addr`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsAddRequest {
+    /// `NAME` or `NAME.weavers.local`, any case.
+    pub name: String,
+    /// An IPv4 or IPv6 address (a multicast group is fine).
+    pub addr: String,
+    /// A tag (e.g. a container ID) by which everything it registered can
+    /// be removed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// One DNS entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsEntryInfo {
+    /// The full name, e.g. `aapl.orders.aex.weavers.local`.
+    pub name: String,
+    pub addr: String,
+    pub owner: Option<String>,
+    /// Name of the host that added it.
+    pub origin: String,
+    /// Public key of that host, base64.
+    pub origin_key: String,
+}
+
+/// `DELETE /v1/dns`: which entries to remove; every given field must
+/// match, and a name or an owner must be given. Removing nothing is not an
+/// error.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRemoveRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// What `DELETE /v1/dns` removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRemoved {
+    pub removed: Vec<DnsEntryInfo>,
+}
+
+/// One row of `weavers dns ls`: a name's addresses from one host (and owner).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecordInfo {
+    /// The full name, e.g. `aapl.orders.aex.weavers.local`.
+    pub name: String,
+    pub addrs: Vec<String>,
+    /// Name of the host that added them.
+    pub origin: String,
+    pub origin_key: String,
+    pub owner: Option<String>,
+}
+
+/// `weavers dns lookup NAME`: the addresses in the order a DNS query now
+/// gets them (the A answer, then the AAAA answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsLookup {
+    pub name: String,
+    pub addrs: Vec<String>,
+}
+
+/// The DNS server: where it listens and what it answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsStats {
+    /// `ADDR:PORT` it serves on (UDP and TCP); none before `weavers expose`.
+    pub listening: Option<String>,
+    /// Why it does not serve, if it tried and failed.
+    pub error: Option<String>,
+    /// Where names outside `weavers.local` go (`--dns-upstream`).
+    pub upstream: Option<String>,
+    /// Entries in the merged table.
+    pub entries: u64,
+    pub udp_queries: u64,
+    pub tcp_queries: u64,
+    /// Replies with addresses (or the SOA of the domain).
+    pub answers: u64,
+    /// Replies for names that exist without an address of the type asked.
+    pub nodata: u64,
+    pub nxdomain: u64,
+    /// Names outside the domain without an upstream, or classes other than IN.
+    pub refused: u64,
+    /// Malformed queries answered with FORMERR.
+    pub formerr: u64,
+    /// Opcodes other than QUERY, EDNS versions other than 0.
+    pub notimp: u64,
+    /// Messages dropped unanswered: too short or too long to be a query, or replies.
+    pub dropped: u64,
+    /// Queries passed to the upstream server, and those it did not answer in time.
+    pub forwarded: u64,
+    pub forward_failed: u64,
+    /// TCP connections closed at once because too many were open.
+    pub tcp_rejected: u64,
 }

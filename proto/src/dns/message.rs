@@ -6,7 +6,9 @@
 use super::{is_valid_name, scope, DnsTable, Lookup, Scope, DOMAIN};
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, SOA};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+/// Query types, for [`build_query`].
+pub use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use std::net::IpAddr;
 
 /// Longest query accepted (a query is small; this leaves room for EDNS
