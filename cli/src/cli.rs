@@ -69,6 +69,97 @@ pub enum Command {
         local senders, copies sent per peer, frames delivered from peers, frames dropped \
         because no peer listens).\n\nWith --json: an array of the daemon's GroupInfo objects.")]
     Groups,
+
+    /// Names under weavers.local: add, remove, list, look up
+    #[command(
+        subcommand,
+        long_about = "Names under weavers.local, answered by the DNS server every host runs on its \
+            overlay address (port 53, UDP and TCP; it starts with `weavers expose`).\n\n\
+            A name added on one host resolves on every host; a name with several addresses is \
+            answered in rotating order. Names are case-insensitive and may be given with or \
+            without the .weavers.local suffix."
+    )]
+    Dns(DnsCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum DnsCommand {
+    /// Give NAME the address ADDR, on every host (add it again for more addresses)
+    #[command(long_about = "Give NAME (in weavers.local) the address ADDR, an IPv4 or IPv6 \
+        address (a multicast group is fine: `weavers dns add AAPL.orders.aex 239.1.0.1`). \
+        Every host answers for it within a second. Adding a name again with another \
+        address gives it several, answered in rotating order. This host publishes the \
+        entry and keeps it across restarts.\n\n\
+        With --json: the daemon's DnsEntryInfo object.")]
+    Add(DnsAddArgs),
+
+    /// Remove NAME (all its addresses, or only ADDR), whichever host added it
+    #[command(
+        visible_alias = "remove",
+        long_about = "Remove NAME from weavers.local: all its addresses, or only ADDR; or, with \
+            --owner, everything that owner registered. Works on any host, for entries any \
+            host added; every host stops answering within two seconds. Removing what is \
+            not there is not an error.\n\n\
+            With --json: the daemon's answer, {\"removed\": [DnsEntryInfo...]}."
+    )]
+    Rm(DnsRmArgs),
+
+    /// List every name: address, the host that added it, owner
+    #[command(
+        visible_alias = "list",
+        long_about = "List every name under weavers.local that this host answers for, one row \
+            per address: the name, the address, the host that added it and the owner tag.\n\n\
+            With --json: an array of the daemon's DnsRecordInfo objects \
+            ({name, addrs, origin, origin_key, owner})."
+    )]
+    Ls,
+
+    /// Print the addresses of NAME in the order a DNS query now gets them
+    #[command(long_about = "Print the addresses of NAME, one a line, in the order this host's \
+        DNS server answers a query for it now (the A answer, then the AAAA answer); like a \
+        query, this moves the rotation on. Exits 1 when there is no such name.\n\n\
+        With --json: the daemon's DnsLookup object {name, addrs}.")]
+    Lookup(DnsNameArg),
+
+    /// The DNS server: where it listens and what it answered
+    #[command(long_about = "Show where this host's DNS server listens, its upstream server, \
+        how many entries it knows, and its counters: queries by transport, answers, \
+        NXDOMAIN, REFUSED, malformed queries (FORMERR, dropped), forwarded queries.\n\n\
+        With --json: the daemon's DnsStats object.")]
+    Stats,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct DnsAddArgs {
+    /// The name, e.g. AAPL.orders.aex or web.weavers.local
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Its address, IPv4 or IPv6
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    /// A tag to remove the entry by later, together with all others it tags
+    #[arg(long, value_name = "TAG")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct DnsRmArgs {
+    /// The name to remove
+    #[arg(value_name = "NAME", required_unless_present = "owner")]
+    pub name: Option<String>,
+    /// Only this address of the name
+    #[arg(value_name = "ADDR", requires = "name")]
+    pub addr: Option<String>,
+    /// Remove everything registered with this owner tag (with NAME: only that name's)
+    #[arg(long, value_name = "TAG")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct DnsNameArg {
+    /// The name, e.g. AAPL.orders.aex or web.weavers.local
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -174,6 +265,48 @@ mod tests {
             Command::Expose(ExposeArgs { cidr: Some("10.32.0.1/12".into()) })
         );
         assert!(parse(&["expose", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn dns_commands() {
+        assert_eq!(
+            parse(&["dns", "add", "AAPL.orders.aex", "239.1.0.1"]).unwrap().command,
+            Command::Dns(DnsCommand::Add(DnsAddArgs {
+                name: "AAPL.orders.aex".into(),
+                addr: "239.1.0.1".into(),
+                owner: None
+            }))
+        );
+        assert_eq!(
+            parse(&["dns", "add", "--owner", "c1", "web", "fd00::1"]).unwrap().command,
+            Command::Dns(DnsCommand::Add(DnsAddArgs {
+                name: "web".into(),
+                addr: "fd00::1".into(),
+                owner: Some("c1".into())
+            }))
+        );
+        assert_eq!(
+            parse(&["dns", "rm", "web", "10.0.0.1"]).unwrap().command,
+            Command::Dns(DnsCommand::Rm(DnsRmArgs {
+                name: Some("web".into()),
+                addr: Some("10.0.0.1".into()),
+                owner: None
+            }))
+        );
+        assert_eq!(
+            parse(&["dns", "remove", "--owner", "c1"]).unwrap().command,
+            Command::Dns(DnsCommand::Rm(DnsRmArgs { name: None, addr: None, owner: Some("c1".into()) }))
+        );
+        assert_eq!(parse(&["dns", "list", "--json"]).unwrap().command, Command::Dns(DnsCommand::Ls));
+        assert_eq!(
+            parse(&["dns", "lookup", "web"]).unwrap().command,
+            Command::Dns(DnsCommand::Lookup(DnsNameArg { name: "web".into() }))
+        );
+        assert_eq!(parse(&["dns", "stats"]).unwrap().command, Command::Dns(DnsCommand::Stats));
+        assert!(parse(&["dns", "add", "web"]).is_err());
+        assert!(parse(&["dns", "rm"]).is_err());
+        assert!(parse(&["dns", "lookup"]).is_err());
+        assert!(parse(&["dns"]).is_err());
     }
 
     #[test]

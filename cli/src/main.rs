@@ -11,9 +11,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use hyper::body::Bytes;
 use hyper::Method;
-use weavers_proto::api::{ExposeRequest, ExposeResponse, GroupInfo, PeerAddrs, PeerInfo, Status};
+use weavers_proto::api::{
+    DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved, DnsStats, ExposeRequest,
+    ExposeResponse, GroupInfo, PeerAddrs, PeerInfo, Status,
+};
 
-use crate::cli::{Cli, Command, PeerCommand};
+use crate::cli::{Cli, Command, DnsCommand, PeerCommand};
 use crate::client::{decode, Client, Error};
 
 fn main() -> ExitCode {
@@ -66,6 +69,33 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             let body = client.get("/v1/groups").await?;
             render(cli.json, body, |g: Vec<GroupInfo>| output::group_table(&g))
         }
+        Command::Dns(DnsCommand::Add(args)) => {
+            let req = DnsAddRequest { name: args.name.clone(), addr: args.addr.clone(), owner: args.owner.clone() };
+            let body = client.send(Method::POST, "/v1/dns", &req).await?;
+            render(cli.json, body, |e: DnsEntryInfo| {
+                format!("added {} {}\n", output::clean(&e.name, 300), output::clean(&e.addr, 64))
+            })
+        }
+        Command::Dns(DnsCommand::Rm(args)) => {
+            let req = DnsRemoveRequest { name: args.name.clone(), addr: args.addr.clone(), owner: args.owner.clone() };
+            let body = client.send(Method::DELETE, "/v1/dns", &req).await?;
+            render(cli.json, body, |r: DnsRemoved| output::dns_removed(&r.removed))
+        }
+        Command::Dns(DnsCommand::Ls) => {
+            let body = client.get("/v1/dns").await?;
+            render(cli.json, body, |r: Vec<DnsRecordInfo>| output::dns_table(&r))
+        }
+        Command::Dns(DnsCommand::Lookup(args)) => {
+            let path = format!("/v1/dns/lookup?name={}", percent_encode(&args.name));
+            let body = client.get(&path).await?;
+            render(cli.json, body, |l: DnsLookup| {
+                l.addrs.iter().map(|a| format!("{}\n", output::clean(a, 64))).collect()
+            })
+        }
+        Command::Dns(DnsCommand::Stats) => {
+            let body = client.get("/v1/dns/stats").await?;
+            render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
+        }
         Command::Expose(args) => {
             let req = ExposeRequest { cidr: args.cidr.clone() };
             let body = client.send(Method::POST, "/v1/expose", &req).await?;
@@ -97,4 +127,24 @@ fn listed(verb: &str, none: &str, addrs: &[String]) -> String {
         return format!("{none}\n");
     }
     addrs.iter().map(|a| format!("{verb} {}\n", output::clean(a, 300))).collect()
+}
+
+/// Percent-encodes everything but unreserved characters, for a query string.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(super::percent_encode("AAPL.orders.aex"), "AAPL.orders.aex");
+        assert_eq!(super::percent_encode("a b&c=%"), "a%20b%26c%3D%25");
+        assert_eq!(super::percent_encode("é"), "%C3%A9");
+    }
 }

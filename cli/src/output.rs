@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use weavers_proto::api::{FilterInfo, GroupInfo, PeerInfo, PeerState, Status};
+use weavers_proto::api::{DnsEntryInfo, DnsRecordInfo, DnsStats, FilterInfo, GroupInfo, PeerInfo, PeerState, Status};
 
 /// Longest cell printed in a table; longer values are cut with `...`.
 const MAX_CELL: usize = 40;
@@ -44,7 +44,12 @@ impl Table {
 
     /// Add a row; cells are cleaned. Missing cells print empty.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.iter().map(|c| clean(c, MAX_CELL)).collect());
+        self.row_max(cells, MAX_CELL);
+    }
+
+    /// Add a row whose cells may be up to `max` characters (DNS names).
+    pub fn row_max(&mut self, cells: Vec<String>, max: usize) {
+        self.rows.push(cells.iter().map(|c| clean(c, max)).collect());
     }
 
     pub fn render(&self) -> String {
@@ -183,6 +188,70 @@ pub fn group_table(groups: &[GroupInfo]) -> String {
     t.render()
 }
 
+/// Longest DNS name (253) plus a little: names are shown whole.
+const NAME_CELL: usize = 260;
+
+/// The `dns ls` table: one row per address, sorted by name, then address.
+pub fn dns_table(records: &[DnsRecordInfo]) -> String {
+    let mut rows: Vec<(&str, &str, &str, Option<&str>)> = records
+        .iter()
+        .flat_map(|r| r.addrs.iter().map(move |a| (r.name.as_str(), a.as_str(), r.origin.as_str(), r.owner.as_deref())))
+        .collect();
+    rows.sort();
+    let mut t =
+        Table::new(&[("NAME", Align::Left), ("ADDRESS", Align::Left), ("ORIGIN", Align::Left), ("OWNER", Align::Left)]);
+    for (name, addr, origin, owner) in rows {
+        t.row_max(vec![name.into(), addr.into(), or_dash(Some(origin)), or_dash(owner)], NAME_CELL);
+    }
+    t.render()
+}
+
+/// `dns rm`: one line per removed entry.
+pub fn dns_removed(removed: &[DnsEntryInfo]) -> String {
+    if removed.is_empty() {
+        return "nothing removed (no such entry)\n".into();
+    }
+    removed
+        .iter()
+        .map(|e| {
+            format!(
+                "removed {} {} (added by {})\n",
+                clean(&e.name, NAME_CELL),
+                clean(&e.addr, 64),
+                clean(&or_dash(Some(&e.origin)), 64)
+            )
+        })
+        .collect()
+}
+
+/// `dns stats`.
+pub fn dns_stats(s: &DnsStats) -> String {
+    let mut out = String::new();
+    let listening = match (&s.listening, &s.error) {
+        (Some(a), _) => clean(a, 64),
+        (None, Some(e)) => clean(e, 200),
+        (None, None) => "not yet (weavers expose gives the bridge an address)".into(),
+    };
+    let fields = [
+        ("listening", listening),
+        ("upstream", s.upstream.as_deref().map_or("none (other names are refused)".into(), |u| clean(u, 64))),
+        ("entries", s.entries.to_string()),
+        ("queries", format!("{} UDP, {} TCP", s.udp_queries, s.tcp_queries)),
+        ("answers", s.answers.to_string()),
+        ("no data", s.nodata.to_string()),
+        ("nxdomain", s.nxdomain.to_string()),
+        ("refused", s.refused.to_string()),
+        ("malformed", format!("{} answered FORMERR, {} dropped", s.formerr, s.dropped)),
+        ("not implemented", s.notimp.to_string()),
+        ("forwarded", format!("{} ({} failed)", s.forwarded, s.forward_failed)),
+        ("tcp rejected", s.tcp_rejected.to_string()),
+    ];
+    for (k, v) in fields {
+        let _ = writeln!(out, "{k:<16} {v}");
+    }
+    out
+}
+
 /// The `status` page.
 pub fn status_page(s: &Status) -> String {
     let mut out = String::new();
@@ -319,6 +388,48 @@ c     cKEY456789...  -               relayed     b          -      12345        
         let text = peer_table(&[p]);
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
         assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn dns_listings() {
+        let rec = |name: &str, addrs: &[&str], origin: &str, owner: Option<&str>| DnsRecordInfo {
+            name: name.into(),
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            origin: origin.into(),
+            origin_key: "K".into(),
+            owner: owner.map(Into::into),
+        };
+        let long = format!("{}.weavers.local", "x".repeat(60));
+        let text = dns_table(&[
+            rec("web.weavers.local", &["10.0.0.2", "10.0.0.1"], "h2", Some("ctr\u{1b}1")),
+            rec("aapl.orders.aex.weavers.local", &["239.1.0.1"], "h1", None),
+            rec(&long, &["fd00::1"], "h3", None),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[0].starts_with("NAME"));
+        assert!(lines[1].starts_with("aapl.orders.aex.weavers.local") && lines[1].contains(" 239.1.0.1 "));
+        assert!(lines[2].contains(" 10.0.0.1 ") && lines[2].ends_with("ctr?1"), "{text}");
+        assert!(lines[4].starts_with(&long), "long names are shown whole: {text}");
+        assert_eq!(dns_table(&[]), "NAME  ADDRESS  ORIGIN  OWNER\n");
+
+        let e = DnsEntryInfo {
+            name: "web.weavers.local".into(),
+            addr: "10.0.0.1".into(),
+            owner: None,
+            origin: "h1".into(),
+            origin_key: "K".into(),
+        };
+        assert_eq!(dns_removed(&[e]), "removed web.weavers.local 10.0.0.1 (added by h1)\n");
+        assert_eq!(dns_removed(&[]), "nothing removed (no such entry)\n");
+        let st = dns_stats(&DnsStats {
+            listening: Some("10.40.0.1:53".into()),
+            formerr: 2,
+            dropped: 1,
+            ..Default::default()
+        });
+        assert!(st.contains("listening        10.40.0.1:53\n"), "{st}");
+        assert!(st.contains("malformed        2 answered FORMERR, 1 dropped\n"), "{st}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ use std::process::Output;
 use control::Command;
 use tokio::sync::{mpsc, oneshot};
 use weavers_proto::api::{
-    DropCount, ExposeResponse, HandshakeCounts, PeerAddrs, PeerInfo, PeerState, Status, TrafficCounters,
+    DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, DropCount, ExposeResponse, HandshakeCounts,
+    PeerAddrs, PeerInfo, PeerState, Status, TrafficCounters,
 };
 
 struct TempDir(PathBuf);
@@ -102,11 +103,49 @@ fn fake_data_plane() -> mpsc::Sender<Command> {
                         multicast_route_added: true,
                     }));
                 }
+                Command::DnsAdd(a, r) => {
+                    let _ = r.send(Ok(dns_entry(&a.name, &a.addr.to_string(), a.owner)));
+                }
+                Command::DnsRemove(sel, r) => {
+                    let removed = match sel.name.as_deref() {
+                        Some("web") => vec![dns_entry("web", "10.0.0.1", None), dns_entry("web", "10.0.0.2", None)],
+                        _ => vec![],
+                    };
+                    let _ = r.send(Ok(DnsRemoved { removed }));
+                }
+                Command::DnsList(r) => {
+                    let _ = r.send(vec![DnsRecordInfo {
+                        name: "web.weavers.local".into(),
+                        addrs: vec!["10.0.0.1".into(), "10.0.0.2".into()],
+                        origin: "beta".into(),
+                        origin_key: "betaKEY".into(),
+                        owner: None,
+                    }]);
+                }
+                Command::DnsLookup(name, r) => {
+                    let _ = r.send((name == "web").then(|| DnsLookup {
+                        name: "web.weavers.local".into(),
+                        addrs: vec!["10.0.0.2".into(), "10.0.0.1".into()],
+                    }));
+                }
+                Command::DnsStats(r) => {
+                    let _ = r.send(DnsStats { listening: Some("10.32.0.1:53".into()), ..DnsStats::default() });
+                }
                 _ => {}
             }
         }
     });
     tx
+}
+
+fn dns_entry(name: &str, addr: &str, owner: Option<String>) -> DnsEntryInfo {
+    DnsEntryInfo {
+        name: format!("{name}.weavers.local"),
+        addr: addr.into(),
+        owner,
+        origin: "alpha".into(),
+        origin_key: "alphaKEY".into(),
+    }
 }
 
 /// Run the binary with `args` (blocking, off the runtime's threads).
@@ -229,6 +268,66 @@ async fn cli_against_the_api_server() {
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
     assert!(!sock.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_commands() {
+    let dir = TempDir::new("dns");
+    let sock = dir.0.join("weavers.sock");
+    let listener = api::bind(&sock).unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, fake_data_plane(), async {
+        let _ = stop_rx.await;
+    }));
+    let s = Some(sock.as_path());
+
+    let o = weavers(s, &["dns", "add", "AAPL.Orders.aex", "239.1.0.1"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "added aapl.orders.aex.weavers.local 239.1.0.1\n");
+    let o = weavers(s, &["dns", "add", "--json", "--owner", "c1", "web.weavers.local.", "fd00::1"]).await;
+    let e: DnsEntryInfo = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((e.name.as_str(), e.owner.as_deref()), ("web.weavers.local", Some("c1")));
+    let o = weavers(s, &["dns", "add", "bad..name", "10.0.0.1"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("weavers: invalid name \"bad..name\""), "{}", stderr(&o));
+    let o = weavers(s, &["dns", "add", "web", "10.0.0"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("invalid address"), "{}", stderr(&o));
+
+    let o = weavers(s, &["dns", "rm", "web"]).await;
+    assert_eq!(
+        stdout(&o),
+        "removed web.weavers.local 10.0.0.1 (added by alpha)\nremoved web.weavers.local 10.0.0.2 (added by alpha)\n"
+    );
+    let o = weavers(s, &["dns", "rm", "--owner", "gone"]).await;
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "nothing removed (no such entry)\n");
+
+    let o = weavers(s, &["dns", "ls"]).await;
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().nth(1).unwrap().starts_with("web.weavers.local  10.0.0.1  beta"), "{text}");
+    let o = weavers(s, &["dns", "ls", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["addrs"][1], "10.0.0.2");
+    assert_eq!(v[0]["origin"], "beta");
+
+    let o = weavers(s, &["dns", "lookup", "WEB"]).await;
+    assert_eq!(stdout(&o), "10.0.0.2\n10.0.0.1\n");
+    let o = weavers(s, &["dns", "lookup", "nothere"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "weavers: no such name: nothere.weavers.local\n");
+
+    let o = weavers(s, &["dns", "stats"]).await;
+    assert!(stdout(&o).starts_with("listening        10.32.0.1:53\n"), "{}", stdout(&o));
+
+    let o = weavers(None, &["dns", "--help"]).await;
+    for word in ["add", "rm", "ls", "lookup", "stats"] {
+        assert!(stdout(&o).contains(word), "dns --help lacks {word}");
+    }
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
