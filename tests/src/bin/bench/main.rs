@@ -14,6 +14,15 @@
 //! bench [--quick] [--runs N] [--systems underlay,weavers,...] [--json FILE] [--md FILE] [--boringtun PATH]
 //! ```
 
+/// eprintln! that never panics (a closed stderr, e.g. `| head`, must not
+/// turn a clean-up into an abort).
+macro_rules! log {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod measure;
 mod procs;
 mod report;
@@ -21,7 +30,7 @@ mod systems;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -52,7 +61,7 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!(
+    log!(
         "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH]",
         System::ALL.map(System::key).join(",")
     );
@@ -142,14 +151,14 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
     // `setup` is declared after `lab`, so it is dropped (its processes
     // stopped) before the lab's namespaces are removed.
     let setup = systems::setup(sys, &mut lab, &dir, tools)?;
-    eprintln!("  {} set up in {:.1} s", sys.key(), t0.elapsed().as_secs_f64());
+    log!("  {} set up in {:.1} s", sys.key(), t0.elapsed().as_secs_f64());
     let mut raw = serde_json::Map::new();
     let mut errors = Vec::new();
     let tag = format!("r{run}");
 
     match measure::tcp(&lab, &setup, &cfg, &tag) {
         Ok(t) => {
-            eprintln!("  tcp {:.2} Gbit/s ({} retransmits)", t.gbps, t.retransmits);
+            log!("  tcp {:.2} Gbit/s ({} retransmits)", t.gbps, t.retransmits);
             res.add(sys, "tcp_gbps", t.gbps);
             res.add(sys, "tcp_retransmits", t.retransmits as f64);
             let gb = t.bytes / 1e9;
@@ -173,7 +182,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
     match measure::udp(&lab, &setup, &cfg, &tag) {
         Ok(s) => {
             let best = s.best.as_ref().map_or(0.0, |b| b.sent_pps);
-            eprintln!(
+            log!(
                 "  udp {:.1} kpps at <= 1% loss; full rate: sent {:.1} kpps, received {:.1} kpps ({:.1}% loss)",
                 best / 1e3,
                 s.flood.sent_pps / 1e3,
@@ -202,7 +211,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
     }
     match measure::latency(&lab, &setup, &cfg, &tag) {
         Ok(l) => {
-            eprintln!("  latency one-way p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us", l.p50, l.p99, l.p999);
+            log!("  latency one-way p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us", l.p50, l.p99, l.p999);
             res.add(sys, "lat_p50", l.p50);
             res.add(sys, "lat_p99", l.p99);
             res.add(sys, "lat_p999", l.p999);
@@ -218,7 +227,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
             Ok(m) => {
                 let best = m.search.best.as_ref().map_or(0.0, |b| b.sent_pps);
                 let f = &m.search.flood;
-                eprintln!(
+                log!(
                     "  multicast {:.1} kpps at <= 0.1% loss; full rate: sent {:.1} kpps, worst receiver {:.1} kpps \
                      ({:.1}% loss); non-listener: {} overlay frames, {} B on eth0",
                     best / 1e3,
@@ -266,7 +275,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
     raw.insert("errors".into(), json!(errors));
     res.raw.entry(sys.key()).or_default().push(Value::Object(raw));
     for e in &errors {
-        eprintln!("  ERROR {e}");
+        log!("  ERROR {e}");
         res.note(sys, format!("run {run}: {e}"));
     }
     drop(setup);
@@ -286,12 +295,12 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("bench: run as root (sudo bench/run.sh): the lab makes network namespaces");
+        log!("bench: run as root (sudo bench/run.sh): the lab makes network namespaces");
         std::process::exit(1);
     }
     for t in ["iperf", "iperf3", "sockperf", "wireguard-go", "wg", "stdbuf"] {
         if first_line("sh", &["-c", &format!("command -v {t}")]).is_empty() {
-            eprintln!("bench: {t} is missing (bench/run.sh installs it)");
+            log!("bench: {t} is missing (bench/run.sh installs it)");
             std::process::exit(1);
         }
     }
@@ -305,7 +314,7 @@ fn main() {
         Cfg { tcp_secs: 10, trial_secs: 2, lat_secs: 5, search_steps: 5, dir: dir.clone() }
     };
     let meta = machine(&args, &tools);
-    eprintln!(
+    log!(
         "bench: {} run(s) of {}; weaversd from {}",
         args.runs,
         args.systems.iter().map(|s| s.key()).collect::<Vec<_>>().join(", "),
@@ -328,7 +337,7 @@ fn main() {
                 }
                 continue;
             }
-            eprintln!("[{:>4.0} s] run {run}/{}: {}", start.elapsed().as_secs_f64(), args.runs, sys.key());
+            log!("[{:>4.0} s] run {run}/{}: {}", start.elapsed().as_secs_f64(), args.runs, sys.key());
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_system(sys, run, &args, &cfg, &tools, &mut res)
             }));
@@ -343,12 +352,12 @@ fn main() {
                 ),
             };
             if stopped() {
-                eprintln!("bench: interrupted; everything it made is removed");
+                log!("bench: interrupted; everything it made is removed");
                 failed = true;
                 break 'runs;
             }
             if let Some(e) = err {
-                eprintln!("  FAILED: {e}");
+                log!("  FAILED: {e}");
                 res.note(sys, format!("run {run} failed: {}", e.lines().next().unwrap_or("")));
             }
         }
@@ -357,20 +366,20 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         std::process::exit(130);
     }
-    eprintln!("bench: done in {:.0} s", start.elapsed().as_secs_f64());
+    log!("bench: done in {:.0} s", start.elapsed().as_secs_f64());
     let md = report::markdown(&res, &args.systems, &meta);
     let js = report::json(&res, &args.systems, &meta);
-    print!("{md}");
-    for (path, text) in [(&args.md, md), (&args.json, serde_json::to_string_pretty(&js).unwrap() + "\n")] {
+    for (path, text) in [(&args.md, md.clone()), (&args.json, serde_json::to_string_pretty(&js).unwrap() + "\n")] {
         if let Some(d) = path.parent() {
             let _ = std::fs::create_dir_all(d);
         }
         if let Err(e) = std::fs::write(path, text) {
-            eprintln!("bench: cannot write {}: {e}", path.display());
+            log!("bench: cannot write {}: {e}", path.display());
         } else {
-            eprintln!("bench: wrote {}", path.display());
+            log!("bench: wrote {}", path.display());
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = Duration::ZERO;
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(md.as_bytes());
 }

@@ -335,7 +335,7 @@ fn server_report(srv: &Proc, port: u16, trial: usize, host: usize) -> u64 {
     } else {
         let out = srv.stdout();
         let last = out.lines().last().unwrap_or("").to_owned();
-        eprintln!(
+        log!(
             "  (no iperf report from h{host} for trial {trial}: counted as nothing received; its last line: {last:?}; \
              stderr: {:?})",
             srv.stderr().trim()
@@ -487,7 +487,7 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         if ok && !stopped() {
             join_secs = Some(t0.elapsed().as_secs_f64());
         } else {
-            eprintln!("  (h1 does not list all receivers as subscribed after 30 s: {:?})", subscribed(lab));
+            log!("  (h1 does not list all receivers as subscribed after 30 s: {:?})", subscribed(lab));
         }
     }
     sleep_checked(Duration::from_secs(3).saturating_sub(t0.elapsed()))?;
@@ -533,7 +533,7 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         // overload: show what the sender knows.
         if s.system == System::Weavers && t.recv_pps.iter().any(|&r| r < t.sent_pps * 0.1) {
             let g = lab.try_cli(1, &["groups"]).unwrap_or_else(|e| format!("{e:#}"));
-            eprintln!("  (trial {n}: a receiver got < 10%; `weavers groups` on h1:\n{})", g.trim_end());
+            log!("  (trial {n}: a receiver got < 10%; `weavers groups` on h1:\n{})", g.trim_end());
         }
         Ok(t)
     });
