@@ -91,6 +91,10 @@ pub fn decode_message(bytes: &[u8]) -> Option<Vec<PeerRecord>> {
     (rest.is_empty() && records.iter().all(PeerRecord::is_valid)).then_some(records)
 }
 
+fn has_dns(r: &PeerRecord) -> bool {
+    !r.dns.is_empty() || !r.dns_tombstones.is_empty()
+}
+
 /// What merging a record did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Merge {
@@ -115,8 +119,8 @@ pub struct GossipTable {
     entries: HashMap<PublicKey, Entry>,
     /// Forgotten hosts: the version forgotten, and until when to remember it.
     tombstones: HashMap<PublicKey, (u64, Instant)>,
-    /// Counts every change of the table (a record new, updated or forgotten).
-    changes: u64,
+    /// Counts changes of the DNS entries and tombstones the records carry.
+    dns_changes: u64,
 }
 
 impl GossipTable {
@@ -135,13 +139,21 @@ impl GossipTable {
         match self.entries.get_mut(&record.key) {
             Some(e) if e.record.version >= record.version => Merge::Stale,
             Some(e) => {
+                // The origin's name shows with its entries, so it counts too.
+                if e.record.dns != record.dns
+                    || e.record.dns_tombstones != record.dns_tombstones
+                    || (e.record.name != record.name && has_dns(&record))
+                {
+                    self.dns_changes += 1;
+                }
                 *e = Entry { record, advanced: now };
-                self.changes += 1;
                 Merge::Updated
             }
             None => {
+                if has_dns(&record) {
+                    self.dns_changes += 1;
+                }
                 self.entries.insert(record.key, Entry { record, advanced: now });
-                self.changes += 1;
                 Merge::New
             }
         }
@@ -163,10 +175,11 @@ impl GossipTable {
         self.entries.is_empty()
     }
 
-    /// A counter that grows with every change of the table, so that views
-    /// derived from it know when to be rebuilt.
-    pub fn changes(&self) -> u64 {
-        self.changes
+    /// A counter that grows whenever the DNS entries or tombstones of any
+    /// record change (or a record carrying some comes or goes), so that the
+    /// DNS view knows when to be rebuilt.
+    pub fn dns_changes(&self) -> u64 {
+        self.dns_changes
     }
 
     /// Forgets hosts whose record has not advanced for `forget_after` and
@@ -183,9 +196,11 @@ impl GossipTable {
             .filter(|(k, e)| now.saturating_duration_since(e.advanced) >= forget_after && !connected(k))
             .map(|(k, _)| *k)
             .collect();
-        self.changes += gone.len() as u64;
         for k in &gone {
             let e = self.entries.remove(k).expect("listed above");
+            if has_dns(&e.record) {
+                self.dns_changes += 1;
+            }
             self.tombstones.insert(*k, (e.record.version, now + forget_after * 2));
         }
         self.tombstones.retain(|_, (_, until)| *until > now);
@@ -225,6 +240,25 @@ mod tests {
         assert_eq!(t.forget_stale(t0 + d, d, |_| false), vec![PublicKey([1; 32])]);
         assert_eq!(t.merge(rec(1, 6), t0 + d), Merge::Stale, "a slow peer cannot bring it back");
         assert_eq!(t.merge(rec(1, 7), t0 + d), Merge::New, "but the host itself can");
+    }
+
+    #[test]
+    fn dns_changes_count_only_dns_changes() {
+        let t0 = Instant::now();
+        let mut t = GossipTable::new();
+        t.merge(rec(1, 1), t0);
+        assert_eq!(t.dns_changes(), 0);
+        let mut r = rec(1, 2);
+        r.dns = vec![DnsEntry { name: "web".into(), addr: [10, 0, 0, 1].into(), owner: None, since: 2 }];
+        t.merge(r.clone(), t0);
+        assert_eq!(t.dns_changes(), 1);
+        r.version = 3;
+        r.connections = vec![Connection { key: PublicKey([2; 32]), endpoint: "10.0.0.2:6783".parse().unwrap() }];
+        t.merge(r, t0);
+        assert_eq!(t.dns_changes(), 1, "only the connections changed");
+        let d = Duration::from_secs(60);
+        t.forget_stale(t0 + d, d, |_| false);
+        assert_eq!(t.dns_changes(), 2, "its entries went with it");
     }
 
     #[test]

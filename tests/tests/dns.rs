@@ -265,7 +265,8 @@ fn names_survive_a_restart_and_other_names_go_upstream() {
     lab.cli_ok(1, &["dns", "add", "--owner", "ctr-7", "web", "10.40.1.2"]);
     lab.cli_ok(1, &["dns", "add", "--owner", "ctr-7", "db", "10.40.1.3"]);
     let web = "web.weavers.local.";
-    assert!(wait_until(SPREAD_DEADLINE, || sorted(resolve(&lab, 2, web)) == ips(&["10.40.1.1", "10.40.1.2"])));
+    assert!(wait_until(SPREAD_DEADLINE, || sorted(resolve(&lab, 2, web)) == ips(&["10.40.1.1", "10.40.1.2"])
+        && resolve(&lab, 2, "db.weavers.local.") == ips(&["10.40.1.3"])));
 
     // Removing by owner (from the other host) takes exactly what it registered.
     let removed = lab.try_cli_json(2, &["dns", "rm", "--json", "--owner", "ctr-7"]).unwrap();

@@ -10,7 +10,7 @@ use crate::dns::{self, DnsEntry, DnsError, OwnNames, Published, Selector, Visibl
 #[derive(Debug, Default)]
 pub(super) struct NameState {
     own: OwnNames,
-    /// The gossip table's change count when others' tombstones were last applied.
+    /// The gossip table's DNS change count when others' tombstones were last applied.
     seen: Option<u64>,
     /// Counts changes of the own entries and tombstones.
     changes: u64,
@@ -87,7 +87,7 @@ impl Node {
 
     /// Grows whenever [`Node::dns_view`] may have changed.
     pub fn dns_generation(&self) -> u64 {
-        self.gossip.changes().wrapping_add(self.names.changes)
+        self.gossip.dns_changes().wrapping_add(self.names.changes)
     }
 
     /// This host's own entries, to be kept across restarts.
@@ -104,7 +104,7 @@ impl Node {
     /// tombstones removed, and forgets own tombstones that are done.
     pub(super) fn names_tick(&mut self, now: Instant) {
         let mut changed = false;
-        let seen = self.gossip.changes();
+        let seen = self.gossip.dns_changes();
         if self.names.seen != Some(seen) {
             self.names.seen = Some(seen);
             let me = self.public_key();
