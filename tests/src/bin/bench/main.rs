@@ -247,6 +247,10 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
                 if let Some(n) = m.nonlistener_frames {
                     res.add(sys, "prune_nonlistener_frames", n as f64);
                 }
+                if !m.receiver_frames.is_empty() {
+                    let avg = m.receiver_frames.iter().sum::<u64>() as f64 / m.receiver_frames.len() as f64;
+                    res.add(sys, "prune_receiver_frames", avg);
+                }
                 res.add(sys, "prune_nonlistener_kbytes", m.nonlistener_bytes as f64);
                 if !m.receiver_bytes.is_empty() {
                     let avg = m.receiver_bytes.iter().sum::<u64>() as f64 / m.receiver_bytes.len() as f64;
@@ -264,7 +268,7 @@ fn run_system(sys: System, run: usize, args: &Args, cfg: &Cfg, tools: &Tools, re
                 raw.insert("multicast_trials".into(), m.search.trials.iter().map(|t| t.to_json()).collect());
                 raw.insert(
                     "pruning".into(),
-                    json!({"join_secs": m.join_secs, "nonlistener_overlay_frames": m.nonlistener_frames, "nonlistener_eth0_bytes": m.nonlistener_bytes,
+                    json!({"join_secs": m.join_secs, "nonlistener_overlay_frames": m.nonlistener_frames, "receiver_overlay_frames": m.receiver_frames, "nonlistener_eth0_bytes": m.nonlistener_bytes,
                         "nonlistener_eth0_packets": m.nonlistener_packets, "receiver_eth0_bytes": m.receiver_bytes}),
                 );
             }

@@ -368,6 +368,8 @@ pub struct Multicast {
     /// Frames that the overlay delivered to the non-listener's overlay
     /// device (weavers' TAP, the VXLAN device) in that trial.
     pub nonlistener_frames: Option<u64>,
+    /// The same on each receiver (for scale).
+    pub receiver_frames: Vec<u64>,
     /// weavers: seconds until h1 listed every receiver as subscribed.
     pub join_secs: Option<f64>,
 }
@@ -497,8 +499,11 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         n += 1;
         sleep_checked(Duration::from_millis(300))?;
         let rx0: Vec<(u64, u64)> = (2..=NON_LISTENER).map(|i| eth0_rx(lab, i)).collect::<Result<_>>()?;
+        // Frames the overlay delivered to each host's overlay device.
+        let dev_frames =
+            |d: &str| -> Result<Vec<u64>> { (2..=NON_LISTENER).map(|i| Ok(dev_rx(lab, i, d)?.1)).collect() };
         let dev0 = match &s.overlay_dev {
-            Some(d) => Some(dev_rx(lab, NON_LISTENER, d)?.1),
+            Some(d) => Some(dev_frames(d)?),
             None => None,
         };
         let mark = CpuMark::now(&s.overlay_pids);
@@ -511,7 +516,7 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         let rx1: Vec<(u64, u64)> = (2..=NON_LISTENER).map(|i| eth0_rx(lab, i)).collect::<Result<_>>()?;
         let rx: Vec<(u64, u64)> = rx0.iter().zip(&rx1).map(|(a, b)| (b.0 - a.0, b.1 - a.1)).collect();
         let frames = match (&s.overlay_dev, dev0) {
-            (Some(d), Some(f0)) => Some(dev_rx(lab, NON_LISTENER, d)?.1 - f0),
+            (Some(d), Some(f0)) => Some(dev_frames(d)?.iter().zip(&f0).map(|(b, a)| b - a).collect::<Vec<u64>>()),
             _ => None,
         };
         let secs = cfg.trial_secs as f64;
@@ -546,7 +551,8 @@ pub fn multicast(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Multicast
         join_secs,
         nonlistener_bytes: nb,
         nonlistener_packets: np,
-        nonlistener_frames: frames,
+        nonlistener_frames: frames.as_ref().and_then(|f| f.last().copied()),
+        receiver_frames: frames.map(|f| f[..f.len() - 1].to_vec()).unwrap_or_default(),
         receiver_bytes: rx[..rx.len().saturating_sub(1)].iter().map(|r| r.0).collect(),
     })
 }

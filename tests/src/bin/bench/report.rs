@@ -104,6 +104,13 @@ pub const DEFS: &[Def] = &[
         digits: 1,
     },
     Def {
+        key: "prune_receiver_frames",
+        title: "(for scale) overlay frames delivered to each receiver in that trial",
+        unit: "frames",
+        better: Better::None,
+        digits: 0,
+    },
+    Def {
         key: "prune_receiver_kbytes",
         title: "(for scale) bytes on each receiver's eth0 in that trial",
         unit: "kB",
