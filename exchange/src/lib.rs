@@ -1,1 +1,28 @@
-//! AEX, the reference exchange. Filled by the exchange issue (#6); nothing here yet.
+//! AEX, the reference exchange that rides weavers: its deterministic core.
+//!
+//! Everything here is pure logic with no I/O and no clock of its own (time
+//! comes in with each input), so a disaster-recovery standby and an audit
+//! can replay it and get the same bytes:
+//!
+//! - [`types`]: sides, order types, time in force, tickers, the integer types;
+//! - [`events`]: engine inputs and outputs;
+//! - [`book`]: one symbol's limit order book (price-time priority);
+//! - [`engine`]: a set of books behind one input sequence, with state digests;
+//! - [`dedup`]: the idempotency window for client order ids;
+//! - [`mdbook`]: a book rebuilt from market data, as consumers keep it;
+//! - [`symbols`]: the symbols file (groups and DNS names per symbol);
+//! - [`wire`]: the codecs (order entry, MoldUDP64, ITCH, engine input and
+//!   responses).
+
+pub mod book;
+pub mod dedup;
+pub mod engine;
+pub mod events;
+pub mod mdbook;
+pub mod symbols;
+pub mod types;
+pub mod wire;
+
+pub use engine::{ApplyError, Engine, EngineConfig};
+pub use events::*;
+pub use types::*;
