@@ -28,9 +28,13 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    /// A window of `capacity` entries (at least 1).
+    /// A window of `capacity` entries (at least 1). Its memory is reserved
+    /// up front, so the map never grows while trading (growing a map of a
+    /// million entries stalls an input for tens of milliseconds); pages not
+    /// yet written cost address space, not memory.
     pub fn new(capacity: usize) -> Dedup {
-        Dedup { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        let capacity = capacity.max(1);
+        Dedup { map: HashMap::with_capacity(capacity), order: VecDeque::with_capacity(capacity), capacity }
     }
 
     /// The acknowledgement of an earlier acceptance, if remembered.
