@@ -11,7 +11,7 @@
 //! the engine's.
 
 use crate::types::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{btree_map, BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 const NIL: u32 = u32::MAX;
@@ -132,10 +132,15 @@ impl Book {
     }
 
     /// The levels of one side, best first.
-    pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = LevelView> + '_> {
+    pub fn levels(&self, side: Side) -> impl Iterator<Item = LevelView> + '_ {
+        self.best_first(side).map(|(&p, l)| view(p, l))
+    }
+
+    /// One side's levels, best first, without allocating.
+    fn best_first(&self, side: Side) -> BestFirst<'_> {
         match side {
-            Side::Buy => Box::new(self.bids.iter().rev().map(|(&p, l)| view(p, l))),
-            Side::Sell => Box::new(self.asks.iter().map(|(&p, l)| view(p, l))),
+            Side::Buy => BestFirst::Bids(self.bids.iter().rev()),
+            Side::Sell => BestFirst::Asks(self.asks.iter()),
         }
     }
 
@@ -148,11 +153,7 @@ impl Book {
     /// Every resting order of one side in priority order (best price first,
     /// then time).
     pub fn orders(&self, side: Side) -> impl Iterator<Item = &RestingOrder> + '_ {
-        let heads: Box<dyn Iterator<Item = u32>> = match side {
-            Side::Buy => Box::new(self.bids.values().rev().map(|l| l.head)),
-            Side::Sell => Box::new(self.asks.values().map(|l| l.head)),
-        };
-        heads.flat_map(move |h| self.chain(h))
+        self.best_first(side).flat_map(move |(_, l)| self.chain(l.head))
     }
 
     /// A resting order by id.
@@ -330,6 +331,23 @@ impl Book {
             for o in self.orders(side) {
                 f(o);
             }
+        }
+    }
+}
+
+/// A side's levels in priority order.
+enum BestFirst<'a> {
+    Bids(std::iter::Rev<btree_map::Iter<'a, Price, Level>>),
+    Asks(btree_map::Iter<'a, Price, Level>),
+}
+
+impl<'a> Iterator for BestFirst<'a> {
+    type Item = (&'a Price, &'a Level);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            BestFirst::Bids(i) => i.next(),
+            BestFirst::Asks(i) => i.next(),
         }
     }
 }
