@@ -6,6 +6,7 @@ pub mod api;
 pub mod dns;
 pub mod gossip;
 pub mod groups;
+pub mod ipam;
 pub mod keys;
 pub mod mac;
 pub mod node;
