@@ -15,6 +15,10 @@
 //!   at the resting orders' prices. Limit Day/GTC remainders rest; the
 //!   remainder of an IOC or market order is cancelled; a FOK order that
 //!   cannot fill completely is acknowledged and killed without trading.
+//! - A client order id is taken when its order is accepted (a rejected
+//!   order does not take it): the same order sent again is answered with
+//!   the original acknowledgement and nothing else, a different order under
+//!   it is refused (see [`crate::dedup`] for how long ids are remembered).
 //! - There is no self-trade prevention: a session's orders may match each other.
 //! - Cancel and reduce name the order by (session, client order id); only
 //!   resting orders can be cancelled or reduced.

@@ -14,6 +14,8 @@
 //! - [`wire`]: the codecs (order entry, MoldUDP64, ITCH, engine input and
 //!   responses).
 
+#![warn(missing_docs)]
+
 pub mod book;
 pub mod dedup;
 pub mod engine;
