@@ -8,6 +8,11 @@
 //! - `DELETE /v1/peers` with [`PeerAddrs`] -> [`PeerAddrs`] (what was removed)
 //! - `POST /v1/expose` with [`ExposeRequest`] -> [`ExposeResponse`]
 //! - `GET /v1/groups` -> `Vec<GroupInfo>`
+//! - `GET /v1/ipam` -> [`IpamStatus`]
+//! - `POST /v1/ipam/allocate` with [`AllocateRequest`] -> [`Allocation`]
+//! - `POST /v1/ipam/release` with [`ReleaseRequest`] -> [`Released`]
+//! - `POST /v1/ipam/gc` with [`GcRequest`] -> [`Released`]
+//! - `POST /v1/ipam/rmpeer` with [`RmPeerRequest`] -> [`IpamStatus`]
 //! - `GET /v1/dns` -> `Vec<DnsRecordInfo>`
 //! - `POST /v1/dns` with [`DnsAddRequest`] -> [`DnsEntryInfo`]
 //! - `DELETE /v1/dns` with [`DnsRemoveRequest`] -> [`DnsRemoved`]
@@ -320,4 +325,85 @@ pub struct DnsStats {
     pub forward_failed: u64,
     /// TCP connections closed at once because too many were open.
     pub tcp_rejected: u64,
+}
+
+/// `POST /v1/ipam/allocate`: an address for a container interface (or the
+/// host itself). Idempotent per `owner`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateRequest {
+    /// Who holds the address: for CNI `CONTAINER_ID/IFNAME`; for the host `host`.
+    pub owner: String,
+}
+
+/// The answer to an allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub owner: String,
+    /// Address with the range's prefix length, e.g. `10.32.0.5/12`.
+    pub address: String,
+    /// The bridge's overlay address, when the host exposed one (a gateway
+    /// for a default route).
+    pub gateway: Option<String>,
+    /// The overlay MTU (for the container's interface).
+    pub mtu: u32,
+}
+
+/// `POST /v1/ipam/release`: frees the address of `owner` (idempotent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub owner: String,
+}
+
+/// `POST /v1/ipam/gc`: frees every allocation whose owner is not in `keep`
+/// (the host's own address, owner `host`, is always kept).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRequest {
+    pub keep: Vec<String>,
+}
+
+/// What a release or GC freed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub released: Vec<AllocationRow>,
+}
+
+/// One allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRow {
+    pub owner: String,
+    pub address: String,
+}
+
+/// One span of the range as `weavers ipam ls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanInfo {
+    /// First and last address of the span.
+    pub first: String,
+    pub last: String,
+    pub size: u32,
+    /// The owning peer's name (or key when unknown).
+    pub owner: String,
+    pub owner_key: String,
+    pub conflict: bool,
+}
+
+/// `GET /v1/ipam`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamStatus {
+    pub range: String,
+    pub seeded: bool,
+    pub spans: Vec<SpanInfo>,
+    /// This host's allocations.
+    pub allocations: Vec<AllocationRow>,
+    /// Free addresses in this host's space.
+    pub free: u32,
+    /// Human-readable problems (conflicting seeds, tokens in conflict).
+    pub problems: Vec<String>,
+}
+
+/// `POST /v1/ipam/rmpeer`: take over a dead peer's space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RmPeerRequest {
+    /// The dead peer's name or public key.
+    pub peer: String,
 }
