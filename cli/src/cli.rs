@@ -80,6 +80,28 @@ pub enum Command {
             without the .weavers.local suffix."
     )]
     Dns(DnsCommand),
+
+    /// The shared address range: who owns which part, this host's allocations
+    #[command(subcommand)]
+    Ipam(IpamCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum IpamCommand {
+    /// Show the range, which peer owns which span, this host's allocations
+    /// and free count, and any conflict
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Take over the space of a peer that is gone for good (as `weave
+    /// rmpeer` did). Only for a peer that will never come back: its
+    /// containers' addresses become free for others.
+    Rmpeer(RmpeerArgs),
+}
+
+#[derive(Debug, PartialEq, Eq, clap::Args)]
+pub struct RmpeerArgs {
+    /// The dead peer's name or public key
+    pub peer: String,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]

@@ -13,10 +13,10 @@ use hyper::body::Bytes;
 use hyper::Method;
 use weavers_proto::api::{
     DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved, DnsStats, ExposeRequest,
-    ExposeResponse, GroupInfo, PeerAddrs, PeerInfo, Status,
+    ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
 };
 
-use crate::cli::{Cli, Command, DnsCommand, PeerCommand};
+use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PeerCommand};
 use crate::client::{decode, Client, Error};
 
 fn main() -> ExitCode {
@@ -80,6 +80,15 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             let req = DnsRemoveRequest { name: args.name.clone(), addr: args.addr.clone(), owner: args.owner.clone() };
             let body = client.send(Method::DELETE, "/v1/dns", &req).await?;
             render(cli.json, body, |r: DnsRemoved| output::dns_removed(&r.removed))
+        }
+        Command::Ipam(IpamCommand::Ls) => {
+            let body = client.get("/v1/ipam").await?;
+            render(cli.json, body, |s: IpamStatus| output::ipam_page(&s))
+        }
+        Command::Ipam(IpamCommand::Rmpeer(args)) => {
+            let req = RmPeerRequest { peer: args.peer.clone() };
+            let body = client.send(Method::POST, "/v1/ipam/rmpeer", &req).await?;
+            render(cli.json, body, |s: IpamStatus| output::ipam_page(&s))
         }
         Command::Dns(DnsCommand::Ls) => {
             let body = client.get("/v1/dns").await?;

@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use weavers_proto::api::{DnsEntryInfo, DnsRecordInfo, DnsStats, FilterInfo, GroupInfo, PeerInfo, PeerState, Status};
+use weavers_proto::api::{
+    DnsEntryInfo, DnsRecordInfo, DnsStats, FilterInfo, GroupInfo, IpamStatus, PeerInfo, PeerState, Status,
+};
 
 /// Longest cell printed in a table; longer values are cut with `...`.
 const MAX_CELL: usize = 40;
@@ -248,6 +250,35 @@ pub fn dns_stats(s: &DnsStats) -> String {
     ];
     for (k, v) in fields {
         let _ = writeln!(out, "{k:<16} {v}");
+    }
+    out
+}
+
+/// The `ipam ls` page: the range, its spans and owners, this host's allocations.
+pub fn ipam_page(s: &IpamStatus) -> String {
+    let mut out = format!(
+        "range {}  {}  free here {}\n",
+        clean(&s.range, 64),
+        if s.seeded { "shared out" } else { "not shared out yet" },
+        s.free
+    );
+    for p in &s.problems {
+        out.push_str(&format!("PROBLEM: {}\n", clean(p, 200)));
+    }
+    let mut t =
+        Table::new(&[("FIRST", Align::Left), ("LAST", Align::Left), ("SIZE", Align::Right), ("OWNER", Align::Left)]);
+    for sp in &s.spans {
+        let owner = if sp.conflict { format!("{} (CONFLICT)", clean(&sp.owner, 48)) } else { clean(&sp.owner, 48) };
+        t.row(vec![clean(&sp.first, 40), clean(&sp.last, 40), sp.size.to_string(), owner]);
+    }
+    out.push_str(&t.render());
+    if !s.allocations.is_empty() {
+        out.push('\n');
+        let mut a = Table::new(&[("ADDRESS", Align::Left), ("OWNER", Align::Left)]);
+        for r in &s.allocations {
+            a.row(vec![clean(&r.address, 40), clean(&r.owner, 80)]);
+        }
+        out.push_str(&a.render());
     }
     out
 }

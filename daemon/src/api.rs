@@ -50,8 +50,12 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{ApiError, DnsAddRequest, DnsRemoveRequest, ExposeRequest, PeerAddrs};
+use weavers_proto::api::{
+    AllocateRequest, ApiError, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest, PeerAddrs, ReleaseRequest,
+    RmPeerRequest,
+};
 use weavers_proto::dns::{self, Selector};
+use weavers_proto::ipam::MAX_OWNER_ID_LEN;
 
 use crate::control::{Command, DnsAdd};
 
@@ -197,6 +201,11 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route("/v1/peers", get(get_peers).post(add_peers).delete(remove_peers))
         .route("/v1/expose", post(expose))
         .route("/v1/groups", get(get_groups))
+        .route("/v1/ipam", get(get_ipam))
+        .route("/v1/ipam/allocate", post(ipam_allocate))
+        .route("/v1/ipam/release", post(ipam_release))
+        .route("/v1/ipam/gc", post(ipam_gc))
+        .route("/v1/ipam/rmpeer", post(ipam_rmpeer))
         .route("/v1/dns", get(get_dns).post(add_dns).delete(remove_dns))
         .route("/v1/dns/lookup", get(lookup_dns))
         .route("/v1/dns/stats", get(dns_stats))
@@ -221,6 +230,54 @@ async fn get_peers(State(tx): Tx) -> Result<Response, Failure> {
 async fn get_groups(State(tx): Tx) -> Result<Response, Failure> {
     let groups = ask(&tx, Command::Groups).await?;
     Ok(Json(groups).into_response())
+}
+
+async fn get_ipam(State(tx): Tx) -> Result<Response, Failure> {
+    let status = ask(&tx, Command::IpamStatus).await?;
+    Ok(Json(status).into_response())
+}
+
+/// An owner id: what CNI gives (`CONTAINERID/IFNAME`), printable, bounded.
+fn validate_owner(owner: &str) -> Result<(), String> {
+    if owner.is_empty() || owner.len() > MAX_OWNER_ID_LEN || !owner.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("owner must be 1 to {MAX_OWNER_ID_LEN} printable characters without spaces"));
+    }
+    Ok(())
+}
+
+async fn ipam_allocate(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: AllocateRequest = parse_body(body)?;
+    validate_owner(&req.owner).map_err(Failure::bad_request)?;
+    let answer = ask(&tx, |r| Command::Allocate(req.owner, r)).await?;
+    Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn ipam_release(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: ReleaseRequest = parse_body(body)?;
+    validate_owner(&req.owner).map_err(Failure::bad_request)?;
+    let answer = ask(&tx, |r| Command::Release(req.owner, r)).await?;
+    Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn ipam_gc(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: GcRequest = parse_body(body)?;
+    if req.keep.len() > 65_536 {
+        return Err(Failure::bad_request("too many owners to keep".into()));
+    }
+    for o in &req.keep {
+        validate_owner(o).map_err(Failure::bad_request)?;
+    }
+    let answer = ask(&tx, |r| Command::Gc(req.keep, r)).await?;
+    Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn ipam_rmpeer(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: RmPeerRequest = parse_body(body)?;
+    if req.peer.is_empty() || req.peer.len() > 255 {
+        return Err(Failure::bad_request("peer must be a name or a public key".into()));
+    }
+    let answer = ask(&tx, |r| Command::RmPeer(req.peer, r)).await?;
+    Ok(Json(answer.map_err(Failure::refused)?).into_response())
 }
 
 async fn add_peers(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {

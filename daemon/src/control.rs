@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use tokio::sync::oneshot;
 use weavers_proto::api::{
-    DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, PeerAddrs, PeerInfo,
-    Status,
+    Allocation, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, IpamStatus,
+    PeerAddrs, PeerInfo, Released, Status,
 };
 use weavers_proto::dns::Selector;
 
@@ -26,6 +26,13 @@ pub enum Command {
     /// A normalised name; `None` back when no such name exists.
     DnsLookup(String, oneshot::Sender<Option<DnsLookup>>),
     DnsStats(oneshot::Sender<DnsStats>),
+    IpamStatus(oneshot::Sender<IpamStatus>),
+    /// An address for an owner; waits (bounded) for space.
+    Allocate(String, oneshot::Sender<Result<Allocation, String>>),
+    Release(String, oneshot::Sender<Result<Released, String>>),
+    /// Owners to keep; everything else is freed.
+    Gc(Vec<String>, oneshot::Sender<Result<Released, String>>),
+    RmPeer(String, oneshot::Sender<Result<IpamStatus, String>>),
 }
 
 /// `POST /v1/dns` after the API checked it.

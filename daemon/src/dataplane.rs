@@ -16,7 +16,6 @@ use weavers_proto::api::{
     DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DropCount, ExposeResponse, PeerAddrs, Status,
 };
 use weavers_proto::dns::{self, Selector, Visible};
-use weavers_proto::keys::PublicKey;
 use weavers_proto::node::{Io, Node};
 use weavers_proto::stats::DropReason;
 use weavers_proto::vnet::{self, VnetHdr, VNET_HDR_LEN};
@@ -29,16 +28,20 @@ pub const DEFAULT_PORT: u16 = 6783;
 /// The node's output, straight to the kernel. Failures are counted, not
 /// retried: the overlay is a lossy link like any other.
 /// Datagrams are queued in a [`TxBatch`] and leave when the batch ends.
-struct KernelIo<'a> {
+pub(crate) struct KernelIo<'a> {
     udp: &'a UdpSocket,
     tap: &'a Tap,
     tx: &'a mut TxBatch,
     send_failed: u64,
 }
 
-impl KernelIo<'_> {
+impl<'a> KernelIo<'a> {
+    pub(crate) fn new(udp: &'a UdpSocket, tap: &'a Tap, tx: &'a mut TxBatch) -> Self {
+        KernelIo { udp, tap, tx, send_failed: 0 }
+    }
+
     /// Sends what is queued; returns the failures to count.
-    fn finish(self) -> u64 {
+    pub(crate) fn finish(self) -> u64 {
         self.tx.flush(self.udp);
         self.send_failed + std::mem::take(&mut self.tx.failed)
     }
@@ -73,7 +76,6 @@ pub struct Dataplane {
     pub peers_file: PeersFile,
     pub bridge: String,
     pub listen: SocketAddr,
-    pub ipalloc_range: (IpAddr, u8),
     /// `HOST[:PORT]` strings as configured, with what they resolved to.
     pub configured: Vec<(String, SocketAddr)>,
     /// Outgoing datagrams of the current batch.
@@ -82,6 +84,8 @@ pub struct Dataplane {
     pub dns: crate::dns::DnsService,
     /// The node's DNS generation the table was last built from.
     pub dns_generation: Option<u64>,
+    /// Allocations waiting for the range to be seeded or for space.
+    pub pending_allocs: Vec<crate::ipam::PendingAlloc>,
 }
 
 impl Dataplane {
@@ -110,7 +114,9 @@ impl Dataplane {
                     if self.node.take_peers_changed() {
                         self.persist_peers();
                     }
+                    self.persist_ipam_if_changed();
                     self.sync_dns();
+                    self.retry_allocations().await;
                 }
             }
         }
@@ -135,6 +141,16 @@ impl Dataplane {
         }
         let failed = io.finish();
         self.node.count_drops(DropReason::SendFailed, failed);
+        // Space given away is on disk before the donation leaves (at the next tick).
+        self.persist_ipam_if_changed();
+    }
+
+    fn persist_ipam_if_changed(&mut self) {
+        if self.node.take_ipam_changed() {
+            if let Err(e) = self.persist_ipam() {
+                tracing::warn!("saving IPAM state: {e:#}");
+            }
+        }
     }
 
     /// Returns true when the TAP is empty (readiness can be cleared).
@@ -209,9 +225,25 @@ impl Dataplane {
                 let r = self.remove_peers(addrs);
                 let _ = tx.send(r);
             }
+            Command::Expose(None, tx) if self.peers_file.exposed.is_none() => {
+                self.allocate(crate::ipam::HOST_OWNER.to_string(), crate::ipam::Waiter::Expose(tx)).await;
+            }
             Command::Expose(cidr, tx) => {
                 let r = self.expose(cidr).await;
                 let _ = tx.send(r);
+            }
+            Command::IpamStatus(tx) => {
+                let _ = tx.send(self.node.ipam_status());
+            }
+            Command::Allocate(owner, tx) => self.allocate(owner, crate::ipam::Waiter::Api(tx)).await,
+            Command::Release(owner, tx) => {
+                let _ = tx.send(self.release(&owner));
+            }
+            Command::Gc(keep, tx) => {
+                let _ = tx.send(self.gc(&keep));
+            }
+            Command::RmPeer(peer, tx) => {
+                let _ = tx.send(self.rmpeer(&peer));
             }
             Command::DnsAdd(add, tx) => {
                 let r = self.dns_add(add, now);
@@ -364,10 +396,12 @@ impl Dataplane {
     pub async fn expose(&mut self, cidr: Option<String>) -> Result<ExposeResponse, String> {
         let (addr, len) = match cidr {
             Some(c) => crate::config::parse_cidr(&c).map_err(|e| format!("{c}: {e:#}"))?,
-            None => match self.peers_file.exposed.as_deref().and_then(|e| crate::config::parse_cidr(e).ok()) {
-                Some(kept) => kept,
-                None => pick_address(self.ipalloc_range, self.node.public_key(), &self.node.announced_overlay_addrs())?,
-            },
+            None => self
+                .peers_file
+                .exposed
+                .as_deref()
+                .and_then(|e| crate::config::parse_cidr(e).ok())
+                .ok_or("no address to expose: give one, or let IPAM pick (the caller does)")?,
         };
         if let Some(other) = self.node.announced_overlay_addrs().iter().find(|(a, _)| *a == addr) {
             return Err(format!("{}/{} is already exposed by another host", other.0, other.1));
@@ -418,47 +452,9 @@ pub async fn resolve(text: &str, listen: SocketAddr) -> Result<SocketAddr, Strin
         .ok_or_else(|| format!("{t} resolves to no address"))
 }
 
-/// A host address in `range` derived from `key`, skipping `taken` ones.
-fn pick_address(range: (IpAddr, u8), key: PublicKey, taken: &[(IpAddr, u8)]) -> Result<(IpAddr, u8), String> {
-    let IpAddr::V4(base) = range.0 else {
-        return Err("automatic addresses need an IPv4 --ipalloc-range; give `weavers expose ADDR/LEN`".into());
-    };
-    let len = range.1;
-    if len > 30 {
-        return Err(format!("--ipalloc-range /{len} has no room for hosts"));
-    }
-    let size: u32 = 1 << (32 - len);
-    let net = u32::from(base) & !(size - 1);
-    let seed = u32::from_be_bytes([key.0[0], key.0[1], key.0[2], key.0[3]]);
-    for i in 0..size.min(65_536) {
-        let host = (seed.wrapping_add(i)) % size;
-        if host == 0 || host == size - 1 {
-            continue;
-        }
-        let ip = IpAddr::V4((net | host).into());
-        if !taken.iter().any(|(a, _)| *a == ip) {
-            return Ok((ip, len));
-        }
-    }
-    Err("no free address in --ipalloc-range".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn picked_addresses_stay_in_range_and_avoid_taken_ones() {
-        let range = ("10.32.0.0".parse().unwrap(), 12);
-        let k = PublicKey([7; 32]);
-        let (a, l) = pick_address(range, k, &[]).unwrap();
-        assert_eq!(l, 12);
-        let IpAddr::V4(v4) = a else { panic!() };
-        assert_eq!(u32::from(v4) >> 20, u32::from(std::net::Ipv4Addr::new(10, 32, 0, 0)) >> 20);
-        let (b, _) = pick_address(range, k, &[(a, 12)]).unwrap();
-        assert_ne!(a, b);
-        assert!(pick_address(("10.0.0.0".parse().unwrap(), 31), k, &[]).is_err());
-    }
 
     #[tokio::test]
     async fn peer_addresses_resolve() {

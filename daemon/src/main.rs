@@ -5,6 +5,7 @@ mod config;
 mod control;
 mod dataplane;
 mod dns;
+mod ipam;
 mod metrics;
 mod netdev;
 mod state;
@@ -60,6 +61,10 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         .map_err(|e| e.into_parts().1)
         .context("registering the TAP")?;
 
+    let ipam_range = match settings.ipalloc_range {
+        (std::net::IpAddr::V4(a), len) => weavers_proto::ipam::Range::new(a, len)?,
+        (a, len) => anyhow::bail!("--ipalloc-range {a}/{len}: IPAM shares out an IPv4 range"),
+    };
     let listener = api::bind(&settings.socket)?;
     let now = Instant::now();
     let unix_ms =
@@ -73,9 +78,21 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
             timers: Timers { query_interval: settings.query_interval, ..Timers::default() },
             unix_ms,
             seed: rand::random(),
+            ipam_range,
         },
         now,
     );
+    match state.ipam()? {
+        Some(f) if f.ring.range() == ipam_range => node.restore_ipam(f.ring, f.alloc),
+        Some(f) => anyhow::bail!(
+            "--ipalloc-range {}/{} differs from the range in the state dir ({}/{}); a range cannot change under live allocations",
+            ipam_range.base(),
+            ipam_range.prefix(),
+            f.ring.range().base(),
+            f.ring.range().prefix()
+        ),
+        None => {}
+    }
     let dns_file = state.dns()?;
     let kept = dns_file.entries.len();
     let skipped = node.dns_restore(dns_file.entries);
@@ -98,11 +115,11 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         peers_file,
         bridge: settings.bridge.clone(),
         listen: settings.listen,
-        ipalloc_range: settings.ipalloc_range,
         configured: Vec::new(),
         tx: udp::TxBatch::new(true),
         dns: dns::DnsService::new(settings.dns_port, settings.dns_upstream),
         dns_generation: None,
+        pending_allocs: Vec::new(),
     };
     dp.add_peers(settings.peers.clone(), false).await.map_err(anyhow::Error::msg).context("--peer")?;
     for a in added {

@@ -7,10 +7,19 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use weavers_proto::ipam::{Allocator, Ring};
 use weavers_proto::keys::{PublicKey, StaticKeypair};
 
 const IDENTITY: &str = "identity.key";
 const PEERS: &str = "peers.json";
+const IPAM: &str = "ipam.json";
+
+/// What `ipam.json` holds.
+#[derive(Debug, Deserialize)]
+pub struct IpamFile {
+    pub ring: Ring,
+    pub alloc: Allocator,
+}
 const DNS: &str = "dns.json";
 
 /// A host remembered from an earlier run.
@@ -111,6 +120,27 @@ impl StateDir {
     /// Saves `dns.json`.
     pub fn save_dns(&self, d: &DnsFile) -> anyhow::Result<()> {
         self.write(DNS, &serde_json::to_vec_pretty(d)?)
+    }
+
+    /// Loads `ipam.json`: the ring and this host's allocations (None if absent).
+    pub fn ipam(&self) -> anyhow::Result<Option<IpamFile>> {
+        let path = self.dir.join(IPAM);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(|| format!("parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Saves `ipam.json` (synced before it returns: an allocation is
+    /// answered, and space given away, only once it is on disk).
+    pub fn save_ipam(&self, ring: &Ring, alloc: &Allocator) -> anyhow::Result<()> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ring: &'a Ring,
+            alloc: &'a Allocator,
+        }
+        self.write(IPAM, &serde_json::to_vec(&Out { ring, alloc })?)
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {

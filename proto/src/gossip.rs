@@ -46,6 +46,8 @@ pub struct PeerRecord {
     pub dns: Vec<DnsEntry>,
     /// Other hosts' DNS entries this host removed.
     pub dns_tombstones: Vec<DnsTombstone>,
+    /// This host's share of the address range (absent until seeded).
+    pub ipam: Option<crate::ipam::IpamRecord>,
 }
 
 impl PeerRecord {
@@ -60,6 +62,7 @@ impl PeerRecord {
             && self.dns.iter().all(DnsEntry::is_valid)
             && self.dns_tombstones.len() <= crate::dns::MAX_ENTRIES
             && self.dns_tombstones.iter().all(DnsTombstone::is_valid)
+            && self.ipam.as_ref().is_none_or(crate::ipam::IpamRecord::is_valid)
     }
 }
 
@@ -223,6 +226,7 @@ mod tests {
             groups: vec![],
             dns: vec![],
             dns_tombstones: vec![],
+            ipam: None,
         }
     }
 

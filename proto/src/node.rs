@@ -14,6 +14,7 @@
 //! overlay DNS entries), `timers` (the periodic work) and `info` (snapshots
 //! for the API).
 
+mod addresses;
 mod forward;
 mod handshake;
 mod info;
@@ -129,6 +130,8 @@ pub struct Config {
     pub unix_ms: u64,
     /// Seed for session indices and jitter.
     pub seed: u64,
+    /// The range IPAM shares out (`--ipalloc-range`).
+    pub ipam_range: crate::ipam::Range,
 }
 
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
@@ -299,6 +302,8 @@ pub struct Node {
     reassembly: offload::Reassembly,
     /// Overlay DNS entries.
     names: names::NameState,
+    /// The shared address range and this host's allocations.
+    ipam: addresses::IpamState,
 }
 
 impl Node {
@@ -313,6 +318,7 @@ impl Node {
             groups: Vec::new(),
             dns: Vec::new(),
             dns_tombstones: Vec::new(),
+            ipam: None,
         };
         Node {
             start: now,
@@ -350,6 +356,7 @@ impl Node {
             sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
             rx: vec![0u8; BUF_LEN].into_boxed_slice(),
             reassembly: offload::Reassembly::default(),
+            ipam: addresses::IpamState::new(cfg.ipam_range),
             names: names::NameState::default(),
             cfg,
         }

@@ -16,6 +16,7 @@
 //! Ping 3 / Pong 4: token u64
 //! Relay 5:    ttl u8 | dst id u64 | src id u64 | inner payload (Frame or Fragment)
 //! Fragment 6: message id u32 | total u32 | offset u32 | bytes
+//! Ipam 7:     postcard IpamMessage (space request or donation)
 //!             (a message is a 10-byte virtio-net header and a super-frame)
 //! ```
 //!
@@ -90,6 +91,8 @@ pub enum Kind {
     Relay = 5,
     /// A piece of an offloaded super-frame too big for one datagram.
     Fragment = 6,
+    /// An IPAM message (space request or donation), postcard.
+    Ipam = 7,
 }
 
 impl Kind {
@@ -101,6 +104,7 @@ impl Kind {
             4 => Kind::Pong,
             5 => Kind::Relay,
             6 => Kind::Fragment,
+            7 => Kind::Ipam,
             _ => return None,
         })
     }

@@ -71,6 +71,7 @@ impl Node {
                 }
             }
             Some(Kind::Gossip) => self.on_gossip(now, body),
+            Some(Kind::Ipam) => self.on_ipam_message(from, body),
             Some(Kind::Relay) => self.on_relay(now, from, payload, io),
             _ => self.drops.count(DropReason::BadPayload),
         }
@@ -184,9 +185,11 @@ impl Node {
             let name = r.name.clone();
             let endpoints_of_others: Vec<(PublicKey, SocketAddr)> =
                 r.connections.iter().map(|c| (c.key, c.endpoint)).collect();
+            let ipam = r.ipam.clone();
             match self.gossip.merge(r, now) {
                 Merge::Stale => continue,
                 Merge::New | Merge::Updated => {
+                    self.ipam_merge(key, ipam.as_ref());
                     self.routes_dirty = true;
                     self.remote_groups_dirty = true;
                     if !self.gossip_pending.contains(&key) {

@@ -20,6 +20,7 @@ impl Node {
         self.maintain_peers(now, io);
         self.expire_members(now);
         self.expire_fragments(now);
+        self.ipam_tick(now, io);
         self.querier_tick(now, io);
         self.gossip_tick(now, io);
         self.macs.sweep(now, |_| false);
@@ -188,6 +189,7 @@ impl Node {
         let forgotten =
             self.gossip.forget_stale(now, t.forget_after, |k| peers.get(k).is_some_and(|p| p.is_connected(now, &t)));
         for k in forgotten {
+            self.ipam_forget(k);
             let configured = self.bootstraps.iter().any(|b| b.key == Some(k));
             if !configured {
                 self.drop_peer(&k);
@@ -207,8 +209,15 @@ impl Node {
             .collect();
         connections.sort_by_key(|c| c.key);
         let groups = self.local_groups.filters();
+        let ipam = self.ipam_record();
         let due = now.saturating_duration_since(self.own_refreshed) >= t.refresh_interval;
-        if connections != self.own.connections || groups != self.own.groups || due || self.own_dirty {
+        if connections != self.own.connections
+            || groups != self.own.groups
+            || ipam != self.own.ipam
+            || due
+            || self.own_dirty
+        {
+            self.own.ipam = ipam;
             if connections != self.own.connections {
                 self.routes_dirty = true;
             }
