@@ -120,13 +120,14 @@ fn machine(args: &Args, tools: &Tools) -> Value {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
     let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = first_line("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = !first_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let dirty =
+        !first_line("git", &["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"]).is_empty();
     json!({
         "date": date,
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "cpu": cpu,
         "kernel": kernel,
-        "commit": if dirty { format!("{commit} (with uncommitted changes)") } else { commit },
+        "commit": if dirty { format!("{commit} (with uncommitted changes outside bench/results)") } else { commit },
         "runs": args.runs,
         "quick": args.quick,
         "tools": {
