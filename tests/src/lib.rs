@@ -14,6 +14,7 @@
 //! before `cargo test`.
 
 pub mod capture;
+pub mod cni;
 pub mod lab;
 pub mod mcast;
 pub mod netns;
@@ -151,5 +152,10 @@ pub mod bins {
     /// The command-line binary.
     pub fn weavers() -> PathBuf {
         find("weavers")
+    }
+
+    /// The CNI plugin binary.
+    pub fn weavers_cni() -> PathBuf {
+        find("weavers-cni")
     }
 }

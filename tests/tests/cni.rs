@@ -1,0 +1,274 @@
+//! The CNI plugin with real daemons (issue 4): containers are namespaces the
+//! test makes and hands to `weavers-cni` as a runtime does
+//! (`CNI_NETNS=/var/run/netns/NAME`, the plugin run in the lab host's
+//! namespace, the configuration's `"socket"` naming that host's daemon).
+//! Build first: `cargo build --workspace && CI=true cargo test -p weavers-tests --test cni`.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde_json::{json, Value};
+use weavers_tests::cni::{
+    cni, cni_add, cni_config, describe, error_json, expect_quiet_success, new_container, result_addr, run_cni,
+    CniContainer,
+};
+use weavers_tests::{lab_or_skip, netns, wait_until, DaemonOpts, Lab};
+
+const SEC: Duration = Duration::from_secs(1);
+const MESH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Starts h1 alone and every other host with `--peer h1`.
+fn start(lab: &mut Lab) {
+    lab.start_daemon(1, DaemonOpts::new());
+    for i in 2..=lab.len() {
+        lab.start_daemon(i, DaemonOpts::new().peer(1));
+    }
+}
+
+fn in_range(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 10 && (32..48).contains(&o[1])
+}
+
+/// The DNS label the plugin gives a container without a pod name.
+fn label(c: &CniContainer) -> String {
+    c.id[..12].to_owned()
+}
+
+/// `weavers dns lookup NAME --json` on host `i`: the addresses, or none.
+fn lookup(lab: &Lab, i: usize, name: &str) -> Vec<String> {
+    match lab.try_cli_json(i, &["dns", "lookup", name, "--json"]) {
+        Ok(v) => v["addrs"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
+        Err(_) => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Owners of host `i`'s allocations.
+fn allocation_owners(lab: &Lab, i: usize) -> Vec<String> {
+    let v = lab.try_cli_json(i, &["ipam", "ls", "--json"]).unwrap_or_else(|e| panic!("{e:#}"));
+    v["allocations"].as_array().unwrap().iter().map(|a| a["owner"].as_str().unwrap().to_owned()).collect()
+}
+
+fn host_links(lab: &Lab, i: usize) -> Vec<String> {
+    lab.host(i)
+        .links()
+        .iter()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect()
+}
+
+/// An A query for `name` from inside namespace `ns` to `server:53`.
+fn resolve_from(ns: &str, server: Ipv4Addr, name: &str) -> Result<Vec<Ipv4Addr>> {
+    let name = name.to_owned();
+    netns::run_in(ns, move || -> Result<Vec<Ipv4Addr>> {
+        let id = u16::from_be_bytes([weavers_tests::random_bytes(1)[0], 7]);
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(&name)?, RecordType::A));
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.connect((server, 53))?;
+        s.set_read_timeout(Some(2 * SEC))?;
+        s.send(&m.to_vec()?)?;
+        let mut buf = vec![0u8; 4096];
+        let n = s.recv(&mut buf).with_context(|| format!("no answer from {server}:53"))?;
+        let reply = Message::from_vec(&buf[..n])?;
+        if reply.metadata.id != id {
+            bail!("a reply to another query");
+        }
+        Ok(reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+#[test]
+fn fifteen_containers_on_three_hosts_get_distinct_addresses_and_reach_each_other() {
+    let Some(mut lab) = lab_or_skip(3) else { return };
+    start(&mut lab);
+    lab.wait_mesh(&[1, 2, 3], MESH_DEADLINE);
+    // Each host's overlay address: the containers' gateway and DNS server.
+    let gateways: Vec<Ipv4Addr> = (1..=3)
+        .map(|i| {
+            let out = lab.cli_ok(i, &["expose"]);
+            out.trim().split('/').next().unwrap().parse().unwrap_or_else(|e| panic!("expose printed {out:?}: {e}"))
+        })
+        .collect();
+
+    let mut containers = Vec::new();
+    let mut addrs = Vec::new();
+    for h in 1..=3 {
+        for j in 0..5 {
+            let c = new_container(&lab, h, &format!("c{j}")).unwrap();
+            let r = cni_add(&lab, &c, json!({"defaultRoute": true})).unwrap_or_else(|e| panic!("{e:#}"));
+            let a = result_addr(&r).unwrap();
+            assert!(in_range(a), "{a} outside 10.32.0.0/12: {r}");
+            assert_eq!(r["ips"][0]["gateway"], gateways[h - 1].to_string(), "{r}");
+            assert_eq!(r["dns"]["nameservers"], json!([gateways[h - 1].to_string()]), "{r}");
+            assert_eq!(r["interfaces"][1]["sandbox"], c.netns_path());
+            assert!(c.addrs().contains(&format!("{a}/12")), "{}", c.addrs());
+            containers.push(c);
+            addrs.push(a);
+        }
+    }
+    let distinct: HashSet<_> = addrs.iter().collect();
+    assert_eq!(distinct.len(), 15, "15 containers, 15 addresses: {addrs:?}");
+    assert!(addrs.iter().all(|a| !gateways.contains(a)), "a container got a host's address");
+
+    // Every container reaches every other (one source per thread).
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = containers
+            .iter()
+            .map(|c| {
+                let (containers, addrs) = (&containers, &addrs);
+                s.spawn(move || {
+                    let mut bad = Vec::new();
+                    for (d, a) in containers.iter().zip(addrs) {
+                        if d.ns != c.ns && !wait_until(10 * SEC, || c.ping(*a)) {
+                            bad.push(format!("{} -> {} ({a})", c.ns, d.ns));
+                        }
+                    }
+                    bad
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "unreachable: {failures:#?}");
+    // And its own host, through the default route's gateway.
+    for c in &containers {
+        assert!(c.ping(gateways[c.host - 1]), "{} cannot reach its gateway", c.ns);
+    }
+
+    // Names: a container on h1, asked for from a container on h3 through
+    // h3's DNS server (its gateway).
+    let (on_h1, on_h3) = (&containers[0], &containers[10]);
+    let name = format!("{}.weavers.local", label(on_h1));
+    assert!(
+        wait_until(10 * SEC, || resolve_from(&on_h3.ns, gateways[2], &name).is_ok_and(|a| a == vec![addrs[0]])),
+        "{name} does not resolve to {} from {}: {:?}",
+        addrs[0],
+        on_h3.ns,
+        resolve_from(&on_h3.ns, gateways[2], &name)
+    );
+
+    // CHECK passes for every one, with the result as prevResult.
+    for c in &containers {
+        let out = cni(&lab, c, "CHECK", &cni_config(&lab, c.host, json!({}))).unwrap();
+        expect_quiet_success(&format!("CHECK {}", c.ns), &out).unwrap();
+    }
+}
+
+#[test]
+fn del_check_and_gc_leave_nothing_behind() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    start(&mut lab);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    let cs: Vec<CniContainer> = (0..4).map(|j| new_container(&lab, 1, &format!("d{j}")).unwrap()).collect();
+    let results: Vec<Value> =
+        cs.iter().map(|c| cni_add(&lab, c, json!({})).unwrap_or_else(|e| panic!("{e:#}"))).collect();
+    let other = new_container(&lab, 2, "o").unwrap();
+    cni_add(&lab, &other, json!({})).unwrap();
+    let host_if = |r: &Value| r["interfaces"][0]["name"].as_str().unwrap().to_owned();
+    let conf1 = cni_config(&lab, 1, json!({}));
+    for c in &cs {
+        assert!(wait_until(10 * SEC, || !lookup(&lab, 2, &label(c)).is_empty()), "{} never reached h2", label(c));
+    }
+
+    // DEL, twice: the address, the name and the links are gone.
+    let d0 = &cs[0];
+    for round in 1..=2 {
+        let out = cni(&lab, d0, "DEL", &conf1).unwrap();
+        expect_quiet_success(&format!("DEL #{round}"), &out).unwrap();
+    }
+    assert!(!allocation_owners(&lab, 1).contains(&d0.owner()));
+    assert!(!host_links(&lab, 1).contains(&host_if(&results[0])));
+    assert!(netns::ip(&["-n", &d0.ns, "link", "show", "eth0"]).is_err(), "eth0 still in {}", d0.ns);
+    assert!(lookup(&lab, 1, &label(d0)).is_empty());
+    assert!(wait_until(5 * SEC, || lookup(&lab, 2, &label(d0)).is_empty()), "h2 still resolves {}", label(d0));
+    // DEL of a container whose namespace is gone succeeds too.
+    netns::del(&d0.ns).unwrap();
+    expect_quiet_success("DEL without netns", &cni(&lab, d0, "DEL", &conf1).unwrap()).unwrap();
+
+    // CHECK: passes, then fails once the interface is deleted.
+    let d1 = &cs[1];
+    let with_prev = cni_config(&lab, 1, json!({"prevResult": results[1]}));
+    expect_quiet_success("CHECK", &cni(&lab, d1, "CHECK", &with_prev).unwrap()).unwrap();
+    netns::ip(&["-n", &d1.ns, "link", "del", "eth0"]).unwrap();
+    let out = cni(&lab, d1, "CHECK", &with_prev).unwrap();
+    let e = error_json(&out).unwrap();
+    assert!(e["details"].as_str().unwrap_or("").contains("does not exist"), "{}", describe(&out));
+
+    // GC keeping only d2: d1 and d3 go (address, name, links), d2 and
+    // h2's container stay.
+    let gc = cni_config(&lab, 1, json!({"cni.dev/valid-attachments": [{"containerID": cs[2].id, "ifname": "eth0"}]}));
+    let out = run_cni(&lab, 1, &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/opt/cni/bin")], &gc).unwrap();
+    expect_quiet_success("GC", &out).unwrap();
+    let owners = allocation_owners(&lab, 1);
+    assert!(owners.contains(&cs[2].owner()), "{owners:?}");
+    assert!(!owners.contains(&cs[1].owner()) && !owners.contains(&cs[3].owner()), "{owners:?}");
+    let links = host_links(&lab, 1);
+    assert!(links.contains(&host_if(&results[2])) && !links.contains(&host_if(&results[3])), "{links:?}");
+    for gone in [&cs[1], &cs[3]] {
+        assert!(wait_until(5 * SEC, || lookup(&lab, 2, &label(gone)).is_empty()), "{} still resolves", label(gone));
+    }
+    assert!(!lookup(&lab, 1, &label(&cs[2])).is_empty());
+    expect_quiet_success("CHECK d2 after GC", &cni(&lab, &cs[2], "CHECK", &conf1).unwrap()).unwrap();
+    let conf2 = cni_config(&lab, 2, json!({}));
+    expect_quiet_success("CHECK h2's after GC", &cni(&lab, &other, "CHECK", &conf2).unwrap()).unwrap();
+    assert!(!lookup(&lab, 1, &label(&other)).is_empty(), "GC on h1 removed h2's name");
+
+    // STATUS while the daemon runs, and without it; a DEL without the
+    // daemon removes the links, says "try again later", and finishes once
+    // the daemon is back.
+    let status = |lab: &Lab| run_cni(lab, 1, &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/opt/cni/bin")], &conf1);
+    expect_quiet_success("STATUS", &status(&lab).unwrap()).unwrap();
+    lab.stop_daemon(1, 10 * SEC);
+    let e = error_json(&status(&lab).unwrap()).unwrap();
+    assert_eq!(e["code"], 50, "{e}");
+    let out = cni(&lab, &cs[2], "DEL", &cni_config(&lab, 1, json!({"bridge": "weavers"}))).unwrap();
+    assert_eq!(error_json(&out).unwrap()["code"], 11, "{}", describe(&out));
+    lab.restart(1);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    assert!(allocation_owners(&lab, 1).contains(&cs[2].owner()), "the allocation survives the restart");
+    expect_quiet_success("DEL after restart", &cni(&lab, &cs[2], "DEL", &conf1).unwrap()).unwrap();
+    assert!(!allocation_owners(&lab, 1).contains(&cs[2].owner()));
+}
+
+#[test]
+fn twenty_concurrent_adds_on_one_host_of_a_fresh_mesh_get_distinct_addresses() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    // No waiting for the mesh: the ADDs wait for the range themselves.
+    start(&mut lab);
+    let cs: Vec<CniContainer> = (0..20).map(|j| new_container(&lab, 1, &format!("x{j}")).unwrap()).collect();
+    let on_h2: Vec<CniContainer> = (0..3).map(|j| new_container(&lab, 2, &format!("y{j}")).unwrap()).collect();
+    let results: Vec<Result<Value>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cs.iter().chain(&on_h2).map(|c| s.spawn(|| cni_add(&lab, c, json!({})))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let addrs: Vec<Ipv4Addr> = results
+        .iter()
+        .map(|r| match r {
+            Ok(v) => result_addr(v).unwrap(),
+            Err(e) => panic!("{e:#}"),
+        })
+        .collect();
+    let distinct: HashSet<_> = addrs.iter().collect();
+    assert_eq!(distinct.len(), addrs.len(), "duplicates among {addrs:?}");
+    assert!(addrs.iter().all(|a| in_range(*a)), "{addrs:?}");
+    assert_eq!(allocation_owners(&lab, 1).len(), 20);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    // The first of h1 reaches the last of h1 and one of h2.
+    assert!(wait_until(10 * SEC, || cs[0].ping(addrs[19])), "x0 cannot reach x19");
+    assert!(wait_until(10 * SEC, || cs[0].ping(addrs[20])), "x0 cannot reach y0 on h2");
+}
