@@ -5,7 +5,7 @@
 //! Build first: `cargo build --workspace && CI=true cargo test -p weavers-tests --test cni`.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -16,7 +16,8 @@ use weavers_tests::cni::{
     cni, cni_add, cni_config, describe, error_json, expect_quiet_success, new_container, result_addr, run_cni,
     CniContainer,
 };
-use weavers_tests::{lab_or_skip, netns, wait_until, DaemonOpts, Lab};
+use weavers_tests::mcast::{self, GroupReceiver, Join, Numbered, Out};
+use weavers_tests::{lab_or_skip, netns, wait_until, Capture, DaemonOpts, Lab};
 
 const SEC: Duration = Duration::from_secs(1);
 const MESH_DEADLINE: Duration = Duration::from_secs(30);
@@ -271,4 +272,52 @@ fn twenty_concurrent_adds_on_one_host_of_a_fresh_mesh_get_distinct_addresses() {
     // The first of h1 reaches the last of h1 and one of h2.
     assert!(wait_until(10 * SEC, || cs[0].ping(addrs[19])), "x0 cannot reach x19");
     assert!(wait_until(10 * SEC, || cs[0].ping(addrs[20])), "x0 cannot reach y0 on h2");
+}
+
+/// Names of the peers host `i` lists as subscribed to `group`.
+fn subscribers(lab: &Lab, i: usize, group: Ipv4Addr) -> Vec<String> {
+    let Ok(Value::Array(rows)) = lab.try_cli_json(i, &["groups", "--json"]) else { return vec![] };
+    rows.iter()
+        .filter(|r| r["group"] == group.to_string().as_str())
+        .flat_map(|r| r["subscribed_peers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn multicast_between_containers_reaches_only_the_host_that_joined() {
+    let Some(mut lab) = lab_or_skip(3) else { return };
+    start(&mut lab);
+    lab.wait_mesh(&[1, 2, 3], MESH_DEADLINE);
+    let cs: Vec<CniContainer> = (1..=3).map(|h| new_container(&lab, h, "m").unwrap()).collect();
+    let addrs: Vec<Ipv4Addr> = cs
+        .iter()
+        .map(|c| result_addr(&cni_add(&lab, c, json!({})).unwrap_or_else(|e| panic!("{e:#}"))).unwrap())
+        .collect();
+
+    // h2's container joins; h3's does not.
+    let (group, port) = (Ipv4Addr::new(239, 9, 9, 9), 5009);
+    let rx = GroupReceiver::start(&cs[1].ns, port, Join::V4 { group, iface: addrs[1] }).unwrap();
+    assert!(
+        wait_until(10 * SEC, || subscribers(&lab, 1, group) == vec!["h2".to_string()]),
+        "h1 does not list exactly h2 as subscribed to {group}: {:?}",
+        subscribers(&lab, 1, group)
+    );
+    const N: u64 = 500;
+    let stream = Numbered::new(200).paced(5, Duration::from_millis(2));
+    let cap2 = Capture::start(lab.ns(2)).expect("capture in h2");
+    let cap3 = Capture::start(lab.ns(3)).expect("capture in h3");
+    let dst = SocketAddr::V4(SocketAddrV4::new(group, port));
+    stream.send(&cs[0].ns, Out::V4(addrs[0]), dst, 0..N).unwrap_or_else(|e| panic!("send from h1's container: {e:#}"));
+    rx.wait_for(N as usize, 20 * SEC);
+    rx.wait_quiet(SEC, 5 * SEC);
+    let (frames2, frames3) = (cap2.finish(), cap3.finish());
+    let got = rx.finish();
+    stream.check_exactly_once(&got, 0..N).unwrap_or_else(|e| panic!("h2's container: {e}"));
+    // Nothing of the group anywhere in h3's namespace (TAP, bridge, the
+    // container's veth): its daemon was never sent the stream.
+    let in_h3 = mcast::frames_to(&frames3, IpAddr::V4(group)).len();
+    assert_eq!(in_h3, 0, "{in_h3} frames to {group} reached h3, where nobody joined");
+    let in_h2 = mcast::frames_to(&frames2, IpAddr::V4(group)).len();
+    assert!(in_h2 >= N as usize, "the capture in h2 saw {in_h2} frames of the stream: the check on h3 proves nothing");
 }
