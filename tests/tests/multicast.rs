@@ -157,11 +157,13 @@ const BIG_DATAGRAM: usize = BIG_FRAME + 14 + 16 + 3;
 /// How many stream datagrams a captured UDP payload of `len` bytes holds:
 /// with UDP segmentation and receive offloads (GSO/GRO) the kernel may show
 /// several equal-sized datagrams of one flow as one packet.
+/// Every stream datagram has exactly BIG_DATAGRAM bytes, so only exact
+/// multiples count (a large gossip message is not a stream datagram).
 fn stream_datagrams(len: usize) -> usize {
-    if len < BIG_FRAME {
-        0
+    if len >= BIG_DATAGRAM && len % BIG_DATAGRAM == 0 {
+        len / BIG_DATAGRAM
     } else {
-        len.div_ceil(BIG_DATAGRAM)
+        0
     }
 }
 
