@@ -64,5 +64,38 @@ fn seal_open(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, handshakes, seal_open);
+/// The two AEADs snow offers (through ring, the `ring-accelerated` feature),
+/// on the same transport path weavers uses (explicit nonces): which one to
+/// pick is a measurement, not a belief.
+fn ciphers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cipher_seal_open");
+    for cipher in ["ChaChaPoly", "AESGCM"] {
+        let params: snow::params::NoiseParams = format!("Noise_NN_25519_{cipher}_BLAKE2s").parse().unwrap();
+        let mut i = snow::Builder::new(params.clone()).build_initiator().unwrap();
+        let mut r = snow::Builder::new(params).build_responder().unwrap();
+        let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
+        let n = i.write_message(&[], &mut m).unwrap();
+        r.read_message(&m[..n], &mut p).unwrap();
+        let n = r.write_message(&[], &mut m).unwrap();
+        i.read_message(&m[..n], &mut p).unwrap();
+        let (tx, rx) = (i.into_stateless_transport_mode().unwrap(), r.into_stateless_transport_mode().unwrap());
+        for size in [64usize, 1400] {
+            let frame = vec![0xabu8; size];
+            let mut wire = vec![0u8; size + 16];
+            let mut out = vec![0u8; size];
+            let mut nonce = 0u64;
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(BenchmarkId::new(cipher, size), |bench| {
+                bench.iter(|| {
+                    nonce += 1;
+                    let n = tx.write_message(nonce, &frame, &mut wire).unwrap();
+                    black_box(rx.read_message(nonce, &wire[..n], &mut out).unwrap())
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, handshakes, seal_open, ciphers);
 criterion_main!(benches);
