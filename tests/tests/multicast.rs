@@ -160,7 +160,7 @@ const BIG_DATAGRAM: usize = BIG_FRAME + 14 + 16 + 3;
 /// Every stream datagram has exactly BIG_DATAGRAM bytes, so only exact
 /// multiples count (a large gossip message is not a stream datagram).
 fn stream_datagrams(len: usize) -> usize {
-    if len >= BIG_DATAGRAM && len % BIG_DATAGRAM == 0 {
+    if len >= BIG_DATAGRAM && len.is_multiple_of(BIG_DATAGRAM) {
         len / BIG_DATAGRAM
     } else {
         0
