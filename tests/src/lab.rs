@@ -642,6 +642,30 @@ impl Lab {
         })
     }
 
+    /// The overlay address tests give host `i` (`10.40.0.I`, in a /16).
+    pub fn overlay(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 40, 0, i as u8)
+    }
+
+    /// Starts h1 with no peers and every other host with only `--peer h1`,
+    /// each with `args` added; waits (up to 30 s) for the full mesh and
+    /// exposes [`Lab::overlay`]`(i)/16` on every host.
+    pub fn start_exposed_mesh(&mut self, args: &[&str]) {
+        let n = self.len();
+        let opts = |o: DaemonOpts| args.iter().fold(o, |o, a| o.arg(a));
+        self.start_daemon(1, opts(DaemonOpts::new()));
+        for i in 2..=n {
+            self.start_daemon(i, opts(DaemonOpts::new().peer(1)));
+        }
+        let hosts: Vec<usize> = (1..=n).collect();
+        self.wait_mesh(&hosts, Duration::from_secs(30));
+        for i in 1..=n {
+            let cidr = format!("{}/16", Self::overlay(i));
+            let out = self.expose(i, &cidr);
+            assert!(out.contains(&Self::overlay(i).to_string()), "`weavers expose {cidr}` on h{i} printed {out:?}");
+        }
+    }
+
     /// Waits until every host in `hosts` lists all the others as
     /// `connected`; on timeout, panics showing each host's peer list.
     pub fn wait_mesh(&self, hosts: &[usize], timeout: Duration) {

@@ -24,26 +24,11 @@ const REMOVAL_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The overlay address of host `i` in these tests.
 fn overlay(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 40, 0, i as u8)
+    Lab::overlay(i)
 }
 
-/// Starts h1 with no peers and every other host with only `--peer h1`,
-/// each with `args` added; waits for the full mesh and exposes
-/// `10.40.0.I/16` on every host (which starts their DNS servers).
 fn start_mesh(lab: &mut Lab, args: &[&str]) {
-    let n = lab.len();
-    let opts = |o: DaemonOpts| args.iter().fold(o, |o, a| o.arg(a));
-    lab.start_daemon(1, opts(DaemonOpts::new()));
-    for i in 2..=n {
-        lab.start_daemon(i, opts(DaemonOpts::new().peer(1)));
-    }
-    let hosts: Vec<usize> = (1..=n).collect();
-    lab.wait_mesh(&hosts, MESH_DEADLINE);
-    for i in 1..=n {
-        let cidr = format!("{}/16", overlay(i));
-        let out = lab.expose(i, &cidr);
-        assert!(out.contains(&overlay(i).to_string()), "`weavers expose {cidr}` on h{i} printed {out:?}");
-    }
+    lab.start_exposed_mesh(args)
 }
 
 fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {

@@ -11,36 +11,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weavers_tests::mcast::{self, add_container, GroupReceiver, Join, Numbered, Out, BRIDGE, TAP};
-use weavers_tests::{lab_or_skip, wait_until, Capture, DaemonOpts, Lab, WEAVERS_PORT};
+use weavers_tests::{lab_or_skip, wait_until, Capture, Lab, WEAVERS_PORT};
 
 const SEC: Duration = Duration::from_secs(1);
-/// Loose bound for a mesh to form.
-const MESH_DEADLINE: Duration = Duration::from_secs(30);
 /// Loose bound for a membership change to reach the other hosts by gossip.
 const GOSSIP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The overlay address of host `i` in these tests.
 fn overlay(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 40, 0, i as u8)
+    Lab::overlay(i)
 }
 
-/// Starts h1 with no peers and every other host with only `--peer h1`,
-/// each with `args` added; waits for the full mesh and exposes
-/// `10.40.0.I/16` on every host.
 fn start_mesh(lab: &mut Lab, args: &[&str]) {
-    let n = lab.len();
-    let opts = |o: DaemonOpts| args.iter().fold(o, |o, a| o.arg(a));
-    lab.start_daemon(1, opts(DaemonOpts::new()));
-    for i in 2..=n {
-        lab.start_daemon(i, opts(DaemonOpts::new().peer(1)));
-    }
-    let hosts: Vec<usize> = (1..=n).collect();
-    lab.wait_mesh(&hosts, MESH_DEADLINE);
-    for i in 1..=n {
-        let cidr = format!("{}/16", overlay(i));
-        let out = lab.expose(i, &cidr);
-        assert!(out.contains(&overlay(i).to_string()), "`weavers expose {cidr}` on h{i} printed {out:?}");
-    }
+    lab.start_exposed_mesh(args)
 }
 
 /// `weavers groups --json` on host `i`.
@@ -154,17 +137,14 @@ const BIG_FRAME: usize = BIG + 28 + 14;
 /// DATA header (14), the tag (16), the kind byte and the frame's length (3).
 const BIG_DATAGRAM: usize = BIG_FRAME + 14 + 16 + 3;
 
-/// How many stream datagrams a captured UDP payload of `len` bytes holds:
-/// with UDP segmentation and receive offloads (GSO/GRO) the kernel may show
-/// several equal-sized datagrams of one flow as one packet.
-/// Every stream datagram has exactly BIG_DATAGRAM bytes, so only exact
-/// multiples count (a large gossip message is not a stream datagram).
-fn stream_datagrams(len: usize) -> usize {
-    if len >= BIG_DATAGRAM && len.is_multiple_of(BIG_DATAGRAM) {
-        len / BIG_DATAGRAM
-    } else {
-        0
-    }
+/// Bytes of stream datagrams in captured UDP payloads of these lengths.
+/// With segmentation and receive offloads (GSO/GRO) the kernel may show
+/// several datagrams of one flow as one packet, and a smaller one (gossip,
+/// a keepalive) may ride at its end, so datagrams cannot be counted one by
+/// one; their bytes can: every packet of at least one stream datagram's
+/// size counts whole. The mesh's own chatter adds a little on top.
+fn stream_bytes(lens: impl IntoIterator<Item = usize>) -> usize {
+    lens.into_iter().filter(|&n| n >= BIG_DATAGRAM).sum()
 }
 
 #[test]
@@ -266,8 +246,11 @@ fn group_reaches_exactly_the_hosts_that_joined_and_nothing_reaches_the_others() 
         to4.len()
     );
     assert_eq!(big4, 0, "h4's underlay got {big4} datagrams as large as the stream's frames (sizes {to4:?})");
-    let big2: usize = to_host(&frames2, 2).into_iter().map(stream_datagrams).sum();
-    assert!(big2 >= N as usize, "only {big2} large datagrams reached h2's underlay for {N} sent");
+    let big2 = stream_bytes(to_host(&frames2, 2));
+    assert!(
+        big2 >= N as usize * BIG_DATAGRAM,
+        "only {big2} bytes of stream datagrams reached h2's underlay for {N} sent"
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -335,13 +318,20 @@ fn three_members_behind_one_host_get_every_datagram_from_one_underlay_copy() {
     let want_sent: BTreeMap<String, u64> = [("h2".to_string(), N)].into();
     assert_eq!(sent_per_peer(&row1), want_sent, "h1's sent_per_peer for {group}: {row1}");
     assert_eq!(counter(&lab, 2, group, "delivered_frames"), N, "h2's delivered_frames for {group}");
-    let big: usize = frames
-        .iter()
-        .filter_map(|f| f.udp())
-        .filter(|d| d.dst == SocketAddrV4::new(lab.ip(2), WEAVERS_PORT))
-        .map(|d| stream_datagrams(d.payload.len()))
-        .sum();
-    assert_eq!(big, N as usize, "{big} data datagrams crossed the underlay to h2 for {N} multicast datagrams");
+    let big = stream_bytes(
+        frames
+            .iter()
+            .filter_map(|f| f.udp())
+            .filter(|d| d.dst == SocketAddrV4::new(lab.ip(2), WEAVERS_PORT))
+            .map(|d| d.payload.len()),
+    );
+    // One copy per datagram is N x BIG_DATAGRAM bytes (plus a little
+    // chatter); two copies would be twice that.
+    let one_copy = N as usize * BIG_DATAGRAM;
+    assert!(
+        (one_copy..one_copy + one_copy / 4).contains(&big),
+        "{big} bytes of data datagrams crossed the underlay to h2 for {N} multicast datagrams ({one_copy} for one copy each)"
+    );
 }
 
 // ---------------------------------------------------------------------
