@@ -57,7 +57,7 @@ use weavers_proto::api::{
 use weavers_proto::dns::{self, Selector};
 use weavers_proto::ipam::MAX_OWNER_ID_LEN;
 
-use crate::control::{Command, DnsAdd};
+use crate::control::{AllocateError, Command, DnsAdd};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -249,7 +249,12 @@ async fn ipam_allocate(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Re
     let req: AllocateRequest = parse_body(body)?;
     validate_owner(&req.owner).map_err(Failure::bad_request)?;
     let answer = ask(&tx, |r| Command::Allocate(req.owner, r)).await?;
-    Ok(Json(answer.map_err(Failure::refused)?).into_response())
+    let allocation = answer.map_err(|e| match e {
+        // Temporary: the plugin turns 503 into CNI's "try again later".
+        AllocateError::Unavailable(m) => Failure { status: StatusCode::SERVICE_UNAVAILABLE, message: m },
+        AllocateError::Refused(m) => Failure::refused(m),
+    })?;
+    Ok(Json(allocation).into_response())
 }
 
 async fn ipam_release(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {

@@ -28,11 +28,20 @@ pub enum Command {
     DnsStats(oneshot::Sender<DnsStats>),
     IpamStatus(oneshot::Sender<IpamStatus>),
     /// An address for an owner; waits (bounded) for space.
-    Allocate(String, oneshot::Sender<Result<Allocation, String>>),
+    Allocate(String, oneshot::Sender<Result<Allocation, AllocateError>>),
     Release(String, oneshot::Sender<Result<Released, String>>),
     /// Owners to keep; everything else is freed.
     Gc(Vec<String>, oneshot::Sender<Result<Released, String>>),
     RmPeer(String, oneshot::Sender<Result<IpamStatus, String>>),
+}
+
+/// Why an allocation was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllocateError {
+    /// The range is not shared out yet, or no space arrived in time: try again later.
+    Unavailable(String),
+    /// Refused for good (conflicts, a bad owner, a disk error...).
+    Refused(String),
 }
 
 /// `POST /v1/dns` after the API checked it.

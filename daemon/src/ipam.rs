@@ -2,6 +2,7 @@
 //! the mesh seeds the range or another host donates space, release, GC,
 //! taking over a dead peer's space, and persisting it all before answering.
 
+use crate::control::AllocateError;
 use crate::dataplane::{Dataplane, KernelIo};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -17,7 +18,7 @@ pub const HOST_OWNER: &str = "host";
 /// Who waits for an allocation.
 #[derive(Debug)]
 pub enum Waiter {
-    Api(oneshot::Sender<Result<Allocation, String>>),
+    Api(oneshot::Sender<Result<Allocation, AllocateError>>),
     /// `weavers expose` without an address.
     Expose(oneshot::Sender<Result<ExposeResponse, String>>),
 }
@@ -61,11 +62,12 @@ impl Dataplane {
                 Ok(()) => Ok(format!("{addr}/{len}")),
                 Err(e) => {
                     self.node.ipam_release(&p.owner);
-                    Err(format!("saving the allocation: {e:#}"))
+                    Err(AllocateError::Refused(format!("saving the allocation: {e:#}")))
                 }
             },
             Err(IpamError::NoSpace | IpamError::NotSeeded) if now < p.deadline => return Some(p),
-            Err(e) => Err(e.to_string()),
+            Err(e @ (IpamError::NoSpace | IpamError::NotSeeded)) => Err(AllocateError::Unavailable(e.to_string())),
+            Err(e) => Err(AllocateError::Refused(e.to_string())),
         };
         match p.waiter {
             Waiter::Api(tx) => {
@@ -79,7 +81,7 @@ impl Dataplane {
             Waiter::Expose(tx) => {
                 let r = match result {
                     Ok(cidr) => self.expose(Some(cidr)).await,
-                    Err(e) => Err(e),
+                    Err(AllocateError::Unavailable(e) | AllocateError::Refused(e)) => Err(e),
                 };
                 let _ = tx.send(r);
             }
