@@ -80,3 +80,34 @@ fn hosts_started_together_get_distinct_addresses_that_survive_a_crash() {
     assert_eq!(kept, vec![addrs[1].to_string().as_str()], "h2's allocation after the restart: {status}");
     assert_eq!(expose_auto(&lab, 2), addrs[1], "expose after a restart gives the same address");
 }
+
+#[test]
+fn a_dead_hosts_space_is_taken_over_with_rmpeer() {
+    let Some(mut lab) = lab_or_skip(3) else { return };
+    lab.start_daemon(1, DaemonOpts::new());
+    lab.start_daemon(2, DaemonOpts::new().peer(1));
+    lab.start_daemon(3, DaemonOpts::new().peer(1));
+    lab.wait_mesh(&[1, 2, 3], 20 * SEC);
+    for i in 1..=3 {
+        expose_auto(&lab, i);
+    }
+    let key3 = lab.status_json(3)["public_key"].as_str().unwrap().to_string();
+    let owned_by = |lab: &Lab, i: usize, key: &str| spans(lab, i).iter().filter(|s| s.2 == key).count();
+    assert!(wait_until(10 * SEC, || owned_by(&lab, 1, &key3) > 0), "h1 sees h3 owning space");
+
+    // A live peer cannot be taken over.
+    let refused = lab.cli(1, &["ipam", "rmpeer", "h3"]);
+    assert!(!refused.status.success(), "rmpeer of a connected peer must be refused");
+
+    // h3 dies for good; once h1 no longer counts it as connected, h1 takes its space.
+    lab.kill9(3);
+    let key1 = lab.status_json(1)["public_key"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(40 * SEC, || lab.cli(1, &["ipam", "rmpeer", "h3"]).status.success()),
+        "rmpeer h3 never succeeded after h3 died"
+    );
+    assert_eq!(owned_by(&lab, 1, &key3), 0, "h3 owns nothing after the take-over: {:?}", spans(&lab, 1));
+    assert!(owned_by(&lab, 1, &key1) >= 2, "h1 owns its own span and h3's: {:?}", spans(&lab, 1));
+    // h2 learns it by gossip.
+    assert!(wait_until(10 * SEC, || owned_by(&lab, 2, &key3) == 0), "h2 still sees h3's space: {:?}", spans(&lab, 2));
+}
