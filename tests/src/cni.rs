@@ -7,10 +7,9 @@
 //! Container namespaces are named `<lab prefix>h<host>k<name>`, so the lab
 //! removes them with everything else when it is dropped.
 
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -93,40 +92,8 @@ pub fn run_cni(lab: &Lab, host: usize, env: &[(&str, &str)], stdin: &str) -> Res
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("spawn {}", bin.display()))?;
-    let mut input = child.stdin.take().expect("piped stdin");
-    let stdin = stdin.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if start.elapsed() > CNI_TIMEOUT {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-            let _ = child.wait();
-            bail!("weavers-cni did not finish within {CNI_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    Ok(Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() })
+    crate::lab::output_with_input(cmd, Some(stdin.as_bytes()), CNI_TIMEOUT)
+        .with_context(|| format!("running {}", bin.display()))
 }
 
 /// Runs `CNI_COMMAND=command` for container `c` with `conf`.

@@ -908,9 +908,23 @@ fn terminate(mut child: Child, timeout: Duration) -> Stopped {
 }
 
 /// Runs a command with piped output and a time limit (killed past it).
-pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+pub fn output_with_timeout(cmd: Command, timeout: Duration) -> Result<Output> {
+    output_with_input(cmd, None, timeout)
+}
+
+/// As [`output_with_timeout`], writing `input` (when given) to its stdin.
+pub fn output_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
+    let writer = input.map(|bytes| {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        })
+    });
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
@@ -935,6 +949,9 @@ pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Ok(Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() })
 }
 
