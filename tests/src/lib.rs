@@ -158,4 +158,9 @@ pub mod bins {
     pub fn weavers_cni() -> PathBuf {
         find("weavers-cni")
     }
+
+    /// The exchange's command.
+    pub fn aex() -> PathBuf {
+        find("aex")
+    }
 }

@@ -1,0 +1,109 @@
+//! `aex`: the reference exchange's command. This first part lists the
+//! symbols and registers their multicast groups in the overlay DNS, so every
+//! process finds `TICKER.orders.aex.weavers.local` and
+//! `TICKER.md.aex.weavers.local` by name. The engine, gateway, customers,
+//! market-data, recorder, audit and view processes are still to come.
+
+use aex::symbols::SymbolTable;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+/// AEX, the reference exchange that rides weavers.
+#[derive(Debug, Parser)]
+#[command(name = "aex", version)]
+struct Cli {
+    /// Symbols file (`INDEX TICKER ORDERS_GROUP MD_GROUP REF_PRICE` a line);
+    /// default: the 100 symbols shipped with AEX
+    #[arg(long, global = true)]
+    symbols: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the symbols with their groups and DNS names
+    Symbols,
+    /// Register every symbol's orders and market-data groups in the overlay
+    /// DNS (`weavers dns add NAME GROUP --owner aex`), on the host whose
+    /// daemon answers on --socket
+    Register {
+        /// The weaversd control socket (or WEAVERS_SOCKET)
+        #[arg(long, env = "WEAVERS_SOCKET", default_value = "/run/weavers/weavers.sock")]
+        socket: PathBuf,
+        /// The `weavers` command to run
+        #[arg(long, default_value = "weavers")]
+        weavers: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
+    match path {
+        None => Ok(SymbolTable::shipped()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            SymbolTable::parse(&text).map_err(|e| format!("{}: {e}", p.display()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let table = match load(cli.symbols.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("aex: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Cmd::Symbols => {
+            use std::fmt::Write as _;
+            let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");
+            for s in table.iter() {
+                let _ = writeln!(
+                    out,
+                    "{:<6} {:<8} {:<15} {:<15} {} {}",
+                    s.index,
+                    s.ticker.as_str(),
+                    s.orders_group,
+                    s.md_group,
+                    s.orders_fqdn(),
+                    s.md_fqdn()
+                );
+            }
+            // A closed pipe (`aex symbols | head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Cmd::Register { socket, weavers } => {
+            let mut names = 0;
+            for s in table.iter() {
+                for (name, group) in [(s.orders_name(), s.orders_group), (s.md_name(), s.md_group)] {
+                    let out = Command::new(&weavers)
+                        .arg("--socket")
+                        .arg(&socket)
+                        .args(["dns", "add", &name, &group.to_string(), "--owner", "aex"])
+                        .output();
+                    match out {
+                        Ok(o) if o.status.success() => names += 1,
+                        Ok(o) => {
+                            eprintln!(
+                                "aex: weavers dns add {name} {group}: {}",
+                                String::from_utf8_lossy(&o.stderr).trim()
+                            );
+                            return ExitCode::FAILURE;
+                        }
+                        Err(e) => {
+                            eprintln!("aex: running {}: {e}", weavers.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            }
+            println!("registered {names} names for {} symbols", table.len());
+            ExitCode::SUCCESS
+        }
+    }
+}
