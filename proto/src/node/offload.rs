@@ -66,11 +66,12 @@ impl Node {
             p[1..5].copy_from_slice(&id.to_be_bytes());
             p[5..9].copy_from_slice(&(total as u32).to_be_bytes());
             p[9..13].copy_from_slice(&(offset as u32).to_be_bytes());
-            let body = &mut p[13..13 + n];
             // The message is the header then the frame: copy the part of each in range.
-            for (i, b) in body.iter_mut().enumerate() {
-                let m = offset + i;
-                *b = if m < VNET_HDR_LEN { vnet_hdr[m] } else { frame[m - VNET_HDR_LEN] };
+            let (end, body) = (offset + n, &mut p[13..13 + n]);
+            let from_hdr = VNET_HDR_LEN.saturating_sub(offset).min(n);
+            body[..from_hdr].copy_from_slice(&vnet_hdr[offset.min(VNET_HDR_LEN)..offset.min(VNET_HDR_LEN) + from_hdr]);
+            if from_hdr < n {
+                body[from_hdr..].copy_from_slice(&frame[offset + from_hdr - VNET_HDR_LEN..end - VNET_HDR_LEN]);
             }
             if !self.seal_plain_to(now, hop, at + 13 + n, io) {
                 return false;
