@@ -12,15 +12,23 @@
 //! - [`mdbook`]: a book rebuilt from market data, as consumers keep it;
 //! - [`symbols`]: the symbols file (groups and DNS names per symbol);
 //! - [`wire`]: the codecs (order entry, MoldUDP64, ITCH, engine input and
-//!   responses).
+//!   responses);
+//! - [`stream`]: reliable MoldUDP64 streams (numbering, history, gaps) as
+//!   state machines.
+//!
+//! The processes (with I/O) are in [`app`], sharing [`net`]; how they fit
+//! together is in `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod book;
 pub mod dedup;
 pub mod engine;
 pub mod events;
 pub mod mdbook;
+pub mod net;
+pub mod stream;
 pub mod symbols;
 pub mod types;
 pub mod wire;

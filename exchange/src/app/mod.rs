@@ -1,0 +1,2 @@
+//! The processes of `aex`, one module each, per `ARCHITECTURE.md`. Each has
+//! an `Args` (its flags) and a `run` that the binary calls.
