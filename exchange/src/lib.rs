@@ -13,6 +13,7 @@
 //! - [`symbols`]: the symbols file (groups and DNS names per symbol);
 //! - [`wire`]: the codecs (order entry, MoldUDP64, ITCH, engine input and
 //!   responses);
+//! - [`journal`]: the append-only file of sequenced inputs;
 //! - [`stream`]: reliable MoldUDP64 streams (numbering, history, gaps) as
 //!   state machines.
 //!
@@ -26,6 +27,7 @@ pub mod book;
 pub mod dedup;
 pub mod engine;
 pub mod events;
+pub mod journal;
 pub mod mdbook;
 pub mod net;
 pub mod stream;
