@@ -36,6 +36,12 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
+    /// Record every market-data stream from message 1 to a file (gaps re-requested)
+    Record(aex::app::record::Args),
+    /// Replay a journal and check it, a market-data record and gateways' acks
+    Audit(aex::app::audit::Args),
+    /// Serve a live HTML view of the books (SSE, /api/books)
+    View(aex::app::view::Args),
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -57,7 +63,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let app = |r: anyhow::Result<()>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aex: {err:#}");
+            ExitCode::FAILURE
+        }
+    };
     match cli.command {
+        Cmd::Record(args) => app(aex::app::record::run(args, &table)),
+        Cmd::Audit(args) => app(aex::app::audit::run(args, &table)),
+        Cmd::View(args) => app(aex::app::view::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");

@@ -1,2 +1,7 @@
 //! The processes of `aex`, one module each, per `ARCHITECTURE.md`. Each has
 //! an `Args` (its flags) and a `run` that the binary calls.
+
+pub mod audit;
+pub mod mdfeed;
+pub mod record;
+pub mod view;
