@@ -25,8 +25,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
-/// How often gaps are looked at (re-requests, giving up).
+/// The longest wait for a datagram before gaps are looked at again.
 const TICK: Duration = Duration::from_millis(10);
+/// How often gaps are looked at (re-requests, giving up); a receiver asks
+/// for the same gap at most every 50 ms anyway.
+const POLL_EVERY_NS: u64 = 5_000_000;
+/// Datagrams handled per step without waiting.
+const BATCH: usize = 256;
 
 /// The flags every market-data consumer has.
 #[derive(Debug, Clone, clap::Args)]
@@ -199,6 +204,7 @@ pub struct Feed {
     buf: Vec<u8>,
     buf2: Vec<u8>,
     requests: Vec<(ReRequest, SocketAddr)>,
+    last_poll: u64,
 }
 
 impl Feed {
@@ -230,6 +236,7 @@ impl Feed {
             buf: vec![0u8; 65536],
             buf2: vec![0u8; 65536],
             requests: Vec::new(),
+            last_poll: 0,
         })
     }
 
@@ -252,32 +259,67 @@ impl Feed {
         self.started.elapsed().as_nanos() as u64
     }
 
-    /// Waits for one datagram (or at most one tick), handles it and the
-    /// gaps, and appends what it delivered to `out`. Socket errors other
-    /// than transient ones are returned.
+    /// Handles what the sockets have ready (up to a batch of datagrams
+    /// without waiting; otherwise waits for one, or at most one tick), then
+    /// the gaps, and appends what was delivered to `out`. Socket errors
+    /// other than transient ones are returned.
     pub async fn step(&mut self, out: &mut Vec<Delivered>) -> anyhow::Result<()> {
-        let got = tokio::select! {
-            r = self.groups.recv_from(&mut self.buf) => Some((r, true)),
-            r = self.unicast.recv_from(&mut self.buf2) => Some((r, false)),
-            _ = tokio::time::sleep(TICK) => None,
-        };
-        let now = self.now_ns();
-        match got {
-            Some((Ok((n, from)), from_group)) => {
-                let d = if from_group { &self.buf[..n] } else { &self.buf2[..n] };
-                self.streams.on_datagram(d, from, from_group, now, out);
+        let mut handled = 0;
+        while handled < BATCH {
+            let now = self.now_ns();
+            let g = self.groups.try_recv_from(&mut self.buf);
+            let got_group = self.take(g, true, now, out)?;
+            let u = self.unicast.try_recv_from(&mut self.buf2);
+            let got_unicast = self.take(u, false, now, out)?;
+            if !got_group && !got_unicast {
+                break;
             }
-            // ICMP errors from an earlier send (the source went away) are not fatal.
-            Some((Err(e), _)) if is_transient(&e) => {}
-            Some((Err(e), _)) => return Err(anyhow!(e).context("receiving market data")),
-            None => {}
+            handled += 1;
         }
-        self.streams.poll(now, &mut self.requests);
-        for (req, to) in self.requests.drain(..) {
-            // A full send buffer or an unreachable source: the next poll asks again.
-            let _ = self.unicast.try_send_to(&req.encode(), to);
+        if handled == BATCH {
+            // Let the runtime's drivers (signals, timers) and other tasks run.
+            tokio::task::yield_now().await;
+        } else if handled == 0 {
+            let got = tokio::select! {
+                r = self.groups.recv_from(&mut self.buf) => Some((r, true)),
+                r = self.unicast.recv_from(&mut self.buf2) => Some((r, false)),
+                _ = tokio::time::sleep(TICK) => None,
+            };
+            if let Some((r, from_group)) = got {
+                let now = self.now_ns();
+                self.take(r, from_group, now, out)?;
+            }
+        }
+        let now = self.now_ns();
+        if now.saturating_sub(self.last_poll) >= POLL_EVERY_NS {
+            self.last_poll = now;
+            self.streams.poll(now, &mut self.requests);
+            for (req, to) in self.requests.drain(..) {
+                // A full send buffer or an unreachable source: the next poll asks again.
+                let _ = self.unicast.try_send_to(&req.encode(), to);
+            }
         }
         Ok(())
+    }
+
+    /// Handles one receive's result; whether a datagram was handled.
+    fn take(
+        &mut self,
+        r: std::io::Result<(usize, SocketAddr)>,
+        from_group: bool,
+        now: u64,
+        out: &mut Vec<Delivered>,
+    ) -> anyhow::Result<bool> {
+        match r {
+            Ok((n, from)) => {
+                let d = if from_group { &self.buf[..n] } else { &self.buf2[..n] };
+                self.streams.on_datagram(d, from, from_group, now, out);
+                Ok(true)
+            }
+            // Nothing ready, or ICMP errors from an earlier send (the source went away).
+            Err(e) if is_transient(&e) => Ok(false),
+            Err(e) => Err(anyhow!(e).context("receiving market data")),
+        }
     }
 }
 
