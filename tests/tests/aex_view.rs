@@ -101,6 +101,9 @@ enum Cmd {
     /// number is in `drop` are numbered and kept but never multicast (only
     /// a re-request gets them).
     Publish(Vec<Vec<u8>>, Vec<u64>),
+    /// Like `Publish` but as many messages to a packet as fit, all at
+    /// once; a packet holding a message of `drop` is not multicast.
+    Burst(Vec<Vec<u8>>, Vec<u64>),
     Stop,
 }
 
@@ -143,6 +146,22 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
                             sock.send_to(p, to).expect("send md");
                             stats.sent += 1;
                         }
+                    }
+                }
+                Ok(Cmd::Burst(msgs, drop)) => {
+                    for m in msgs {
+                        s.push(&m);
+                    }
+                    packets.clear();
+                    s.take_packets(&mut packets);
+                    for p in &packets {
+                        let d = aex::wire::mold::Packet::decode(p).expect("own packet");
+                        if drop.iter().any(|q| (d.seq..d.next_seq()).contains(q)) {
+                            stats.dropped += u64::from(d.message_count());
+                            continue;
+                        }
+                        sock.send_to(p, to).expect("send md");
+                        stats.sent += 1;
                     }
                 }
                 Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => return stats,
@@ -207,10 +226,15 @@ fn order(client_id: u64, side: Side, price: u32, qty: u32) -> Input {
 
 /// A journal of six resting bids and three sells each filling one: 12
 /// market-data messages (6 adds, then 3 × execute + trade); returns the
-/// journal's records and the encoded messages in stream order.
+/// journal's records, the encoded messages in stream order and the acks.
 fn session() -> (Vec<SequencedInput>, Vec<Vec<u8>>, String) {
     let mut inputs: Vec<Input> = (0..6).map(|i| order(i + 1, Side::Buy, 1800 + i as u32, 10 + i as u32)).collect();
     inputs.extend((0..3).map(|i| order(100 + i, Side::Sell, 1700, 15 - i as u32)));
+    replay(inputs)
+}
+
+/// The journal records, market data and acks of `inputs` on [`SYMBOL`].
+fn replay(inputs: Vec<Input>) -> (Vec<SequencedInput>, Vec<Vec<u8>>, String) {
     let mut engine = Engine::new([SYMBOL], EngineConfig::default());
     let mut records = Vec::new();
     let mut md = Vec::new();
@@ -237,11 +261,25 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-#[test]
-fn record_recovers_dropped_messages_and_the_audit_passes() {
-    let Some(lab) = aex_lab() else { return };
-    let (records, md, acks) = session();
-    assert_eq!(md.len(), 12);
+/// What one recording session gave.
+struct Recorded {
+    status: Value,
+    report: Value,
+    pubstats: PubStats,
+    journal: PathBuf,
+    out: PathBuf,
+}
+
+/// Writes the journal and acks of `(records, md, acks)`, runs `aex record`
+/// on h2, publishes `md` from h1 as `publish` says, waits for the recorder
+/// to have all of it, stops it with SIGTERM and audits its record.
+fn record_session(
+    lab: &Lab,
+    (records, md, acks): (Vec<SequencedInput>, Vec<Vec<u8>>, String),
+    publish: impl FnOnce(Vec<Vec<u8>>) -> Cmd,
+    deadline: Duration,
+) -> Recorded {
+    let total = md.len() as u64;
     let dir = lab.dir().to_path_buf();
     let (out, status, journal, acks_file) =
         (dir.join("md.rec"), dir.join("record.json"), dir.join("eng1.journal"), dir.join("gw1.acks"));
@@ -256,28 +294,21 @@ fn record_recovers_dropped_messages_and_the_audit_passes() {
     args.extend(["--status".into(), status.display().to_string()]);
     args.extend(feed_flags());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut rec = Proc::aex(&lab, 2, "record", &args);
+    let mut rec = Proc::aex(lab, 2, "record", &args);
     // The recorder is up (its first status) before anything is published.
     assert!(wait_until(20 * SEC, || read_json(&status).is_some()), "no status from aex record:\n{}", rec.log());
     rec.assert_running();
 
-    let (tx, publisher) = publisher(&lab);
-    // 1..=5 sent, 6..=8 never multicast, 9..=12 sent.
-    tx.send(Cmd::Publish(md.clone(), vec![6, 7, 8])).unwrap();
-    let done = wait_until(20 * SEC, || read_json(&status).is_some_and(|s| s["messages"] == 12));
+    let (tx, publisher) = publisher(lab);
+    tx.send(publish(md)).unwrap();
+    let done = wait_until(deadline, || read_json(&status).is_some_and(|s| s["messages"] == total));
     let st = read_json(&status);
-    assert!(done, "the recorder did not get all 12 messages: {st:?}\n{}", rec.log());
+    assert!(done, "the recorder did not get all {total} messages: {st:?}\n{}", rec.log());
     let exit = rec.terminate(10 * SEC).expect("aex record ends on SIGTERM");
     assert!(exit.success(), "aex record exit {exit}:\n{}", rec.log());
     tx.send(Cmd::Stop).unwrap();
     let pubstats = publisher.join().unwrap();
-    assert!(pubstats.rerequests >= 1 && pubstats.dropped == 3, "{pubstats:?}");
-
-    let st = read_json(&status).unwrap();
-    assert_eq!(st["messages"], 12, "{st}");
-    assert!(st["gaps_requested"].as_u64().unwrap() >= 1, "{st}");
-    assert_eq!(st["gaps_unrecovered"], 0, "{st}");
-    assert_eq!(st["dropped_malformed"], 0, "{st}");
+    let status = read_json(&status).unwrap();
 
     let audit = Command::new(bins::aex())
         .args(["audit", "--json", "--journal"])
@@ -290,7 +321,24 @@ fn record_recovers_dropped_messages_and_the_audit_passes() {
         .unwrap();
     let report: Value = serde_json::from_slice(&audit.stdout)
         .unwrap_or_else(|e| panic!("audit printed no JSON ({e}): {}", String::from_utf8_lossy(&audit.stderr)));
-    assert!(audit.status.success(), "{report}");
+    assert_eq!(audit.status.success(), report["ok"] == true, "{report}");
+    Recorded { status, report, pubstats, journal, out }
+}
+
+#[test]
+fn record_recovers_dropped_messages_and_the_audit_passes() {
+    let Some(lab) = aex_lab() else { return };
+    let s = session();
+    assert_eq!(s.1.len(), 12);
+    // 1..=5 sent, 6..=8 never multicast, 9..=12 sent.
+    let r = record_session(&lab, s, |md| Cmd::Publish(md, vec![6, 7, 8]), 20 * SEC);
+    assert!(r.pubstats.rerequests >= 1 && r.pubstats.dropped == 3, "{:?}", r.pubstats);
+    let st = &r.status;
+    assert_eq!(st["messages"], 12, "{st}");
+    assert!(st["gaps_requested"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["gaps_unrecovered"], 0, "{st}");
+    assert_eq!(st["dropped_malformed"], 0, "{st}");
+    let report = &r.report;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["md_messages_checked"], 12, "{report}");
     assert_eq!(report["md_gaps"], 0, "{report}");
@@ -299,14 +347,14 @@ fn record_recovers_dropped_messages_and_the_audit_passes() {
     assert_eq!(report["rpo_orders"], 0, "{report}");
 
     // A tampered record fails the audit (exit 1).
-    let mut bytes = std::fs::read(&out).unwrap();
+    let mut bytes = std::fs::read(&r.out).unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
-    let bad = dir.join("bad.rec");
+    let bad = lab.dir().join("bad.rec");
     std::fs::write(&bad, bytes).unwrap();
     let audit = Command::new(bins::aex())
         .args(["audit", "--json", "--journal"])
-        .arg(&journal)
+        .arg(&r.journal)
         .arg("--record")
         .arg(&bad)
         .output()
@@ -314,6 +362,36 @@ fn record_recovers_dropped_messages_and_the_audit_passes() {
     assert_eq!(audit.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&audit.stdout).unwrap();
     assert_eq!(report["ok"], false, "{report}");
+}
+
+#[test]
+fn record_keeps_up_with_a_burst_and_recovers_whole_packets() {
+    let Some(lab) = aex_lab() else { return };
+    // 30,000 resting orders on both sides, then 2,000 that each take one:
+    // 34,000 messages, about 38 to a packet, sent at once.
+    let mut inputs: Vec<Input> = (0..30_000u64)
+        .map(|i| {
+            let (side, price) =
+                if i % 2 == 0 { (Side::Buy, 1000 + (i % 97) as u32) } else { (Side::Sell, 2000 + (i % 89) as u32) };
+            order(i + 1, side, price, 1 + (i % 7) as u32 * 10)
+        })
+        .collect();
+    inputs.extend((0..2_000u64).map(|i| {
+        order(100_000 + i, if i % 2 == 0 { Side::Sell } else { Side::Buy }, if i % 2 == 0 { 900 } else { 2200 }, 1)
+    }));
+    let s = replay(inputs);
+    let total = s.1.len() as u64;
+    assert_eq!(total, 34_000);
+    let drop = vec![1, 500, 17_000, 17_001, 33_999];
+    let r = record_session(&lab, s, |md| Cmd::Burst(md, drop), 60 * SEC);
+    let (st, report) = (&r.status, &r.report);
+    assert_eq!(st["messages"], total, "{st}");
+    assert_eq!(st["gaps_unrecovered"], 0, "{st}");
+    assert!(r.pubstats.rerequests >= 1, "{:?}", r.pubstats);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["md_messages_checked"], total, "{report}");
+    assert_eq!(report["trades"], 2_000, "{report}");
+    assert_eq!(report["acks_checked"], 32_000, "{report}");
 }
 
 /// `GET path` from inside host `i` (HTTP/1.1, connection closed).
