@@ -23,18 +23,64 @@ const MAX_CLIENTS: usize = 256;
 
 const PAGE: &str = include_str!("page.html");
 
+/// The `/events` clients: a bounded queue each.
+#[derive(Debug, Default)]
+pub struct Clients {
+    list: Mutex<Vec<mpsc::Sender<Arc<str>>>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Clients {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::Sender<Arc<str>>>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new client whose queue starts with `first`; None when there are
+    /// [`MAX_CLIENTS`] already.
+    pub fn subscribe(&self, first: Arc<str>) -> Option<mpsc::Receiver<Arc<str>>> {
+        let mut list = self.list();
+        list.retain(|c| !c.is_closed());
+        if list.len() >= MAX_CLIENTS {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let _ = tx.try_send(first);
+        list.push(tx);
+        Some(rx)
+    }
+
+    /// Queues `msg` for every client; a client whose queue is full (too
+    /// slow) or gone is dropped (its stream ends after what is queued).
+    pub fn push(&self, msg: Arc<str>) {
+        let mut list = self.list();
+        let before = list.len();
+        list.retain(|c| match c.try_send(msg.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        let slow = before - list.len();
+        self.dropped.fetch_add(slow as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Clients now, and clients dropped (too slow or gone) so far.
+    pub fn counts(&self) -> (usize, u64) {
+        (self.list().len(), self.dropped.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// What the tasks share.
 pub struct Shared {
     /// The books.
     pub state: Mutex<ViewState>,
-    clients: Mutex<Vec<mpsc::Sender<Arc<str>>>>,
+    clients: Clients,
     totals: Mutex<serde_json::Value>,
 }
 
 impl Shared {
     /// Around the state.
     pub fn new(state: ViewState) -> Shared {
-        Shared { state: Mutex::new(state), clients: Mutex::new(Vec::new()), totals: Mutex::new(json!({})) }
+        Shared { state: Mutex::new(state), clients: Clients::default(), totals: Mutex::new(json!({})) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ViewState> {
@@ -62,17 +108,10 @@ async fn books(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn events(State(shared): State<Arc<Shared>>) -> Response {
-    let (tx, rx) = mpsc::channel::<Arc<str>>(CLIENT_QUEUE);
-    {
-        let mut clients = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients.retain(|c| !c.is_closed());
-        if clients.len() >= MAX_CLIENTS {
-            return (StatusCode::SERVICE_UNAVAILABLE, "too many event clients\n").into_response();
-        }
-        // The snapshot goes first, before any update can.
-        let _ = tx.try_send(Arc::from(shared.snapshot("snapshot").to_string()));
-        clients.push(tx);
-    }
+    // The snapshot goes first, before any update can.
+    let Some(rx) = shared.clients.subscribe(Arc::from(shared.snapshot("snapshot").to_string())) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many event clients\n").into_response();
+    };
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let data = rx.recv().await?;
         Some((Ok::<_, Infallible>(Event::default().data(&*data)), rx))
@@ -94,7 +133,10 @@ pub async fn broadcast(shared: Arc<Shared>) {
             (st.take_changed(), st.messages, st.trades)
         };
         let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        let (clients, clients_dropped) = shared.clients.counts();
         let totals = json!({
+            "clients": clients,
+            "clients_dropped": clients_dropped,
             "messages": msgs,
             "trades": trades,
             "messages_per_sec": ((msgs - last_msgs) as f64 / secs).round(),
@@ -106,9 +148,37 @@ pub async fn broadcast(shared: Arc<Shared>) {
             continue;
         }
         last_sent = Instant::now();
-        let msg: Arc<str> = Arc::from(json!({"type": "update", "symbols": changed, "totals": totals}).to_string());
-        let mut clients = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
-        // Full (too slow) or closed: dropped; its stream then ends.
-        clients.retain(|c| c.try_send(msg.clone()).is_ok());
+        shared.clients.push(Arc::from(json!({"type": "update", "symbols": changed, "totals": totals}).to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_client_is_dropped_not_buffered_for() {
+        let c = Clients::default();
+        let mut slow = c.subscribe(Arc::from("snapshot")).unwrap();
+        let mut fast = c.subscribe(Arc::from("snapshot")).unwrap();
+        for i in 0..CLIENT_QUEUE * 2 {
+            c.push(Arc::from(i.to_string()));
+            while fast.try_recv().is_ok() {}
+        }
+        assert_eq!(c.counts(), (1, 1));
+        // The slow one gets what was queued, then its stream ends.
+        let mut got = 0;
+        while slow.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, CLIENT_QUEUE);
+        assert!(matches!(slow.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+        drop(fast);
+        c.push(Arc::from("x"));
+        assert_eq!(c.counts(), (0, 2));
+        let held: Vec<_> = (0..MAX_CLIENTS).map(|_| c.subscribe(Arc::from("s")).unwrap()).collect();
+        assert!(c.subscribe(Arc::from("s")).is_none(), "at most MAX_CLIENTS");
+        drop(held);
+        assert!(c.subscribe(Arc::from("s")).is_some(), "gone clients make room");
     }
 }
