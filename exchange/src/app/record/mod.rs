@@ -1,5 +1,5 @@
 //! `aex record`: every selected symbol's market data from message 1, gaps
-//! re-requested, appended to a file (see [`format`]) in stream order per
+//! re-requested, appended to a file (see [`mod@format`]) in stream order per
 //! symbol, flushed every 100 ms and on exit (SIGINT/SIGTERM end it with
 //! status 0). `--status FILE` gets a JSON summary every second.
 
