@@ -503,6 +503,28 @@ impl Drop for Chromium {
     }
 }
 
+/// Standard base64 (what DevTools sends binary data as).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
 struct Fd(std::fs::File);
 
 impl Fd {
@@ -602,6 +624,12 @@ fn view_page_updates_live_in_chromium() {
     );
     let after = chrome.eval(&text);
     assert_ne!(before, after);
+    // AEX_VIEW_SCREENSHOT=FILE.png keeps a picture of the page.
+    if let Some(path) = std::env::var_os("AEX_VIEW_SCREENSHOT") {
+        let shot = chrome.call("Page.captureScreenshot", serde_json::json!({"format": "png"}), true);
+        let png = base64_decode(shot["data"].as_str().unwrap_or_default());
+        std::fs::write(path, png).expect("write screenshot");
+    }
     assert!(after.contains("30"), "the ask has 30 shares left: {after}");
 
     // The API agrees.
