@@ -4,7 +4,9 @@
 //! without files). Prints a report (`--json`: one object); exits 1 when
 //! anything failed.
 
+pub mod acks;
 pub mod check;
+pub mod report;
 
 use super::record::format;
 use crate::journal;
