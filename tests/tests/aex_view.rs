@@ -497,7 +497,18 @@ impl Chromium {
 }
 
 impl Drop for Chromium {
+    /// `Browser.close` (so its helper processes go with it), then SIGKILL
+    /// if it is still there after 5 s.
     fn drop(&mut self) {
+        let close = serde_json::json!({"id": 0, "method": "Browser.close", "params": {}}).to_string();
+        let _ = self.to.write_all(format!("{close}\0").as_bytes());
+        let deadline = Instant::now() + 5 * SEC;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
