@@ -1,8 +1,11 @@
 //! `aex`: the reference exchange's command. This first part lists the
 //! symbols and registers their multicast groups in the overlay DNS, so every
 //! process finds `TICKER.orders.aex.weavers.local` and
-//! `TICKER.md.aex.weavers.local` by name. The engine, gateway, customers,
-//! market-data, recorder, audit and view processes are still to come.
+//! `TICKER.md.aex.weavers.local` by name, and runs the processes of
+//! `exchange/ARCHITECTURE.md` (`aex engine`; the others are still to come).
+//!
+//! A process is a variant holding its `aex::app::NAME::Args`, dispatched to
+//! `aex::app::NAME::run` through [`exit_with`].
 
 use aex::symbols::SymbolTable;
 use clap::{Parser, Subcommand};
@@ -36,6 +39,20 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
+    /// Run a matching engine: orders from the symbols' orders groups,
+    /// journaled (group commit), market data and reports out once durable
+    Engine(aex::app::engine::Args),
+}
+
+/// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aex: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -58,6 +75,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");
