@@ -110,24 +110,24 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
     let status_path = lab.dir().join("eng1.status.json");
     let (h1, h2) = (Lab::overlay(1), Lab::overlay(2));
     let aex_bin = bins::aex();
-    let mut engine = Proc(Some(lab.host(1).spawn(
-        aex_bin.to_str().unwrap(),
-        &[
-            "engine",
-            "--name",
-            "eng1",
-            "--only",
-            "1-3",
-            "--journal",
-            journal.to_str().unwrap(),
-            "--dns",
-            &h1.to_string(),
-            "--bind",
-            &h1.to_string(),
-            "--status",
-            status_path.to_str().unwrap(),
-        ],
-    )));
+    let (h1s, journal_s, status_s) =
+        (h1.to_string(), journal.to_str().unwrap().to_string(), status_path.to_str().unwrap().to_string());
+    let engine_args = [
+        "engine",
+        "--name",
+        "eng1",
+        "--only",
+        "1-3",
+        "--journal",
+        &journal_s,
+        "--dns",
+        &h1s,
+        "--bind",
+        &h1s,
+        "--status",
+        &status_s,
+    ];
+    let mut engine = Proc(Some(lab.host(1).spawn(aex_bin.to_str().unwrap(), &engine_args)));
     assert!(engine.pid() > 0);
     assert!(
         wait_until(Duration::from_secs(40), || status(&status_path).is_some()),
@@ -287,6 +287,74 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         seen.md_multicast_packets > 0,
         "no market-data packet (not even a heartbeat) came by multicast; status {st}"
     );
+
+    // Recovery: the engine restarts on its journal in epoch 2 and carries on
+    // numbering where it stopped; its history answers re-requests for what
+    // the first run published.
+    std::fs::remove_file(&status_path).unwrap();
+    let mut engine = Proc(Some(lab.host(1).spawn(aex_bin.to_str().unwrap(), &engine_args)));
+    assert!(
+        wait_until(Duration::from_secs(40), || status(&status_path).is_some()),
+        "the restarted engine never wrote its status: {}",
+        engine.terminate().1
+    );
+    assert_eq!(status(&status_path).unwrap()["recovered"], 4);
+    let buy = order(s2, 4, Side::Buy, 100, 6);
+    let status_for_h2 = status_path.clone();
+    let (reports2, md_all) = netns::run_in(lab.ns(2), move || {
+        let uni = net::unicast_socket(h2, 0, false).unwrap();
+        uni.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let orders = SocketAddr::from(SocketAddrV4::new(acrn.orders_group, net::ORDERS_PORT));
+        let session = Session::new("g001.001").unwrap();
+        let seen_stream = wait_until(Duration::from_secs(20), || {
+            uni.send_to(&heartbeat(session, 5), orders).unwrap();
+            status(&status_for_h2).is_some_and(|s| s["order_streams"].as_u64() >= Some(1))
+        });
+        assert!(seen_stream, "the restarted engine never saw the orders stream");
+        uni.send_to(&packet(5, &[buy]), orders).unwrap();
+        let (mut reports, mut md) = (BTreeMap::new(), BTreeMap::new());
+        let md_session = Session::new("md.001").unwrap();
+        let mut buf = [0u8; 2048];
+        let mut asked = false;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !(reports.len() == 2 && md.len() == 7) {
+            let Ok((n, from)) = uni.recv_from(&mut buf) else { continue };
+            let Ok(p) = Packet::decode(&buf[..n]) else { continue };
+            if p.session == Session::new("r.eng1").unwrap() {
+                reports.extend(p.messages().map(|(s, m)| (s, m.to_vec())));
+                if !asked && reports.len() == 2 {
+                    // All of md.001, before and after the restart.
+                    uni.send_to(&ReRequest { session: md_session, seq: 1, count: 7 }.encode(), from).unwrap();
+                    asked = true;
+                }
+            } else if p.session == md_session {
+                md.extend(p.messages().map(|(s, m)| (s, m.to_vec())));
+            }
+        }
+        (reports, md)
+    });
+    let (code, stderr) = engine.terminate();
+    assert!(code.success(), "restarted aex engine exited with {code}: {stderr}");
+    assert!(stderr.contains("epoch 2, next seq 5"), "startup line: {stderr}");
+    assert_eq!(reports2.keys().copied().collect::<Vec<_>>(), vec![6, 7], "reports continue at 6");
+    let r: Vec<report::Report> = reports2.values().map(|m| report::decode(m).unwrap()).collect();
+    assert!(r.iter().all(|r| r.epoch == 2 && r.seq == 5), "{r:?}");
+    assert!(matches!(r[1].response, Response::Executed(e) if e.qty == 6));
+    let j = aex::journal::read(&journal).unwrap();
+    assert_eq!(
+        j.records.iter().map(|r| (r.seq, r.epoch)).collect::<Vec<_>>(),
+        [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2)]
+    );
+    let mut e = Engine::new(j.symbols.iter().copied(), EngineConfig::default());
+    let mut md = Vec::new();
+    for r in &j.records {
+        route(&e.apply(*r).unwrap(), &mut Vec::new(), |d, m| {
+            if d == Dest::Md(1) {
+                md.push(m.to_vec())
+            }
+        });
+    }
+    assert_eq!(md_all.into_values().collect::<Vec<_>>(), md, "md.001 across the restart vs the journal's replay");
 }
 
 fn nanos() -> u64 {

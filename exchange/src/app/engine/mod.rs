@@ -365,12 +365,14 @@ fn publisher_loop(mut p: Publisher, rx: mpsc::Receiver<PubEvent>, sock: UdpSocke
             }
             Ok(PubEvent::Durable(seq)) => p.on_durable(seq, &mut out),
             Ok(PubEvent::Gateway(g, addr)) => p.on_gateway(g, addr, &mut out),
-            Ok(PubEvent::ReRequest(from, req)) => p.on_rerequest(from, &req, now_ns(), &mut out),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                p.heartbeats(&mut out);
-                next_heartbeat = Instant::now() + Duration::from_secs(1);
-            }
+            Ok(PubEvent::ReRequest(from, req)) => p.on_rerequest(from, &req, mono_ns(), &mut out),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Checked after every event too, so a steady flow cannot starve heartbeats.
+        if Instant::now() >= next_heartbeat {
+            p.heartbeats(&mut out);
+            next_heartbeat = Instant::now() + Duration::from_secs(1);
         }
         for (to, bytes) in out.drain(..) {
             send(&sock, to, &bytes, stats);
@@ -381,6 +383,12 @@ fn publisher_loop(mut p: Publisher, rx: mpsc::Receiver<PubEvent>, sock: UdpSocke
     for (to, bytes) in out.drain(..) {
         send(&sock, to, &bytes, stats);
     }
+}
+
+/// Nanoseconds on a monotonic clock (for timers: gaps, rate limits).
+fn mono_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 fn ingress_loop(
@@ -410,19 +418,19 @@ fn ingress_loop(
             tokio::select! {
                 r = group.recv_from(&mut gbuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &gbuf[..n], now_ns(), &mut actions);
+                        ingress.on_datagram(src, &gbuf[..n], mono_ns(), &mut actions);
                     }
                 }
                 r = uni.recv_from(&mut ubuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &ubuf[..n], now_ns(), &mut actions);
+                        ingress.on_datagram(src, &ubuf[..n], mono_ns(), &mut actions);
                     }
                 }
                 _ = tick.tick() => {
                     if stop.load(Ordering::Relaxed) {
                         return Ok(());
                     }
-                    ingress.tick(now_ns(), &mut actions);
+                    ingress.tick(mono_ns(), &mut actions);
                 }
                 _ = sigint.recv() => return Ok(()),
                 _ = sigterm.recv() => return Ok(()),
