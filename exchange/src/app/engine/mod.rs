@@ -7,6 +7,8 @@
 //! - durability ([`durability`]): journal appends, one fsync per group commit;
 //! - publisher ([`publisher`]): releases outputs once durable; market data,
 //!   reports, heartbeats, retransmissions;
+//!
+//! (their bodies and channels: [`threads`]; recovery: [`recovery`])
 //! - the calling thread writes `--status` every second and waits.
 //!
 //! The logic of each stage is a plain struct without sockets, so the whole
@@ -16,27 +18,27 @@ pub mod durability;
 pub mod ingress;
 pub mod matcher;
 pub mod publisher;
+pub mod recovery;
 pub mod stats;
+pub mod threads;
 
-use crate::engine::{Engine, EngineConfig};
-use crate::events::{Outputs, SequencedInput};
-use crate::journal::Writer;
 use crate::net::{self, GroupKind};
 use crate::symbols::SymbolTable;
-use crate::types::{Epoch, Seq, SymbolIndex, Timestamp};
-use crate::wire::mold::ReRequest;
+use crate::types::{Epoch, SymbolIndex};
 use anyhow::{bail, Context as _};
-use durability::{Durability, LocalJournal};
-use ingress::{Action, Ingress};
-use matcher::{now_ns, Matcher};
-use publisher::{GatewayId, Publisher};
+use durability::LocalJournal;
+use ingress::Ingress;
+use matcher::Matcher;
+use publisher::Publisher;
+pub use recovery::{choose_epoch, open_journal, replay, Opened, Recovered};
 use stats::Stats;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use threads::{durability_loop, ingress_loop, matcher_loop, publisher_loop};
 
 /// The flags of `aex engine`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,94 +80,6 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
         bail!("--name {name:?}: 1 to 8 printable ASCII characters wanted");
     }
     Ok(())
-}
-
-/// An opened journal: its writer and the records it already holds.
-pub struct Opened {
-    /// Appends after the last good record.
-    pub writer: Writer,
-    /// The records to replay.
-    pub records: Vec<SequencedInput>,
-    /// Whether a torn tail was cut off.
-    pub torn_tail: bool,
-}
-
-/// Creates the journal or opens it for recovery; its name and symbols must
-/// be `name` and `symbols`.
-pub fn open_journal(path: &Path, name: &str, symbols: &[SymbolIndex]) -> anyhow::Result<Opened> {
-    if !path.exists() {
-        let writer = Writer::create(path, name, symbols).with_context(|| format!("creating {}", path.display()))?;
-        return Ok(Opened { writer, records: Vec::new(), torn_tail: false });
-    }
-    let (writer, contents) = Writer::open(path, name).with_context(|| format!("opening {}", path.display()))?;
-    if contents.symbols != symbols {
-        bail!(
-            "{}: the journal trades {} symbols ({:?}..), this engine was asked for {} ({:?}..): use the same --only",
-            path.display(),
-            contents.symbols.len(),
-            contents.symbols.first(),
-            symbols.len(),
-            symbols.first()
-        );
-    }
-    Ok(Opened { writer, records: contents.records, torn_tail: contents.torn_tail })
-}
-
-/// What recovery leaves.
-pub struct Recovered {
-    /// The engine after the last record.
-    pub engine: Engine,
-    /// The last record's epoch (0 when none).
-    pub last_epoch: Epoch,
-    /// The last record's time (0 when none).
-    pub last_time: Timestamp,
-}
-
-/// Replays `records` through a fresh engine trading `symbols`, putting
-/// their outputs on `publisher`'s streams (so numbering continues and
-/// re-requests for them can be answered).
-pub fn replay(
-    records: &[SequencedInput],
-    symbols: &[SymbolIndex],
-    publisher: &mut Publisher,
-) -> anyhow::Result<Recovered> {
-    let mut engine = Engine::new(symbols.iter().copied(), EngineConfig::default());
-    let mut out = Outputs::default();
-    let (mut last_epoch, mut last_time) = (0, 0);
-    for rec in records {
-        engine.apply_into(rec, &mut out).with_context(|| format!("replaying record {}", rec.seq))?;
-        publisher.replay(&out);
-        (last_epoch, last_time) = (rec.epoch, rec.time);
-    }
-    publisher.recovered();
-    Ok(Recovered { engine, last_epoch, last_time })
-}
-
-/// The epoch to run in: `--epoch`, else 1 for a new journal and the last
-/// record's + 1 for a recovered one. Never below the journal's.
-pub fn choose_epoch(flag: Option<Epoch>, records: usize, last_epoch: Epoch) -> anyhow::Result<Epoch> {
-    let epoch = match flag {
-        Some(e) => e,
-        None if records == 0 => 1,
-        None => last_epoch.checked_add(1).context("the journal's epoch is at its maximum")?,
-    };
-    if epoch < last_epoch {
-        bail!("--epoch {epoch} is below the journal's last epoch {last_epoch}");
-    }
-    Ok(epoch)
-}
-
-/// What the publisher thread is told.
-#[derive(Debug)]
-pub enum PubEvent {
-    /// One input's outputs (waiting for durability).
-    Outputs(Outputs),
-    /// Records up to this one are durable.
-    Durable(Seq),
-    /// A gateway's address.
-    Gateway(GatewayId, SocketAddr),
-    /// A re-request from this address.
-    ReRequest(SocketAddr, ReRequest),
 }
 
 /// Runs the engine until SIGINT or SIGTERM.
@@ -286,176 +200,6 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         stats.durable_seq.load(Ordering::Relaxed)
     );
     Ok(())
-}
-
-fn fail(stop: &AtomicBool, fatal: &Mutex<Option<String>>, msg: String) {
-    let mut f = fatal.lock().unwrap_or_else(|p| p.into_inner());
-    f.get_or_insert(msg);
-    stop.store(true, Ordering::Relaxed);
-}
-
-fn matcher_loop(
-    mut matcher: Matcher,
-    rx: mpsc::Receiver<crate::events::Input>,
-    tx_rec: mpsc::Sender<SequencedInput>,
-    tx_pub: mpsc::Sender<PubEvent>,
-    stats: &Stats,
-    stop: &AtomicBool,
-    fatal: &Mutex<Option<String>>,
-) {
-    for input in rx {
-        match matcher.sequence(input, now_ns()) {
-            Ok((rec, out)) => {
-                stats::add(&stats.inputs, 1);
-                stats::set(&stats.last_seq, rec.seq);
-                // Outputs first: the publisher must hold them before it hears they are durable.
-                let _ = tx_pub.send(PubEvent::Outputs(out));
-                if tx_rec.send(rec).is_err() {
-                    return;
-                }
-            }
-            Err(e) => return fail(stop, fatal, format!("matcher: {e}")),
-        }
-    }
-}
-
-fn durability_loop(
-    d: &mut dyn Durability,
-    rx: mpsc::Receiver<SequencedInput>,
-    tx_pub: mpsc::Sender<PubEvent>,
-    stats: &Stats,
-    stop: &AtomicBool,
-    fatal: &Mutex<Option<String>>,
-) {
-    while let Ok(first) = rx.recv() {
-        match durability::group_commit(d, &first, rx.try_iter()) {
-            Ok(seq) => {
-                stats::set(&stats.durable_seq, seq);
-                let _ = tx_pub.send(PubEvent::Durable(seq));
-            }
-            Err(e) => return fail(stop, fatal, format!("journal: {e}")),
-        }
-    }
-}
-
-/// Sends one datagram from a non-blocking socket, waiting a little when
-/// the send buffer is full; counts what could not go.
-fn send(sock: &UdpSocket, to: SocketAddr, bytes: &[u8], stats: &Stats) {
-    for _ in 0..50 {
-        match sock.send_to(bytes, to) {
-            Ok(_) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_micros(100)),
-            Err(_) => break,
-        }
-    }
-    stats::add(&stats.send_errors, 1);
-}
-
-fn publisher_loop(mut p: Publisher, rx: mpsc::Receiver<PubEvent>, sock: UdpSocket, stats: &Stats) {
-    let mut out = Vec::new();
-    let mut next_heartbeat = Instant::now() + Duration::from_secs(1);
-    loop {
-        let timeout = next_heartbeat.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(timeout) {
-            Ok(PubEvent::Outputs(o)) => {
-                p.on_outputs(o);
-                // Durability may have been reported already (never in practice: outputs go first).
-                let d = p.durable();
-                p.on_durable(d, &mut out);
-            }
-            Ok(PubEvent::Durable(seq)) => p.on_durable(seq, &mut out),
-            Ok(PubEvent::Gateway(g, addr)) => p.on_gateway(g, addr, &mut out),
-            Ok(PubEvent::ReRequest(from, req)) => p.on_rerequest(from, &req, mono_ns(), &mut out),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        // Checked after every event too, so a steady flow cannot starve heartbeats.
-        if Instant::now() >= next_heartbeat {
-            p.heartbeats(&mut out);
-            next_heartbeat = Instant::now() + Duration::from_secs(1);
-        }
-        for (to, bytes) in out.drain(..) {
-            send(&sock, to, &bytes, stats);
-        }
-    }
-    // Everything durable has been released and sent; say so once more.
-    p.heartbeats(&mut out);
-    for (to, bytes) in out.drain(..) {
-        send(&sock, to, &bytes, stats);
-    }
-}
-
-/// Nanoseconds on a monotonic clock (for timers: gaps, rate limits).
-fn mono_ns() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-fn ingress_loop(
-    mut ingress: Ingress,
-    group: UdpSocket,
-    uni: UdpSocket,
-    tx_in: mpsc::Sender<crate::events::Input>,
-    tx_pub: mpsc::Sender<PubEvent>,
-    stop: &AtomicBool,
-    fatal: &Mutex<Option<String>>,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(stop, fatal, format!("ingress runtime: {e}")),
-    };
-    let result: std::io::Result<()> = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let group = tokio::net::UdpSocket::from_std(group)?;
-        let uni = tokio::net::UdpSocket::from_std(uni)?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut gbuf, mut ubuf) = (vec![0u8; 65_536], vec![0u8; 65_536]);
-        let mut actions = Vec::new();
-        loop {
-            tokio::select! {
-                r = group.recv_from(&mut gbuf) => {
-                    if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &gbuf[..n], mono_ns(), &mut actions);
-                    }
-                }
-                r = uni.recv_from(&mut ubuf) => {
-                    if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &ubuf[..n], mono_ns(), &mut actions);
-                    }
-                }
-                _ = tick.tick() => {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    ingress.tick(mono_ns(), &mut actions);
-                }
-                _ = sigint.recv() => return Ok(()),
-                _ = sigterm.recv() => return Ok(()),
-            }
-            for a in actions.drain(..) {
-                match a {
-                    Action::Deliver(input) => {
-                        let _ = tx_in.send(input);
-                    }
-                    Action::Gateway(g, addr) => {
-                        let _ = tx_pub.send(PubEvent::Gateway(g, addr));
-                    }
-                    Action::Serve(from, req) => {
-                        let _ = tx_pub.send(PubEvent::ReRequest(from, req));
-                    }
-                    Action::Ask(to, req) => {
-                        let _ = uni.try_send_to(&req.encode(), to);
-                    }
-                }
-            }
-        }
-    });
-    if let Err(e) = result {
-        fail(stop, fatal, format!("ingress: {e}"));
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::matcher::Matcher;
 use super::publisher::{md_session, route, Dest, Publisher, RETRANSMIT_BURST};
 use super::stats::Stats;
 use super::*;
+use crate::engine::{Engine, EngineConfig};
 use crate::events::*;
 use crate::journal;
 use crate::types::*;
@@ -13,6 +14,7 @@ use crate::wire::input::encode_input;
 use crate::wire::mold::{Packet, PacketBuilder, ReRequest, Session};
 use crate::wire::{itch, report};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 const GW1: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 40, 0, 2), 4001));
