@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use threads::{durability_loop, ingress_loop, matcher_loop, publisher_loop};
+use threads::{durability_loop, ingress_loop, matcher_loop, publisher_loop, IngressIo};
 
 /// The flags of `aex engine`.
 #[derive(Debug, Clone, clap::Args)]
@@ -126,6 +126,7 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     let uni = net::unicast_socket(bind, 0, true).with_context(|| format!("binding {bind}"))?;
     let local = uni.local_addr()?;
     let pub_sock = uni.try_clone()?;
+    let io = IngressIo::new(group_sock, uni).context("the ingress runtime")?;
     eprintln!(
         "aex engine {}: {} symbols, epoch {epoch}, next seq {next_seq} ({} recovered), bound {local}, dns {dns}",
         args.name,
@@ -162,7 +163,7 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         let (stop, fatal) = (stop.clone(), fatal.clone());
         std::thread::Builder::new()
             .name("ingress".into())
-            .spawn(move || ingress_loop(ingress, group_sock, uni, tx_in, tx_pub, &stop, &fatal))?
+            .spawn(move || ingress_loop(io, ingress, tx_in, tx_pub, &stop, &fatal))?
     };
 
     let write_status = |stats: &Stats| {
@@ -174,13 +175,17 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         }
     };
     let mut next_status = Instant::now();
-    while !ingress_thread.is_finished() {
+    let threads = [&ingress_thread, &matcher_thread, &durability_thread, &publisher_thread];
+    // Until a signal (the ingress stops) or a failure (any thread stops):
+    // then the ingress stops too and the pipeline drains behind it.
+    while !threads.iter().any(|t| t.is_finished()) {
         if Instant::now() >= next_status {
             write_status(&stats);
             next_status += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    stop.store(true, Ordering::Relaxed);
     for (name, t) in [("ingress", ingress_thread), ("matcher", matcher_thread), ("durability", durability_thread)] {
         if t.join().is_err() {
             bail!("the {name} thread panicked");

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// What the publisher thread is told.
 #[derive(Debug)]
@@ -133,26 +134,44 @@ fn mono_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// The ingress thread's runtime, its sockets (the orders groups' and the
+/// unicast one) and the SIGINT and SIGTERM handlers, made on the calling
+/// thread before the others start, so that from then on a signal stops the
+/// process cleanly.
+pub struct IngressIo {
+    rt: tokio::runtime::Runtime,
+    group: tokio::net::UdpSocket,
+    uni: tokio::net::UdpSocket,
+    sigint: Signal,
+    sigterm: Signal,
+}
+
+impl IngressIo {
+    /// A current-thread runtime with the (non-blocking) sockets registered
+    /// and the signal handlers installed.
+    pub fn new(group: UdpSocket, uni: UdpSocket) -> std::io::Result<IngressIo> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let entered = rt.enter();
+        let group = tokio::net::UdpSocket::from_std(group)?;
+        let uni = tokio::net::UdpSocket::from_std(uni)?;
+        let sigint = signal(SignalKind::interrupt())?;
+        let sigterm = signal(SignalKind::terminate())?;
+        drop(entered);
+        Ok(IngressIo { rt, group, uni, sigint, sigterm })
+    }
+}
+
 /// The ingress thread's body.
 pub fn ingress_loop(
+    io: IngressIo,
     mut ingress: Ingress,
-    group: UdpSocket,
-    uni: UdpSocket,
     tx_in: mpsc::Sender<Input>,
     tx_pub: mpsc::Sender<PubEvent>,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(stop, fatal, format!("ingress runtime: {e}")),
-    };
+    let IngressIo { rt, group, uni, mut sigint, mut sigterm } = io;
     let result: std::io::Result<()> = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let group = tokio::net::UdpSocket::from_std(group)?;
-        let uni = tokio::net::UdpSocket::from_std(uni)?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut gbuf, mut ubuf) = (vec![0u8; 65_536], vec![0u8; 65_536]);
