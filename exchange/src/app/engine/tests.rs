@@ -384,3 +384,42 @@ fn quick_measure() {
     );
     assert_eq!(count(&stats.inputs), 0, "the matcher thread counts inputs, not the stages");
 }
+
+#[test]
+fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
+    let stats = Arc::new(Stats::default());
+    let mut ingress = Ingress::new([1], stats.clone());
+    let a = session(1, 1, 1);
+    let mut out = Vec::new();
+    ingress.on_datagram(GW1, &packet("g001.001", 1, &[order(a, 1, 1, Side::Buy, 1, 1)]), 0, &mut out);
+    ingress.on_datagram(GW1, &packet("g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]), 1, &mut out);
+    assert_eq!(out, vec![Action::Gateway(1, GW1), Action::Deliver(order(a, 1, 1, Side::Buy, 1, 1))]);
+    out.clear();
+    ingress.tick(2, &mut out);
+    assert_eq!(out, vec![Action::Ask(GW1, ReRequest { session: Session::new("g001.001").unwrap(), seq: 2, count: 3 })]);
+    out.clear();
+    ingress.tick(3, &mut out);
+    assert!(out.is_empty(), "once per interval");
+    ingress.tick(2 + crate::stream::GIVE_UP_NS, &mut out);
+    assert_eq!(count(&stats.order_messages_lost), 3);
+    out.clear();
+    // The stream goes on from the next packet.
+    ingress.on_datagram(
+        GW1,
+        &packet("g001.001", 5, &[order(a, 5, 1, Side::Buy, 1, 1)]),
+        3 + crate::stream::GIVE_UP_NS,
+        &mut out,
+    );
+    assert_eq!(out, vec![Action::Deliver(order(a, 5, 1, Side::Buy, 1, 1))]);
+    // A re-request for one of our streams, from anyone, goes to the publisher.
+    out.clear();
+    let req = ReRequest { session: md_session(1), seq: 1, count: 9 };
+    ingress.on_datagram(GW2, &req.encode(), 0, &mut out);
+    assert_eq!(out, vec![Action::Serve(GW2, req)]);
+    // An end of day from a gateway is not taken.
+    out.clear();
+    ingress.on_datagram(GW1, &packet("g001.001", 6, &[Input::EndOfDay]), 4 + crate::stream::GIVE_UP_NS, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(count(&stats.dropped_foreign), 1);
+    assert_eq!(ingress.streams(), 1);
+}
