@@ -1,8 +1,11 @@
 //! `aex`: the reference exchange's command. This first part lists the
 //! symbols and registers their multicast groups in the overlay DNS, so every
 //! process finds `TICKER.orders.aex.weavers.local` and
-//! `TICKER.md.aex.weavers.local` by name. The engine, gateway, customers,
-//! market-data, recorder, audit and view processes are still to come.
+//! `TICKER.md.aex.weavers.local` by name, and runs the processes of
+//! `exchange/ARCHITECTURE.md` (`aex engine`; the others are still to come).
+//!
+//! A process is a variant holding its `aex::app::NAME::Args`, dispatched to
+//! `aex::app::NAME::run` through [`exit_with`].
 
 use aex::symbols::SymbolTable;
 use clap::{Parser, Subcommand};
@@ -42,6 +45,20 @@ enum Cmd {
     Audit(aex::app::audit::Args),
     /// Serve a live HTML view of the books (SSE, /api/books)
     View(aex::app::view::Args),
+    /// Run a matching engine: orders from the symbols' orders groups,
+    /// journaled (group commit), market data and reports out once durable
+    Engine(aex::app::engine::Args),
+}
+
+/// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aex: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -63,17 +80,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = |r: anyhow::Result<()>| match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("aex: {err:#}");
-            ExitCode::FAILURE
-        }
-    };
     match cli.command {
-        Cmd::Record(args) => app(aex::app::record::run(args, &table)),
-        Cmd::Audit(args) => app(aex::app::audit::run(args, &table)),
-        Cmd::View(args) => app(aex::app::view::run(args, &table)),
+        Cmd::Record(args) => exit_with(aex::app::record::run(args, &table)),
+        Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
+        Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
+        Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");

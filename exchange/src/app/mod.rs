@@ -2,6 +2,7 @@
 //! an `Args` (its flags) and a `run` that the binary calls.
 
 pub mod audit;
+pub mod engine;
 pub mod mdfeed;
 pub mod record;
 pub mod view;
