@@ -36,6 +36,21 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
+    /// Order entry for customers over TCP: orders to the engines, reports back
+    Gateway(aex::app::gateway::Args),
+    /// Load generator: many customer sessions sending orders to a gateway
+    Customers(aex::app::customers::Args),
+}
+
+/// The exit of a subcommand that returns a result.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aex: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -58,6 +73,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Cmd::Gateway(args) => finish(aex::app::gateway::run(args, &table)),
+        Cmd::Customers(args) => finish(aex::app::customers::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");
