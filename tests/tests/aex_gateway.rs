@@ -1,0 +1,358 @@
+//! `aex gateway` and `aex customers` on the overlay: customers and their
+//! gateway on h2, an engine on h1. The engine here is a small one made in
+//! the test from the library (`aex::Engine` behind the Mold streams of
+//! `ARCHITECTURE.md`), so the gateway's side of the contract is checked on
+//! its own: orders reach the engine through the orders groups, reports come
+//! back to the gateway's unicast socket, every order is answered, and the
+//! acks log lists exactly the engine's first acknowledgements.
+//! Build first: `cargo build --workspace && CI=true cargo test -p weavers-tests --test aex_gateway`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aex::events::{Input, Response, SequencedInput};
+use aex::stream::{Receiver, Sender, Start};
+use aex::symbols::SymbolTable;
+use aex::wire::mold::{Packet, ReRequest, Session};
+use aex::wire::{input, oe, report};
+use aex::{net, Engine, EngineConfig};
+use serde_json::Value;
+use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
+
+const GW_PORT: u16 = 9400;
+const PASSWORD: &str = "letmein";
+
+/// (session, client_id, order_id, seq) of every first acknowledgement.
+type Acks = Arc<Mutex<BTreeSet<(u32, u64, u64, u64)>>>;
+
+/// A tiny engine: one receiver per orders stream, one report stream per
+/// gateway (`r.eng1`), re-requests answered, heartbeats every second.
+fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: Acks) {
+    let groups: Vec<Ipv4Addr> = table.iter().map(|s| s.orders_group).collect();
+    let orders = net::group_receiver(net::ORDERS_PORT, &groups, addr, true).expect("orders socket");
+    let uni = net::unicast_socket(addr, 0, true).expect("unicast socket");
+    let mut engine = Engine::new(table.indices(), EngineConfig::default());
+    let t0 = Instant::now();
+    let mut rxs: HashMap<Session, (Receiver, SocketAddr)> = HashMap::new();
+    let mut reports: HashMap<u32, (Sender, SocketAddr)> = HashMap::new();
+    let mut last_hb = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let now_ns = t0.elapsed().as_nanos() as u64;
+        let mut idle = true;
+        while let Ok((n, from)) = orders.recv_from(&mut buf) {
+            idle = false;
+            let Ok(p) = Packet::decode(&buf[..n]) else { continue };
+            let Some(gw) = std::str::from_utf8(&p.session.0[1..4]).ok().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let (rx, src) = rxs.entry(p.session).or_insert_with(|| (Receiver::new(Start::AtOne), from));
+            *src = from;
+            let a = rx.on_packet(p.seq, usize::from(p.message_count()), now_ns);
+            let inputs: Vec<Input> =
+                p.messages().skip(a.skip).take(a.take).filter_map(|(_, m)| input::decode_input(m).ok()).collect();
+            for inp in inputs {
+                let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+                let seq = engine.next_seq();
+                let out = engine.apply(SequencedInput { seq, epoch: 1, time, input: inp }).expect("apply");
+                for resp in &out.responses {
+                    let mut gws = match *resp {
+                        Response::Accepted(a) => {
+                            if a.seq == out.seq {
+                                acks.lock().unwrap().insert((a.order.session, a.order.client_id, a.order_id, a.seq));
+                            }
+                            vec![a.order.session >> 24]
+                        }
+                        Response::Rejected(r) => vec![r.session >> 24],
+                        Response::Cancelled(c) => vec![c.session >> 24],
+                        Response::Executed(e) => vec![e.maker.session >> 24, e.taker.session >> 24],
+                    };
+                    gws.dedup();
+                    for g in gws {
+                        let entry = reports
+                            .entry(g)
+                            .or_insert_with(|| (Sender::new(Session::new("r.eng1").unwrap(), 100_000), from));
+                        if g == gw {
+                            entry.1 = from;
+                        }
+                        let mut b = Vec::new();
+                        report::encode(
+                            &report::Report { epoch: out.epoch, seq: out.seq, time: out.time, response: *resp },
+                            &mut b,
+                        );
+                        entry.0.push(&b);
+                    }
+                }
+            }
+        }
+        while let Ok((n, from)) = uni.recv_from(&mut buf) {
+            idle = false;
+            if net::classify(&buf[..n]) == Some(net::DatagramKind::ReRequest) {
+                if let Ok(req) = ReRequest::decode(&buf[..n]) {
+                    for (s, _) in reports.values() {
+                        let mut out = Vec::new();
+                        s.retransmit(&req, &mut out);
+                        for p in out {
+                            let _ = uni.send_to(&p, from);
+                        }
+                    }
+                }
+            }
+        }
+        for (session, (rx, src)) in &mut rxs {
+            if let Some(req) = rx.poll_request(*session, now_ns) {
+                let _ = uni.send_to(&req.encode(), *src);
+            }
+            rx.give_up(now_ns);
+        }
+        for (s, to) in reports.values_mut() {
+            let mut out = Vec::new();
+            s.take_packets(&mut out);
+            for p in out {
+                let _ = uni.send_to(&p, *to);
+            }
+        }
+        if last_hb.elapsed() >= Duration::from_secs(1) {
+            last_hb = Instant::now();
+            for (s, to) in reports.values() {
+                let _ = uni.send_to(&s.heartbeat(), *to);
+            }
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// `aex ARGS` in host `i`'s namespace, stderr to `log`.
+fn spawn_aex(lab: &Lab, i: usize, args: &[&str], log: &Path) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", lab.ns(i)])
+        .arg(bins::aex())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn aex")
+}
+
+fn read_json(p: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+fn frame(m: &oe::OeMessage) -> Vec<u8> {
+    let mut b = Vec::new();
+    oe::encode_frame(m, &mut b);
+    b
+}
+
+fn read_frame(s: &mut TcpStream) -> oe::OeMessage {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64];
+    loop {
+        if let Some((m, _)) = oe::decode_frame(&buf).expect("a valid frame") {
+            if m != oe::OeMessage::Heartbeat {
+                return m;
+            }
+            buf.clear();
+            continue;
+        }
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A bad password is refused and an unknown symbol is rejected by the gateway itself.
+fn check_login_and_unknown_symbol(lab: &Lab, gw: SocketAddr) {
+    netns::run_in(lab.ns(2), move || {
+        let login = |pw: &str| oe::OeMessage::Login {
+            user: *b"b009c009",
+            password: aex::app::gateway::pad_password(pw).unwrap(),
+        };
+        let mut s = TcpStream::connect(gw).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&frame(&login("wrong"))).unwrap();
+        assert_eq!(read_frame(&mut s), oe::OeMessage::LoginRejected(oe::LoginReject::NotAuthorized));
+        let mut s = TcpStream::connect(gw).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&frame(&login(PASSWORD))).unwrap();
+        assert_eq!(read_frame(&mut s), oe::OeMessage::LoginAccepted { session: 1 << 24 | 9 << 12 | 9 });
+        let order = oe::EnterOrder {
+            client_id: 5,
+            symbol: aex::SymbolRef::Index(999),
+            side: aex::Side::Buy,
+            price: 100,
+            qty: 1,
+            kind: aex::OrderType::Limit,
+            tif: aex::TimeInForce::Day,
+        };
+        s.write_all(&frame(&oe::OeMessage::Enter(order))).unwrap();
+        match read_frame(&mut s) {
+            oe::OeMessage::Rejected { client_id: 5, reason: aex::RejectReason::UnknownSymbol, .. } => {}
+            other => panic!("want a local reject, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn customers_through_gateway_to_engine_and_back() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    lab.start_exposed_mesh(&[]);
+    let dir: PathBuf = lab.dir().join("aex");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three symbols keep DNS and group joins quick.
+    let shipped = SymbolTable::shipped();
+    let lines: String = shipped
+        .iter()
+        .take(3)
+        .map(|s| format!("{} {} {} {} {}\n", s.index, s.ticker.as_str(), s.orders_group, s.md_group, s.ref_price))
+        .collect();
+    let symbols = dir.join("symbols.txt");
+    std::fs::write(&symbols, &lines).unwrap();
+    let table = SymbolTable::parse(&lines).unwrap();
+    let sym = symbols.to_str().unwrap();
+    let out = Command::new(bins::aex())
+        .args(["--symbols", sym, "register", "--socket"])
+        .arg(lab.socket(1))
+        .arg("--weavers")
+        .arg(bins::weavers())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let engine_acks: Acks = Arc::default();
+    let engine = {
+        let (stop, acks, table) = (stop.clone(), engine_acks.clone(), table.clone());
+        netns::spawn_in(lab.ns(1), move || fake_engine(table, Lab::overlay(1), stop, acks))
+    };
+
+    let gw_addr = SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT));
+    let (acks_log, gw_status, gw_log) = (dir.join("acks.log"), dir.join("gw.json"), dir.join("gw.log"));
+    let dns = Lab::overlay(2).to_string();
+    let listen = gw_addr.to_string();
+    let mut gw = spawn_aex(
+        &lab,
+        2,
+        &[
+            "--symbols",
+            sym,
+            "gateway",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--password",
+            PASSWORD,
+            "--dns",
+            &dns,
+            "--acks",
+            acks_log.to_str().unwrap(),
+            "--status",
+            gw_status.to_str().unwrap(),
+        ],
+        &gw_log,
+    );
+    let gw_log_text = || std::fs::read_to_string(&gw_log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || read_json(&gw_status).is_some()),
+        "the gateway writes its status: {}",
+        gw_log_text()
+    );
+    // The engine's joins reach h2 by gossip; orders sent before are re-requested or resent anyway.
+    let groups = |i| lab.try_cli_json(i, &["groups", "--json"]).map(|v| v.to_string()).unwrap_or_default();
+    wait_until(Duration::from_secs(15), || {
+        table.iter().all(|s| groups(2).contains(&s.orders_group.to_string()) && groups(2).contains("h1"))
+    });
+
+    check_login_and_unknown_symbol(&lab, gw_addr);
+
+    let summary = dir.join("summary.json");
+    let out = lab.host(2).exec(
+        bins::aex().to_str().unwrap(),
+        &[
+            "--symbols",
+            sym,
+            "customers",
+            "--gateway",
+            &listen,
+            "--brokers",
+            "1-2",
+            "--customers",
+            "3",
+            "--rate",
+            "20",
+            "--duration",
+            "3",
+            "--password",
+            PASSWORD,
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "aex customers: {stdout}\n{}\ngateway: {}",
+        String::from_utf8_lossy(&out.stderr),
+        gw_log_text()
+    );
+    assert!(stdout.contains("acked/s="), "a line a second: {stdout}");
+    let s = read_json(&summary).expect("summary JSON");
+    eprintln!("customers: {stdout}summary: {s}");
+    let sent = s["orders_sent"].as_u64().unwrap();
+    let acked = s["orders_acked"].as_u64().unwrap();
+    let rejects = s["rejects"].as_u64().unwrap();
+    assert_eq!(s["sessions"], 6, "{s}");
+    assert!(sent >= 6 * 20 * 2, "about 6 sessions x 20/s x 3 s: {s}");
+    assert_eq!(acked + rejects, sent, "every order answered: {s}");
+    for k in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(s["ack_latency_us"][k].as_u64().is_some_and(|v| v > 0), "{k}: {s}");
+    }
+    assert!(s["executions"].as_u64().is_some(), "{s}");
+
+    // SIGTERM: the gateway flushes the acks log and exits 0.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = gw.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "gateway exit {status}: {}", gw_log_text());
+    stop.store(true, Ordering::Relaxed);
+    engine.join().unwrap();
+
+    let logged: BTreeSet<(u32, u64, u64, u64)> = std::fs::read_to_string(&acks_log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<u64> =
+                l.split(' ').map(|x| x.parse().unwrap_or_else(|_| panic!("bad acks line {l:?}"))).collect();
+            assert_eq!(f.len(), 5, "{l:?}");
+            assert_eq!(f[4], 1, "epoch: {l:?}");
+            (f[0] as u32, f[1], f[2], f[3])
+        })
+        .collect();
+    let engine_acks = engine_acks.lock().unwrap().clone();
+    let ours: BTreeSet<_> = engine_acks.into_iter().filter(|a| a.0 >> 24 == 1).collect();
+    assert_eq!(logged.len() as u64, acked, "one line per acknowledged order");
+    assert_eq!(logged, ours, "the acks log is exactly the engine's first acknowledgements");
+    let st = read_json(&gw_status).unwrap();
+    eprintln!("gateway status: {st}");
+    assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
+    assert_eq!(st["orders_in"].as_u64(), Some(sent + 1), "customers' orders and the unknown symbol: {st}");
+    assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
+}
