@@ -362,3 +362,150 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Ack, Response};
+    use crate::wire::oe::EnterOrder;
+    use crate::wire::report::Report;
+    use std::net::Ipv4Addr;
+
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 192, 1, 1);
+
+    fn core(resend_after: Duration) -> Core {
+        let t = SymbolTable::shipped();
+        Core::new(1, &t, &[(1, GROUP)], resend_after, None)
+    }
+
+    fn login(c: &mut Core, session: SessionId, conn: u64) -> mpsc::UnboundedReceiver<OeMessage> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        c.on_event(Event::Login { session, conn, tx });
+        assert_eq!(rx.try_recv().unwrap(), OeMessage::LoginAccepted { session });
+        rx
+    }
+
+    fn enter(client_id: u64, symbol: u16) -> OeMessage {
+        OeMessage::Enter(EnterOrder {
+            client_id,
+            symbol: SymbolRef::Index(symbol),
+            side: Side::Buy,
+            price: 1830,
+            qty: 100,
+            kind: OrderType::Limit,
+            tif: TimeInForce::Day,
+        })
+    }
+
+    fn sent_inputs(c: &mut Core) -> Vec<(u64, Vec<u8>)> {
+        c.flush();
+        let to = SocketAddr::new(GROUP.into(), net::ORDERS_PORT);
+        let mut v = Vec::new();
+        for (p, dst) in c.out.drain(..) {
+            assert_eq!(dst, to);
+            let p = Packet::decode(&p).unwrap();
+            v.extend(p.messages().map(|(s, m)| (s, m.to_vec())));
+        }
+        v
+    }
+
+    fn report_packet(s: &mut Sender, reps: &[Report]) -> Vec<u8> {
+        for r in reps {
+            let mut b = Vec::new();
+            report::encode(r, &mut b);
+            s.push(&b);
+        }
+        let mut out = Vec::new();
+        s.take_packets(&mut out);
+        assert_eq!(out.len(), 1);
+        out.pop().unwrap()
+    }
+
+    #[test]
+    fn orders_out_resends_reports_back() {
+        let mut c = core(Duration::ZERO);
+        let s = 1 << 24 | 1 << 12 | 1;
+        let mut rx = login(&mut c, s, 1);
+        c.on_event(Event::Request { session: s, conn: 1, msg: enter(7, 1) });
+        let first = sent_inputs(&mut c);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, 1);
+        match input::decode_input(&first[0].1).unwrap() {
+            Input::Enter(o) => assert_eq!((o.session, o.client_id, o.symbol), (s, 7, 1)),
+            other => panic!("{other:?}"),
+        }
+        // Unanswered: sent again, same bytes, as message 2.
+        c.on_tick();
+        assert_eq!(sent_inputs(&mut c), vec![(2, first[0].1.clone())]);
+        assert_eq!(c.counters.resends, 1);
+        // The engine acknowledges it (and repeats the ack for the resend).
+        let engine: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut r = Sender::new(Session::new("r.eng1").unwrap(), 100);
+        let Input::Enter(order) = input::decode_input(&first[0].1).unwrap() else { unreachable!() };
+        let ack = Ack { seq: 10, order_id: 99, order };
+        let rep = Report { epoch: 2, seq: 10, time: 5, response: Response::Accepted(ack) };
+        let again = Report { seq: 11, ..rep };
+        c.on_datagram(&report_packet(&mut r, &[rep, again]), engine);
+        assert_eq!(c.counters.acks, 1, "the repeat is not a first ack");
+        assert_eq!(c.counters.reports_in, 2);
+        assert!(matches!(rx.try_recv().unwrap(), OeMessage::Accepted { ack, .. } if ack.order_id == 99));
+        assert!(matches!(rx.try_recv().unwrap(), OeMessage::Accepted { .. }));
+        c.on_tick();
+        assert!(sent_inputs(&mut c).is_empty(), "answered: no more resends");
+        // A report from an older epoch is fenced off.
+        let stale = Report { epoch: 1, seq: 12, ..rep };
+        c.on_datagram(&report_packet(&mut r, &[stale]), engine);
+        assert_eq!(c.counters.stale_epoch_dropped, 1);
+        assert!(rx.try_recv().is_err());
+        // A gap (message 4 lost): asked for from the packet's source.
+        let _lost = report_packet(&mut r, &[again]);
+        c.on_datagram(&report_packet(&mut r, &[again]), engine);
+        c.on_tick();
+        let req: Vec<_> = c.out.drain(..).filter(|(d, _)| net::classify(d) == Some(DatagramKind::ReRequest)).collect();
+        assert_eq!(req.len(), 1);
+        assert_eq!(req[0].1, engine);
+        let req = ReRequest::decode(&req[0].0).unwrap();
+        assert_eq!((req.seq, req.count), (4, 2));
+        assert_eq!(c.counters.report_gaps_requested, 1);
+        // Our own stream is retransmitted to whoever asks.
+        let asker: SocketAddr = "10.40.0.3:6000".parse().unwrap();
+        let ask = ReRequest { session: Session::new("g001.001").unwrap(), seq: 1, count: 2 };
+        c.on_datagram(&ask.encode(), asker);
+        assert_eq!(c.out.len(), 1);
+        assert_eq!(c.out[0].1, asker);
+        assert_eq!(Packet::decode(&c.out[0].0).unwrap().count, 2);
+    }
+
+    #[test]
+    fn local_rejects_replaced_logins_and_garbage() {
+        let mut c = core(Duration::from_secs(1));
+        let s = 1 << 24 | 2 << 12 | 3;
+        let mut old = login(&mut c, s, 1);
+        c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 999) });
+        assert!(matches!(
+            old.try_recv().unwrap(),
+            OeMessage::Rejected { client_id: 1, reason: RejectReason::UnknownSymbol, .. }
+        ));
+        c.on_event(Event::Request { session: s, conn: 1, msg: OeMessage::Cancel { client_id: 5 } });
+        assert!(matches!(
+            old.try_recv().unwrap(),
+            OeMessage::Rejected { client_id: 5, request: RequestKind::Cancel, reason: RejectReason::UnknownOrder, .. }
+        ));
+        assert_eq!(c.counters.rejects, 2);
+        assert!(sent_inputs(&mut c).is_empty());
+        // A second login replaces the first: the old connection's channel closes
+        // and its requests are ignored; its end does not log the new one out.
+        let _new = login(&mut c, s, 2);
+        assert!(old.try_recv().is_err() && old.is_closed());
+        c.on_event(Event::Request { session: s, conn: 1, msg: enter(2, 1) });
+        assert!(sent_inputs(&mut c).is_empty());
+        c.on_event(Event::Gone { session: s, conn: 1 });
+        assert_eq!(c.counters.sessions, 1);
+        // Garbage on the unicast socket is counted, not fatal.
+        let from: SocketAddr = "10.40.0.1:1".parse().unwrap();
+        c.on_datagram(&[1, 2, 3], from);
+        c.on_datagram(&[0xff; 40], from);
+        c.on_datagram(&crate::wire::mold::heartbeat(Session::new("x.other").unwrap(), 1), from);
+        assert_eq!(c.counters.dropped_malformed, 3);
+    }
+}
