@@ -32,7 +32,9 @@ const PASSWORD: &str = "letmein";
 type Acks = Arc<Mutex<BTreeSet<(u32, u64, u64, u64)>>>;
 
 /// A tiny engine: one receiver per orders stream, one report stream per
-/// gateway (`r.eng1`), re-requests answered, heartbeats every second.
+/// gateway (`r.eng1`), re-requests answered, heartbeats every second. It
+/// loses the first data packet of every orders stream and the first report
+/// packet to every gateway, so both sides must recover by re-requests.
 fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: Acks) {
     let groups: Vec<Ipv4Addr> = table.iter().map(|s| s.orders_group).collect();
     let orders = net::group_receiver(net::ORDERS_PORT, &groups, addr, true).expect("orders socket");
@@ -42,13 +44,40 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
     let mut rxs: HashMap<Session, (Receiver, SocketAddr)> = HashMap::new();
     let mut reports: HashMap<u32, (Sender, SocketAddr)> = HashMap::new();
     let mut last_hb = Instant::now();
+    let mut lost_orders: std::collections::HashSet<Session> = Default::default();
+    let mut lost_reports: std::collections::HashSet<u32> = Default::default();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let now_ns = t0.elapsed().as_nanos() as u64;
         let mut idle = true;
+        // Orders packets come on the group socket, and retransmissions of
+        // them on the unicast socket (where re-requests are answered too).
+        let mut got: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
         while let Ok((n, from)) = orders.recv_from(&mut buf) {
+            got.push((buf[..n].to_vec(), from));
+        }
+        while let Ok((n, from)) = uni.recv_from(&mut buf) {
+            if net::classify(&buf[..n]) != Some(net::DatagramKind::ReRequest) {
+                got.push((buf[..n].to_vec(), from));
+                continue;
+            }
             idle = false;
-            let Ok(p) = Packet::decode(&buf[..n]) else { continue };
+            if let Ok(req) = ReRequest::decode(&buf[..n]) {
+                for (s, _) in reports.values() {
+                    let mut out = Vec::new();
+                    s.retransmit(&req, &mut out);
+                    for p in out {
+                        let _ = uni.send_to(&p, from);
+                    }
+                }
+            }
+        }
+        for (d, from) in got {
+            idle = false;
+            let Ok(p) = Packet::decode(&d) else { continue };
+            if p.message_count() > 0 && lost_orders.insert(p.session) {
+                continue;
+            }
             let Some(gw) = std::str::from_utf8(&p.session.0[1..4]).ok().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
@@ -91,29 +120,18 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
                 }
             }
         }
-        while let Ok((n, from)) = uni.recv_from(&mut buf) {
-            idle = false;
-            if net::classify(&buf[..n]) == Some(net::DatagramKind::ReRequest) {
-                if let Ok(req) = ReRequest::decode(&buf[..n]) {
-                    for (s, _) in reports.values() {
-                        let mut out = Vec::new();
-                        s.retransmit(&req, &mut out);
-                        for p in out {
-                            let _ = uni.send_to(&p, from);
-                        }
-                    }
-                }
-            }
-        }
         for (session, (rx, src)) in &mut rxs {
             if let Some(req) = rx.poll_request(*session, now_ns) {
                 let _ = uni.send_to(&req.encode(), *src);
             }
             rx.give_up(now_ns);
         }
-        for (s, to) in reports.values_mut() {
+        for (gw, (s, to)) in reports.iter_mut() {
             let mut out = Vec::new();
             s.take_packets(&mut out);
+            if !out.is_empty() && lost_reports.insert(*gw) {
+                out.remove(0);
+            }
             for p in out {
                 let _ = uni.send_to(&p, *to);
             }
@@ -275,6 +293,15 @@ fn customers_through_gateway_to_engine_and_back() {
 
     check_login_and_unknown_symbol(&lab, gw_addr);
 
+    // Defaults: a few sessions; `AEX_GW_TEST_BROKERS=1-10 AEX_GW_TEST_CUSTOMERS=999
+    // AEX_GW_TEST_RATE=1` and so on make it a load test.
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let (brokers, customers) = (env("AEX_GW_TEST_BROKERS", "1-2"), env("AEX_GW_TEST_CUSTOMERS", "3"));
+    let (rate, duration) = (env("AEX_GW_TEST_RATE", "20"), env("AEX_GW_TEST_DURATION", "3"));
+    let n_sessions = {
+        let (a, b) = brokers.split_once('-').unwrap_or((&brokers, &brokers));
+        (b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1) * customers.parse::<u64>().unwrap()
+    };
     let summary = dir.join("summary.json");
     let out = lab.host(2).exec(
         bins::aex().to_str().unwrap(),
@@ -285,13 +312,13 @@ fn customers_through_gateway_to_engine_and_back() {
             "--gateway",
             &listen,
             "--brokers",
-            "1-2",
+            &brokers,
             "--customers",
-            "3",
+            &customers,
             "--rate",
-            "20",
+            &rate,
             "--duration",
-            "3",
+            &duration,
             "--password",
             PASSWORD,
             "--summary-json",
@@ -311,8 +338,9 @@ fn customers_through_gateway_to_engine_and_back() {
     let sent = s["orders_sent"].as_u64().unwrap();
     let acked = s["orders_acked"].as_u64().unwrap();
     let rejects = s["rejects"].as_u64().unwrap();
-    assert_eq!(s["sessions"], 6, "{s}");
-    assert!(sent >= 6 * 20 * 2, "about 6 sessions x 20/s x 3 s: {s}");
+    assert_eq!(s["sessions"], n_sessions, "{s}");
+    let planned = n_sessions as f64 * rate.parse::<f64>().unwrap() * duration.parse::<f64>().unwrap();
+    assert!(sent as f64 >= planned * 0.8, "about {planned} orders planned: {s}");
     assert_eq!(acked + rejects, sent, "every order answered: {s}");
     for k in ["p50", "p90", "p99", "p999", "max"] {
         assert!(s["ack_latency_us"][k].as_u64().is_some_and(|v| v > 0), "{k}: {s}");
@@ -355,4 +383,7 @@ fn customers_through_gateway_to_engine_and_back() {
     assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
     assert_eq!(st["orders_in"].as_u64(), Some(sent + 1), "customers' orders and the unknown symbol: {st}");
     assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
+    assert!(st["rerequests_answered"].as_u64().unwrap() >= 1, "the engine's lost orders packets: {st}");
+    assert!(st["report_gaps_requested"].as_u64().unwrap() >= 1, "the lost report packet: {st}");
+    assert_eq!(st["report_messages_lost"], 0, "{st}");
 }
