@@ -217,6 +217,10 @@ fn check_login_and_unknown_symbol(lab: &Lab, gw: SocketAddr) {
             oe::OeMessage::Rejected { client_id: 5, reason: aex::RejectReason::UnknownSymbol, .. } => {}
             other => panic!("want a local reject, got {other:?}"),
         }
+        // Garbage (a frame too long for any message) closes the connection.
+        s.write_all(&[0, 200, b'O', 1, 2, 3]).unwrap();
+        let mut rest = Vec::new();
+        assert!(s.read_to_end(&mut rest).is_ok(), "closed by the gateway (not a read timeout)");
     });
 }
 
@@ -302,6 +306,9 @@ fn customers_through_gateway_to_engine_and_back() {
         let (a, b) = brokers.split_once('-').unwrap_or((&brokers, &brokers));
         (b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1) * customers.parse::<u64>().unwrap()
     };
+    // The customers find the gateway by name.
+    lab.cli_ok(1, &["dns", "add", "gw1.aex", &Lab::overlay(2).to_string()]);
+    let gw_name = format!("gw1.aex.weavers.local:{GW_PORT}");
     let summary = dir.join("summary.json");
     let out = lab.host(2).exec(
         bins::aex().to_str().unwrap(),
@@ -310,7 +317,9 @@ fn customers_through_gateway_to_engine_and_back() {
             sym,
             "customers",
             "--gateway",
-            &listen,
+            &gw_name,
+            "--dns",
+            &dns,
             "--brokers",
             &brokers,
             "--customers",
@@ -383,6 +392,7 @@ fn customers_through_gateway_to_engine_and_back() {
     assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
     assert_eq!(st["orders_in"].as_u64(), Some(sent + 1), "customers' orders and the unknown symbol: {st}");
     assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
+    assert_eq!(st["dropped_malformed"], 1, "the garbage frame: {st}");
     assert!(st["rerequests_answered"].as_u64().unwrap() >= 1, "the engine's lost orders packets: {st}");
     assert!(st["report_gaps_requested"].as_u64().unwrap() >= 1, "the lost report packet: {st}");
     assert_eq!(st["report_messages_lost"], 0, "{st}");
