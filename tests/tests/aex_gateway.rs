@@ -224,49 +224,52 @@ fn check_login_and_unknown_symbol(lab: &Lab, gw: SocketAddr) {
     });
 }
 
-#[test]
-fn customers_through_gateway_to_engine_and_back() {
-    let Some(mut lab) = lab_or_skip(2) else { return };
-    lab.start_exposed_mesh(&[]);
-    let dir: PathBuf = lab.dir().join("aex");
-    std::fs::create_dir_all(&dir).unwrap();
-    // Three symbols keep DNS and group joins quick.
-    let shipped = SymbolTable::shipped();
-    let lines: String = shipped
-        .iter()
-        .take(3)
-        .map(|s| format!("{} {} {} {} {}\n", s.index, s.ticker.as_str(), s.orders_group, s.md_group, s.ref_price))
-        .collect();
-    let symbols = dir.join("symbols.txt");
-    std::fs::write(&symbols, &lines).unwrap();
-    let table = SymbolTable::parse(&lines).unwrap();
-    let sym = symbols.to_str().unwrap();
-    let out = Command::new(bins::aex())
-        .args(["--symbols", sym, "register", "--socket"])
-        .arg(lab.socket(1))
-        .arg("--weavers")
-        .arg(bins::weavers())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+/// A lab of two hosts with three symbols registered, and the paths of a run.
+struct Setup {
+    lab: Lab,
+    dir: PathBuf,
+    symbols: String,
+    table: SymbolTable,
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let engine_acks: Acks = Arc::default();
-    let engine = {
-        let (stop, acks, table) = (stop.clone(), engine_acks.clone(), table.clone());
-        netns::spawn_in(lab.ns(1), move || fake_engine(table, Lab::overlay(1), stop, acks))
-    };
+impl Setup {
+    fn new() -> Option<Setup> {
+        let mut lab = lab_or_skip(2)?;
+        lab.start_exposed_mesh(&[]);
+        let dir: PathBuf = lab.dir().join("aex");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Three symbols keep DNS and group joins quick.
+        let lines: String = SymbolTable::shipped()
+            .iter()
+            .take(3)
+            .map(|s| format!("{} {} {} {} {}\n", s.index, s.ticker.as_str(), s.orders_group, s.md_group, s.ref_price))
+            .collect();
+        let path = dir.join("symbols.txt");
+        std::fs::write(&path, &lines).unwrap();
+        let symbols = path.to_str().unwrap().to_string();
+        let out = Command::new(bins::aex())
+            .args(["--symbols", &symbols, "register", "--socket"])
+            .arg(lab.socket(1))
+            .arg("--weavers")
+            .arg(bins::weavers())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+        Some(Setup { lab, dir, symbols, table: SymbolTable::parse(&lines).unwrap() })
+    }
 
-    let gw_addr = SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT));
-    let (acks_log, gw_status, gw_log) = (dir.join("acks.log"), dir.join("gw.json"), dir.join("gw.log"));
-    let dns = Lab::overlay(2).to_string();
-    let listen = gw_addr.to_string();
-    let mut gw = spawn_aex(
-        &lab,
-        2,
-        &[
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Gateway 1 on h2, listening on its overlay address; waits for its status.
+    fn gateway(&self) -> Child {
+        let listen = SocketAddrV4::new(Lab::overlay(2), GW_PORT).to_string();
+        let dns = Lab::overlay(2).to_string();
+        let (acks, status) = (self.path("acks.log"), self.path("gw.json"));
+        let args = [
             "--symbols",
-            sym,
+            &self.symbols,
             "gateway",
             "--id",
             "1",
@@ -277,117 +280,160 @@ fn customers_through_gateway_to_engine_and_back() {
             "--dns",
             &dns,
             "--acks",
-            acks_log.to_str().unwrap(),
+            acks.to_str().unwrap(),
             "--status",
-            gw_status.to_str().unwrap(),
-        ],
-        &gw_log,
-    );
-    let gw_log_text = || std::fs::read_to_string(&gw_log).unwrap_or_default();
-    assert!(
-        wait_until(Duration::from_secs(30), || read_json(&gw_status).is_some()),
-        "the gateway writes its status: {}",
-        gw_log_text()
-    );
-    // The engine's joins reach h2 by gossip; orders sent before are re-requested or resent anyway.
-    let groups = |i| lab.try_cli_json(i, &["groups", "--json"]).map(|v| v.to_string()).unwrap_or_default();
-    wait_until(Duration::from_secs(15), || {
-        table.iter().all(|s| groups(2).contains(&s.orders_group.to_string()) && groups(2).contains("h1"))
-    });
+            status.to_str().unwrap(),
+        ];
+        let gw = spawn_aex(&self.lab, 2, &args, &self.path("gw.log"));
+        assert!(
+            wait_until(Duration::from_secs(30), || read_json(&status).is_some()),
+            "the gateway writes its status: {}",
+            self.gw_log()
+        );
+        // The engine's joins reach h2 by gossip; orders sent before are re-requested or resent anyway.
+        let groups = || self.lab.try_cli_json(2, &["groups", "--json"]).map(|v| v.to_string()).unwrap_or_default();
+        wait_until(Duration::from_secs(15), || {
+            let g = groups();
+            self.table.iter().all(|s| g.contains(&s.orders_group.to_string())) && g.contains("h1")
+        });
+        gw
+    }
 
-    check_login_and_unknown_symbol(&lab, gw_addr);
+    fn gw_log(&self) -> String {
+        std::fs::read_to_string(self.path("gw.log")).unwrap_or_default()
+    }
 
-    // Defaults: a few sessions; `AEX_GW_TEST_BROKERS=1-10 AEX_GW_TEST_CUSTOMERS=999
-    // AEX_GW_TEST_RATE=1` and so on make it a load test.
-    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let (brokers, customers) = (env("AEX_GW_TEST_BROKERS", "1-2"), env("AEX_GW_TEST_CUSTOMERS", "3"));
-    let (rate, duration) = (env("AEX_GW_TEST_RATE", "20"), env("AEX_GW_TEST_DURATION", "3"));
-    let n_sessions = {
-        let (a, b) = brokers.split_once('-').unwrap_or((&brokers, &brokers));
-        (b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1) * customers.parse::<u64>().unwrap()
-    };
-    // The customers find the gateway by name.
-    lab.cli_ok(1, &["dns", "add", "gw1.aex", &Lab::overlay(2).to_string()]);
-    let gw_name = format!("gw1.aex.weavers.local:{GW_PORT}");
-    let summary = dir.join("summary.json");
-    let out = lab.host(2).exec(
-        bins::aex().to_str().unwrap(),
-        &[
+    /// `aex customers` on h2 (finding the gateway by name); returns the
+    /// summary after checking that every order was answered.
+    fn customers(&self, brokers: &str, customers: &str, rate: &str, duration: &str) -> Value {
+        if !self.lab.try_cli(1, &["dns", "lookup", "gw1.aex"]).is_ok_and(|o| o.contains(&Lab::overlay(2).to_string())) {
+            self.lab.cli_ok(1, &["dns", "add", "gw1.aex", &Lab::overlay(2).to_string()]);
+        }
+        let gw_name = format!("gw1.aex.weavers.local:{GW_PORT}");
+        let dns = Lab::overlay(2).to_string();
+        let summary = self.path("summary.json");
+        let args = [
             "--symbols",
-            sym,
+            &self.symbols,
             "customers",
             "--gateway",
             &gw_name,
             "--dns",
             &dns,
             "--brokers",
-            &brokers,
+            brokers,
             "--customers",
-            &customers,
+            customers,
             "--rate",
-            &rate,
+            rate,
             "--duration",
-            &duration,
+            duration,
             "--password",
             PASSWORD,
             "--summary-json",
             summary.to_str().unwrap(),
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "aex customers: {stdout}\n{}\ngateway: {}",
-        String::from_utf8_lossy(&out.stderr),
-        gw_log_text()
-    );
-    assert!(stdout.contains("acked/s="), "a line a second: {stdout}");
-    let s = read_json(&summary).expect("summary JSON");
-    eprintln!("customers: {stdout}summary: {s}");
-    let sent = s["orders_sent"].as_u64().unwrap();
-    let acked = s["orders_acked"].as_u64().unwrap();
-    let rejects = s["rejects"].as_u64().unwrap();
-    assert_eq!(s["sessions"], n_sessions, "{s}");
-    let planned = n_sessions as f64 * rate.parse::<f64>().unwrap() * duration.parse::<f64>().unwrap();
-    assert!(sent as f64 >= planned * 0.8, "about {planned} orders planned: {s}");
-    assert_eq!(acked + rejects, sent, "every order answered: {s}");
-    for k in ["p50", "p90", "p99", "p999", "max"] {
-        assert!(s["ack_latency_us"][k].as_u64().is_some_and(|v| v > 0), "{k}: {s}");
+        ];
+        let out = self.lab.host(2).exec(bins::aex().to_str().unwrap(), &args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "aex customers: {stdout}\n{}\ngateway: {}",
+            String::from_utf8_lossy(&out.stderr),
+            self.gw_log()
+        );
+        assert!(stdout.contains("acked/s="), "a line a second: {stdout}");
+        let s = read_json(&summary).expect("summary JSON");
+        eprintln!("customers: {stdout}");
+        let n_sessions = {
+            let (a, b) = brokers.split_once('-').unwrap_or((brokers, brokers));
+            (b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1) * customers.parse::<u64>().unwrap()
+        };
+        let sent = s["orders_sent"].as_u64().unwrap();
+        assert_eq!(s["sessions"], n_sessions, "{s}");
+        let planned = n_sessions as f64 * rate.parse::<f64>().unwrap() * duration.parse::<f64>().unwrap();
+        assert!(sent as f64 >= planned * 0.8, "about {planned} orders planned: {s}");
+        assert_eq!(s["orders_acked"].as_u64().unwrap() + s["rejects"].as_u64().unwrap(), sent, "all answered: {s}");
+        for k in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(s["ack_latency_us"][k].as_u64().is_some_and(|v| v > 0), "{k}: {s}");
+        }
+        assert!(s["executions"].as_u64().is_some(), "{s}");
+        s
     }
-    assert!(s["executions"].as_u64().is_some(), "{s}");
+
+    /// The acks log: (session, client_id, order_id, seq), checking every line's shape and epoch.
+    fn acks_log(&self, epoch: u64) -> BTreeSet<(u32, u64, u64, u64)> {
+        let text = std::fs::read_to_string(self.path("acks.log")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let set: BTreeSet<_> = lines
+            .iter()
+            .map(|l| {
+                let f: Vec<u64> =
+                    l.split(' ').map(|x| x.parse().unwrap_or_else(|_| panic!("bad acks line {l:?}"))).collect();
+                assert_eq!(f.len(), 5, "{l:?}");
+                assert_eq!(f[4], epoch, "epoch: {l:?}");
+                assert_eq!(f[0] >> 24, 1, "gateway 1's sessions only: {l:?}");
+                (f[0] as u32, f[1], f[2], f[3])
+            })
+            .collect();
+        assert_eq!(set.len(), lines.len(), "no line twice");
+        set
+    }
+}
+
+/// SIGTERM to a child; waits for it; its exit status.
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: a signal to a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit 10 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn customers_through_gateway_to_engine_and_back() {
+    let Some(setup) = Setup::new() else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let engine_acks: Acks = Arc::default();
+    let engine = {
+        let (stop, acks, table) = (stop.clone(), engine_acks.clone(), setup.table.clone());
+        netns::spawn_in(setup.lab.ns(1), move || fake_engine(table, Lab::overlay(1), stop, acks))
+    };
+    let mut gw = setup.gateway();
+    check_login_and_unknown_symbol(&setup.lab, SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT)));
+
+    // Defaults: a few sessions; `AEX_GW_TEST_BROKERS=1-11 AEX_GW_TEST_CUSTOMERS=910
+    // AEX_GW_TEST_RATE=1 AEX_GW_TEST_DURATION=10` makes it a load test of 10,010 sessions.
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let s = setup.customers(
+        &env("AEX_GW_TEST_BROKERS", "1-2"),
+        &env("AEX_GW_TEST_CUSTOMERS", "3"),
+        &env("AEX_GW_TEST_RATE", "20"),
+        &env("AEX_GW_TEST_DURATION", "3"),
+    );
+    eprintln!("summary: {s}");
+    let (sent, acked) = (s["orders_sent"].as_u64().unwrap(), s["orders_acked"].as_u64().unwrap());
 
     // SIGTERM: the gateway flushes the acks log and exits 0.
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: a signal to the child this test started.
-    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = gw.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "gateway exit {status}: {}", gw_log_text());
+    let code = terminate(&mut gw);
+    assert!(code.success(), "gateway exit {code}: {}", setup.gw_log());
     stop.store(true, Ordering::Relaxed);
     engine.join().unwrap();
 
-    let logged: BTreeSet<(u32, u64, u64, u64)> = std::fs::read_to_string(&acks_log)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<u64> =
-                l.split(' ').map(|x| x.parse().unwrap_or_else(|_| panic!("bad acks line {l:?}"))).collect();
-            assert_eq!(f.len(), 5, "{l:?}");
-            assert_eq!(f[4], 1, "epoch: {l:?}");
-            (f[0] as u32, f[1], f[2], f[3])
-        })
-        .collect();
+    let logged = setup.acks_log(1);
     let engine_acks = engine_acks.lock().unwrap().clone();
     let ours: BTreeSet<_> = engine_acks.into_iter().filter(|a| a.0 >> 24 == 1).collect();
     assert_eq!(logged.len() as u64, acked, "one line per acknowledged order");
     assert_eq!(logged, ours, "the acks log is exactly the engine's first acknowledgements");
-    let st = read_json(&gw_status).unwrap();
+    let st = read_json(&setup.path("gw.json")).unwrap();
     eprintln!("gateway status: {st}");
     assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
     assert_eq!(st["orders_in"].as_u64(), Some(sent + 1), "customers' orders and the unknown symbol: {st}");
@@ -396,4 +442,59 @@ fn customers_through_gateway_to_engine_and_back() {
     assert!(st["rerequests_answered"].as_u64().unwrap() >= 1, "the engine's lost orders packets: {st}");
     assert!(st["report_gaps_requested"].as_u64().unwrap() >= 1, "the lost report packet: {st}");
     assert_eq!(st["report_messages_lost"], 0, "{st}");
+}
+
+/// The real `aex engine` on h1: every order answered, and `aex audit` finds
+/// every acknowledged order of the gateway's acks log in the engine's journal.
+#[test]
+fn real_engine_and_audit() {
+    let Some(setup) = Setup::new() else { return };
+    let (journal, eng_status) = (setup.path("eng1.journal"), setup.path("eng1.json"));
+    let h1 = Lab::overlay(1).to_string();
+    let args = [
+        "--symbols",
+        &setup.symbols,
+        "engine",
+        "--name",
+        "eng1",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--dns",
+        &h1,
+        "--bind",
+        &h1,
+        "--status",
+        eng_status.to_str().unwrap(),
+    ];
+    let eng_log = setup.path("eng1.log");
+    let mut engine = spawn_aex(&setup.lab, 1, &args, &eng_log);
+    let eng_log_text = || std::fs::read_to_string(&eng_log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(40), || read_json(&eng_status).is_some()),
+        "the engine writes its status: {}",
+        eng_log_text()
+    );
+    let mut gw = setup.gateway();
+    let s = setup.customers("1-2", "3", "20", "3");
+    eprintln!("summary: {s}");
+    let acked = s["orders_acked"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let code = terminate(&mut gw);
+    assert!(code.success(), "gateway exit {code}: {}", setup.gw_log());
+    let code = terminate(&mut engine);
+    assert!(code.success(), "engine exit {code}: {}", eng_log_text());
+    let logged = setup.acks_log(1);
+    assert_eq!(logged.len() as u64, acked, "one line per acknowledged order");
+    let st = read_json(&setup.path("gw.json")).unwrap();
+    eprintln!("gateway status: {st}");
+    assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
+    assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
+    let out = Command::new(bins::aex())
+        .args(["--symbols", &setup.symbols, "audit", "--journal", journal.to_str().unwrap(), "--json", "--acks"])
+        .arg(setup.path("acks.log"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "aex audit: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("audit: {report}");
 }
