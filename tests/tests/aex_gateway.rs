@@ -380,6 +380,19 @@ impl Setup {
     }
 }
 
+/// The customers' load: a few sessions by default; `AEX_GW_TEST_BROKERS=1-11
+/// AEX_GW_TEST_CUSTOMERS=910 AEX_GW_TEST_RATE=1 AEX_GW_TEST_DURATION=10` (with
+/// `--release`) makes it a load test of 10,010 sessions.
+fn load(setup: &Setup) -> Value {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    setup.customers(
+        &env("AEX_GW_TEST_BROKERS", "1-2"),
+        &env("AEX_GW_TEST_CUSTOMERS", "3"),
+        &env("AEX_GW_TEST_RATE", "20"),
+        &env("AEX_GW_TEST_DURATION", "3"),
+    )
+}
+
 /// SIGTERM to a child; waits for it; its exit status.
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     // SAFETY: a signal to a child this test started.
@@ -409,15 +422,7 @@ fn customers_through_gateway_to_engine_and_back() {
     let mut gw = setup.gateway();
     check_login_and_unknown_symbol(&setup.lab, SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT)));
 
-    // Defaults: a few sessions; `AEX_GW_TEST_BROKERS=1-11 AEX_GW_TEST_CUSTOMERS=910
-    // AEX_GW_TEST_RATE=1 AEX_GW_TEST_DURATION=10` makes it a load test of 10,010 sessions.
-    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let s = setup.customers(
-        &env("AEX_GW_TEST_BROKERS", "1-2"),
-        &env("AEX_GW_TEST_CUSTOMERS", "3"),
-        &env("AEX_GW_TEST_RATE", "20"),
-        &env("AEX_GW_TEST_DURATION", "3"),
-    );
+    let s = load(&setup);
     eprintln!("summary: {s}");
     let (sent, acked) = (s["orders_sent"].as_u64().unwrap(), s["orders_acked"].as_u64().unwrap());
 
@@ -475,7 +480,7 @@ fn real_engine_and_audit() {
         eng_log_text()
     );
     let mut gw = setup.gateway();
-    let s = setup.customers("1-2", "3", "20", "3");
+    let s = load(&setup);
     eprintln!("summary: {s}");
     let acked = s["orders_acked"].as_u64().unwrap();
     std::thread::sleep(Duration::from_millis(300));
