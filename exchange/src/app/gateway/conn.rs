@@ -20,19 +20,23 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A heartbeat goes out after this long without other traffic.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Messages queued for a customer that does not read fast enough; past
+/// that the gateway disconnects it (its orders are still answered to the
+/// engine's satisfaction: the acks log and resends do not depend on it).
+pub const OUT_QUEUE: usize = 65_536;
 
 /// What a connection tells the core.
 #[derive(Debug)]
 pub enum Event {
     /// A customer logged in; the core answers through `tx` (LoginAccepted
-    /// first). Dropping `tx` closes the connection.
+    /// first). Dropping `tx` closes the connection once what is queued is written.
     Login {
         /// Its session.
         session: SessionId,
         /// The connection's number.
         conn: u64,
         /// Messages for the customer.
-        tx: mpsc::UnboundedSender<OeMessage>,
+        tx: mpsc::Sender<OeMessage>,
     },
     /// An order, cancel or reduce.
     Request {
@@ -96,7 +100,7 @@ pub async fn serve(stream: TcpStream, conn: u64, ctx: Arc<ConnCtx>, events: mpsc
             return;
         }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
     if events.send(Event::Login { session, conn, tx }).is_err() {
         return;
     }

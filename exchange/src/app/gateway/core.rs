@@ -59,6 +59,8 @@ pub struct Counters {
     pub logins_refused: u64,
     /// Re-requests answered.
     pub rerequests_answered: u64,
+    /// Customers disconnected for not reading their messages.
+    pub slow_disconnects: u64,
 }
 
 struct OrdersStream {
@@ -85,7 +87,7 @@ pub struct Core {
     streams: HashMap<SymbolIndex, OrdersStream>,
     by_session: HashMap<Session, SymbolIndex>,
     reports: HashMap<Session, ReportStream>,
-    customers: HashMap<SessionId, (u64, mpsc::UnboundedSender<OeMessage>)>,
+    customers: HashMap<SessionId, (u64, mpsc::Sender<OeMessage>)>,
     pending: HashMap<(SessionId, ClientOrderId, RequestKind), Pending>,
     live: HashMap<(SessionId, ClientOrderId), SymbolIndex>,
     acks: Option<AckLog>,
@@ -140,9 +142,20 @@ impl Core {
     }
 
     fn tell(&mut self, session: SessionId, m: OeMessage) {
-        match self.customers.get(&session) {
-            Some((_, tx)) if tx.send(m).is_ok() => {}
-            _ => self.counters.undeliverable += 1,
+        let Some((_, tx)) = self.customers.get(&session) else {
+            self.counters.undeliverable += 1;
+            return;
+        };
+        match tx.try_send(m) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Not reading: disconnected (dropping the sender closes it).
+                self.customers.remove(&session);
+                self.counters.sessions = self.customers.len() as u64;
+                self.counters.slow_disconnects += 1;
+                self.counters.undeliverable += 1;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.undeliverable += 1,
         }
     }
 
@@ -150,7 +163,7 @@ impl Core {
     pub fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Login { session, conn, tx } => {
-                let _ = tx.send(OeMessage::LoginAccepted { session });
+                let _ = tx.try_send(OeMessage::LoginAccepted { session });
                 // A second login of a session replaces the first connection
                 // (dropping its sender closes it).
                 self.customers.insert(session, (conn, tx));
@@ -378,8 +391,8 @@ mod tests {
         Core::new(1, &t, &[(1, GROUP)], resend_after, None)
     }
 
-    fn login(c: &mut Core, session: SessionId, conn: u64) -> mpsc::UnboundedReceiver<OeMessage> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+    fn login(c: &mut Core, session: SessionId, conn: u64) -> mpsc::Receiver<OeMessage> {
+        let (tx, mut rx) = mpsc::channel(4);
         c.on_event(Event::Login { session, conn, tx });
         assert_eq!(rx.try_recv().unwrap(), OeMessage::LoginAccepted { session });
         rx
@@ -501,6 +514,12 @@ mod tests {
         assert!(sent_inputs(&mut c).is_empty());
         c.on_event(Event::Gone { session: s, conn: 1 });
         assert_eq!(c.counters.sessions, 1);
+        // A customer that does not read is disconnected when its queue is full.
+        let slow = 1 << 24 | 9;
+        let (tx, _rx) = mpsc::channel(1);
+        c.on_event(Event::Login { session: slow, conn: 3, tx });
+        c.on_event(Event::Request { session: slow, conn: 3, msg: enter(1, 999) });
+        assert_eq!((c.counters.slow_disconnects, c.counters.sessions), (1, 1));
         // Garbage on the unicast socket is counted, not fatal.
         let from: SocketAddr = "10.40.0.1:1".parse().unwrap();
         c.on_datagram(&[1, 2, 3], from);
