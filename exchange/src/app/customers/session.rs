@@ -109,8 +109,8 @@ pub async fn run(i: usize, user: [u8; 8], mut gen: OrderGen, plan: Arc<Plan>, st
             return;
         }
     }
-    // Wait for the common start, answering heartbeats meanwhile is not needed
-    // (the gateway only disconnects after 10 s of silence; we send our own).
+    // Wait for the common start (every session logged in, or 20 s passed:
+    // shorter than the gateway's idle timeout, so no heartbeat is needed).
     let start = loop {
         if let Some(s) = *ctl.start.borrow_and_update() {
             break s;
@@ -175,7 +175,7 @@ pub async fn run(i: usize, user: [u8; 8], mut gen: OrderGen, plan: Arc<Plan>, st
             }
             r = ctl.stop.changed(), if stopping.is_none() => {
                 if r.is_err() || *ctl.stop.borrow() {
-                    stopping = Some(Instant::now() + super::session::DRAIN);
+                    stopping = Some(Instant::now() + DRAIN);
                 }
             }
             _ = tokio::time::sleep_until(drain_until), if stopping.is_some() => break,

@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 /// The most engine report streams a gateway keeps (a bound on what hostile
 /// datagrams can make it allocate).
 pub const MAX_REPORT_STREAMS: usize = 64;
+/// How often the requests waiting for an answer are checked for resending.
+pub const RESEND_SCAN: Duration = Duration::from_millis(50);
 /// The most orders a gateway remembers the symbol of (for cancels and reduces).
 pub const MAX_LIVE_ORDERS: usize = 4_000_000;
 
@@ -92,6 +94,7 @@ pub struct Core {
     live: HashMap<(SessionId, ClientOrderId), SymbolIndex>,
     acks: Option<AckLog>,
     start: Instant,
+    last_resend_scan: Instant,
     /// Datagrams to send.
     pub out: Vec<(Vec<u8>, SocketAddr)>,
     /// The counters.
@@ -131,6 +134,7 @@ impl Core {
             live: HashMap::new(),
             acks,
             start: Instant::now(),
+            last_resend_scan: Instant::now(),
             out: Vec::new(),
             counters: Counters::default(),
             table: table.clone(),
@@ -334,17 +338,21 @@ impl Core {
     /// Timers: resends, report gaps (re-requests, giving up).
     pub fn on_tick(&mut self) {
         let now = Instant::now();
-        let mut resend = Vec::new();
-        for p in self.pending.values_mut() {
-            if now.duration_since(p.sent_at) >= self.resend_after {
-                p.sent_at = now;
-                resend.push((p.symbol, p.bytes.clone()));
+        // Every pending request is looked at, so not at every tick.
+        if now.duration_since(self.last_resend_scan) >= RESEND_SCAN || self.resend_after < RESEND_SCAN {
+            self.last_resend_scan = now;
+            let mut resend = Vec::new();
+            for p in self.pending.values_mut() {
+                if now.duration_since(p.sent_at) >= self.resend_after {
+                    p.sent_at = now;
+                    resend.push((p.symbol, p.bytes.clone()));
+                }
             }
-        }
-        for (symbol, bytes) in resend {
-            if let Some(s) = self.streams.get_mut(&symbol) {
-                s.sender.push(&bytes);
-                self.counters.resends += 1;
+            for (symbol, bytes) in resend {
+                if let Some(s) = self.streams.get_mut(&symbol) {
+                    s.sender.push(&bytes);
+                    self.counters.resends += 1;
+                }
             }
         }
         let now_ns = self.now_ns();
