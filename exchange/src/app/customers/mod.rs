@@ -11,7 +11,7 @@ mod stats;
 pub use gen::{intended_offset, price_band, OrderGen, PRICE_BAND};
 pub use stats::{Percentiles, Stats};
 
-use super::gateway::{pad_password, user_name, write_json_atomic};
+use super::gateway::{pad_password, raise_nofile, user_name, write_json_atomic};
 use crate::net;
 use crate::symbols::SymbolTable;
 use anyhow::{bail, Context};
@@ -84,20 +84,6 @@ fn resolve_gateway(spec: &str, dns: Option<SocketAddr>) -> anyhow::Result<Socket
     };
     let addrs = net::resolve_v4(dns, host, Duration::from_secs(30)).with_context(|| format!("resolving {host}"))?;
     Ok(SocketAddr::new(addrs[0].into(), port))
-}
-
-/// Raises the open-files limit to its hard limit (10,000 sessions need it).
-fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                eprintln!("aex customers: cannot raise RLIMIT_NOFILE: {}", std::io::Error::last_os_error());
-            }
-        }
-    }
 }
 
 /// Runs the customers for `--duration` (or until SIGINT/SIGTERM).

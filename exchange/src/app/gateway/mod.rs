@@ -76,6 +76,21 @@ pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> std::io::Res
     std::fs::rename(&tmp, path)
 }
 
+/// Raises the open-files limit to its hard limit (10,000 sessions need it,
+/// on both ends).
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                eprintln!("aex: cannot raise RLIMIT_NOFILE: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
 /// Runs the gateway until SIGINT or SIGTERM.
 pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     let password = pad_password(&args.password).context("--password: at most 16 bytes")?;
@@ -96,6 +111,7 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         Some(p) => Some(AckLog::open(p).with_context(|| format!("opening {}", p.display()))?),
         None => None,
     };
+    raise_nofile();
     let udp = net::unicast_socket(bind, 0, true).with_context(|| format!("unicast socket on {bind}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
