@@ -48,6 +48,10 @@ enum Cmd {
     /// Run a matching engine: orders from the symbols' orders groups,
     /// journaled (group commit), market data and reports out once durable
     Engine(aex::app::engine::Args),
+    /// Order entry for customers over TCP: orders to the engines, reports back
+    Gateway(aex::app::gateway::Args),
+    /// Load generator: many customer sessions sending orders to a gateway
+    Customers(aex::app::customers::Args),
 }
 
 /// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
         Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
         Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
+        Cmd::Gateway(args) => exit_with(aex::app::gateway::run(args, &table)),
+        Cmd::Customers(args) => exit_with(aex::app::customers::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");

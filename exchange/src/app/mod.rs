@@ -2,7 +2,9 @@
 //! an `Args` (its flags) and a `run` that the binary calls.
 
 pub mod audit;
+pub mod customers;
 pub mod engine;
+pub mod gateway;
 pub mod mdfeed;
 pub mod record;
 pub mod view;

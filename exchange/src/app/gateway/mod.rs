@@ -1,0 +1,216 @@
+//! `aex gateway`: TCP order entry (`wire::oe`) for a broker/dealer's
+//! customers, one orders stream per symbol to the engines, reports back.
+//!
+//! - Customers log in as `bBBBcCCC` with the gateway's password; their
+//!   engine session is `id << 24 | BBB << 12 | CCC`. A second login of a
+//!   session that is connected **replaces** the old connection (which is
+//!   closed), so a customer that lost its connection can come back at once.
+//! - Orders go into the symbol's stream `gNNN.SSS` to its orders group
+//!   (found by DNS) on port 7701, from the one unicast socket; packets are
+//!   flushed every event-loop turn. Requests unanswered after
+//!   `--resend-after-ms` are sent again (same bytes, a new message).
+//! - Reports (`r.NAME` streams) come back on the same socket; gaps are
+//!   re-requested from the packets' source; reports from an epoch lower
+//!   than one seen on that stream are dropped (fencing).
+//! - `--acks FILE`: `session client_id order_id seq epoch` per first
+//!   acknowledgement; `--status FILE`: JSON counters every second.
+
+mod acks;
+mod conn;
+mod core;
+mod login;
+mod route;
+
+pub use acks::{line as ack_line, AckLog};
+pub use login::{check_login, pad_password, parse_user, session_id, user_name};
+pub use route::{route, Fence, Routed};
+
+use crate::net;
+use crate::symbols::SymbolTable;
+use anyhow::{bail, Context};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// Flags of `aex gateway`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// This gateway's id (1..=255): the top byte of its sessions
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub id: u8,
+    /// TCP address to accept customers on
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// The password customers log in with (at most 16 ASCII characters)
+    #[arg(long)]
+    pub password: String,
+    /// Log of first acknowledgements (`session client_id order_id seq epoch`), appended
+    #[arg(long)]
+    pub acks: Option<PathBuf>,
+    /// Send a request again when not answered within this many milliseconds
+    #[arg(long, default_value_t = 1000)]
+    pub resend_after_ms: u64,
+    /// The overlay DNS server, IP or IP:PORT (default: /etc/resolv.conf's first nameserver)
+    #[arg(long, value_parser = net::parse_dns_server)]
+    pub dns: Option<SocketAddr>,
+    /// The overlay address to bind the unicast socket to (default: the source towards 239.192.0.1)
+    #[arg(long)]
+    pub bind: Option<Ipv4Addr>,
+    /// How long to keep asking the DNS for the groups' names, in seconds
+    #[arg(long, default_value_t = 30)]
+    pub resolve_wait: u64,
+    /// JSON status file, rewritten every second
+    #[arg(long)]
+    pub status: Option<PathBuf>,
+}
+
+/// Writes `value` as JSON to `path` atomically (a temporary file renamed over it).
+pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Raises the open-files limit to its hard limit (10,000 sessions need it,
+/// on both ends).
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                eprintln!("aex: cannot raise RLIMIT_NOFILE: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
+    let password = pad_password(&args.password).context("--password: at most 16 bytes")?;
+    if args.password.is_empty() || !args.password.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!("--password: 1 to 16 printable ASCII characters without spaces");
+    }
+    let dns = match args.dns {
+        Some(d) => d,
+        None => net::system_dns().context("finding a DNS server (give --dns)")?,
+    };
+    let bind = match args.bind {
+        Some(b) => b,
+        None => net::overlay_addr().context("finding the overlay address (give --bind)")?,
+    };
+    let groups = net::resolve_groups(dns, table.iter(), net::GroupKind::Orders, Duration::from_secs(args.resolve_wait))
+        .context("resolving the orders groups")?;
+    let acks = match &args.acks {
+        Some(p) => Some(AckLog::open(p).with_context(|| format!("opening {}", p.display()))?),
+        None => None,
+    };
+    raise_nofile();
+    let udp = net::unicast_socket(bind, 0, true).with_context(|| format!("unicast socket on {bind}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
+    rt.block_on(serve(args, password, udp, core))
+}
+
+async fn serve(args: Args, password: [u8; 16], udp: std::net::UdpSocket, mut core: core::Core) -> anyhow::Result<()> {
+    let udp = UdpSocket::from_std(udp)?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!("aex gateway {}: customers on {}, orders from {}", args.id, listener.local_addr()?, udp.local_addr()?);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(conn::ConnCtx { gw: args.id, password });
+    {
+        let ev_tx = ev_tx.clone();
+        tokio::spawn(async move {
+            let mut next_conn = 0u64;
+            loop {
+                match listener.accept().await {
+                    Ok((s, _)) => {
+                        next_conn += 1;
+                        tokio::spawn(conn::serve(s, next_conn, ctx.clone(), ev_tx.clone()));
+                    }
+                    Err(e) => {
+                        // Out of descriptors and the like: wait, do not spin.
+                        eprintln!("aex gateway: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(ev_tx);
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_hb = Instant::now();
+    let mut last_status = Instant::now();
+    let mut last_acks = Instant::now();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            r = udp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    core.on_datagram(&buf[..n], from);
+                }
+                for _ in 0..1024 {
+                    match udp.try_recv_from(&mut buf) {
+                        Ok((n, from)) => core.on_datagram(&buf[..n], from),
+                        Err(_) => break,
+                    }
+                }
+            }
+            ev = ev_rx.recv() => {
+                if let Some(ev) = ev {
+                    core.on_event(ev);
+                }
+                for _ in 0..4096 {
+                    match ev_rx.try_recv() {
+                        Ok(ev) => core.on_event(ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                core.on_tick();
+                if last_hb.elapsed() >= Duration::from_secs(1) {
+                    last_hb = Instant::now();
+                    core.heartbeats();
+                }
+                if last_acks.elapsed() >= Duration::from_millis(100) {
+                    last_acks = Instant::now();
+                    core.flush_acks();
+                }
+                if last_status.elapsed() >= Duration::from_secs(1) {
+                    last_status = Instant::now();
+                    write_status(args.status.as_deref(), &core);
+                }
+            }
+        }
+        core.flush();
+        for (d, to) in core.out.drain(..) {
+            if let Err(e) = udp.send_to(&d, to).await {
+                eprintln!("aex gateway: sending to {to}: {e}");
+            }
+        }
+    }
+    core.flush_acks();
+    write_status(args.status.as_deref(), &core);
+    eprintln!("aex gateway {}: stopped; {}", args.id, serde_json::to_string(&core.counters)?);
+    Ok(())
+}
+
+fn write_status(path: Option<&Path>, core: &core::Core) {
+    let Some(path) = path else { return };
+    let v = serde_json::to_value(core.counters).unwrap_or_default();
+    if let Err(e) = write_json_atomic(path, &v) {
+        eprintln!("aex gateway: writing {}: {e}", path.display());
+    }
+}
