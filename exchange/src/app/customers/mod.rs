@@ -57,6 +57,10 @@ pub struct Args {
     /// JSON status file, rewritten every second (the summary's fields so far)
     #[arg(long)]
     pub status: Option<PathBuf>,
+    /// Where to write the latency histogram at the end (HDR V2 serialized,
+    /// µs), so several generators' runs can be merged before percentiles
+    #[arg(long)]
+    pub histogram: Option<PathBuf>,
 }
 
 /// Parses `A-B` or `A` (1..=999, A <= B).
@@ -175,6 +179,9 @@ async fn drive(args: Args, table: &SymbolTable, users: Vec<[u8; 8]>, plan: Arc<s
     }
     if let Some(path) = &args.status {
         let _ = write_json_atomic(path, &summary);
+    }
+    if let Some(path) = &args.histogram {
+        std::fs::write(path, stats.serialized_histogram()?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -84,6 +84,15 @@ impl Stats {
         }
     }
 
+    /// The latency histogram, HDR V2 serialized.
+    pub fn serialized_histogram(&self) -> anyhow::Result<Vec<u8>> {
+        use hdrhistogram::serialization::{Serializer, V2Serializer};
+        let h = self.latency.lock().map_err(|_| anyhow::anyhow!("latency histogram lock poisoned"))?;
+        let mut out = Vec::new();
+        V2Serializer::new().serialize(&h, &mut out).map_err(|e| anyhow::anyhow!("serializing the histogram: {e:?}"))?;
+        Ok(out)
+    }
+
     /// The summary (and status) JSON.
     pub fn json(&self, duration: Duration, sessions: u64) -> Value {
         let p = self.percentiles();
