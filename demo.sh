@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The weavers demo: builds everything, then runs a 4-host lab in network
-# namespaces (an encrypted mesh, a ping across it, multicast pruned to the
-# hosts that listen) and removes it. Needs root. `./demo.sh --hold` keeps
-# the lab up until Ctrl-C.
+# The weavers demo: AEX, the reference exchange, on a 4-host weavers lab in
+# network namespaces (see tests/src/bin/demo/main.rs). Builds everything in
+# release mode first. Needs root.
+#
+#   sudo ./demo.sh                                   # live screen until Ctrl-C; view on http://127.0.0.1:8080
+#   sudo ./demo.sh --duration 60 --summary-json s.json   # headless: writes the summary
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" != 0 ]; then
@@ -14,5 +16,6 @@ command -v ip >/dev/null && command -v nft >/dev/null && command -v ping >/dev/n
     echo "demo.sh: installing iproute2, nftables, iputils-ping" >&2
     apt-get install -y --no-install-recommends iproute2 nftables iputils-ping >/dev/null
 }
-cargo build --workspace --quiet
-exec target/debug/demo "$@"
+cargo build --workspace --release --quiet
+export WEAVERS_BIN_DIR="$PWD/target/release"
+exec target/release/demo "$@"

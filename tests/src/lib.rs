@@ -20,6 +20,7 @@ pub mod mcast;
 pub mod netns;
 pub mod packet;
 pub mod probe;
+pub mod procs;
 
 use std::io::Read;
 use std::time::{Duration, Instant};

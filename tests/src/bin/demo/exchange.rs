@@ -1,0 +1,235 @@
+//! The exchange's processes on the lab's hosts, their status files, and the
+//! end of a run: stop the load, audit, summarise.
+
+use crate::Args;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use weavers_tests::procs::{read_json, Forward, Proc};
+use weavers_tests::{bins, wait_until, Lab};
+
+/// The password customers log in to the gateways with.
+const PASSWORD: &str = "aex-demo";
+/// Where the gateways listen for customers.
+const GATEWAY_PORT: u16 = 7800;
+
+/// Host numbers of the roles.
+pub const EXCHANGE: usize = 1;
+/// The market-data host.
+pub const MD: usize = 4;
+/// The gateway hosts (gateway id = position + 1).
+pub const GATEWAYS: [usize; 2] = [2, 3];
+
+fn overlay(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 40, 0, i as u8)
+}
+
+fn s<T: ToString>(v: T) -> String {
+    v.to_string()
+}
+
+/// Registers the symbols' names on h1 and waits until every host resolves them.
+pub fn register(lab: &Lab) -> Result<()> {
+    let out = Command::new(bins::aex())
+        .arg("register")
+        .arg("--socket")
+        .arg(lab.socket(EXCHANGE))
+        .arg("--weavers")
+        .arg(bins::weavers())
+        .output()
+        .context("running aex register")?;
+    if !out.status.success() {
+        bail!("aex register: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let names = |i| {
+        lab.try_cli_json(i, &["dns", "ls", "--json"])
+            .ok()
+            .and_then(|v| v.as_array().map(|a| a.iter().filter(|r| r["name"].to_string().contains(".aex.")).count()))
+            .unwrap_or(0)
+    };
+    for i in 1..=lab.len() {
+        if !wait_until(Duration::from_secs(20), || names(i) >= 200) {
+            bail!("h{i} knows {} of the 200 AEX names after 20 s", names(i));
+        }
+    }
+    Ok(())
+}
+
+/// The running exchange.
+pub struct Exchange {
+    dir: PathBuf,
+    engine: Proc,
+    record: Proc,
+    view: Option<Proc>,
+    gateways: Vec<Proc>,
+    customers: Vec<Proc>,
+    forward: Option<Forward>,
+}
+
+impl Exchange {
+    /// Starts every process, the engine and the consumers first.
+    pub fn start(lab: &Lab, args: &Args) -> Result<Exchange> {
+        let dir = lab.dir().to_path_buf();
+        let p = |name: &str| dir.join(name).display().to_string();
+        let dns = |i: usize| vec![s("--dns"), overlay(i).to_string()];
+
+        let mut engine_args = vec![s("engine"), s("--name"), s("eng1"), s("--journal"), p("eng1.journal")];
+        engine_args.extend([s("--status"), p("engine.json")]);
+        engine_args.extend(dns(EXCHANGE));
+        let engine = Proc::aex(lab, EXCHANGE, "engine", &engine_args)?;
+
+        let mut rec_args = vec![s("record"), s("--out"), p("md.record"), s("--status"), p("record.json")];
+        rec_args.extend(dns(MD));
+        let record = Proc::aex(lab, MD, "record", &rec_args)?;
+
+        let view_addr = SocketAddrV4::new(overlay(MD), 8080);
+        let mut view_args = vec![s("view"), s("--listen"), view_addr.to_string()];
+        view_args.extend(dns(MD));
+        let view = Proc::aex(lab, MD, "view", &view_args)?;
+
+        let mut gateways = Vec::new();
+        for (n, &h) in GATEWAYS.iter().enumerate() {
+            let id = n + 1;
+            let mut a = vec![s("gateway"), s("--id"), s(id), s("--listen")];
+            a.push(SocketAddrV4::new(overlay(h), GATEWAY_PORT).to_string());
+            a.extend([s("--password"), s(PASSWORD), s("--acks"), p(&format!("gw{id}.acks"))]);
+            a.extend([s("--status"), p(&format!("gw{id}.json"))]);
+            a.extend(dns(h));
+            gateways.push(Proc::aex(lab, h, &format!("gateway{id}"), &a)?);
+        }
+        let mut x = Exchange {
+            dir: dir.clone(),
+            engine,
+            record,
+            view: Some(view),
+            gateways,
+            customers: Vec::new(),
+            forward: None,
+        };
+        // Everything resolves its groups first; wait for the gateways to listen.
+        for (n, &h) in GATEWAYS.iter().enumerate() {
+            let status = x.dir.join(format!("gw{}.json", n + 1));
+            if !wait_until(Duration::from_secs(60), || read_json(&status).is_some()) {
+                bail!("gateway {} on h{h} is not up after 60 s:\n{}", n + 1, x.gateways[n].log_tail(20));
+            }
+        }
+        let engine_status = x.dir.join("engine.json");
+        if !wait_until(Duration::from_secs(60), || read_json(&engine_status).is_some()) {
+            bail!("the engine is not up after 60 s:\n{}", x.engine.log_tail(20));
+        }
+
+        let half = args.brokers / 2;
+        let ranges = [(1, half), (half + 1, args.brokers)];
+        let duration = args.duration.unwrap_or(7 * 24 * 3600);
+        for (n, &h) in GATEWAYS.iter().enumerate() {
+            let (a, b) = ranges[n];
+            let mut c = vec![s("customers"), s("--gateway")];
+            c.push(SocketAddrV4::new(overlay(h), GATEWAY_PORT).to_string());
+            c.extend([s("--brokers"), format!("{a}-{b}"), s("--customers"), s(args.customers)]);
+            c.extend([s("--rate"), s(args.rate), s("--duration"), s(duration), s("--password"), s(PASSWORD)]);
+            c.extend([s("--summary-json"), p(&format!("customers{}.json", n + 1))]);
+            c.extend([s("--status"), p(&format!("customers{}.status.json", n + 1))]);
+            c.extend([s("--histogram"), p(&format!("customers{}.hgrm", n + 1))]);
+            c.extend(dns(h));
+            x.customers.push(Proc::aex(lab, h, &format!("customers{}", n + 1), &c)?);
+        }
+        if args.view_port != 0 {
+            let listen = SocketAddr::from(([127, 0, 0, 1], args.view_port));
+            match Forward::start(listen, lab.ns(MD), view_addr.into()) {
+                Ok(f) => x.forward = Some(f),
+                Err(e) => eprintln!("demo: cannot listen on {listen} for the view ({e}); the view stays in the lab"),
+            }
+        }
+        Ok(x)
+    }
+
+    /// Where the view is served on this machine.
+    pub fn view_addr(&self) -> Option<SocketAddr> {
+        self.forward.as_ref().map(Forward::addr)
+    }
+
+    /// Whether a load generator still runs.
+    pub fn load_running(&mut self) -> bool {
+        self.customers.iter_mut().any(Proc::running)
+    }
+
+    /// A status file's JSON (`engine`, `record`, `gw1`, `customers1.status`, ...).
+    pub fn status(&self, name: &str) -> Option<Value> {
+        read_json(&self.dir.join(format!("{name}.json")))
+    }
+
+    /// The customers' status files.
+    pub fn customer_statuses(&self) -> Vec<Value> {
+        (1..=self.customers.len()).filter_map(|n| self.status(&format!("customers{n}.status"))).collect()
+    }
+
+    /// Stops the load and the exchange (the view keeps running), audits,
+    /// and returns the summary.
+    pub fn finish(&mut self) -> Result<Value> {
+        for c in &mut self.customers {
+            c.stop(Duration::from_secs(10));
+        }
+        // Let the last acknowledgements and market data settle, and the
+        // recorder fill its gaps, before stopping anything else.
+        std::thread::sleep(Duration::from_secs(3));
+        self.record.stop(Duration::from_secs(10));
+        for g in &mut self.gateways {
+            g.stop(Duration::from_secs(10));
+        }
+        self.engine.stop(Duration::from_secs(10));
+
+        let mut audit = Command::new(bins::aex());
+        audit.arg("audit").arg("--journal").arg(self.dir.join("eng1.journal"));
+        audit.arg("--record").arg(self.dir.join("md.record"));
+        for n in 1..=self.gateways.len() {
+            audit.arg("--acks").arg(self.dir.join(format!("gw{n}.acks")));
+        }
+        audit.arg("--json");
+        let t = Instant::now();
+        let out = audit.output().context("running aex audit")?;
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(
+            |_| json!({ "ok": false, "errors": [String::from_utf8_lossy(&out.stderr).trim().to_string()] }),
+        );
+        let audit_s = t.elapsed().as_secs_f64();
+
+        let customers: Vec<Value> =
+            (1..=self.customers.len()).filter_map(|n| self.status(&format!("customers{n}"))).collect();
+        let sum = |k: &str| customers.iter().map(|c| c[k].as_u64().unwrap_or(0)).sum::<u64>();
+        let latency = crate::screen::merged_latency(
+            &(1..=self.customers.len()).map(|n| self.dir.join(format!("customers{n}.hgrm"))).collect::<Vec<_>>(),
+        );
+        let record = self.status("record").unwrap_or(Value::Null);
+        let engine = self.status("engine").unwrap_or(Value::Null);
+        Ok(json!({
+            "orders_sent": sum("orders_sent"),
+            "orders_acked": sum("orders_acked"),
+            "rejects": sum("rejects"),
+            "trades": report["trades"].as_u64().or(engine["trades"].as_u64()).unwrap_or(0),
+            "ack_latency_us": latency,
+            "md_messages": record["messages"],
+            "md_gaps_unrecovered": report["md_gaps"].as_u64().or(record["gaps_unrecovered"].as_u64()),
+            "audit_ok": report["ok"].as_bool() == Some(true) && out.status.success(),
+            "audit": report,
+            "audit_seconds": audit_s,
+            "duration_s": customers.iter().filter_map(|c| c["duration_s"].as_f64()).fold(0.0, f64::max),
+            "sessions": sum("sessions"),
+        }))
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.forward = None;
+        for p in self.customers.iter_mut().chain(self.gateways.iter_mut()) {
+            p.stop(Duration::from_secs(3));
+        }
+        self.record.stop(Duration::from_secs(3));
+        if let Some(mut v) = self.view.take() {
+            v.stop(Duration::from_secs(3));
+        }
+        self.engine.stop(Duration::from_secs(3));
+    }
+}

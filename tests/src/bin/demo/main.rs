@@ -1,0 +1,203 @@
+//! The demo: AEX, the reference exchange, running on weavers in a lab of
+//! network namespaces (an underlay that drops multicast, as clouds do).
+//!
+//! ```text
+//! h1 exchange   weaversd, aex engine (100 symbols, journal)
+//! h2 gw1        weaversd, aex gateway 1, aex customers (broker/dealers 1-50)
+//! h3 gw2        weaversd, aex gateway 2, aex customers (broker/dealers 51-100)
+//! h4 md         weaversd, aex record, aex view (served on 127.0.0.1:8080)
+//! ```
+//!
+//! Gateways send orders to each symbol's orders group and the engine
+//! publishes market data on each symbol's md group; every process finds
+//! the groups through the overlay DNS. The screen shows a live summary; at
+//! the end the demo stops the load, audits the journal against the record
+//! and the gateways' acknowledgements, and prints (or writes) the summary.
+//!
+//! ```text
+//! demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N]
+//!      [--view-port P] [--hold]
+//! ```
+//!
+//! Run by `./demo.sh` (which builds first). Ctrl-C stops it; everything it
+//! made is removed either way.
+
+mod exchange;
+mod screen;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use weavers_tests::{lab_or_skip, DaemonOpts};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C (or SIGTERM) asked the demo to stop.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The demo's options.
+#[derive(Clone, Debug)]
+pub struct Args {
+    /// Seconds of load; None: until Ctrl-C.
+    pub duration: Option<u64>,
+    /// Where to write the summary JSON (no live screen then).
+    pub summary_json: Option<PathBuf>,
+    /// Orders a second per customer.
+    pub rate: f64,
+    /// Broker/dealers (split between the two gateways).
+    pub brokers: u32,
+    /// Customers per broker/dealer.
+    pub customers: u32,
+    /// Port of the view on 127.0.0.1 (0: no forward).
+    pub view_port: u16,
+    /// Keep the lab up after the load until Ctrl-C.
+    pub hold: bool,
+}
+
+const USAGE: &str = "usage: demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N] \
+                     [--view-port P] [--hold]";
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        duration: None,
+        summary_json: None,
+        rate: 1.0,
+        brokers: 100,
+        customers: 100,
+        view_port: 8080,
+        hold: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--duration" => a.duration = Some(value()?.parse().context("--duration: seconds")?),
+            "--summary-json" => a.summary_json = Some(PathBuf::from(value()?)),
+            "--rate" => a.rate = value()?.parse().context("--rate: orders a second per customer")?,
+            "--brokers" => a.brokers = value()?.parse().context("--brokers: a count")?,
+            "--customers" => a.customers = value()?.parse().context("--customers: a count")?,
+            "--view-port" => a.view_port = value()?.parse().context("--view-port: a port")?,
+            "--hold" => a.hold = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    if a.brokers < 2 || a.customers == 0 || a.rate <= 0.0 {
+        bail!("need at least 2 broker/dealers, 1 customer each and a positive rate");
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    match run(&args) {
+        Ok(ok) => std::process::exit(if ok { 0 } else { 1 }),
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn say(args: &Args, msg: &str) {
+    if args.summary_json.is_none() {
+        println!("\x1b[1m== {msg}\x1b[0m");
+    } else {
+        eprintln!("demo: {msg}");
+    }
+}
+
+fn run(args: &Args) -> Result<bool> {
+    let Some(mut lab) = lab_or_skip(4) else { bail!("the lab needs root (network namespaces)") };
+    say(args, "4 hosts on an underlay that drops multicast; weaversd on each, h2..h4 know only h1");
+    lab.start_daemon(1, DaemonOpts::new());
+    for i in 2..=4 {
+        lab.start_daemon(i, DaemonOpts::new().peer(1));
+    }
+    lab.wait_mesh(&[1, 2, 3, 4], Duration::from_secs(30));
+    for i in 1..=4 {
+        lab.expose(i, &format!("10.40.0.{i}/16"));
+    }
+    if args.summary_json.is_none() {
+        print!("{}", lab.cli_ok(1, &["status"]));
+    }
+    say(args, "AEX: 200 names (every symbol's orders and market-data groups) into the overlay DNS");
+    exchange::register(&lab)?;
+
+    let mut x = exchange::Exchange::start(&lab, args)?;
+    say(
+        args,
+        &format!(
+            "load: {} broker/dealers x {} customers x {}/s = {:.0} orders/s{}",
+            args.brokers,
+            args.customers,
+            args.rate,
+            args.brokers as f64 * args.customers as f64 * args.rate,
+            match args.duration {
+                Some(d) => format!(" for {d} s"),
+                None => " until Ctrl-C".into(),
+            }
+        ),
+    );
+    if let Some(f) = x.view_addr() {
+        say(args, &format!("the view: http://{f}/"));
+    }
+    let started = Instant::now();
+    let mut screen = screen::Screen::new(args.summary_json.is_none());
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        screen.draw(&lab, &x, started.elapsed());
+        if stopped() || !x.load_running() {
+            break;
+        }
+        if let Some(d) = args.duration {
+            if started.elapsed() > Duration::from_secs(d + 30) {
+                say(args, "the load generators overran their duration by 30 s; stopping them");
+                break;
+            }
+        }
+    }
+    say(args, "stopping the load, then auditing the journal against the record and the acknowledgements");
+    let summary = x.finish()?;
+    let ok = summary["audit_ok"].as_bool() == Some(true);
+    let text = serde_json::to_string_pretty(&summary)?;
+    match &args.summary_json {
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => println!("{text}"),
+    }
+    if args.hold {
+        say(args, "holding the lab; Ctrl-C to remove it");
+        STOP.store(false, Ordering::SeqCst);
+        while !stopped() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    say(args, "removing the lab");
+    drop(x);
+    drop(lab);
+    Ok(ok)
+}
