@@ -200,8 +200,25 @@ pub fn group_receiver(port: u16, groups: &[Ipv4Addr], iface: Ipv4Addr, nonblocki
     s.set_multicast_all_v4(false)?;
     let _ = s.set_recv_buffer_size(4 << 20);
     s.bind(&SocketAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;
-    for g in groups {
-        s.join_multicast_v4(g, &iface)?;
+    for (n, g) in groups.iter().enumerate() {
+        if let Err(e) = s.join_multicast_v4(g, &iface) {
+            // ENOBUFS: the per-socket membership limit (20 by default).
+            if e.raw_os_error() == Some(105) {
+                let limit = std::fs::read_to_string("/proc/sys/net/ipv4/igmp_max_memberships").unwrap_or_default();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "joining group {} of {}: the kernel allows {} memberships per socket; \
+                         raise net.ipv4.igmp_max_memberships to at least {}",
+                        n + 1,
+                        groups.len(),
+                        limit.trim(),
+                        groups.len()
+                    ),
+                ));
+            }
+            return Err(e);
+        }
     }
     s.set_nonblocking(nonblocking)?;
     Ok(s.into())

@@ -221,6 +221,9 @@ impl Lab {
                 netns::sysctl(&ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
                 netns::sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
             }
+            // AEX's engine, recorder and view join 100 groups on one socket
+            // (the default limit is 20 per socket).
+            netns::sysctl(&ns, "net.ipv4.igmp_max_memberships", "1024")?;
             let port = format!("v{i}");
             netns::ip(&["-n", &u, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
             netns::ip(&["-n", &u, "link", "set", &port, "master", "br0", "up"])?;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# AEX end to end over weavers: the demo's lab (engine, two gateways with
+# their customers, recorder, view), headless, at rising order rates. For
+# each rate: orders sent and acknowledged, order-to-ack latency (p50, p99,
+# p99.9, from the intended send time: coordinated omission accounted),
+# trades, and whether the audit passed. "Sustained" means at least 99% of
+# the orders sent were acknowledged and the audit passed.
+#
+#   sudo bench/aex.sh [--duration S] [--rates "1 2 5 10"]
+#
+# Rates are orders a second per customer; the demo runs 100 broker/dealers
+# x 100 customers, so 1 = 10,000 orders/s (the talk's load) and 10 =
+# 100,000. Writes bench/results/aex.md and aex.json. Also runs the engine
+# alone (criterion: cargo bench -p aex --bench engine) for reference.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "bench/aex.sh: run as root: the lab makes network namespaces" >&2
+    exit 1
+fi
+duration=20
+rates="1 2 5 10"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration="$2"; shift 2 ;;
+        --rates) rates="$2"; shift 2 ;;
+        *) echo "usage: bench/aex.sh [--duration S] [--rates \"1 2 5 10\"]" >&2; exit 2 ;;
+    esac
+done
+export PATH="$PATH:/usr/sbin:/sbin"
+cargo build --workspace --release --quiet
+export WEAVERS_BIN_DIR="$PWD/target/release"
+out=bench/results
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "[" >"$tmp/all.json"
+first=1
+for r in $rates; do
+    echo "bench/aex.sh: $r orders/s per customer for $duration s" >&2
+    target/release/demo --duration "$duration" --rate "$r" --view-port 0 --summary-json "$tmp/s.json" || true
+    [ -s "$tmp/s.json" ] || echo '{"error":"no summary"}' >"$tmp/s.json"
+    [ $first = 1 ] || echo "," >>"$tmp/all.json"
+    first=0
+    python3 - "$r" "$tmp/s.json" >>"$tmp/all.json" <<'EOF'
+import json, sys
+rate, path = float(sys.argv[1]), sys.argv[2]
+s = json.load(open(path))
+s["rate_per_customer"] = rate
+s["offered_per_s"] = rate * 10000
+s.pop("audit", None)
+print(json.dumps(s))
+EOF
+done
+echo "]" >>"$tmp/all.json"
+
+python3 - "$tmp/all.json" "$out/aex.json" "$out/aex.md" <<'EOF'
+import json, sys, datetime
+runs = json.load(open(sys.argv[1]))
+json.dump(runs, open(sys.argv[2], "w"), indent=2)
+lines = [
+    f"# AEX end to end over weavers ({datetime.date.today()})",
+    "",
+    "| offered orders/s | sent/s | acked | p50 us | p99 us | p99.9 us | trades | audit | sustained |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+best = 0
+for r in runs:
+    lat = r.get("ack_latency_us") or {}
+    sent, acked, dur = r.get("orders_sent", 0), r.get("orders_acked", 0), r.get("duration_s") or 1
+    ok = r.get("audit_ok") is True and sent > 0 and acked >= 0.99 * sent
+    if ok:
+        best = max(best, sent / dur)
+    lines.append(
+        f"| {r['offered_per_s']:.0f} | {sent / dur:.0f} | {acked / max(sent, 1):.2%} | {lat.get('p50', '-')} "
+        f"| {lat.get('p99', '-')} | {lat.get('p999', '-')} | {r.get('trades', '-')} | {r.get('audit_ok')} | {ok} |"
+    )
+lines += ["", f"Highest sustained rate: {best:.0f} orders/s."]
+open(sys.argv[3], "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
