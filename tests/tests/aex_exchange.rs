@@ -1,0 +1,156 @@
+//! A small AEX over weavers, every process a separate host's: engine on
+//! h1, a gateway on h2, customers on h3 (their TCP sessions cross the
+//! overlay), the recorder on h4. The groups come from the overlay DNS: they
+//! are registered at addresses that differ from the shipped symbols file,
+//! and the processes (which read the shipped file) join the registered
+//! ones. At the end `aex audit` checks the journal against the record and
+//! the gateway's acknowledgements.
+
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use weavers_tests::procs::{read_json, Proc};
+use weavers_tests::{bins, lab_or_skip, wait_until, DaemonOpts, Lab};
+
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+fn overlay(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 40, 0, i as u8)
+}
+
+/// The shipped symbols with every group moved from 239.192.x.y to 239.193.x.y.
+fn moved_symbols(dir: &Path) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../exchange/symbols.txt"))
+        .expect("read the shipped symbols");
+    let path = dir.join("moved-symbols.txt");
+    std::fs::write(&path, shipped.replace("239.192.", "239.193.")).unwrap();
+    path
+}
+
+/// Groups with local members on host `i`.
+fn joined(lab: &Lab, i: usize) -> Vec<String> {
+    let v = lab.try_cli_json(i, &["groups", "--json"]).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["local_members"].as_array().is_some_and(|m| !m.is_empty()))
+        .filter_map(|g| g["group"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
+    let Some(mut lab) = lab_or_skip(4) else { return };
+    lab.start_daemon(1, DaemonOpts::new());
+    for i in 2..=4 {
+        lab.start_daemon(i, DaemonOpts::new().peer(1));
+    }
+    lab.wait_mesh(&[1, 2, 3, 4], Duration::from_secs(30));
+    for i in 1..=4 {
+        lab.expose(i, &format!("10.40.0.{i}/16"));
+    }
+    let dir = lab.dir().to_path_buf();
+    let p = |name: &str| dir.join(name).display().to_string();
+    let moved = moved_symbols(&dir);
+    let out = Command::new(bins::aex())
+        .arg("--symbols")
+        .arg(&moved)
+        .args(["register", "--socket"])
+        .arg(lab.socket(1))
+        .arg("--weavers")
+        .arg(bins::weavers())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+
+    let dns = |i: usize| [s("--dns"), overlay(i).to_string()];
+    let mut engine = Proc::aex(
+        &lab,
+        1,
+        "engine",
+        &[&[s("engine"), s("--name"), s("eng1"), s("--journal"), p("j"), s("--status"), p("engine.json")][..], &dns(1)]
+            .concat(),
+    )
+    .unwrap();
+    let mut record = Proc::aex(
+        &lab,
+        4,
+        "record",
+        &[&[s("record"), s("--out"), p("md"), s("--status"), p("record.json")][..], &dns(4)].concat(),
+    )
+    .unwrap();
+    let gw_addr = format!("{}:7800", overlay(2));
+    let mut gateway = Proc::aex(
+        &lab,
+        2,
+        "gateway",
+        &[
+            &[s("gateway"), s("--id"), s(1), s("--listen"), gw_addr.clone(), s("--password"), s("pw")][..],
+            &[s("--acks"), p("acks"), s("--status"), p("gw.json")],
+            &dns(2),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    for (proc_, status) in [(&engine, "engine.json"), (&gateway, "gw.json"), (&record, "record.json")] {
+        assert!(
+            wait_until(Duration::from_secs(60), || read_json(&dir.join(status)).is_some()),
+            "{} is not up:\n{}",
+            proc_.name(),
+            proc_.log_tail(20)
+        );
+    }
+    let mut customers = Proc::aex(
+        &lab,
+        3,
+        "customers",
+        &[
+            &[s("customers"), s("--gateway"), gw_addr, s("--brokers"), s("1-2"), s("--customers"), s(5)][..],
+            &[s("--rate"), s(5), s("--duration"), s(5), s("--password"), s("pw"), s("--summary-json"), p("c.json")],
+            &dns(3),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || !customers.running()),
+        "customers did not finish:\n{}",
+        customers.log_tail(20)
+    );
+    let summary = read_json(&dir.join("c.json")).unwrap_or_else(|| panic!("no summary:\n{}", customers.log_tail(20)));
+
+    // The groups joined are the registered ones, not the file's.
+    let (h1, h4) = (joined(&lab, 1), joined(&lab, 4));
+    assert!(h1.iter().any(|g| g.starts_with("239.193.1.")), "engine joined orders groups by name: {h1:?}");
+    assert!(h4.iter().any(|g| g.starts_with("239.193.2.")), "recorder joined md groups by name: {h4:?}");
+    assert!(!h1.iter().chain(&h4).any(|g| g.starts_with("239.192.")), "no group from the file: {h1:?} {h4:?}");
+
+    std::thread::sleep(Duration::from_secs(2));
+    for proc_ in [&mut record, &mut gateway, &mut engine] {
+        let st = proc_.stop(Duration::from_secs(10));
+        assert!(st.is_some_and(|s| s.success()), "{} exits cleanly: {st:?}\n{}", proc_.name(), proc_.log_tail(20));
+    }
+    let audit = Command::new(bins::aex())
+        .args(["audit", "--json", "--journal"])
+        .arg(dir.join("j"))
+        .arg("--record")
+        .arg(dir.join("md"))
+        .arg("--acks")
+        .arg(dir.join("acks"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&audit.stdout)
+        .unwrap_or_else(|e| panic!("audit JSON ({e}): {}", String::from_utf8_lossy(&audit.stderr)));
+    assert!(audit.status.success() && report["ok"] == true, "audit: {report:#}");
+    let sent = summary["orders_sent"].as_u64().unwrap();
+    assert!(sent >= 200, "about 250 orders sent: {summary}");
+    assert_eq!(summary["orders_acked"].as_u64().unwrap() + summary["rejects"].as_u64().unwrap(), sent);
+    assert_eq!(report["acks_checked"], summary["orders_acked"], "every ack in the log: {report}");
+    assert_eq!(report["rpo_orders"], 0);
+    assert!(report["md_messages_checked"].as_u64().unwrap() > sent, "market data recorded on h4: {report}");
+    assert_eq!(report["md_gaps"], 0);
+}
