@@ -230,10 +230,16 @@ impl Receiver {
     /// messages were given up (the receiver then waits for the next packet
     /// and takes it whole).
     pub fn give_up(&mut self, now_ns: u64) -> u64 {
+        self.give_up_after(now_ns, GIVE_UP_NS)
+    }
+
+    /// [`Receiver::give_up`] with another patience (a receiver that must
+    /// not lose messages lightly, like a gateway's reports, waits longer).
+    pub fn give_up_after(&mut self, now_ns: u64, patience_ns: u64) -> u64 {
         let (Some(next), Some(since)) = (self.next, self.gap_since) else {
             return 0;
         };
-        if next >= self.known_end || now_ns.saturating_sub(since) < GIVE_UP_NS {
+        if next >= self.known_end || now_ns.saturating_sub(since) < patience_ns {
             return 0;
         }
         let lost = self.known_end - next;

@@ -25,6 +25,15 @@ use tokio::sync::mpsc;
 pub const MAX_REPORT_STREAMS: usize = 64;
 /// How often the requests waiting for an answer are checked for resending.
 pub const RESEND_SCAN: Duration = Duration::from_millis(50);
+/// The most requests resent per scan (20,000 a second): under overload
+/// resends must not become the load.
+pub const RESEND_BUDGET: usize = 1000;
+/// A request's nth resend waits `resend_after * 2^min(n, MAX_BACKOFF_SHIFT)`.
+pub const MAX_BACKOFF_SHIFT: u32 = 4;
+/// How long a gap in a report stream is asked for before its reports are
+/// given up (executions must not be dropped lightly; the engine keeps
+/// 100,000 per stream).
+pub const REPORT_PATIENCE_NS: u64 = 30_000_000_000;
 /// The most orders a gateway remembers the symbol of (for cancels and reduces).
 pub const MAX_LIVE_ORDERS: usize = 4_000_000;
 
@@ -80,6 +89,8 @@ struct Pending {
     symbol: SymbolIndex,
     bytes: Vec<u8>,
     sent_at: Instant,
+    /// Resends so far (each doubles the wait, up to a limit).
+    resends: u32,
 }
 
 /// The gateway's state.
@@ -232,7 +243,7 @@ impl Core {
             s.sender.push(&bytes);
             self.counters.orders_sent += 1;
         }
-        self.pending.insert((session, client_id, kind), Pending { symbol, bytes, sent_at: Instant::now() });
+        self.pending.insert((session, client_id, kind), Pending { symbol, bytes, sent_at: Instant::now(), resends: 0 });
     }
 
     /// Handles a datagram on the unicast socket.
@@ -343,8 +354,12 @@ impl Core {
             self.last_resend_scan = now;
             let mut resend = Vec::new();
             for p in self.pending.values_mut() {
-                if now.duration_since(p.sent_at) >= self.resend_after {
+                if resend.len() == RESEND_BUDGET {
+                    break;
+                }
+                if now.duration_since(p.sent_at) >= self.resend_after * (1 << p.resends.min(MAX_BACKOFF_SHIFT)) {
                     p.sent_at = now;
+                    p.resends += 1;
                     resend.push((p.symbol, p.bytes.clone()));
                 }
             }
@@ -361,7 +376,7 @@ impl Core {
                 self.counters.report_gaps_requested += 1;
                 self.out.push((req.encode().to_vec(), rs.source));
             }
-            self.counters.report_messages_lost += rs.rx.give_up(now_ns);
+            self.counters.report_messages_lost += rs.rx.give_up_after(now_ns, REPORT_PATIENCE_NS);
         }
     }
 
@@ -440,6 +455,33 @@ mod tests {
         s.take_packets(&mut out);
         assert_eq!(out.len(), 1);
         out.pop().unwrap()
+    }
+
+    #[test]
+    fn resends_are_budgeted_and_back_off() {
+        let mut c = core(Duration::ZERO);
+        let s = 1 << 24 | 1 << 12 | 1;
+        let _rx = login(&mut c, s, 1);
+        for id in 0..1500 {
+            c.on_event(Event::Request { session: s, conn: 1, msg: enter(id, 1) });
+        }
+        assert_eq!(sent_inputs(&mut c).len(), 1500);
+        c.on_tick();
+        assert_eq!(sent_inputs(&mut c).len(), RESEND_BUDGET, "at most a budget per scan");
+        c.on_tick();
+        assert_eq!(sent_inputs(&mut c).len(), RESEND_BUDGET);
+        assert_eq!(c.counters.resends, 2 * RESEND_BUDGET as u64);
+        // With a real wait, a resent request waits twice as long next time.
+        let mut c = core(Duration::from_millis(100));
+        let _rx = login(&mut c, s, 1);
+        c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 1) });
+        sent_inputs(&mut c);
+        std::thread::sleep(Duration::from_millis(110));
+        c.on_tick();
+        assert_eq!(sent_inputs(&mut c).len(), 1, "first resend after 100 ms");
+        std::thread::sleep(Duration::from_millis(110));
+        c.on_tick();
+        assert!(sent_inputs(&mut c).is_empty(), "the second waits 200 ms");
     }
 
     #[test]

@@ -168,7 +168,8 @@ impl Exchange {
 
     /// Stops the load and the exchange (the view keeps running), audits,
     /// and returns the summary.
-    pub fn finish(&mut self) -> Result<Value> {
+    pub fn finish(&mut self, lab: &Lab) -> Result<Value> {
+        let overlay_drops = overlay_drops(lab);
         for c in &mut self.customers {
             c.stop(Duration::from_secs(10));
         }
@@ -216,6 +217,10 @@ impl Exchange {
             "audit_seconds": audit_s,
             "duration_s": customers.iter().filter_map(|c| c["duration_s"].as_f64()).fold(0.0, f64::max),
             "sessions": sum("sessions"),
+            "engine": engine,
+            "overlay_drops": overlay_drops,
+            "gateways": (1..=self.gateways.len()).filter_map(|n| self.status(&format!("gw{n}"))).collect::<Vec<_>>(),
+            "record": record,
         }))
     }
 }
@@ -232,4 +237,25 @@ impl Drop for Exchange {
         }
         self.engine.stop(Duration::from_secs(3));
     }
+}
+
+/// Each host's weaversd drop counters and TAP queue drops (nonzero only).
+fn overlay_drops(lab: &Lab) -> Value {
+    let mut hosts = serde_json::Map::new();
+    for i in 1..=lab.len() {
+        let Ok(st) = lab.try_cli_json(i, &["status", "--json"]) else { continue };
+        let mut d = serde_json::Map::new();
+        for r in st["drops"].as_array().into_iter().flatten() {
+            if let (Some(reason), Some(n)) = (r["reason"].as_str(), r["count"].as_u64()) {
+                if n > 0 {
+                    d.insert(reason.to_string(), n.into());
+                }
+            }
+        }
+        if let Some(n) = st["tap_tx_dropped"].as_u64().filter(|&n| n > 0) {
+            d.insert("tap_tx_dropped".into(), n.into());
+        }
+        hosts.insert(format!("h{i}"), Value::Object(d));
+    }
+    Value::Object(hosts)
 }

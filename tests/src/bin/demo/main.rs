@@ -180,7 +180,7 @@ fn run(args: &Args) -> Result<bool> {
         }
     }
     say(args, "stopping the load, then auditing the journal against the record and the acknowledgements");
-    let summary = x.finish()?;
+    let summary = x.finish(&lab)?;
     let ok = summary["audit_ok"].as_bool() == Some(true);
     let text = serde_json::to_string_pretty(&summary)?;
     match &args.summary_json {
