@@ -256,14 +256,19 @@ impl Netdev {
     }
 
     /// Enslaves the TAP `tap_name` to the bridge `bridge_ifindex`, sets its
-    /// MTU, brings it up, and makes it a permanent multicast router port of
+    /// MTU and queue length ([`TAP_TXQUEUELEN`]), brings it up, and makes it a permanent multicast router port of
     /// the bridge (`mcast_router 2`, set through `IFLA_INFO_SLAVE_DATA`), so
     /// that every local multicast frame and IGMP/MLD report reaches the
     /// daemon. Idempotent.
     pub async fn attach_tap(&self, tap_name: &str, bridge_ifindex: u32, mtu: u32) -> Result<(), NetdevError> {
         let tap = self.require_link("attaching TAP", tap_name).await?;
         let index = tap.header.index;
-        let msg = LinkUnspec::new_with_index(index).mtu(mtu).controller(bridge_ifindex).up().build();
+        let msg = LinkUnspec::new_with_index(index)
+            .mtu(mtu)
+            .txqueuelen(TAP_TXQUEUELEN)
+            .controller(bridge_ifindex)
+            .up()
+            .build();
         self.handle
             .link()
             .change(msg)
@@ -815,3 +820,10 @@ mod tests {
         });
     }
 }
+
+/// Frames the kernel queues towards the daemon on the TAP before dropping
+/// (`tx_dropped`). The TAP default (500) overflows when a local program
+/// sends a burst (an exchange engine releasing a group commit's market data
+/// and reports at once) while the daemon is busy; 4096 small frames absorb
+/// such a burst. The bound also limits memory if the daemon stalls.
+pub const TAP_TXQUEUELEN: u32 = 4096;
