@@ -1,8 +1,8 @@
-//! `aex`: the reference exchange's command. This first part lists the
-//! symbols and registers their multicast groups in the overlay DNS, so every
-//! process finds `TICKER.orders.aex.weavers.local` and
-//! `TICKER.md.aex.weavers.local` by name, and runs the processes of
-//! `exchange/ARCHITECTURE.md` (`aex engine`; the others are still to come).
+//! `aex`: the reference exchange's command. It lists the symbols and
+//! registers their multicast groups in the overlay DNS (so every process
+//! finds `TICKER.orders.aex.weavers.local` and `TICKER.md.aex.weavers.local`
+//! by name), and runs the processes of `exchange/ARCHITECTURE.md`: engine,
+//! gateway, customers, record, audit, view.
 //!
 //! A process is a variant holding its `aex::app::NAME::Args`, dispatched to
 //! `aex::app::NAME::run` through [`exit_with`].

@@ -14,9 +14,10 @@ pub type OrderId = u64;
 /// The id of one match (one execution between a maker and a taker),
 /// engine-wide, assigned in sequence from 1.
 pub type MatchId = u64;
-/// A customer session, unique across the exchange. By convention the
-/// gateway number sits in the high 16 bits and the gateway's login slot in
-/// the low 16, so gateways never collide; the engine treats it as opaque.
+/// A customer session, unique across the exchange: `gateway << 24 |
+/// broker/dealer << 12 | customer` (see `ARCHITECTURE.md`), so gateways
+/// never collide and a session keeps its id across reconnects. Matching
+/// treats it as opaque; the publisher routes reports by its gateway.
 pub type SessionId = u32;
 /// The customer's own order id, unique per session (idempotency key).
 pub type ClientOrderId = u64;
