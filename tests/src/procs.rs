@@ -206,3 +206,15 @@ impl Drop for Forward {
         }
     }
 }
+
+/// Runs `aex [--symbols FILE] register` against host `i`'s daemon: every
+/// symbol's two groups into the overlay DNS (then gossiped to every host).
+pub fn register_aex(lab: &Lab, i: usize, symbols: Option<&Path>) -> anyhow::Result<()> {
+    let mut cmd = Command::new(bins::aex());
+    if let Some(f) = symbols {
+        cmd.arg("--symbols").arg(f);
+    }
+    let out = cmd.arg("register").arg("--socket").arg(lab.socket(i)).arg("--weavers").arg(bins::weavers()).output()?;
+    anyhow::ensure!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}

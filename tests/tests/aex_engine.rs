@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use aex::app::engine::publisher::{route, Dest};
@@ -20,6 +20,7 @@ use aex::wire::mold::{heartbeat, Packet, PacketBuilder, ReRequest, Session};
 use aex::wire::{itch, report};
 use aex::{Engine, EngineConfig, OrderType, Side, TimeInForce};
 use serde_json::Value;
+use weavers_tests::procs::register_aex;
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 /// Kills the engine (by its pid) if the test ends before it stops it.
@@ -97,14 +98,7 @@ struct Seen {
 fn engine_trades_reports_publishes_fills_gaps_and_journals() {
     let Some(mut lab) = lab_or_skip(2) else { return };
     lab.start_exposed_mesh(&[]);
-    let out = Command::new(bins::aex())
-        .args(["register", "--socket"])
-        .arg(lab.socket(1))
-        .arg("--weavers")
-        .arg(bins::weavers())
-        .output()
-        .expect("run aex register");
-    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+    register_aex(&lab, 1, None).expect("aex register");
 
     let journal = lab.dir().join("eng1.journal");
     let status_path = lab.dir().join("eng1.status.json");

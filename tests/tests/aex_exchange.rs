@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use weavers_tests::procs::{read_json, Proc};
-use weavers_tests::{bins, lab_or_skip, wait_until, DaemonOpts, Lab};
+use weavers_tests::procs::{read_json, register_aex, Proc};
+use weavers_tests::{bins, lab_or_skip, wait_until, Lab};
 
 fn s(v: impl ToString) -> String {
     v.to_string()
@@ -45,27 +45,11 @@ fn joined(lab: &Lab, i: usize) -> Vec<String> {
 #[test]
 fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     let Some(mut lab) = lab_or_skip(4) else { return };
-    lab.start_daemon(1, DaemonOpts::new());
-    for i in 2..=4 {
-        lab.start_daemon(i, DaemonOpts::new().peer(1));
-    }
-    lab.wait_mesh(&[1, 2, 3, 4], Duration::from_secs(30));
-    for i in 1..=4 {
-        lab.expose(i, &format!("10.40.0.{i}/16"));
-    }
+    lab.start_exposed_mesh(&[]);
     let dir = lab.dir().to_path_buf();
     let p = |name: &str| dir.join(name).display().to_string();
     let moved = moved_symbols(&dir);
-    let out = Command::new(bins::aex())
-        .arg("--symbols")
-        .arg(&moved)
-        .args(["register", "--socket"])
-        .arg(lab.socket(1))
-        .arg("--weavers")
-        .arg(bins::weavers())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+    register_aex(&lab, 1, Some(&moved)).expect("aex register");
 
     let dns = |i: usize| [s("--dns"), overlay(i).to_string()];
     let mut engine = Proc::aex(

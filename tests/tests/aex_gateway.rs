@@ -23,6 +23,7 @@ use aex::wire::mold::{Packet, ReRequest, Session};
 use aex::wire::{input, oe, report};
 use aex::{net, Engine, EngineConfig};
 use serde_json::Value;
+use weavers_tests::procs::register_aex;
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 const GW_PORT: u16 = 9400;
@@ -247,14 +248,7 @@ impl Setup {
         let path = dir.join("symbols.txt");
         std::fs::write(&path, &lines).unwrap();
         let symbols = path.to_str().unwrap().to_string();
-        let out = Command::new(bins::aex())
-            .args(["--symbols", &symbols, "register", "--socket"])
-            .arg(lab.socket(1))
-            .arg("--weavers")
-            .arg(bins::weavers())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+        register_aex(&lab, 1, Some(&path)).expect("aex register");
         Some(Setup { lab, dir, symbols, table: SymbolTable::parse(&lines).unwrap() })
     }
 

@@ -28,6 +28,7 @@ use aex::types::{OrderType, Side, SymbolIndex, TimeInForce};
 use aex::wire::itch::{self, ItchMessage};
 use aex::wire::mold::ReRequest;
 use serde_json::Value;
+use weavers_tests::procs::register_aex;
 use weavers_tests::{bins, is_ci, lab_or_skip, netns, wait_until, Lab};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -193,15 +194,7 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
 fn aex_lab() -> Option<Lab> {
     let mut lab = lab_or_skip(2)?;
     lab.start_exposed_mesh(&[]);
-    let out = Command::new(bins::aex())
-        .arg("register")
-        .arg("--socket")
-        .arg(lab.socket(1))
-        .arg("--weavers")
-        .arg(bins::weavers())
-        .output()
-        .expect("run aex register");
-    assert!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr));
+    register_aex(&lab, 1, None).expect("aex register");
     Some(lab)
 }
 

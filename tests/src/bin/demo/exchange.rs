@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use weavers_tests::procs::{read_json, Forward, Proc};
+use weavers_tests::procs::{read_json, register_aex, Forward, Proc};
 use weavers_tests::{bins, wait_until, Lab};
 
 /// The password customers log in to the gateways with.
@@ -33,17 +33,7 @@ fn s<T: ToString>(v: T) -> String {
 
 /// Registers the symbols' names on h1 and waits until every host resolves them.
 pub fn register(lab: &Lab) -> Result<()> {
-    let out = Command::new(bins::aex())
-        .arg("register")
-        .arg("--socket")
-        .arg(lab.socket(EXCHANGE))
-        .arg("--weavers")
-        .arg(bins::weavers())
-        .output()
-        .context("running aex register")?;
-    if !out.status.success() {
-        bail!("aex register: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
+    register_aex(lab, EXCHANGE, None)?;
     let names = |i| {
         lab.try_cli_json(i, &["dns", "ls", "--json"])
             .ok()

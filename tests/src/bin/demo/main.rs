@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use weavers_tests::{lab_or_skip, DaemonOpts};
+use weavers_tests::lab_or_skip;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -132,14 +132,7 @@ fn say(args: &Args, msg: &str) {
 fn run(args: &Args) -> Result<bool> {
     let Some(mut lab) = lab_or_skip(4) else { bail!("the lab needs root (network namespaces)") };
     say(args, "4 hosts on an underlay that drops multicast; weaversd on each, h2..h4 know only h1");
-    lab.start_daemon(1, DaemonOpts::new());
-    for i in 2..=4 {
-        lab.start_daemon(i, DaemonOpts::new().peer(1));
-    }
-    lab.wait_mesh(&[1, 2, 3, 4], Duration::from_secs(30));
-    for i in 1..=4 {
-        lab.expose(i, &format!("10.40.0.{i}/16"));
-    }
+    lab.start_exposed_mesh(&[]);
     if args.summary_json.is_none() {
         print!("{}", lab.cli_ok(1, &["status"]));
     }
