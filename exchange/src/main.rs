@@ -36,6 +36,10 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
+    /// The DR site's journal: takes the primary's records over TCP, fsyncs
+    /// them before acknowledging, fences older epochs, and on the primary's
+    /// loss can replace itself with a recovering engine (pilot light)
+    Journal(aex::app::journal::Args),
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Cmd::Journal(args) => finish(aex::app::journal::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");
@@ -104,6 +109,17 @@ fn main() -> ExitCode {
             }
             println!("registered {names} names for {} symbols", table.len());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Exit status of a process subcommand; errors are printed with their causes.
+fn finish(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aex: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
