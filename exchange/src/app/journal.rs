@@ -167,7 +167,6 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
     }
     let mut dr = DrJournal::open(&args.journal)?;
     let listener = TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
-    listener.set_nonblocking(true)?;
     eprintln!(
         "aex journal: listening on {} for the primary; {} holds {} records (fence epoch {})",
         args.listen,
@@ -175,7 +174,49 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
         dr.have(),
         dr.fence()
     );
-    let failover_after = Duration::from_millis(args.failover_after_ms);
+    let opts = ServeOpts { failover_after: Duration::from_millis(args.failover_after_ms), status: args.status.clone() };
+    loop {
+        match serve(&listener, &mut dr, &opts, &STOP)? {
+            Served::Stopped => {
+                dr.close()?;
+                return Ok(());
+            }
+            Served::PrimaryLost => match &args.on_failover {
+                None => eprintln!("aex journal: no --on-failover: staying a journal, waiting for a primary"),
+                Some(cmd) => {
+                    dr.close()?;
+                    eprintln!("aex journal: failing over: exec sh -c {cmd:?}");
+                    use std::os::unix::process::CommandExt;
+                    let err = std::process::Command::new("sh").arg("-c").arg(cmd).exec();
+                    bail!("exec of the failover command failed: {err}")
+                }
+            },
+        }
+    }
+}
+
+/// How [`serve`] behaves.
+#[derive(Clone, Debug)]
+pub struct ServeOpts {
+    /// The primary is lost after this long without a frame (once heard).
+    pub failover_after: Duration,
+    /// A JSON status file rewritten every second.
+    pub status: Option<PathBuf>,
+}
+
+/// Why [`serve`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// `stop` was set.
+    Stopped,
+    /// The primary fell silent for `failover_after`.
+    PrimaryLost,
+}
+
+/// Takes a primary's records on `listener` into `dr` until `stop` is set or
+/// the primary (once heard, and not ended cleanly) falls silent.
+pub fn serve(listener: &TcpListener, dr: &mut DrJournal, opts: &ServeOpts, stop: &AtomicBool) -> Result<Served> {
+    listener.set_nonblocking(true)?;
     let mut conn: Option<Conn> = None;
     // Armed once a primary has been heard; disarmed by its clean end.
     let mut armed = false;
@@ -184,10 +225,11 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
     let (mut refused, mut connections) = (0u64, 0u64);
     let mut out = Vec::new();
     let mut rbuf = vec![0u8; 256 * 1024];
-    while !STOP.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 // A new primary connection replaces the old one (a restart).
+                stream.set_nonblocking(false)?;
                 stream.set_nodelay(true)?;
                 stream.set_read_timeout(Some(Duration::from_millis(20)))?;
                 connections += 1;
@@ -214,7 +256,7 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
                     Ok(None) => break,
                     Ok(Some((m, n))) => {
                         at += n;
-                        match handle(&mut dr, c, m, &mut out, &mut armed) {
+                        match handle(dr, c, m, &mut out, &mut armed) {
                             Ok(true) => {}
                             Ok(false) => {
                                 refused += 1;
@@ -248,32 +290,23 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
         if drop_conn {
             conn = None;
         }
-        if armed && last_heard.elapsed() >= failover_after {
-            conn = None;
-            armed = false;
+        if armed && last_heard.elapsed() >= opts.failover_after {
             eprintln!(
                 "aex journal: primary silent for {} ms; {} records durable, fence epoch {}",
                 last_heard.elapsed().as_millis(),
                 dr.have(),
                 dr.fence()
             );
-            if let Some(cmd) = &args.on_failover {
-                dr.close()?;
-                write_status(&args, &dr, false, refused, connections, 1);
-                eprintln!("aex journal: failing over: exec sh -c {cmd:?}");
-                use std::os::unix::process::CommandExt;
-                let err = std::process::Command::new("sh").arg("-c").arg(cmd).exec();
-                bail!("exec of the failover command failed: {err}");
-            }
+            write_status(opts, dr, false, refused, connections, 1);
+            return Ok(Served::PrimaryLost);
         }
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
-            write_status(&args, &dr, conn.is_some(), refused, connections, 0);
+            write_status(opts, dr, conn.is_some(), refused, connections, 0);
         }
     }
-    dr.close()?;
-    write_status(&args, &dr, false, refused, connections, 0);
-    Ok(())
+    write_status(opts, dr, false, refused, connections, 0);
+    Ok(Served::Stopped)
 }
 
 /// Handles one frame; Ok(false) when the primary was refused.
@@ -312,8 +345,8 @@ fn handle(dr: &mut DrJournal, c: &mut Conn, m: ReplMessage, out: &mut Vec<u8>, a
     }
 }
 
-fn write_status(args: &Args, dr: &DrJournal, connected: bool, refused: u64, connections: u64, failovers: u64) {
-    let Some(path) = &args.status else { return };
+fn write_status(opts: &ServeOpts, dr: &DrJournal, connected: bool, refused: u64, connections: u64, failovers: u64) {
+    let Some(path) = &opts.status else { return };
     let v = serde_json::json!({
         "role": "journal",
         "have": dr.have(),

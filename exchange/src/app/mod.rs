@@ -2,3 +2,4 @@
 //! an `Args` (its flags) and a `run` that the binary calls.
 
 pub mod journal;
+pub mod replicate;
