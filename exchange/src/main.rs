@@ -1,8 +1,11 @@
 //! `aex`: the reference exchange's command. This first part lists the
 //! symbols and registers their multicast groups in the overlay DNS, so every
 //! process finds `TICKER.orders.aex.weavers.local` and
-//! `TICKER.md.aex.weavers.local` by name. The engine, gateway, customers,
-//! market-data, recorder, audit and view processes are still to come.
+//! `TICKER.md.aex.weavers.local` by name, and runs the processes of
+//! `exchange/ARCHITECTURE.md` (`aex engine`; the others are still to come).
+//!
+//! A process is a variant holding its `aex::app::NAME::Args`, dispatched to
+//! `aex::app::NAME::run` through [`exit_with`].
 
 use aex::symbols::SymbolTable;
 use clap::{Parser, Subcommand};
@@ -40,6 +43,26 @@ enum Cmd {
     /// them before acknowledging, fences older epochs, and on the primary's
     /// loss can replace itself with a recovering engine (pilot light)
     Journal(aex::app::journal::Args),
+    /// Record every market-data stream from message 1 to a file (gaps re-requested)
+    Record(aex::app::record::Args),
+    /// Replay a journal and check it, a market-data record and gateways' acks
+    Audit(aex::app::audit::Args),
+    /// Serve a live HTML view of the books (SSE, /api/books)
+    View(aex::app::view::Args),
+    /// Run a matching engine: orders from the symbols' orders groups,
+    /// journaled (group commit), market data and reports out once durable
+    Engine(aex::app::engine::Args),
+}
+
+/// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aex: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
@@ -62,7 +85,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Cmd::Journal(args) => finish(aex::app::journal::run(args, &table)),
+        Cmd::Journal(args) => exit_with(aex::app::journal::run(args, &table)),
+        Cmd::Record(args) => exit_with(aex::app::record::run(args, &table)),
+        Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
+        Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
+        Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");
@@ -109,17 +136,6 @@ fn main() -> ExitCode {
             }
             println!("registered {names} names for {} symbols", table.len());
             ExitCode::SUCCESS
-        }
-    }
-}
-
-/// Exit status of a process subcommand; errors are printed with their causes.
-fn finish(r: anyhow::Result<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("aex: {e:#}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -104,9 +104,8 @@ impl Replicator {
         }
     }
 
-    /// Stops without telling DR, as a crash would (for tests).
-    #[cfg(test)]
-    fn crash(mut self) {
+    /// Stops without the clean-end message, as a crash would: DR fails over.
+    pub fn abandon(mut self) {
         self.silent.store(true, Ordering::SeqCst);
         self.shutdown();
     }
@@ -431,7 +430,7 @@ mod tests {
         r.send(vec![rec(4, 1), rec(5, 1)]);
         assert!(wait(|| r.durable() == 5), "new records durable at DR: {}", r.durable());
         // A crash (no clean end): DR declares the primary lost.
-        r.crash();
+        r.abandon();
         assert_eq!(server.join().unwrap(), Served::PrimaryLost);
         let c = journal::read(&remote).unwrap();
         assert_eq!(c.records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);

@@ -1,0 +1,150 @@
+//! The ingress logic, without sockets: order streams (one receiver per
+//! source address and session, late joiners welcome), gaps re-requested
+//! from the stream's source, inputs delivered in stream order, and every
+//! datagram treated as hostile (malformed or foreign: counted, dropped).
+
+use super::publisher::GatewayId;
+use super::stats::{add, Stats};
+use crate::events::Input;
+use crate::net::{classify, DatagramKind};
+use crate::stream::{Receiver, Start};
+use crate::types::SymbolIndex;
+use crate::wire::input::decode_input;
+use crate::wire::mold::{Packet, ReRequest, Session};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The most order streams tracked (a flood of made-up sessions stops here).
+pub const MAX_STREAMS: usize = 65_536;
+
+/// What the ingress wants done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Hand this input to the matcher (in this order).
+    Deliver(Input),
+    /// Gateway `id`'s orders come from this address.
+    Gateway(GatewayId, SocketAddr),
+    /// A re-request for one of our streams arrived from this address (for the publisher).
+    Serve(SocketAddr, ReRequest),
+    /// Send this re-request to this address (a gap in an order stream).
+    Ask(SocketAddr, ReRequest),
+}
+
+/// Parses an order stream's session name `g<gw>.<symbol>` (each at least
+/// three digits; the gateway at most 255): returns (gateway, symbol).
+pub fn parse_order_session(s: &Session) -> Option<(GatewayId, SymbolIndex)> {
+    let name = std::str::from_utf8(&s.0).ok()?.trim_end_matches(' ');
+    let rest = name.strip_prefix('g')?;
+    let (gw, sym) = rest.split_once('.')?;
+    let digits = |d: &str| d.len() >= 3 && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(gw) || !digits(sym) {
+        return None;
+    }
+    Some((gw.parse().ok()?, sym.parse().ok()?))
+}
+
+struct Stream {
+    receiver: Receiver,
+    gateway: GatewayId,
+}
+
+/// The ingress state.
+pub struct Ingress {
+    traded: Vec<bool>,
+    streams: HashMap<(SocketAddr, Session), Stream>,
+    gateways: HashMap<GatewayId, SocketAddr>,
+    stats: Arc<Stats>,
+}
+
+impl Ingress {
+    /// An ingress for an engine trading `symbols`.
+    pub fn new(symbols: impl IntoIterator<Item = SymbolIndex>, stats: Arc<Stats>) -> Ingress {
+        let mut traded = vec![false; usize::from(u16::MAX) + 1];
+        for s in symbols {
+            traded[usize::from(s)] = true;
+        }
+        Ingress { traded, streams: HashMap::new(), gateways: HashMap::new(), stats }
+    }
+
+    /// A datagram from `src` (on the orders groups or the unicast socket).
+    pub fn on_datagram(&mut self, src: SocketAddr, d: &[u8], now_ns: u64, out: &mut Vec<Action>) {
+        match classify(d) {
+            None => add(&self.stats.dropped_malformed, 1),
+            Some(DatagramKind::ReRequest) => match ReRequest::decode(d) {
+                Ok(req) => out.push(Action::Serve(src, req)),
+                Err(_) => add(&self.stats.dropped_malformed, 1),
+            },
+            Some(DatagramKind::Packet) => match Packet::decode(d) {
+                Ok(p) => self.on_packet(src, &p, now_ns, out),
+                Err(_) => add(&self.stats.dropped_malformed, 1),
+            },
+        }
+    }
+
+    fn on_packet(&mut self, src: SocketAddr, p: &Packet<'_>, now_ns: u64, out: &mut Vec<Action>) {
+        let Some((gateway, _)) = parse_order_session(&p.session) else {
+            add(&self.stats.dropped_foreign, 1);
+            return;
+        };
+        let key = (src, p.session);
+        if !self.streams.contains_key(&key) {
+            if self.streams.len() >= MAX_STREAMS {
+                add(&self.stats.dropped_foreign, 1);
+                return;
+            }
+            self.streams.insert(key, Stream { receiver: Receiver::new(Start::AtFirst), gateway });
+            add(&self.stats.order_streams, 1);
+        }
+        if self.gateways.get(&gateway) != Some(&src) {
+            self.gateways.insert(gateway, src);
+            out.push(Action::Gateway(gateway, src));
+        }
+        let Some(stream) = self.streams.get_mut(&key) else { return };
+        let arrival = stream.receiver.on_packet(p.seq, usize::from(p.message_count()), now_ns);
+        for (_, msg) in p.messages().skip(arrival.skip).take(arrival.take) {
+            match decode_input(msg) {
+                Err(_) => add(&self.stats.dropped_malformed, 1),
+                Ok(input) if self.accepts(gateway, &input) => out.push(Action::Deliver(input)),
+                Ok(_) => add(&self.stats.dropped_foreign, 1),
+            }
+        }
+    }
+
+    /// Whether an input from gateway `gateway`'s stream is one this engine takes.
+    fn accepts(&self, gateway: GatewayId, input: &Input) -> bool {
+        let (session, symbol) = match *input {
+            Input::Enter(o) => (o.session, o.symbol),
+            Input::Cancel { session, symbol, .. } | Input::Reduce { session, symbol, .. } => (session, symbol),
+            // The end of the day is not a gateway's to call.
+            Input::EndOfDay => return false,
+        };
+        super::publisher::gateway_of(session) == gateway && self.traded[usize::from(symbol)]
+    }
+
+    /// The periodic work (every ~10 ms): re-requests for open gaps, and
+    /// gaps given up on after [`crate::stream::GIVE_UP_NS`].
+    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Action>) {
+        for ((src, session), s) in &mut self.streams {
+            let lost = s.receiver.give_up(now_ns);
+            if lost > 0 {
+                add(&self.stats.order_messages_lost, lost);
+                continue;
+            }
+            if let Some(req) = s.receiver.poll_request(*session, now_ns) {
+                add(&self.stats.order_gaps_requested, 1);
+                out.push(Action::Ask(*src, req));
+            }
+        }
+    }
+
+    /// The number of order streams tracked.
+    pub fn streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The gateway of a tracked stream.
+    pub fn stream_gateway(&self, src: SocketAddr, session: &Session) -> Option<GatewayId> {
+        self.streams.get(&(src, *session)).map(|s| s.gateway)
+    }
+}

@@ -1,0 +1,313 @@
+//! The publisher's logic, without sockets: outputs wait until their record
+//! is durable, then become market-data messages (`md.SSS`, one stream per
+//! symbol) and reports (`r.NAME`, one stream per gateway), numbered exactly
+//! as `ARCHITECTURE.md` says ([`route`]); heartbeats; re-requests answered
+//! from the streams' history under a rate limit.
+
+use super::stats::{add, Stats};
+use crate::events::{Outputs, Response};
+use crate::stream::{Sender, HISTORY};
+use crate::types::{Seq, SessionId, SymbolIndex};
+use crate::wire::mold::{ReRequest, Session};
+use crate::wire::{itch, report};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A gateway's number: the top byte of its sessions' ids.
+pub type GatewayId = u8;
+
+/// The gateway a session belongs to (`session >> 24`).
+pub fn gateway_of(session: SessionId) -> GatewayId {
+    (session >> 24) as GatewayId
+}
+
+/// The stream a message goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dest {
+    /// Market data of a symbol (`md.SSS`).
+    Md(SymbolIndex),
+    /// Reports to a gateway (`r.NAME`).
+    Reports(GatewayId),
+}
+
+/// The market-data session name of a symbol: `md.<symbol:03>`.
+pub fn md_session(symbol: SymbolIndex) -> Session {
+    Session::new(&format!("md.{symbol:03}")).expect("md.NNNNN fits a session name")
+}
+
+/// Calls `emit` with every message one input's outputs put on the streams,
+/// in stream order: each market-data event on its symbol's stream (ITCH,
+/// stamped with the outputs' epoch and time), then each response on the
+/// stream of every gateway it concerns (an execution: the maker's, then
+/// the taker's if different). `scratch` is a reusable buffer.
+pub fn route(o: &Outputs, scratch: &mut Vec<u8>, mut emit: impl FnMut(Dest, &[u8])) {
+    for &event in &o.market_data {
+        scratch.clear();
+        itch::encode(&itch::ItchMessage { epoch: o.epoch, time: o.time, event }, scratch);
+        emit(Dest::Md(event.symbol()), scratch);
+    }
+    for &response in &o.responses {
+        scratch.clear();
+        report::encode(&report::Report { epoch: o.epoch, seq: o.seq, time: o.time, response }, scratch);
+        let (first, second) = match response {
+            Response::Accepted(a) => (a.order.session, None),
+            Response::Rejected(r) => (r.session, None),
+            Response::Cancelled(c) => (c.session, None),
+            Response::Executed(e) => {
+                let (m, t) = (gateway_of(e.maker.session), gateway_of(e.taker.session));
+                (e.maker.session, (m != t).then_some(e.taker.session))
+            }
+        };
+        emit(Dest::Reports(gateway_of(first)), scratch);
+        if let Some(s) = second {
+            emit(Dest::Reports(gateway_of(s)), scratch);
+        }
+    }
+}
+
+/// Retransmissions allowed in a burst (packets).
+pub const RETRANSMIT_BURST: f64 = 500.0;
+/// Retransmissions allowed per second, sustained (packets).
+pub const RETRANSMIT_RATE: f64 = 5000.0;
+
+/// A token bucket for retransmitted packets.
+#[derive(Clone, Debug)]
+struct Bucket {
+    tokens: f64,
+    at_ns: u64,
+}
+
+impl Bucket {
+    fn take(&mut self, now_ns: u64, want: usize) -> usize {
+        let dt = now_ns.saturating_sub(self.at_ns) as f64 / 1e9;
+        self.at_ns = now_ns.max(self.at_ns);
+        self.tokens = (self.tokens + dt * RETRANSMIT_RATE).min(RETRANSMIT_BURST);
+        let n = (self.tokens as usize).min(want);
+        self.tokens -= n as f64;
+        n
+    }
+}
+
+struct MdStream {
+    sender: Sender,
+    group: SocketAddr,
+}
+
+/// The publisher's state.
+pub struct Publisher {
+    md: BTreeMap<SymbolIndex, MdStream>,
+    md_by_session: HashMap<Session, SymbolIndex>,
+    report_session: Session,
+    reports: BTreeMap<GatewayId, Sender>,
+    gateways: HashMap<GatewayId, SocketAddr>,
+    pending: VecDeque<Outputs>,
+    durable: Seq,
+    bucket: Bucket,
+    scratch: Vec<u8>,
+    packets: Vec<Vec<u8>>,
+    stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// A publisher for `engine_name`'s reports and the market data of the
+    /// symbols in `md_groups` (each with the address its packets go to).
+    pub fn new(
+        engine_name: &str,
+        md_groups: impl IntoIterator<Item = (SymbolIndex, SocketAddr)>,
+        stats: Arc<Stats>,
+    ) -> Option<Publisher> {
+        let report_session = Session::new(&format!("r.{engine_name}"))?;
+        let mut md = BTreeMap::new();
+        let mut md_by_session = HashMap::new();
+        for (symbol, group) in md_groups {
+            let session = md_session(symbol);
+            md_by_session.insert(session, symbol);
+            md.insert(symbol, MdStream { sender: Sender::new(session, HISTORY), group });
+        }
+        Some(Publisher {
+            md,
+            md_by_session,
+            report_session,
+            reports: BTreeMap::new(),
+            gateways: HashMap::new(),
+            pending: VecDeque::new(),
+            durable: 0,
+            bucket: Bucket { tokens: RETRANSMIT_BURST, at_ns: 0 },
+            scratch: Vec::new(),
+            packets: Vec::new(),
+            stats,
+        })
+    }
+
+    /// The highest durable sequence number seen.
+    pub fn durable(&self) -> Seq {
+        self.durable
+    }
+
+    /// Outputs waiting for durability.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The next message number of a stream (1 before any).
+    pub fn next_seq(&self, dest: Dest) -> u64 {
+        match dest {
+            Dest::Md(s) => self.md.get(&s).map_or(1, |m| m.sender.next_seq()),
+            Dest::Reports(g) => self.reports.get(&g).map_or(1, Sender::next_seq),
+        }
+    }
+
+    /// Puts one input's outputs on the streams without counting or sending
+    /// them (recovery: what the journal already produced keeps its numbers
+    /// and stays available for re-requests). Call [`Publisher::recovered`]
+    /// after the last.
+    pub fn replay(&mut self, o: &Outputs) {
+        self.absorb(o);
+        self.durable = self.durable.max(o.seq);
+    }
+
+    /// Marks everything replayed as already sent.
+    pub fn recovered(&mut self) {
+        for m in self.md.values_mut() {
+            m.sender.take_packets(&mut self.packets);
+        }
+        for s in self.reports.values_mut() {
+            s.take_packets(&mut self.packets);
+        }
+        self.packets.clear();
+    }
+
+    /// Routes outputs into the streams; returns (md messages, reports).
+    fn absorb(&mut self, o: &Outputs) -> (u64, u64) {
+        let (md, reports, report_session) = (&mut self.md, &mut self.reports, self.report_session);
+        let (mut n_md, mut n_rep) = (0, 0);
+        route(o, &mut self.scratch, |dest, msg| match dest {
+            Dest::Md(s) => {
+                if let Some(m) = md.get_mut(&s) {
+                    m.sender.push(msg);
+                    n_md += 1;
+                }
+            }
+            Dest::Reports(g) => {
+                reports.entry(g).or_insert_with(|| Sender::new(report_session, HISTORY)).push(msg);
+                n_rep += 1;
+            }
+        });
+        (n_md, n_rep)
+    }
+
+    /// Takes an input's outputs; they wait for [`Publisher::on_durable`].
+    pub fn on_outputs(&mut self, o: Outputs) {
+        self.pending.push_back(o);
+    }
+
+    /// Records up to `seq` are durable: releases their outputs and appends
+    /// the packets to send to `out`.
+    pub fn on_durable(&mut self, seq: Seq, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        self.durable = self.durable.max(seq);
+        let mut released = false;
+        while self.pending.front().is_some_and(|o| o.seq <= self.durable) {
+            let Some(o) = self.pending.pop_front() else { break };
+            let (n_md, n_rep) = self.absorb(&o);
+            add(&self.stats.md_messages, n_md);
+            add(&self.stats.reports, n_rep);
+            for r in &o.responses {
+                match r {
+                    Response::Rejected(_) => add(&self.stats.rejects, 1),
+                    Response::Executed(_) => add(&self.stats.trades, 1),
+                    _ => {}
+                }
+            }
+            released = true;
+        }
+        if released {
+            self.flush(out);
+        }
+    }
+
+    /// Appends the packets of every message not yet sent (reports to a
+    /// gateway whose address is unknown stay until it is known).
+    pub fn flush(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        for m in self.md.values_mut() {
+            if m.sender.has_unsent() {
+                m.sender.take_packets(&mut self.packets);
+                out.extend(self.packets.drain(..).map(|p| (m.group, p)));
+            }
+        }
+        for (g, s) in &mut self.reports {
+            if let Some(&addr) = self.gateways.get(g) {
+                if s.has_unsent() {
+                    s.take_packets(&mut self.packets);
+                    out.extend(self.packets.drain(..).map(|p| (addr, p)));
+                }
+            }
+        }
+    }
+
+    /// A gateway's orders come from `addr`: its reports go there from now
+    /// on (those held back for want of an address are appended to `out`).
+    pub fn on_gateway(&mut self, id: GatewayId, addr: SocketAddr, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        if self.gateways.insert(id, addr) != Some(addr) {
+            if let Some(s) = self.reports.get_mut(&id) {
+                if s.has_unsent() {
+                    s.take_packets(&mut self.packets);
+                    out.extend(self.packets.drain(..).map(|p| (addr, p)));
+                }
+            }
+        }
+    }
+
+    /// The known address of a gateway.
+    pub fn gateway(&self, id: GatewayId) -> Option<SocketAddr> {
+        self.gateways.get(&id).copied()
+    }
+
+    /// Appends a heartbeat for every market-data stream and the report
+    /// stream of every gateway whose address is known.
+    pub fn heartbeats(&self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        for m in self.md.values() {
+            out.push((m.group, m.sender.heartbeat()));
+        }
+        for (&g, &addr) in &self.gateways {
+            let hb = match self.reports.get(&g) {
+                Some(s) => s.heartbeat(),
+                None => crate::wire::mold::heartbeat(self.report_session, 1),
+            };
+            out.push((addr, hb));
+        }
+    }
+
+    /// Answers a re-request from `from` (market data: anyone; reports: the
+    /// gateway at that address), within the retransmission budget.
+    pub fn on_rerequest(
+        &mut self,
+        from: SocketAddr,
+        req: &ReRequest,
+        now_ns: u64,
+        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        let (sender, counter) = if let Some(s) = self.md_by_session.get(&req.session) {
+            (self.md.get(s).map(|m| &m.sender), &self.stats.md_rerequests_served)
+        } else if req.session == self.report_session {
+            let g = self.gateways.iter().find(|(_, &a)| a == from).map(|(&g, _)| g);
+            (g.and_then(|g| self.reports.get(&g)), &self.stats.report_rerequests_served)
+        } else {
+            (None, &self.stats.rerequests_unknown)
+        };
+        let Some(sender) = sender else {
+            add(&self.stats.rerequests_unknown, 1);
+            return;
+        };
+        sender.retransmit(req, &mut self.packets);
+        let allowed = self.bucket.take(now_ns, self.packets.len());
+        if allowed < self.packets.len() {
+            add(&self.stats.rerequests_throttled, 1);
+        }
+        if allowed > 0 {
+            add(counter, 1);
+        }
+        out.extend(self.packets.drain(..).take(allowed).map(|p| (from, p)));
+        self.packets.clear();
+    }
+}

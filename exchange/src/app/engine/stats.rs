@@ -1,0 +1,151 @@
+//! The engine's counters, shared by its threads, and the `--status` file.
+
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters every stage bumps (relaxed atomics: they are for humans and tests).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Inputs sequenced by this run (not the replayed ones).
+    pub inputs: AtomicU64,
+    /// The last sequence number given out.
+    pub last_seq: AtomicU64,
+    /// The last sequence number known durable.
+    pub durable_seq: AtomicU64,
+    /// `Rejected` responses.
+    pub rejects: AtomicU64,
+    /// `Executed` responses.
+    pub trades: AtomicU64,
+    /// Market-data messages released.
+    pub md_messages: AtomicU64,
+    /// Report messages released (one per gateway concerned).
+    pub reports: AtomicU64,
+    /// Order streams (source address × session) seen.
+    pub order_streams: AtomicU64,
+    /// Re-requests sent for gaps in order streams.
+    pub order_gaps_requested: AtomicU64,
+    /// Order messages given up on after the gap timeout.
+    pub order_messages_lost: AtomicU64,
+    /// Market-data re-requests answered.
+    pub md_rerequests_served: AtomicU64,
+    /// Report re-requests answered.
+    pub report_rerequests_served: AtomicU64,
+    /// Re-requests (partly) refused by the retransmission rate limit.
+    pub rerequests_throttled: AtomicU64,
+    /// Re-requests for a session this engine does not send.
+    pub rerequests_unknown: AtomicU64,
+    /// Datagrams or messages that did not decode.
+    pub dropped_malformed: AtomicU64,
+    /// Well-formed inputs refused: a symbol this engine does not trade, a
+    /// session of another gateway than the stream's, an end of day from a
+    /// gateway, or a packet of a session that is no order stream.
+    pub dropped_foreign: AtomicU64,
+    /// Packets the socket would not take (dropped; receivers re-request).
+    pub send_errors: AtomicU64,
+    /// Journal records replayed at startup.
+    pub recovered: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Sets a counter.
+pub fn set(c: &AtomicU64, v: u64) {
+    c.store(v, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The `--status` JSON object.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Status {
+    /// Logical engine name.
+    pub name: String,
+    /// This run's epoch.
+    pub epoch: u32,
+    /// See [`Stats`].
+    pub last_seq: u64,
+    /// See [`Stats`].
+    pub durable_seq: u64,
+    /// See [`Stats`].
+    pub inputs: u64,
+    /// See [`Stats`].
+    pub rejects: u64,
+    /// See [`Stats`].
+    pub trades: u64,
+    /// See [`Stats`].
+    pub md_messages: u64,
+    /// See [`Stats`].
+    pub reports: u64,
+    /// See [`Stats`].
+    pub order_streams: u64,
+    /// See [`Stats`].
+    pub order_gaps_requested: u64,
+    /// See [`Stats`].
+    pub order_messages_lost: u64,
+    /// See [`Stats`].
+    pub md_rerequests_served: u64,
+    /// See [`Stats`].
+    pub report_rerequests_served: u64,
+    /// See [`Stats`].
+    pub rerequests_throttled: u64,
+    /// See [`Stats`].
+    pub rerequests_unknown: u64,
+    /// See [`Stats`].
+    pub dropped_malformed: u64,
+    /// See [`Stats`].
+    pub dropped_foreign: u64,
+    /// See [`Stats`].
+    pub send_errors: u64,
+    /// See [`Stats`].
+    pub recovered: u64,
+    /// Seconds since start.
+    pub uptime_s: u64,
+}
+
+impl Stats {
+    /// A snapshot for the status file.
+    pub fn status(&self, name: &str, epoch: u32, uptime_s: u64) -> Status {
+        Status {
+            name: name.to_string(),
+            epoch,
+            last_seq: get(&self.last_seq),
+            durable_seq: get(&self.durable_seq),
+            inputs: get(&self.inputs),
+            rejects: get(&self.rejects),
+            trades: get(&self.trades),
+            md_messages: get(&self.md_messages),
+            reports: get(&self.reports),
+            order_streams: get(&self.order_streams),
+            order_gaps_requested: get(&self.order_gaps_requested),
+            order_messages_lost: get(&self.order_messages_lost),
+            md_rerequests_served: get(&self.md_rerequests_served),
+            report_rerequests_served: get(&self.report_rerequests_served),
+            rerequests_throttled: get(&self.rerequests_throttled),
+            rerequests_unknown: get(&self.rerequests_unknown),
+            dropped_malformed: get(&self.dropped_malformed),
+            dropped_foreign: get(&self.dropped_foreign),
+            send_errors: get(&self.send_errors),
+            recovered: get(&self.recovered),
+            uptime_s,
+        }
+    }
+}
+
+/// Writes `status` to `path` atomically (a temporary file beside it, then a rename).
+pub fn write_status(path: &Path, status: &Status) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut f, status).map_err(io::Error::other)?;
+    f.write_all(b"\n")?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,221 @@
+//! The threads of the process and the channels between them.
+
+use super::durability::{self, Durability};
+use super::ingress::{Action, Ingress};
+use super::matcher::{now_ns, Matcher};
+use super::publisher::{GatewayId, Publisher};
+use super::stats::{self, Stats};
+use crate::events::{Input, Outputs, SequencedInput};
+use crate::types::Seq;
+use crate::wire::mold::ReRequest;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// What the publisher thread is told.
+#[derive(Debug)]
+pub enum PubEvent {
+    /// One input's outputs (waiting for durability).
+    Outputs(Outputs),
+    /// Records up to this one are durable.
+    Durable(Seq),
+    /// A gateway's address.
+    Gateway(GatewayId, SocketAddr),
+    /// A re-request from this address.
+    ReRequest(SocketAddr, ReRequest),
+}
+
+/// Records the first fatal error and asks every thread to stop.
+pub fn fail(stop: &AtomicBool, fatal: &Mutex<Option<String>>, msg: String) {
+    let mut f = fatal.lock().unwrap_or_else(|p| p.into_inner());
+    f.get_or_insert(msg);
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// The matcher thread's body.
+pub fn matcher_loop(
+    mut matcher: Matcher,
+    rx: mpsc::Receiver<Input>,
+    tx_rec: mpsc::Sender<SequencedInput>,
+    tx_pub: mpsc::Sender<PubEvent>,
+    stats: &Stats,
+    stop: &AtomicBool,
+    fatal: &Mutex<Option<String>>,
+) {
+    for input in rx {
+        match matcher.sequence(input, now_ns()) {
+            Ok((rec, out)) => {
+                stats::add(&stats.inputs, 1);
+                stats::set(&stats.last_seq, rec.seq);
+                // Outputs first: the publisher must hold them before it hears they are durable.
+                let _ = tx_pub.send(PubEvent::Outputs(out));
+                if tx_rec.send(rec).is_err() {
+                    return;
+                }
+            }
+            Err(e) => return fail(stop, fatal, format!("matcher: {e}")),
+        }
+    }
+}
+
+/// The durability thread's body.
+pub fn durability_loop(
+    d: &mut dyn Durability,
+    rx: mpsc::Receiver<SequencedInput>,
+    tx_pub: mpsc::Sender<PubEvent>,
+    stats: &Stats,
+    stop: &AtomicBool,
+    fatal: &Mutex<Option<String>>,
+) {
+    while let Ok(first) = rx.recv() {
+        match durability::group_commit(d, &first, rx.try_iter()) {
+            Ok(seq) => {
+                stats::set(&stats.durable_seq, seq);
+                let _ = tx_pub.send(PubEvent::Durable(seq));
+            }
+            Err(e) => return fail(stop, fatal, format!("journal: {e}")),
+        }
+    }
+}
+
+/// Sends one datagram from a non-blocking socket, waiting a little when
+/// the send buffer is full; counts what could not go.
+fn send(sock: &UdpSocket, to: SocketAddr, bytes: &[u8], stats: &Stats) {
+    for _ in 0..50 {
+        match sock.send_to(bytes, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_micros(100)),
+            Err(_) => break,
+        }
+    }
+    stats::add(&stats.send_errors, 1);
+}
+
+/// The publisher thread's body.
+pub fn publisher_loop(mut p: Publisher, rx: mpsc::Receiver<PubEvent>, sock: UdpSocket, stats: &Stats) {
+    let mut out = Vec::new();
+    let mut next_heartbeat = Instant::now() + Duration::from_secs(1);
+    loop {
+        let timeout = next_heartbeat.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(timeout) {
+            Ok(PubEvent::Outputs(o)) => {
+                p.on_outputs(o);
+                // Durability may have been reported already (never in practice: outputs go first).
+                let d = p.durable();
+                p.on_durable(d, &mut out);
+            }
+            Ok(PubEvent::Durable(seq)) => p.on_durable(seq, &mut out),
+            Ok(PubEvent::Gateway(g, addr)) => p.on_gateway(g, addr, &mut out),
+            Ok(PubEvent::ReRequest(from, req)) => p.on_rerequest(from, &req, mono_ns(), &mut out),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Checked after every event too, so a steady flow cannot starve heartbeats.
+        if Instant::now() >= next_heartbeat {
+            p.heartbeats(&mut out);
+            next_heartbeat = Instant::now() + Duration::from_secs(1);
+        }
+        for (to, bytes) in out.drain(..) {
+            send(&sock, to, &bytes, stats);
+        }
+    }
+    // Everything durable has been released and sent; say so once more.
+    p.heartbeats(&mut out);
+    for (to, bytes) in out.drain(..) {
+        send(&sock, to, &bytes, stats);
+    }
+}
+
+/// Nanoseconds on a monotonic clock (for timers: gaps, rate limits).
+fn mono_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The ingress thread's runtime, its sockets (the orders groups' and the
+/// unicast one) and the SIGINT and SIGTERM handlers, made on the calling
+/// thread before the others start, so that from then on a signal stops the
+/// process cleanly.
+pub struct IngressIo {
+    rt: tokio::runtime::Runtime,
+    group: tokio::net::UdpSocket,
+    uni: tokio::net::UdpSocket,
+    sigint: Signal,
+    sigterm: Signal,
+}
+
+impl IngressIo {
+    /// A current-thread runtime with the (non-blocking) sockets registered
+    /// and the signal handlers installed.
+    pub fn new(group: UdpSocket, uni: UdpSocket) -> std::io::Result<IngressIo> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let entered = rt.enter();
+        let group = tokio::net::UdpSocket::from_std(group)?;
+        let uni = tokio::net::UdpSocket::from_std(uni)?;
+        let sigint = signal(SignalKind::interrupt())?;
+        let sigterm = signal(SignalKind::terminate())?;
+        drop(entered);
+        Ok(IngressIo { rt, group, uni, sigint, sigterm })
+    }
+}
+
+/// The ingress thread's body.
+pub fn ingress_loop(
+    io: IngressIo,
+    mut ingress: Ingress,
+    tx_in: mpsc::Sender<Input>,
+    tx_pub: mpsc::Sender<PubEvent>,
+    stop: &AtomicBool,
+    fatal: &Mutex<Option<String>>,
+) {
+    let IngressIo { rt, group, uni, mut sigint, mut sigterm } = io;
+    let result: std::io::Result<()> = rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut gbuf, mut ubuf) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+        let mut actions = Vec::new();
+        loop {
+            tokio::select! {
+                r = group.recv_from(&mut gbuf) => {
+                    if let Ok((n, src)) = r {
+                        ingress.on_datagram(src, &gbuf[..n], mono_ns(), &mut actions);
+                    }
+                }
+                r = uni.recv_from(&mut ubuf) => {
+                    if let Ok((n, src)) = r {
+                        ingress.on_datagram(src, &ubuf[..n], mono_ns(), &mut actions);
+                    }
+                }
+                _ = tick.tick() => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    ingress.tick(mono_ns(), &mut actions);
+                }
+                _ = sigint.recv() => return Ok(()),
+                _ = sigterm.recv() => return Ok(()),
+            }
+            for a in actions.drain(..) {
+                match a {
+                    Action::Deliver(input) => {
+                        let _ = tx_in.send(input);
+                    }
+                    Action::Gateway(g, addr) => {
+                        let _ = tx_pub.send(PubEvent::Gateway(g, addr));
+                    }
+                    Action::Serve(from, req) => {
+                        let _ = tx_pub.send(PubEvent::ReRequest(from, req));
+                    }
+                    Action::Ask(to, req) => {
+                        let _ = uni.try_send_to(&req.encode(), to);
+                    }
+                }
+            }
+        }
+    });
+    if let Err(e) = result {
+        fail(stop, fatal, format!("ingress: {e}"));
+    }
+}

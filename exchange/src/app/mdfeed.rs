@@ -1,0 +1,443 @@
+//! The market-data consumer that `aex record` and `aex view` share: finds
+//! the symbols' market-data groups by DNS, joins them on port 7702, runs one
+//! [`Receiver`] per `md.SSS` stream, re-requests gaps from the address the
+//! stream's packets come from (through the unicast socket, where the
+//! retransmissions arrive), gives up on a gap after
+//! [`crate::stream::GIVE_UP_NS`], and fences epochs: an ITCH message whose
+//! epoch is lower than the highest seen on its stream is dropped (per
+//! stream, since the symbols of one feed may come from several engines,
+//! each with its own epoch).
+//!
+//! Every datagram is hostile: anything that does not decode, or belongs to
+//! no stream of ours, is counted and dropped. The decisions are in
+//! [`Streams`] (no sockets, no clock; tested below); [`Feed`] adds the
+//! sockets.
+
+use crate::net::{self, DatagramKind, GroupKind};
+use crate::stream::{Receiver, Start};
+use crate::symbols::SymbolTable;
+use crate::types::{Epoch, SymbolIndex};
+use crate::wire::itch::{self, ItchMessage};
+use crate::wire::mold::{Packet, ReRequest, Session};
+use anyhow::{anyhow, Context};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// The longest wait for a datagram before gaps are looked at again.
+const TICK: Duration = Duration::from_millis(10);
+/// How often gaps are looked at (re-requests, giving up); a receiver asks
+/// for the same gap at most every 50 ms anyway.
+const POLL_EVERY_NS: u64 = 5_000_000;
+/// Datagrams handled per step without waiting.
+const BATCH: usize = 256;
+
+/// The flags every market-data consumer has.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeedArgs {
+    /// Symbol indices to subscribe to (`1-50,60`); default all
+    #[arg(long)]
+    pub only: Option<String>,
+    /// The overlay DNS server (`IP` or `IP:PORT`); default the first
+    /// nameserver of /etc/resolv.conf
+    #[arg(long)]
+    pub dns: Option<String>,
+    /// The overlay address to bind the unicast socket to and join the
+    /// groups on; default the source address towards 239.192.0.1
+    #[arg(long)]
+    pub bind: Option<Ipv4Addr>,
+    /// How long to keep asking the DNS for the groups' names, in seconds
+    #[arg(long, default_value_t = 30)]
+    pub resolve_wait: u64,
+}
+
+/// One market-data message delivered in stream order.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    /// The symbol of the stream.
+    pub symbol: SymbolIndex,
+    /// Its sequence number in the stream.
+    pub seq: u64,
+    /// The ITCH bytes as received.
+    pub bytes: Vec<u8>,
+    /// The decoded message.
+    pub message: ItchMessage,
+}
+
+/// The feed's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FeedStats {
+    /// Datagrams received on both sockets.
+    pub datagrams: u64,
+    /// Messages delivered.
+    pub messages: u64,
+    /// Re-requests sent.
+    pub gaps_requested: u64,
+    /// Messages given up on (never recovered).
+    pub gaps_unrecovered: u64,
+    /// Messages dropped for an epoch lower than the highest seen on their stream.
+    pub stale_epoch_dropped: u64,
+    /// Datagrams or messages that did not decode, or belong to no stream of ours.
+    pub dropped_malformed: u64,
+    /// The highest epoch seen on any stream.
+    pub epoch: Epoch,
+}
+
+struct StreamState {
+    symbol: SymbolIndex,
+    session: Session,
+    rx: Receiver,
+    /// The highest epoch seen on this stream.
+    epoch: Epoch,
+    /// Where the stream's packets come from (where re-requests go).
+    source: Option<SocketAddr>,
+}
+
+/// The Mold session name of a symbol's market data (`md.001`).
+pub fn md_session(symbol: SymbolIndex) -> Session {
+    // At most "md.65535": always a valid session name.
+    Session::new(&format!("md.{symbol:03}")).unwrap_or(Session([b' '; 10]))
+}
+
+/// The receiving state of every stream: what to deliver, what to ask for.
+pub struct Streams {
+    streams: Vec<StreamState>,
+    by_session: HashMap<Session, usize>,
+    stats: FeedStats,
+}
+
+impl Streams {
+    /// One stream per symbol, each starting as `start` says.
+    pub fn new(symbols: impl IntoIterator<Item = SymbolIndex>, start: Start) -> Streams {
+        let streams: Vec<StreamState> = symbols
+            .into_iter()
+            .map(|s| StreamState {
+                symbol: s,
+                session: md_session(s),
+                rx: Receiver::new(start),
+                epoch: 0,
+                source: None,
+            })
+            .collect();
+        let by_session = streams.iter().enumerate().map(|(i, s)| (s.session, i)).collect();
+        Streams { streams, by_session, stats: FeedStats::default() }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> FeedStats {
+        self.stats
+    }
+
+    /// The symbols, in the order given.
+    pub fn symbols(&self) -> impl Iterator<Item = SymbolIndex> + '_ {
+        self.streams.iter().map(|s| s.symbol)
+    }
+
+    /// The next message expected per symbol.
+    pub fn next_seqs(&self) -> impl Iterator<Item = (SymbolIndex, Option<u64>)> + '_ {
+        self.streams.iter().map(|s| (s.symbol, s.rx.next()))
+    }
+
+    /// Handles one datagram from `from` (on the group socket when
+    /// `from_group`), appending what it delivers to `out`.
+    pub fn on_datagram(&mut self, d: &[u8], from: SocketAddr, from_group: bool, now_ns: u64, out: &mut Vec<Delivered>) {
+        self.stats.datagrams += 1;
+        if net::classify(d) != Some(DatagramKind::Packet) {
+            // Re-requests are not ours to answer; short datagrams are junk.
+            self.stats.dropped_malformed += 1;
+            return;
+        }
+        let Ok(p) = Packet::decode(d) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let Some(&i) = self.by_session.get(&p.session) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let st = &mut self.streams[i];
+        if from_group || st.source.is_none() {
+            st.source = Some(from);
+        }
+        let arrival = st.rx.on_packet(p.seq, p.message_count() as usize, now_ns);
+        for (seq, bytes) in p.messages().skip(arrival.skip).take(arrival.take) {
+            let message = match itch::decode(bytes) {
+                Ok(m) if m.event.symbol() == st.symbol => m,
+                _ => {
+                    self.stats.dropped_malformed += 1;
+                    continue;
+                }
+            };
+            if message.epoch < st.epoch {
+                self.stats.stale_epoch_dropped += 1;
+                continue;
+            }
+            st.epoch = message.epoch;
+            self.stats.epoch = self.stats.epoch.max(message.epoch);
+            self.stats.messages += 1;
+            out.push(Delivered { symbol: st.symbol, seq, bytes: bytes.to_vec(), message });
+        }
+    }
+
+    /// The re-requests to send now (with where to), and gaps given up.
+    pub fn poll(&mut self, now_ns: u64, requests: &mut Vec<(ReRequest, SocketAddr)>) {
+        for st in &mut self.streams {
+            if let Some(source) = st.source {
+                if let Some(req) = st.rx.poll_request(st.session, now_ns) {
+                    self.stats.gaps_requested += 1;
+                    requests.push((req, source));
+                }
+            }
+            self.stats.gaps_unrecovered += st.rx.give_up(now_ns);
+        }
+    }
+}
+
+/// Resolved groups and open sockets, receiving every selected symbol's
+/// market data.
+pub struct Feed {
+    groups: UdpSocket,
+    unicast: UdpSocket,
+    streams: Streams,
+    started: Instant,
+    buf: Vec<u8>,
+    buf2: Vec<u8>,
+    requests: Vec<(ReRequest, SocketAddr)>,
+    last_poll: u64,
+}
+
+impl Feed {
+    /// Resolves the groups of the selected symbols, joins them and opens the
+    /// unicast socket. Must run inside a tokio runtime.
+    pub fn open(args: &FeedArgs, table: &SymbolTable, start: Start) -> anyhow::Result<Feed> {
+        let symbols = net::select_symbols(table, args.only.as_deref()).map_err(|e| anyhow!("--only {e}"))?;
+        let dns = match &args.dns {
+            Some(s) => net::parse_dns_server(s).map_err(|e| anyhow!("--dns {e}"))?,
+            None => net::system_dns().context("finding the DNS server (give --dns)")?,
+        };
+        let addr = match args.bind {
+            Some(a) => a,
+            None => net::overlay_addr().context("finding the overlay address (give --bind)")?,
+        };
+        let wait = Duration::from_secs(args.resolve_wait);
+        let groups = net::resolve_groups(dns, symbols.iter().copied(), GroupKind::MarketData, wait)
+            .context("resolving the market-data groups")?;
+        let addrs: Vec<Ipv4Addr> = groups.iter().map(|&(_, g)| g).collect();
+        let gsock = net::group_receiver(net::MD_PORT, &addrs, addr, true)
+            .with_context(|| format!("joining the market-data groups on {addr}"))?;
+        let usock =
+            net::unicast_socket(addr, 0, true).with_context(|| format!("binding the unicast socket to {addr}"))?;
+        Ok(Feed {
+            groups: UdpSocket::from_std(gsock)?,
+            unicast: UdpSocket::from_std(usock)?,
+            streams: Streams::new(symbols.iter().map(|s| s.index), start),
+            started: Instant::now(),
+            buf: vec![0u8; 65536],
+            buf2: vec![0u8; 65536],
+            requests: Vec::new(),
+            last_poll: 0,
+        })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> FeedStats {
+        self.streams.stats()
+    }
+
+    /// The symbols subscribed to, in index order.
+    pub fn symbols(&self) -> impl Iterator<Item = SymbolIndex> + '_ {
+        self.streams.symbols()
+    }
+
+    /// The next message expected per symbol.
+    pub fn next_seqs(&self) -> impl Iterator<Item = (SymbolIndex, Option<u64>)> + '_ {
+        self.streams.next_seqs()
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Handles what the sockets have ready (up to a batch of datagrams
+    /// without waiting; otherwise waits for one, or at most one tick), then
+    /// the gaps, and appends what was delivered to `out`. Socket errors
+    /// other than transient ones are returned.
+    pub async fn step(&mut self, out: &mut Vec<Delivered>) -> anyhow::Result<()> {
+        let mut handled = 0;
+        while handled < BATCH {
+            let now = self.now_ns();
+            let g = self.groups.try_recv_from(&mut self.buf);
+            let got_group = self.take(g, true, now, out)?;
+            let u = self.unicast.try_recv_from(&mut self.buf2);
+            let got_unicast = self.take(u, false, now, out)?;
+            if !got_group && !got_unicast {
+                break;
+            }
+            handled += 1;
+        }
+        if handled == BATCH {
+            // Let the runtime's drivers (signals, timers) and other tasks run.
+            tokio::task::yield_now().await;
+        } else if handled == 0 {
+            let got = tokio::select! {
+                r = self.groups.recv_from(&mut self.buf) => Some((r, true)),
+                r = self.unicast.recv_from(&mut self.buf2) => Some((r, false)),
+                _ = tokio::time::sleep(TICK) => None,
+            };
+            if let Some((r, from_group)) = got {
+                let now = self.now_ns();
+                self.take(r, from_group, now, out)?;
+            }
+        }
+        let now = self.now_ns();
+        if now.saturating_sub(self.last_poll) >= POLL_EVERY_NS {
+            self.last_poll = now;
+            self.streams.poll(now, &mut self.requests);
+            for (req, to) in self.requests.drain(..) {
+                // A full send buffer or an unreachable source: the next poll asks again.
+                let _ = self.unicast.try_send_to(&req.encode(), to);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one receive's result; whether a datagram was handled.
+    fn take(
+        &mut self,
+        r: std::io::Result<(usize, SocketAddr)>,
+        from_group: bool,
+        now: u64,
+        out: &mut Vec<Delivered>,
+    ) -> anyhow::Result<bool> {
+        match r {
+            Ok((n, from)) => {
+                let d = if from_group { &self.buf[..n] } else { &self.buf2[..n] };
+                self.streams.on_datagram(d, from, from_group, now, out);
+                Ok(true)
+            }
+            // Nothing ready, or ICMP errors from an earlier send (the source went away).
+            Err(e) if is_transient(&e) => Ok(false),
+            Err(e) => Err(anyhow!(e).context("receiving market data")),
+        }
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), WouldBlock | ConnectionRefused | ConnectionReset | Interrupted)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` atomically (a temporary file, then a rename).
+pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::MdEvent;
+    use crate::stream::{Sender, GIVE_UP_NS};
+    use crate::types::Side;
+
+    fn msg(symbol: SymbolIndex, epoch: Epoch, order_id: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        let event = MdEvent::AddOrder { symbol, order_id, side: Side::Buy, price: 10, qty: 1 };
+        itch::encode(&ItchMessage { epoch, time: 1, event }, &mut b);
+        b
+    }
+
+    fn packets(s: &mut Sender, msgs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for m in msgs {
+            s.push(m);
+            s.take_packets(&mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn gaps_are_asked_of_the_source_and_filled() {
+        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut f = Streams::new([1, 2], Start::AtOne);
+        let mut s = Sender::new(md_session(1), 100);
+        let p = packets(&mut s, &[msg(1, 1, 1), msg(1, 1, 2), msg(1, 1, 3)]);
+        let mut out = Vec::new();
+        f.on_datagram(&p[0], src, true, 0, &mut out);
+        f.on_datagram(&p[2], src, true, 1, &mut out);
+        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1]);
+        let mut reqs = Vec::new();
+        f.poll(2, &mut reqs);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!((reqs[0].0.seq, reqs[0].0.count, reqs[0].1), (2, 2, src));
+        let mut re = Vec::new();
+        s.retransmit(&reqs[0].0, &mut re);
+        for r in &re {
+            f.on_datagram(r, "10.40.0.1:5000".parse().unwrap(), false, 3, &mut out);
+        }
+        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let st = f.stats();
+        assert_eq!((st.messages, st.gaps_requested, st.gaps_unrecovered), (3, 1, 0));
+        assert_eq!(f.next_seqs().collect::<Vec<_>>(), vec![(1, Some(4)), (2, Some(1))]);
+    }
+
+    #[test]
+    fn lost_messages_are_given_up_and_counted() {
+        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut f = Streams::new([1], Start::AtOne);
+        let mut s = Sender::new(md_session(1), 100);
+        let p = packets(&mut s, &[msg(1, 1, 1), msg(1, 1, 2), msg(1, 1, 3), msg(1, 1, 4)]);
+        let mut out = Vec::new();
+        // 1 and 2 never come; 3 is dropped (it starts past 1) and then lost with them.
+        f.on_datagram(&p[2], src, true, 0, &mut out);
+        f.poll(GIVE_UP_NS - 1, &mut Vec::new());
+        assert_eq!(f.stats().gaps_unrecovered, 0);
+        f.poll(GIVE_UP_NS, &mut Vec::new());
+        assert_eq!(f.stats().gaps_unrecovered, 3);
+        f.on_datagram(&p[3], src, true, GIVE_UP_NS + 1, &mut out);
+        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[test]
+    fn hostile_datagrams_and_stale_epochs_are_dropped() {
+        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut f = Streams::new([1, 2], Start::AtOne);
+        let mut out = Vec::new();
+        // Junk, a re-request, a truncated packet, another session.
+        f.on_datagram(b"junk", src, true, 0, &mut out);
+        f.on_datagram(&ReRequest { session: md_session(1), seq: 1, count: 1 }.encode(), src, true, 0, &mut out);
+        let mut other = Sender::new(md_session(3), 10);
+        let p = packets(&mut other, &[msg(3, 1, 1)]);
+        f.on_datagram(&p[0][..p[0].len() - 1], src, true, 0, &mut out);
+        f.on_datagram(&p[0], src, true, 0, &mut out);
+        // On stream 1: a message of another symbol, a bad ITCH, then epochs 2, 1 (stale), 2.
+        let mut s = Sender::new(md_session(1), 10);
+        let p = packets(&mut s, &[msg(2, 1, 1), vec![b'?'; 20], msg(1, 2, 2), msg(1, 1, 3), msg(1, 2, 4)]);
+        for d in &p {
+            f.on_datagram(d, src, true, 0, &mut out);
+        }
+        // Another stream has its own epoch: 1 is not stale there.
+        let mut s2 = Sender::new(md_session(2), 10);
+        for d in packets(&mut s2, &[msg(2, 1, 9)]) {
+            f.on_datagram(&d, src, true, 0, &mut out);
+        }
+        assert_eq!(out.iter().map(|d| (d.symbol, d.seq)).collect::<Vec<_>>(), vec![(1, 3), (1, 5), (2, 1)]);
+        let st = f.stats();
+        assert_eq!((st.dropped_malformed, st.stale_epoch_dropped, st.messages, st.epoch), (6, 1, 3, 2));
+    }
+}
