@@ -89,7 +89,14 @@ fn main() -> ExitCode {
         Cmd::Record(args) => exit_with(aex::app::record::run(args, &table)),
         Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
         Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
-        Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
+        Cmd::Engine(args) => match aex::app::engine::run(args, &table) {
+            // Fenced by DR: a newer primary exists (status 3, for supervisors).
+            Err(e) if e.downcast_ref::<aex::app::engine::FencedError>().is_some() => {
+                eprintln!("aex: {e:#}");
+                ExitCode::from(3)
+            }
+            r => exit_with(r),
+        },
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");

@@ -66,14 +66,26 @@ pub struct DrJournal {
     /// The highest epoch seen (records or hellos).
     fence: Epoch,
     unsynced: bool,
+    /// The symbols a primary must trade (a hot standby's own).
+    expect_symbols: Option<Vec<u16>>,
+    /// Records appended since the last sync, kept when [`DrJournal::keep_durable`].
+    fresh: Option<Vec<crate::events::SequencedInput>>,
 }
 
 impl DrJournal {
     /// Opens `path` if it exists (cutting a torn tail), else waits for the
     /// first hello to create it.
     pub fn open(path: &Path) -> Result<DrJournal> {
-        let mut dr =
-            DrJournal { path: path.to_path_buf(), writer: None, name: None, have: 0, fence: 0, unsynced: false };
+        let mut dr = DrJournal {
+            path: path.to_path_buf(),
+            writer: None,
+            name: None,
+            have: 0,
+            fence: 0,
+            unsynced: false,
+            expect_symbols: None,
+            fresh: None,
+        };
         if path.exists() {
             let c = journal::read(path).with_context(|| format!("reading {}", path.display()))?;
             let (w, c) = Writer::open(path, &c.name).with_context(|| format!("opening {}", path.display()))?;
@@ -83,6 +95,36 @@ impl DrJournal {
             dr.writer = Some(w);
         }
         Ok(dr)
+    }
+
+    /// Keeps the records each sync makes durable, for
+    /// [`DrJournal::take_durable`] (a hot standby applies them).
+    pub fn keep_durable(&mut self) {
+        self.fresh.get_or_insert_with(Vec::new);
+    }
+
+    /// The records made durable since the last call (with [`DrJournal::keep_durable`]).
+    pub fn take_durable(&mut self) -> Vec<crate::events::SequencedInput> {
+        if self.unsynced {
+            return Vec::new();
+        }
+        self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Refuses primaries that trade other symbols than these.
+    pub fn expect_symbols(&mut self, symbols: &[u16]) {
+        self.expect_symbols = Some(symbols.to_vec());
+    }
+
+    /// The engine name of the journal, once known.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Syncs and gives up the writer (a promoted standby appends to it).
+    pub fn into_writer(mut self) -> Result<Option<Writer>> {
+        self.sync()?;
+        Ok(self.writer.take())
     }
 
     /// Records held (durable).
@@ -101,6 +143,9 @@ impl DrJournal {
             if n != name {
                 return Err(Refusal::OtherEngine(n.clone()));
             }
+        }
+        if self.expect_symbols.as_ref().is_some_and(|e| e != symbols) {
+            return Err(Refusal::OtherEngine(format!("{name} with other symbols than ours")));
         }
         if epoch < self.fence {
             return Err(Refusal::Fenced(self.fence));
@@ -126,6 +171,9 @@ impl DrJournal {
                 bail!("record {} from epoch {} below the fence {}", r.seq, r.epoch, self.fence);
             }
             w.append(r).with_context(|| format!("record {}", r.seq))?;
+            if let Some(f) = self.fresh.as_mut() {
+                f.push(*r);
+            }
             self.unsynced = true;
         }
         Ok(())
@@ -174,7 +222,11 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
         dr.have(),
         dr.fence()
     );
-    let opts = ServeOpts { failover_after: Duration::from_millis(args.failover_after_ms), status: args.status.clone() };
+    let opts = ServeOpts {
+        failover_after: Duration::from_millis(args.failover_after_ms),
+        status: args.status.clone(),
+        on_durable: None,
+    };
     loop {
         match serve(&listener, &mut dr, &opts, &STOP)? {
             Served::Stopped => {
@@ -202,6 +254,9 @@ pub struct ServeOpts {
     pub failover_after: Duration,
     /// A JSON status file rewritten every second.
     pub status: Option<PathBuf>,
+    /// Where every durable record goes once synced (a hot standby's
+    /// applier; the journal must [`DrJournal::keep_durable`]).
+    pub on_durable: Option<std::sync::mpsc::Sender<Vec<crate::events::SequencedInput>>>,
 }
 
 /// Why [`serve`] returned.
@@ -280,6 +335,9 @@ pub fn serve(listener: &TcpListener, dr: &mut DrJournal, opts: &ServeOpts, stop:
             c.buf.drain(..at);
             if let Some(seq) = dr.sync()? {
                 repl::encode(&ReplMessage::Durable(seq), &mut out);
+                if let Some(tx) = &opts.on_durable {
+                    let _ = tx.send(dr.take_durable());
+                }
             }
             if !out.is_empty() && c.stream.write_all(&out).is_err() {
                 drop_conn = true;

@@ -51,6 +51,11 @@ pub struct Progress {
     pub connects: AtomicU64,
 }
 
+/// Called by the replication threads whenever [`Progress`] changes (DR's
+/// durable mark moved, the connection came or went, DR fenced us), so the
+/// engine's release stage wakes at once instead of polling.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
 /// The replication thread's handle.
 pub struct Replicator {
     tx: Option<Sender<Vec<SequencedInput>>>,
@@ -65,6 +70,11 @@ impl Replicator {
     /// Starts replicating to `dr`; `last_seq` is the last record already in
     /// the local journal (DR is caught up from it on connect).
     pub fn start(dr: SocketAddr, id: Identity, last_seq: Seq) -> Replicator {
+        Replicator::start_notifying(dr, id, last_seq, Arc::new(|| {}))
+    }
+
+    /// [`Replicator::start`], calling `notify` on every change of progress.
+    pub fn start_notifying(dr: SocketAddr, id: Identity, last_seq: Seq, notify: Notify) -> Replicator {
         let (tx, rx) = mpsc::channel();
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -73,7 +83,8 @@ impl Replicator {
         let thread = std::thread::Builder::new()
             .name("replicate".into())
             .spawn(move || {
-                Worker { dr, id, rx, progress: p, stop: s, silent: q, unacked: VecDeque::new(), last_seq }.run()
+                let unacked = VecDeque::new();
+                Worker { dr, id, rx, progress: p, stop: s, silent: q, unacked, last_seq, notify }.run()
             })
             .expect("spawn the replication thread");
         Replicator { tx: Some(tx), progress, stop, silent, thread: Some(thread) }
@@ -141,6 +152,7 @@ struct Worker {
     unacked: VecDeque<SequencedInput>,
     /// The last record known (local journal or handed to us).
     last_seq: Seq,
+    notify: Notify,
 }
 
 enum End {
@@ -157,6 +169,7 @@ impl Worker {
                     self.progress.connects.fetch_add(1, Ordering::Relaxed);
                     let end = self.session(s);
                     self.progress.connected.store(false, Ordering::Release);
+                    (self.notify)();
                     match end {
                         Ok(End::Stopped) | Ok(End::Fenced) => return,
                         Ok(End::Lost) => {}
@@ -222,6 +235,7 @@ impl Worker {
             ReplMessage::Welcome { have, epoch } => {
                 if epoch > self.id.epoch {
                     self.progress.fenced.store(epoch, Ordering::Release);
+                    (self.notify)();
                     return Ok(End::Fenced);
                 }
                 have
@@ -229,6 +243,7 @@ impl Worker {
             ReplMessage::Fenced(epoch) => {
                 eprintln!("aex engine: DR fenced this primary (epoch {epoch} exists)");
                 self.progress.fenced.store(epoch.max(1), Ordering::Release);
+                (self.notify)();
                 return Ok(End::Fenced);
             }
             other => return Err(io::Error::other(format!("expected a welcome from DR, got {other:?}"))),
@@ -243,14 +258,16 @@ impl Worker {
         self.acked(have);
         self.backfill(have)?;
         self.progress.connected.store(true, Ordering::Release);
+        (self.notify)();
 
         // DR's answers on their own thread, so records never wait for a read.
         s.set_read_timeout(None)?;
         let dead = Arc::new(AtomicBool::new(false));
         let reader = {
             let (mut r, progress, dead) = (s.try_clone()?, self.progress.clone(), dead.clone());
+            let notify = self.notify.clone();
             std::thread::Builder::new().name("replicate-rx".into()).spawn(move || {
-                read_answers(&mut r, inbuf, &progress);
+                read_answers(&mut r, inbuf, &progress, &*notify);
                 dead.store(true, Ordering::SeqCst);
             })?
         };
@@ -336,7 +353,7 @@ impl Worker {
 }
 
 /// Reads DR's answers until the connection ends: durable marks and fencing.
-fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress) {
+fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, notify: &dyn Fn()) {
     let mut rbuf = [0u8; 4096];
     loop {
         let mut at = 0;
@@ -347,10 +364,12 @@ fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress) {
                     match m {
                         ReplMessage::Durable(seq) => {
                             progress.durable.fetch_max(seq, Ordering::AcqRel);
+                            notify();
                         }
                         ReplMessage::Fenced(epoch) => {
                             eprintln!("aex engine: DR fenced this primary (epoch {epoch} exists)");
                             progress.fenced.store(epoch.max(1), Ordering::Release);
+                            notify();
                             return;
                         }
                         other => {
@@ -414,7 +433,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let opts = ServeOpts { failover_after: Duration::from_millis(300), status: None };
+        let opts = ServeOpts { failover_after: Duration::from_millis(300), status: None, on_durable: None };
         let server = {
             let (stop, remote, opts) = (stop.clone(), remote.clone(), opts.clone());
             std::thread::spawn(move || {

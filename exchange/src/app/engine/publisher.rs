@@ -170,12 +170,11 @@ impl Publisher {
     /// Marks everything replayed as already sent.
     pub fn recovered(&mut self) {
         for m in self.md.values_mut() {
-            m.sender.take_packets(&mut self.packets);
+            m.sender.mark_sent();
         }
         for s in self.reports.values_mut() {
-            s.take_packets(&mut self.packets);
+            s.mark_sent();
         }
-        self.packets.clear();
     }
 
     /// Routes outputs into the streams; returns (md messages, reports).
