@@ -36,6 +36,9 @@ pub struct Report {
     pub rto_ms: Option<u64>,
     /// Checkpoint lines compared with the replay (`--checkpoints`).
     pub checkpoints_checked: u64,
+    /// Checkpoint lines of an engine's un-replicated tail (another epoch
+    /// than the journal's record at that seq, or past its end): not compared.
+    pub checkpoints_superseded: u64,
     /// Checkpoint lines whose digest differs from the replay's or another
     /// file's at the same sequence number (0 expected).
     pub checkpoint_mismatches: u64,
@@ -94,11 +97,12 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  failovers: {}, rto: {}, checkpoints: {} checked, {} mismatched",
+            "  failovers: {}, rto: {}, checkpoints: {} checked, {} mismatched, {} superseded",
             self.failovers,
             self.rto_ms.map_or("-".to_string(), |ms| format!("{ms} ms")),
             self.checkpoints_checked,
-            self.checkpoint_mismatches
+            self.checkpoint_mismatches,
+            self.checkpoints_superseded
         )?;
         if self.error_count > 0 {
             writeln!(
