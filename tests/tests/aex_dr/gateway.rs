@@ -2,7 +2,8 @@
 //! orders streams (`g001.SSS`, one per symbol) to the symbols' orders
 //! groups at a fixed rate, resends of orders not acknowledged after 1 s
 //! (same client id), reports from whichever engine sends them (gaps
-//! re-requested from it, lower epochs than the latest seen dropped), and an
+//! re-requested from it, in stream order lower epochs than the latest
+//! dropped), and an
 //! acks file of first acknowledgements (`session client_id order_id seq
 //! epoch`), as `ARCHITECTURE.md` has the real gateway do.
 
@@ -58,7 +59,7 @@ pub struct Seen {
     pub acks_by_epoch: BTreeMap<u32, u64>,
     /// Order-to-ack latencies (µs, from the first send).
     pub latencies_us: Vec<u64>,
-    /// Report packets dropped for an epoch below the latest seen.
+    /// Report messages dropped for an epoch below the latest in stream order.
     pub stale_epoch: u64,
     /// Engines (addresses) reports came from.
     pub engines: Vec<SocketAddr>,
@@ -160,14 +161,6 @@ pub fn run(o: Opts) -> Seen {
         if p.session != report_session {
             continue;
         }
-        // The epoch of the packet's first message decides (a heartbeat has none).
-        if let Some(r) = p.messages().next().and_then(|(_, m)| report::decode(m).ok()) {
-            if r.epoch < epoch {
-                seen.stale_epoch += 1;
-                continue;
-            }
-            epoch = r.epoch;
-        }
         if engine != Some(from) {
             engine = Some(from);
             seen.engines.push(from);
@@ -175,6 +168,14 @@ pub fn run(o: Opts) -> Seen {
         let a = rx.on_packet(p.seq, p.message_count().into(), nanos());
         for (_, m) in p.messages().skip(a.skip).take(a.take) {
             let Ok(r) = report::decode(m) else { continue };
+            // In stream order, as mdfeed does: a retransmitted message keeps
+            // its (older) epoch and is good; a lower epoch after a higher
+            // one is a fenced engine's.
+            if r.epoch < epoch {
+                seen.stale_epoch += 1;
+                continue;
+            }
+            epoch = r.epoch;
             match r.response {
                 Response::Accepted(ack) => {
                     let key = (ack.order.session, ack.order.client_id);
