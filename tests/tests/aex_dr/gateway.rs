@@ -119,7 +119,7 @@ pub fn run(o: Opts) -> Seen {
         while sending && next_order <= now {
             client_id += 1;
             let i = (client_id as usize / 2) % o.symbols.len();
-            let side = if client_id % 2 == 0 { Side::Buy } else { Side::Sell };
+            let side = if client_id.is_multiple_of(2) { Side::Buy } else { Side::Sell };
             let order = NewOrder {
                 session: 1 << 24 | 1 << 12 | (1 + (client_id % 8) as u32),
                 client_id,
