@@ -12,78 +12,21 @@
 
 #[path = "aex_dr/gateway.rs"]
 mod gateway;
+#[path = "aex_dr/proc.rs"]
+mod proc;
 
-use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proc::Proc;
 use serde_json::Value;
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 const REPL_PORT: u16 = 7800;
-
-/// A process in a lab host: stderr collected, killed if the test ends first.
-struct Proc {
-    child: Option<Child>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(lab: &Lab, host: usize, args: &[String]) -> Proc {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut child = lab.host(host).spawn(bins::aex().to_str().unwrap(), &args);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Proc { child: Some(child), stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            // SAFETY: a signal to a child this test started.
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
-
-    /// Waits up to `timeout` for the exit.
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.as_mut()?.try_wait().ok().flatten() {
-                self.child = None;
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn status(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -217,16 +160,15 @@ fn one_run(mode: Mode, run: u64, rate: u32) -> Option<(u64, u64, u64)> {
     };
     let gw = netns::spawn_in(lab.ns(2), move || gateway::run(opts));
 
-    // Lag of the standby while both run (status files: coarse).
+    // Replication lag while both run: sequenced, not yet durable at DR
+    // (one snapshot of the primary's status).
     let kill_at = Duration::from_millis(1500 + nanos() % 3000);
     let t0 = Instant::now();
     let mut lags = Vec::new();
     while t0.elapsed() < kill_at {
         std::thread::sleep(Duration::from_millis(250));
-        if let (Some(p), Some(d)) = (status(Path::new(&p_status)), status(Path::new(&dr_status))) {
-            if d["role"] == "standby" {
-                lags.push(p["last_seq"].as_i64().unwrap_or(0) - d["last_seq"].as_i64().unwrap_or(0));
-            }
+        if let Some(p) = status(Path::new(&p_status)) {
+            lags.push(p["last_seq"].as_i64().unwrap_or(0) - p["dr_durable_seq"].as_i64().unwrap_or(0));
         }
     }
     let before = acked.load(Ordering::Relaxed);
@@ -286,7 +228,7 @@ fn one_run(mode: Mode, run: u64, rate: u32) -> Option<(u64, u64, u64)> {
     let out = audit.output().unwrap();
     let rep: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("audit output: {e}: {}", String::from_utf8_lossy(&out.stderr)));
-    eprintln!("run {run} {mode:?}: audit {rep}; standby lag samples {lags:?}");
+    eprintln!("run {run} {mode:?}: audit {rep}; replication lag samples {lags:?}");
     assert_eq!(rep["rpo_orders"], 0, "{rep}");
     assert_eq!(rep["duplicate_executions"], 0, "{rep}");
     assert_eq!(rep["failovers"], 1, "{rep}");

@@ -173,7 +173,11 @@ impl Worker {
                     match end {
                         Ok(End::Stopped) | Ok(End::Fenced) => return,
                         Ok(End::Lost) => {}
-                        Err(e) => eprintln!("aex engine: replication to {}: {e}; reconnecting", self.dr),
+                        Err(e) => {
+                            eprintln!("aex engine: replication to {}: {e}; reconnecting", self.dr);
+                            // Not in a tight loop (a refusal repeats), records still taken meanwhile.
+                            self.drain(Duration::from_millis(200));
+                        }
                     }
                 }
                 Err(_) => {
