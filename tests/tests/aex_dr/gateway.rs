@@ -94,20 +94,25 @@ pub fn run(o: Opts) -> Seen {
     let (mut next_order, mut next_hb, mut next_resend) = (start, start, start);
     let mut client_id = 0u64;
     let mut buf = vec![0u8; 65_536];
-    let send = |i: usize, next_msg: &mut [u64], input: Option<&Input>| {
-        let (_, group) = o.symbols[i];
-        let bytes = match input {
-            Some(input) => {
-                let mut b = PacketBuilder::new(sessions[i], next_msg[i], 1300);
-                let mut m = Vec::new();
-                encode_input(input, &mut m);
-                assert!(b.push(&m));
-                next_msg[i] += 1;
-                b.finish()
-            }
-            None => heartbeat(sessions[i], next_msg[i]),
-        };
-        let _ = uni.send_to(&bytes, group);
+    // Orders due in one pass go out packed, one packet per symbol (several
+    // if they do not fit), as a real gateway's streams do.
+    let mut builders: Vec<Option<PacketBuilder>> = (0..o.symbols.len()).map(|_| None).collect();
+    let flush = |i: usize, builders: &mut [Option<PacketBuilder>]| {
+        if let Some(b) = builders[i].take() {
+            let _ = uni.send_to(&b.finish(), o.symbols[i].1);
+        }
+    };
+    let push = |i: usize, next_msg: &mut [u64], builders: &mut [Option<PacketBuilder>], input: &Input| {
+        let mut m = Vec::new();
+        encode_input(input, &mut m);
+        let fits = builders[i].as_mut().is_some_and(|b| b.push(&m));
+        if !fits {
+            flush(i, builders);
+            let mut b = PacketBuilder::new(sessions[i], next_msg[i], 1300);
+            assert!(b.push(&m));
+            builders[i] = Some(b);
+        }
+        next_msg[i] += 1;
     };
     let index_of = |symbol: SymbolIndex| o.symbols.iter().position(|(s, _)| *s == symbol).unwrap();
     loop {
@@ -130,7 +135,7 @@ pub fn run(o: Opts) -> Seen {
                 kind: OrderType::Limit,
                 tif: TimeInForce::Day,
             };
-            send(i, &mut next_msg, Some(&Input::Enter(order)));
+            push(i, &mut next_msg, &mut builders, &Input::Enter(order));
             pending.insert((order.session, client_id), Pending { order, first: now, last: now });
             seen.sent += 1;
             next_order += interval;
@@ -140,13 +145,16 @@ pub fn run(o: Opts) -> Seen {
             for p in pending.values_mut().filter(|p| now.duration_since(p.last) >= Duration::from_secs(1)) {
                 p.last = now;
                 seen.resent += 1;
-                send(index_of(p.order.symbol), &mut next_msg, Some(&Input::Enter(p.order)));
+                push(index_of(p.order.symbol), &mut next_msg, &mut builders, &Input::Enter(p.order));
             }
+        }
+        for i in 0..o.symbols.len() {
+            flush(i, &mut builders);
         }
         if now >= next_hb {
             next_hb = now + Duration::from_millis(200);
-            for i in 0..o.symbols.len() {
-                send(i, &mut next_msg, None);
+            for (i, &(_, group)) in o.symbols.iter().enumerate() {
+                let _ = uni.send_to(&heartbeat(sessions[i], next_msg[i]), group);
             }
         }
         if let (Some(e), Some(req)) = (engine, rx.poll_request(report_session, nanos())) {
