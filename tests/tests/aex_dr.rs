@@ -112,7 +112,7 @@ fn one_run(mode: Mode, run: u64, rate: u32) -> Option<(u64, u64, u64)> {
         }
         Mode::Pilot => {
             let mut engine = engine_args(3, &dr_journal, &dr_status, &dr_cp);
-            engine.extend(["--fence-listen".into(), dr_addr.clone()]);
+            engine.extend(["--fence-listen".into(), dr_addr.clone(), "--epoch".into(), "{next_epoch}".into()]);
             let cmd = format!("exec {} {}", bins::aex().display(), engine.join(" "));
             let a: Vec<String> = ["journal", "--listen", &dr_addr, "--journal", &dr_journal, "--status", &dr_status]
                 .iter()

@@ -30,7 +30,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     failover_after_ms: u64,
     /// Shell command that replaces this process when the primary is lost
-    /// (pilot light), e.g. `aex engine --name eng1 --journal FILE ...`
+    /// (pilot light), e.g. `exec aex engine --name eng1 --journal FILE
+    /// --fence-listen SAME_ADDR --epoch {next_epoch} ...`; `{next_epoch}` is
+    /// replaced with the fence epoch + 1 (the fence may be above the
+    /// journal's last record's epoch: a primary that said hello and died
+    /// before sequencing anything)
     #[arg(long)]
     on_failover: Option<String>,
     /// A JSON status file rewritten every second
@@ -236,6 +240,8 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
             Served::PrimaryLost => match &args.on_failover {
                 None => eprintln!("aex journal: no --on-failover: staying a journal, waiting for a primary"),
                 Some(cmd) => {
+                    let next = dr.fence().saturating_add(1).max(1);
+                    let cmd = cmd.replace("{next_epoch}", &next.to_string());
                     dr.close()?;
                     eprintln!("aex journal: failing over: exec sh -c {cmd:?}");
                     use std::os::unix::process::CommandExt;
