@@ -76,6 +76,8 @@ fn release_waits_for_dr_and_a_fence_stops_everything() {
     let (_, out) = m.sequence(order(1, Side::Buy, 100), 1).unwrap();
     tx.send(PubEvent::Outputs(out)).unwrap();
     tx.send(PubEvent::Durable(1)).unwrap();
+    let (n, _) = md.recv_from(&mut buf).expect("a heartbeat at start");
+    assert_eq!(n, 20, "a heartbeat, nothing else");
     assert!(md.recv_from(&mut buf).is_err(), "locally durable only: nothing released");
     progress.durable.store(1, Ordering::SeqCst);
     tx.send(PubEvent::DrProgress).unwrap();

@@ -127,7 +127,9 @@ pub fn publisher_loop(
     gate: Option<DrGate>,
 ) {
     let mut out = Vec::new();
-    let mut next_heartbeat = Instant::now() + Duration::from_secs(1);
+    // At once: after a recovery or a promotion, consumers learn where the
+    // streams stand and re-request what they missed.
+    let mut next_heartbeat = Instant::now();
     let mut local = p.durable();
     let release = |local: Seq| match &gate {
         None => local,
