@@ -39,6 +39,10 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
+    /// The DR site's journal: takes the primary's records over TCP, fsyncs
+    /// them before acknowledging, fences older epochs, and on the primary's
+    /// loss can replace itself with a recovering engine (pilot light)
+    Journal(aex::app::journal::Args),
     /// Record every market-data stream from message 1 to a file (gaps re-requested)
     Record(aex::app::record::Args),
     /// Replay a journal and check it, a market-data record and gateways' acks
@@ -85,12 +89,20 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Cmd::Journal(args) => exit_with(aex::app::journal::run(args, &table)),
         Cmd::Record(args) => exit_with(aex::app::record::run(args, &table)),
         Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
         Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
-        Cmd::Engine(args) => exit_with(aex::app::engine::run(args, &table)),
         Cmd::Gateway(args) => exit_with(aex::app::gateway::run(args, &table)),
         Cmd::Customers(args) => exit_with(aex::app::customers::run(args, &table)),
+        Cmd::Engine(args) => match aex::app::engine::run(args, &table) {
+            // Fenced by DR: a newer primary exists (status 3, for supervisors).
+            Err(e) if e.downcast_ref::<aex::app::engine::FencedError>().is_some() => {
+                eprintln!("aex: {e:#}");
+                ExitCode::from(3)
+            }
+            r => exit_with(r),
+        },
         Cmd::Symbols => {
             use std::fmt::Write as _;
             let mut out = format!("{:<6} {:<8} {:<15} {:<15} NAMES\n", "INDEX", "TICKER", "ORDERS", "MARKET DATA");

@@ -75,6 +75,13 @@ impl Sender {
         self.unsent_from = end;
     }
 
+    /// Marks every message pushed so far as sent, without building packets
+    /// (recovery, a promoted standby: they went out before, or will be
+    /// re-requested).
+    pub fn mark_sent(&mut self) {
+        self.unsent_from = self.next_seq();
+    }
+
     /// A heartbeat: no messages, the next sequence number.
     pub fn heartbeat(&self) -> Vec<u8> {
         mold::heartbeat(self.session, self.next_seq())

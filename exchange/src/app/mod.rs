@@ -5,6 +5,8 @@ pub mod audit;
 pub mod customers;
 pub mod engine;
 pub mod gateway;
+pub mod journal;
 pub mod mdfeed;
 pub mod record;
+pub mod replicate;
 pub mod view;

@@ -8,6 +8,7 @@
 //! - [`itch`]: ITCH-style market-data messages (with the fencing epoch);
 //! - [`input`]: engine inputs as gateways send them and the journal keeps
 //!   them (sequenced records);
+//! - [`repl`]: replication of the sequenced input to the DR journal (TCP);
 //! - [`report`]: engine responses for the gateways, and a whole
 //!   [`crate::Outputs`] as bytes.
 
@@ -18,6 +19,7 @@ pub mod input;
 pub mod itch;
 pub mod mold;
 pub mod oe;
+pub mod repl;
 pub mod report;
 
 pub use buf::DecodeError;

@@ -143,6 +143,23 @@ pub fn audit(
             rep.acks_checked += 1;
             match accepted.get(&(l.session, l.client_id)) {
                 Some(v) if v.iter().filter(|&&(id, seq)| id == l.order_id && seq == l.seq).count() == 1 => {
+                    // The ack came from an engine of epoch l.epoch: if the
+                    // journal's record at that seq is of a later epoch, the
+                    // acknowledging engine's record was never durable here.
+                    let rec_epoch = records.get((l.seq as usize).wrapping_sub(1)).map(|r| r.epoch);
+                    if rec_epoch.is_some_and(|e| e > l.epoch) {
+                        rep.rpo_orders += 1;
+                        rep.error(format!(
+                            "{}: acknowledged order lost: session {} client id {} acknowledged in epoch {} at seq {}, \
+                             which the journal holds from epoch {}",
+                            f.name,
+                            l.session,
+                            l.client_id,
+                            l.epoch,
+                            l.seq,
+                            rec_epoch.unwrap_or(0)
+                        ));
+                    }
                     if v.len() > 1 {
                         rep.error(format!(
                             "{}: session {} client id {} accepted {} times",

@@ -6,6 +6,7 @@
 
 pub mod acks;
 pub mod check;
+pub mod dr;
 pub mod report;
 
 use super::record::format;
@@ -25,7 +26,11 @@ use std::path::PathBuf;
 /// number (the record may be shorter than the replay), and the book rebuilt
 /// from it never crossed. With `--acks` (repeatable): each acknowledged
 /// order has its accepting input in the journal (missing ones count as
-/// `rpo_orders`).
+/// `rpo_orders`; so does one acknowledged by an engine of an older epoch
+/// than the journal's record at that sequence number: that engine's record
+/// was never durable here). Always: `failovers` (epoch changes); with
+/// `--failed-at`, `rto_ms`; with `--checkpoints` (repeatable), every state
+/// digest equal to the replay's at the same sequence number.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The engine's journal
@@ -37,6 +42,13 @@ pub struct Args {
     /// A gateway's acks file (`session client_id order_id seq epoch` a line); repeatable
     #[arg(long)]
     pub acks: Vec<PathBuf>,
+    /// When the primary failed (Unix nanoseconds): report `rto_ms`, from
+    /// then to the first input sequenced by a later epoch
+    #[arg(long)]
+    pub failed_at: Option<u64>,
+    /// An engine's checkpoints file (`seq epoch digest_hex` a line); repeatable
+    #[arg(long)]
+    pub checkpoints: Vec<PathBuf>,
     /// Print one JSON object instead of the report
     #[arg(long)]
     pub json: bool,
@@ -58,7 +70,18 @@ pub fn audit(args: &Args) -> anyhow::Result<check::Report> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading acks {}", p.display()))?;
         acks.push(check::AckFile::parse(&p.display().to_string(), &text));
     }
-    Ok(check::audit(&j.symbols, &j.records, j.torn_tail, record.as_ref(), &acks))
+    let mut rep = check::audit(&j.symbols, &j.records, j.torn_tail, record.as_ref(), &acks);
+    rep.failovers = dr::failovers(&j.records);
+    rep.rto_ms = args.failed_at.and_then(|t| dr::rto_ms(&j.records, t));
+    let mut files = Vec::new();
+    for p in &args.checkpoints {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading checkpoints {}", p.display()))?;
+        let (lines, bad_lines) = crate::app::engine::checkpoint::parse(&text);
+        files.push(dr::CheckpointFile { name: p.display().to_string(), lines, bad_lines });
+    }
+    dr::check_checkpoints(&j.symbols, &j.records, &files, &mut rep);
+    rep.ok = rep.error_count == 0;
+    Ok(rep)
 }
 
 /// Runs `aex audit`: prints the report and fails when it is not ok.

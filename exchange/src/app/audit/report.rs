@@ -29,6 +29,19 @@ pub struct Report {
     pub acks_checked: u64,
     /// Acknowledged orders the journal does not have (lost: the recovery point objective).
     pub rpo_orders: u64,
+    /// Epoch changes in the journal (failovers or restarts).
+    pub failovers: u64,
+    /// With `--failed-at`: milliseconds from the failure to the sequencing
+    /// time of the first input of the first later epoch (trading resumed).
+    pub rto_ms: Option<u64>,
+    /// Checkpoint lines compared with the replay (`--checkpoints`).
+    pub checkpoints_checked: u64,
+    /// Checkpoint lines of an engine's un-replicated tail (another epoch
+    /// than the journal's record at that seq, or past its end): not compared.
+    pub checkpoints_superseded: u64,
+    /// Checkpoint lines whose digest differs from the replay's or another
+    /// file's at the same sequence number (0 expected).
+    pub checkpoint_mismatches: u64,
     /// Match ids seen more than once (0 expected).
     pub duplicate_executions: u64,
     /// How many errors there were in all.
@@ -81,6 +94,15 @@ impl fmt::Display for Report {
             f,
             "  acks: {} checked, {} acknowledged orders lost (rpo_orders)",
             self.acks_checked, self.rpo_orders
+        )?;
+        writeln!(
+            f,
+            "  failovers: {}, rto: {}, checkpoints: {} checked, {} mismatched, {} superseded",
+            self.failovers,
+            self.rto_ms.map_or("-".to_string(), |ms| format!("{ms} ms")),
+            self.checkpoints_checked,
+            self.checkpoint_mismatches,
+            self.checkpoints_superseded
         )?;
         if self.error_count > 0 {
             writeln!(

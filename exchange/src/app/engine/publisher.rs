@@ -170,12 +170,11 @@ impl Publisher {
     /// Marks everything replayed as already sent.
     pub fn recovered(&mut self) {
         for m in self.md.values_mut() {
-            m.sender.take_packets(&mut self.packets);
+            m.sender.mark_sent();
         }
         for s in self.reports.values_mut() {
-            s.take_packets(&mut self.packets);
+            s.mark_sent();
         }
-        self.packets.clear();
     }
 
     /// Routes outputs into the streams; returns (md messages, reports).
@@ -246,13 +245,18 @@ impl Publisher {
     }
 
     /// A gateway's orders come from `addr`: its reports go there from now
-    /// on (those held back for want of an address are appended to `out`).
+    /// on (those held back for want of an address are appended to `out`;
+    /// if none are, but the stream has history — recovered, or applied by a
+    /// promoted standby — a heartbeat, so the gateway asks at once for what
+    /// it missed instead of at the next second).
     pub fn on_gateway(&mut self, id: GatewayId, addr: SocketAddr, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
         if self.gateways.insert(id, addr) != Some(addr) {
             if let Some(s) = self.reports.get_mut(&id) {
                 if s.has_unsent() {
                     s.take_packets(&mut self.packets);
                     out.extend(self.packets.drain(..).map(|p| (addr, p)));
+                } else {
+                    out.push((addr, s.heartbeat()));
                 }
             }
         }

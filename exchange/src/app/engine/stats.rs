@@ -46,6 +46,14 @@ pub struct Stats {
     pub send_errors: AtomicU64,
     /// Journal records replayed at startup.
     pub recovered: AtomicU64,
+    /// Records 1..=this are durable at DR (`--replicate`).
+    pub dr_durable_seq: AtomicU64,
+    /// 1 while the DR connection is up and greeted.
+    pub dr_connected: AtomicU64,
+    /// Non-zero: the epoch that fenced this engine.
+    pub fenced_by: AtomicU64,
+    /// 1 while a hot standby shadows the primary (not yet promoted).
+    pub standby: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -105,6 +113,15 @@ pub struct Status {
     pub send_errors: u64,
     /// See [`Stats`].
     pub recovered: u64,
+    /// `primary`, or `standby` while a hot standby shadows the primary
+    /// (its `last_seq` is then the last record applied).
+    pub role: &'static str,
+    /// See [`Stats`].
+    pub dr_durable_seq: u64,
+    /// See [`Stats`].
+    pub dr_connected: bool,
+    /// The epoch that fenced this engine, if one did.
+    pub fenced_by: Option<u64>,
     /// Seconds since start.
     pub uptime_s: u64,
 }
@@ -133,6 +150,10 @@ impl Stats {
             dropped_foreign: get(&self.dropped_foreign),
             send_errors: get(&self.send_errors),
             recovered: get(&self.recovered),
+            role: if get(&self.standby) == 1 { "standby" } else { "primary" },
+            dr_durable_seq: get(&self.dr_durable_seq),
+            dr_connected: get(&self.dr_connected) == 1,
+            fenced_by: Some(get(&self.fenced_by)).filter(|&e| e != 0),
             uptime_s,
         }
     }

@@ -1,16 +1,18 @@
 //! The threads of the process and the channels between them.
 
+use super::checkpoint::Checkpoints;
 use super::durability::{self, Durability};
 use super::ingress::{Action, Ingress};
 use super::matcher::{now_ns, Matcher};
 use super::publisher::{GatewayId, Publisher};
 use super::stats::{self, Stats};
+use crate::app::replicate::Progress;
 use crate::events::{Input, Outputs, SequencedInput};
-use crate::types::Seq;
+use crate::types::{Epoch, Seq};
 use crate::wire::mold::ReRequest;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -25,6 +27,17 @@ pub enum PubEvent {
     Gateway(GatewayId, SocketAddr),
     /// A re-request from this address.
     ReRequest(SocketAddr, ReRequest),
+    /// The replication's progress changed (DR's durable mark, fencing).
+    DrProgress,
+}
+
+/// Synchronous replication as the publisher sees it: outputs are released
+/// only up to DR's durable mark too, and a fence stops everything.
+pub struct DrGate {
+    /// The replication thread's progress.
+    pub progress: Arc<Progress>,
+    /// Called once when DR fences this primary (with the newer epoch).
+    pub on_fenced: Box<dyn Fn(Epoch) + Send>,
 }
 
 /// Records the first fatal error and asks every thread to stop.
@@ -34,21 +47,30 @@ pub fn fail(stop: &AtomicBool, fatal: &Mutex<Option<String>>, msg: String) {
     stop.store(true, Ordering::Relaxed);
 }
 
-/// The matcher thread's body.
+/// The matcher thread's body: records go to the durability stage, outputs
+/// to the publisher (`to`).
 pub fn matcher_loop(
     mut matcher: Matcher,
     rx: mpsc::Receiver<Input>,
-    tx_rec: mpsc::Sender<SequencedInput>,
-    tx_pub: mpsc::Sender<PubEvent>,
+    to: (mpsc::Sender<SequencedInput>, mpsc::Sender<PubEvent>),
+
+    mut checkpoints: Option<Checkpoints>,
     stats: &Stats,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
 ) {
+    let (tx_rec, tx_pub) = to;
     for input in rx {
         match matcher.sequence(input, now_ns()) {
             Ok((rec, out)) => {
                 stats::add(&stats.inputs, 1);
                 stats::set(&stats.last_seq, rec.seq);
+                if let Some(c) = checkpoints.as_mut() {
+                    if let Err(e) = c.after(matcher.engine(), rec.seq, rec.epoch) {
+                        eprintln!("aex engine: writing a checkpoint: {e}; no more checkpoints");
+                        checkpoints = None;
+                    }
+                }
                 // Outputs first: the publisher must hold them before it hears they are durable.
                 let _ = tx_pub.send(PubEvent::Outputs(out));
                 if tx_rec.send(rec).is_err() {
@@ -93,24 +115,51 @@ fn send(sock: &UdpSocket, to: SocketAddr, bytes: &[u8], stats: &Stats) {
     stats::add(&stats.send_errors, 1);
 }
 
-/// The publisher thread's body.
-pub fn publisher_loop(mut p: Publisher, rx: mpsc::Receiver<PubEvent>, sock: UdpSocket, stats: &Stats) {
+/// The publisher thread's body. With `gate` (synchronous replication),
+/// outputs are released up to the lower of the local and DR durable marks;
+/// when DR fences this primary, nothing more leaves: the thread returns at
+/// once, without the last heartbeats.
+pub fn publisher_loop(
+    mut p: Publisher,
+    rx: mpsc::Receiver<PubEvent>,
+    sock: UdpSocket,
+    stats: &Stats,
+    gate: Option<DrGate>,
+) {
     let mut out = Vec::new();
-    let mut next_heartbeat = Instant::now() + Duration::from_secs(1);
+    // At once: after a recovery or a promotion, consumers learn where the
+    // streams stand and re-request what they missed.
+    let mut next_heartbeat = Instant::now();
+    let mut local = p.durable();
+    let release = |local: Seq| match &gate {
+        None => local,
+        Some(g) => local.min(g.progress.durable.load(Ordering::Acquire)),
+    };
     loop {
         let timeout = next_heartbeat.saturating_duration_since(Instant::now());
         match rx.recv_timeout(timeout) {
             Ok(PubEvent::Outputs(o)) => {
                 p.on_outputs(o);
                 // Durability may have been reported already (never in practice: outputs go first).
-                let d = p.durable();
-                p.on_durable(d, &mut out);
+                p.on_durable(release(local), &mut out);
             }
-            Ok(PubEvent::Durable(seq)) => p.on_durable(seq, &mut out),
+            Ok(PubEvent::Durable(seq)) => {
+                local = local.max(seq);
+                p.on_durable(release(local), &mut out);
+            }
+            Ok(PubEvent::DrProgress) => {}
             Ok(PubEvent::Gateway(g, addr)) => p.on_gateway(g, addr, &mut out),
             Ok(PubEvent::ReRequest(from, req)) => p.on_rerequest(from, &req, mono_ns(), &mut out),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(g) = &gate {
+            let fenced = g.progress.fenced.load(Ordering::Acquire);
+            if fenced != 0 {
+                (g.on_fenced)(fenced);
+                return;
+            }
+            p.on_durable(release(local), &mut out);
         }
         // Checked after every event too, so a steady flow cannot starve heartbeats.
         if Instant::now() >= next_heartbeat {

@@ -1,0 +1,475 @@
+//! The primary engine's side of synchronous replication: a thread that
+//! keeps a TCP connection to the DR journal (`aex journal`, or a hot
+//! standby), sends every sequenced record, and reports how far DR has made
+//! them durable. The engine releases an input's outputs only once both its
+//! own journal and DR hold it; until DR answers, nothing is acknowledged.
+//!
+//! On a reconnect DR says what it holds; records it lacks are sent again
+//! (from memory, or from the local journal file for older ones). A DR that
+//! answers `Fenced` means a newer primary exists: the engine must stop.
+
+use crate::events::SequencedInput;
+use crate::journal;
+use crate::types::{Epoch, Seq, SymbolIndex};
+use crate::wire::repl::{self, ReplMessage, MAX_RECORDS_PER_FRAME};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the primary says it is alive when idle.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// What the primary tells DR about itself.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The engine's logical name.
+    pub name: String,
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// Its symbols.
+    pub symbols: Vec<SymbolIndex>,
+    /// Its local journal (for records DR lacks that are no longer in memory).
+    pub journal: PathBuf,
+}
+
+/// Shared progress, read by the engine.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Records 1..=durable are durable at DR.
+    pub durable: AtomicU64,
+    /// Non-zero: DR fenced this primary with that epoch.
+    pub fenced: AtomicU32,
+    /// Whether a DR connection is up and greeted.
+    pub connected: AtomicBool,
+    /// Connections made.
+    pub connects: AtomicU64,
+}
+
+/// Called by the replication threads whenever [`Progress`] changes (DR's
+/// durable mark moved, the connection came or went, DR fenced us), so the
+/// engine's release stage wakes at once instead of polling.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// The replication thread's handle.
+pub struct Replicator {
+    tx: Option<Sender<Vec<SequencedInput>>>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    /// Stop without the clean-end message.
+    silent: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Replicator {
+    /// Starts replicating to `dr`; `last_seq` is the last record already in
+    /// the local journal (DR is caught up from it on connect).
+    pub fn start(dr: SocketAddr, id: Identity, last_seq: Seq) -> Replicator {
+        Replicator::start_notifying(dr, id, last_seq, Arc::new(|| {}))
+    }
+
+    /// [`Replicator::start`], calling `notify` on every change of progress.
+    pub fn start_notifying(dr: SocketAddr, id: Identity, last_seq: Seq, notify: Notify) -> Replicator {
+        let (tx, rx) = mpsc::channel();
+        let progress = Arc::new(Progress::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let silent = Arc::new(AtomicBool::new(false));
+        let (p, s, q) = (progress.clone(), stop.clone(), silent.clone());
+        let thread = std::thread::Builder::new()
+            .name("replicate".into())
+            .spawn(move || {
+                let unacked = VecDeque::new();
+                Worker { dr, id, rx, progress: p, stop: s, silent: q, unacked, last_seq, notify }.run()
+            })
+            .expect("spawn the replication thread");
+        Replicator { tx: Some(tx), progress, stop, silent, thread: Some(thread) }
+    }
+
+    /// Sends records (in sequence, after those already sent).
+    pub fn send(&self, recs: Vec<SequencedInput>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(recs);
+        }
+    }
+
+    /// The shared progress.
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// The DR-durable sequence number.
+    pub fn durable(&self) -> Seq {
+        self.progress.durable.load(Ordering::Acquire)
+    }
+
+    /// The epoch that fenced this primary, if DR refused it.
+    pub fn fenced(&self) -> Option<Epoch> {
+        match self.progress.fenced.load(Ordering::Acquire) {
+            0 => None,
+            e => Some(e),
+        }
+    }
+
+    /// Stops without the clean-end message, as a crash would: DR fails over.
+    pub fn abandon(mut self) {
+        self.silent.store(true, Ordering::SeqCst);
+        self.shutdown();
+    }
+
+    /// Stops cleanly: DR is told this is no failure.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Worker {
+    dr: SocketAddr,
+    id: Identity,
+    rx: Receiver<Vec<SequencedInput>>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+    /// Records sent or to send, not yet durable at DR.
+    unacked: VecDeque<SequencedInput>,
+    /// The last record known (local journal or handed to us).
+    last_seq: Seq,
+    notify: Notify,
+}
+
+enum End {
+    Stopped,
+    Fenced,
+    Lost,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            match TcpStream::connect_timeout(&self.dr, Duration::from_millis(500)) {
+                Ok(s) => {
+                    self.progress.connects.fetch_add(1, Ordering::Relaxed);
+                    let end = self.session(s);
+                    self.progress.connected.store(false, Ordering::Release);
+                    (self.notify)();
+                    match end {
+                        Ok(End::Stopped) | Ok(End::Fenced) => return,
+                        Ok(End::Lost) => {}
+                        Err(e) => {
+                            eprintln!("aex engine: replication to {}: {e}; reconnecting", self.dr);
+                            // Not in a tight loop (a refusal repeats), records still taken meanwhile.
+                            self.drain(Duration::from_millis(200));
+                        }
+                    }
+                }
+                Err(_) => {
+                    // Keep taking records meanwhile: nothing is lost, all wait for DR.
+                    self.drain(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Moves records from the channel to `unacked`, waiting up to `wait`
+    /// for the first.
+    fn drain(&mut self, wait: Duration) {
+        match self.rx.recv_timeout(wait) {
+            Ok(recs) => self.take(recs),
+            Err(RecvTimeoutError::Timeout) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.stop.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+        while let Ok(recs) = self.rx.try_recv() {
+            self.take(recs);
+        }
+    }
+
+    fn take(&mut self, recs: Vec<SequencedInput>) {
+        for r in recs {
+            self.last_seq = self.last_seq.max(r.seq);
+            self.unacked.push_back(r);
+        }
+    }
+
+    fn session(&mut self, mut s: TcpStream) -> io::Result<End> {
+        s.set_nodelay(true)?;
+        let mut out = Vec::new();
+        repl::encode(
+            &ReplMessage::Hello { epoch: self.id.epoch, name: self.id.name.clone(), symbols: self.id.symbols.clone() },
+            &mut out,
+        );
+        s.write_all(&out)?;
+        // The welcome, synchronously.
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut inbuf = Vec::new();
+        let mut rbuf = [0u8; 4096];
+        let first = loop {
+            match repl::decode_frame(&inbuf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+                Some((m, n)) => {
+                    inbuf.drain(..n);
+                    break m;
+                }
+                None => match s.read(&mut rbuf)? {
+                    0 => return Ok(End::Lost),
+                    n => inbuf.extend_from_slice(&rbuf[..n]),
+                },
+            }
+        };
+        let have = match first {
+            ReplMessage::Welcome { have, epoch } => {
+                if epoch > self.id.epoch {
+                    self.progress.fenced.store(epoch, Ordering::Release);
+                    (self.notify)();
+                    return Ok(End::Fenced);
+                }
+                have
+            }
+            ReplMessage::Fenced(epoch) => {
+                eprintln!("aex engine: DR fenced this primary (epoch {epoch} exists)");
+                self.progress.fenced.store(epoch.max(1), Ordering::Release);
+                (self.notify)();
+                return Ok(End::Fenced);
+            }
+            other => return Err(io::Error::other(format!("expected a welcome from DR, got {other:?}"))),
+        };
+        self.drain(Duration::ZERO);
+        if have > self.last_seq {
+            return Err(io::Error::other(format!(
+                "DR holds {have} records, more than this primary's {}: recover from DR",
+                self.last_seq
+            )));
+        }
+        self.acked(have);
+        self.backfill(have)?;
+        self.progress.connected.store(true, Ordering::Release);
+        (self.notify)();
+
+        // DR's answers on their own thread, so records never wait for a read.
+        s.set_read_timeout(None)?;
+        let dead = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (mut r, progress, dead) = (s.try_clone()?, self.progress.clone(), dead.clone());
+            let notify = self.notify.clone();
+            std::thread::Builder::new().name("replicate-rx".into()).spawn(move || {
+                read_answers(&mut r, inbuf, &progress, &*notify);
+                dead.store(true, Ordering::SeqCst);
+            })?
+        };
+        let end = self.send_loop(&mut s, have, &dead);
+        let _ = s.shutdown(std::net::Shutdown::Both);
+        let _ = reader.join();
+        if self.progress.fenced.load(Ordering::Acquire) != 0 {
+            return Ok(End::Fenced);
+        }
+        end
+    }
+
+    fn send_loop(&mut self, s: &mut TcpStream, have: Seq, dead: &AtomicBool) -> io::Result<End> {
+        let mut out = Vec::new();
+        let mut sent = have;
+        let mut last_sent = Instant::now();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                // A crash (tests) leaves without a word.
+                if !self.silent.load(Ordering::SeqCst) {
+                    out.clear();
+                    repl::encode(&ReplMessage::End, &mut out);
+                    let _ = s.write_all(&out);
+                }
+                return Ok(End::Stopped);
+            }
+            if dead.load(Ordering::SeqCst) {
+                return Ok(End::Lost);
+            }
+            self.acked(self.progress.durable.load(Ordering::Acquire));
+            self.drain(TICK);
+            out.clear();
+            let mut batch = Vec::new();
+            for r in self.unacked.iter().filter(|r| r.seq > sent) {
+                batch.push(*r);
+                if batch.len() == MAX_RECORDS_PER_FRAME {
+                    repl::encode(&ReplMessage::Records(std::mem::take(&mut batch)), &mut out);
+                }
+            }
+            if !batch.is_empty() {
+                repl::encode(&ReplMessage::Records(batch), &mut out);
+            }
+            sent = sent.max(self.unacked.back().map_or(sent, |r| r.seq));
+            if out.is_empty() && last_sent.elapsed() >= TICK {
+                repl::encode(&ReplMessage::Tick(self.last_seq), &mut out);
+            }
+            if !out.is_empty() {
+                s.write_all(&out)?;
+                last_sent = Instant::now();
+            }
+        }
+    }
+
+    fn acked(&mut self, seq: Seq) {
+        while self.unacked.front().is_some_and(|r| r.seq <= seq) {
+            self.unacked.pop_front();
+        }
+        self.progress.durable.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Puts the records DR lacks and memory no longer has back in front,
+    /// from the local journal.
+    fn backfill(&mut self, have: Seq) -> io::Result<()> {
+        let first_in_memory = self.unacked.front().map_or(self.last_seq + 1, |r| r.seq);
+        if have + 1 >= first_in_memory {
+            return Ok(());
+        }
+        let c = journal::read(&self.id.journal).map_err(|e| io::Error::other(e.to_string()))?;
+        let older: Vec<SequencedInput> =
+            c.records.iter().filter(|r| r.seq > have && r.seq < first_in_memory).copied().collect();
+        if older.len() as u64 != first_in_memory - have - 1 {
+            return Err(io::Error::other(format!(
+                "the local journal lacks records {}..{} that DR needs",
+                have + 1,
+                first_in_memory - 1
+            )));
+        }
+        for r in older.into_iter().rev() {
+            self.unacked.push_front(r);
+        }
+        Ok(())
+    }
+}
+
+/// Reads DR's answers until the connection ends: durable marks and fencing.
+fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, notify: &dyn Fn()) {
+    let mut rbuf = [0u8; 4096];
+    loop {
+        let mut at = 0;
+        loop {
+            match repl::decode_frame(&inbuf[at..]) {
+                Ok(Some((m, n))) => {
+                    at += n;
+                    match m {
+                        ReplMessage::Durable(seq) => {
+                            progress.durable.fetch_max(seq, Ordering::AcqRel);
+                            notify();
+                        }
+                        ReplMessage::Fenced(epoch) => {
+                            eprintln!("aex engine: DR fenced this primary (epoch {epoch} exists)");
+                            progress.fenced.store(epoch.max(1), Ordering::Release);
+                            notify();
+                            return;
+                        }
+                        other => {
+                            eprintln!("aex engine: unexpected {other:?} from DR; closing");
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("aex engine: malformed frame from DR ({e}); closing");
+                    return;
+                }
+            }
+        }
+        inbuf.drain(..at);
+        match r.read(&mut rbuf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => inbuf.extend_from_slice(&rbuf[..n]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::journal::{serve, DrJournal, ServeOpts, Served};
+    use crate::events::Input;
+    use std::net::TcpListener;
+
+    fn rec(seq: u64, epoch: u32) -> SequencedInput {
+        SequencedInput { seq, epoch, time: seq, input: Input::EndOfDay }
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Over loopback: records become durable at DR, a restarted DR is caught
+    /// up from the local journal, a silent primary is declared lost, and a
+    /// newer epoch fences the old primary.
+    #[test]
+    fn replicate_to_a_dr_journal() {
+        let dir = std::env::temp_dir().join(format!("aex-repl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (local, remote) = (dir.join("local.journal"), dir.join("dr.journal"));
+        let mut w = journal::Writer::create(&local, "eng1", &[1]).unwrap();
+        for s in 1..=3 {
+            w.append(&rec(s, 1)).unwrap();
+        }
+        w.sync().unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let opts = ServeOpts { failover_after: Duration::from_millis(300), status: None, on_durable: None };
+        let server = {
+            let (stop, remote, opts) = (stop.clone(), remote.clone(), opts.clone());
+            std::thread::spawn(move || {
+                let mut dr = DrJournal::open(&remote).unwrap();
+                let r = serve(&listener, &mut dr, &opts, &stop).unwrap();
+                dr.close().unwrap();
+                r
+            })
+        };
+        let id = Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local.clone() };
+        let r = Replicator::start(addr, id.clone(), 3);
+        assert!(wait(|| r.durable() == 3), "DR catches up from the local journal: {}", r.durable());
+        r.send(vec![rec(4, 1), rec(5, 1)]);
+        assert!(wait(|| r.durable() == 5), "new records durable at DR: {}", r.durable());
+        // A crash (no clean end): DR declares the primary lost.
+        r.abandon();
+        assert_eq!(server.join().unwrap(), Served::PrimaryLost);
+        let c = journal::read(&remote).unwrap();
+        assert_eq!(c.records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+
+        // DR moves to epoch 2 (as a promoted standby would); the old primary is fenced.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut dr = DrJournal::open(&remote).unwrap();
+        dr.hello(2, "eng1", &[1]).unwrap();
+        let stop2 = stop.clone();
+        let server = std::thread::spawn(move || serve(&listener, &mut dr, &opts, &stop2).unwrap());
+        let old = Replicator::start(addr, id, 5);
+        assert!(wait(|| old.fenced() == Some(2)), "the old primary is fenced");
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(server.join().unwrap(), Served::Stopped);
+        drop(old);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
