@@ -633,6 +633,13 @@ impl AsFd for Tap {
     }
 }
 
+/// Frames the kernel queues towards the daemon on the TAP before dropping
+/// (`tx_dropped`). The TAP default (500) overflows when a local program
+/// sends a burst (an exchange engine releasing a group commit's market data
+/// and reports at once) while the daemon is busy; 4096 small frames absorb
+/// such a burst. The bound also limits memory if the daemon stalls.
+pub const TAP_TXQUEUELEN: u32 = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,10 +827,3 @@ mod tests {
         });
     }
 }
-
-/// Frames the kernel queues towards the daemon on the TAP before dropping
-/// (`tx_dropped`). The TAP default (500) overflows when a local program
-/// sends a burst (an exchange engine releasing a group commit's market data
-/// and reports at once) while the daemon is busy; 4096 small frames absorb
-/// such a burst. The bound also limits memory if the daemon stalls.
-pub const TAP_TXQUEUELEN: u32 = 4096;
