@@ -1,7 +1,7 @@
 //! The exchange's processes on the lab's hosts, their status files, and the
 //! end of a run: stop the load, audit, summarise.
 
-use crate::Args;
+use crate::{Args, DrMode};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use weavers_tests::procs::{read_json, register_aex, Forward, Proc};
-use weavers_tests::{bins, wait_until, Lab};
+use weavers_tests::{bins, netns, wait_until, Lab};
 
 /// The password customers log in to the gateways with.
 const PASSWORD: &str = "aex-demo";
@@ -22,6 +22,10 @@ pub const EXCHANGE: usize = 1;
 pub const MD: usize = 4;
 /// The gateway hosts (gateway id = position + 1).
 pub const GATEWAYS: [usize; 2] = [2, 3];
+/// The DR host (with --dr).
+pub const DR: usize = 5;
+/// Where the DR site takes the primary's records.
+const REPL_PORT: u16 = 7900;
 
 fn overlay(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 40, 0, i as u8)
@@ -52,6 +56,9 @@ pub fn register(lab: &Lab) -> Result<()> {
 pub struct Exchange {
     dir: PathBuf,
     engine: Proc,
+    dr: Option<Proc>,
+    /// When production was failed (ns since the Unix epoch).
+    failed_at: Option<u64>,
     record: Proc,
     view: Option<Proc>,
     gateways: Vec<Proc>,
@@ -66,9 +73,42 @@ impl Exchange {
         let p = |name: &str| dir.join(name).display().to_string();
         let dns = |i: usize| vec![s("--dns"), overlay(i).to_string()];
 
-        let mut engine_args = vec![s("engine"), s("--name"), s("eng1"), s("--journal"), p("eng1.journal")];
-        engine_args.extend([s("--status"), p("engine.json")]);
-        engine_args.extend(dns(EXCHANGE));
+        let engine_on = |h: usize, journal: &str, status: &str, cp: &str| {
+            let mut a = vec![s("engine"), s("--name"), s("eng1"), s("--journal"), p(journal)];
+            a.extend([s("--status"), p(status), s("--checkpoints"), p(cp)]);
+            a.extend(dns(h));
+            a
+        };
+        let repl = SocketAddrV4::new(overlay(DR), REPL_PORT).to_string();
+        let dr = match args.dr {
+            None => None,
+            Some(mode) => {
+                let mut standby = engine_on(DR, "dr.journal", "dr.json", "dr.checkpoints");
+                let a = match mode {
+                    DrMode::Hot => {
+                        standby.extend([s("--standby-listen"), repl.clone()]);
+                        standby
+                    }
+                    DrMode::Pilot => {
+                        standby.extend([s("--fence-listen"), repl.clone(), s("--epoch"), s("{next_epoch}")]);
+                        let cmd = format!("exec {} {}", bins::aex().display(), standby.join(" "));
+                        vec![s("journal"), s("--listen"), repl.clone(), s("--journal"), p("dr.journal")]
+                            .into_iter()
+                            .chain([s("--status"), p("dr.json"), s("--on-failover"), cmd])
+                            .collect()
+                    }
+                };
+                let proc_ = Proc::aex(lab, DR, "dr", &a)?;
+                if !wait_until(Duration::from_secs(60), || read_json(&dir.join("dr.json")).is_some()) {
+                    bail!("the DR site is not up after 60 s:\n{}", proc_.log_tail(20));
+                }
+                Some(proc_)
+            }
+        };
+        let mut engine_args = engine_on(EXCHANGE, "eng1.journal", "engine.json", "eng1.checkpoints");
+        if args.dr.is_some() {
+            engine_args.extend([s("--replicate"), repl]);
+        }
         let engine = Proc::aex(lab, EXCHANGE, "engine", &engine_args)?;
 
         let mut rec_args = vec![s("record"), s("--out"), p("md.record"), s("--status"), p("record.json")];
@@ -93,6 +133,8 @@ impl Exchange {
         let mut x = Exchange {
             dir: dir.clone(),
             engine,
+            dr,
+            failed_at: None,
             record,
             view: Some(view),
             gateways,
@@ -107,8 +149,9 @@ impl Exchange {
             }
         }
         let engine_status = x.dir.join("engine.json");
-        if !wait_until(Duration::from_secs(60), || read_json(&engine_status).is_some()) {
-            bail!("the engine is not up after 60 s:\n{}", x.engine.log_tail(20));
+        let ready = |v: &Value| x.dr.is_none() || v["dr_connected"] == true;
+        if !wait_until(Duration::from_secs(60), || read_json(&engine_status).is_some_and(|v| ready(&v))) {
+            bail!("the engine is not up (or not replicating) after 60 s:\n{}", x.engine.log_tail(20));
         }
 
         let half = args.brokers / 2;
@@ -141,6 +184,22 @@ impl Exchange {
         self.forward.as_ref().map(Forward::addr)
     }
 
+    /// Whether production has been failed.
+    pub fn primary_killed(&self) -> bool {
+        self.failed_at.is_some()
+    }
+
+    /// Fails the production site: its engine and weaversd killed (SIGKILL),
+    /// its underlay link down.
+    pub fn kill_primary(&mut self, lab: &mut Lab) -> Result<()> {
+        self.failed_at = Some(now_ns());
+        self.engine.kill9();
+        lab.kill9(EXCHANGE);
+        netns::ip(&["-n", lab.underlay_ns(), "link", "set", &format!("v{EXCHANGE}"), "down"])
+            .context("taking production's underlay link down")?;
+        Ok(())
+    }
+
     /// Whether a load generator still runs.
     pub fn load_running(&mut self) -> bool {
         self.customers.iter_mut().any(Proc::running)
@@ -171,10 +230,24 @@ impl Exchange {
             g.stop(Duration::from_secs(10));
         }
         self.engine.stop(Duration::from_secs(10));
+        if let Some(dr) = &mut self.dr {
+            dr.stop(Duration::from_secs(10));
+        }
 
+        // With a DR site, its journal is the truth (it holds every record
+        // production ever acknowledged, and what came after a failover).
+        let journal = if self.dr.is_some() { "dr.journal" } else { "eng1.journal" };
         let mut audit = Command::new(bins::aex());
-        audit.arg("audit").arg("--journal").arg(self.dir.join("eng1.journal"));
+        audit.arg("audit").arg("--journal").arg(self.dir.join(journal));
         audit.arg("--record").arg(self.dir.join("md.record"));
+        for cp in ["eng1.checkpoints", "dr.checkpoints"] {
+            if self.dir.join(cp).exists() {
+                audit.arg("--checkpoints").arg(self.dir.join(cp));
+            }
+        }
+        if let Some(t) = self.failed_at {
+            audit.arg("--failed-at").arg(t.to_string());
+        }
         for n in 1..=self.gateways.len() {
             audit.arg("--acks").arg(self.dir.join(format!("gw{n}.acks")));
         }
@@ -203,6 +276,9 @@ impl Exchange {
             "md_messages": record["messages"],
             "md_gaps_unrecovered": report["md_gaps"].as_u64().or(record["gaps_unrecovered"].as_u64()),
             "audit_ok": report["ok"].as_bool() == Some(true) && out.status.success(),
+            "rpo_orders": report["rpo_orders"],
+            "rto_ms": report["rto_ms"],
+            "failovers": report["failovers"],
             "audit": report,
             "audit_seconds": audit_s,
             "duration_s": customers.iter().filter_map(|c| c["duration_s"].as_f64()).fold(0.0, f64::max),
@@ -226,7 +302,14 @@ impl Drop for Exchange {
             v.stop(Duration::from_secs(3));
         }
         self.engine.stop(Duration::from_secs(3));
+        if let Some(mut d) = self.dr.take() {
+            d.stop(Duration::from_secs(3));
+        }
     }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Each host's weaversd drop counters and TAP queue drops (nonzero only).

@@ -6,7 +6,15 @@
 //! h2 gw1        weaversd, aex gateway 1, aex customers (broker/dealers 1-50)
 //! h3 gw2        weaversd, aex gateway 2, aex customers (broker/dealers 51-100)
 //! h4 md         weaversd, aex record, aex view (served on 127.0.0.1:8080)
+//! h5 dr         (with --dr) weaversd, the DR site: a hot standby engine or
+//!               the pilot light (aex journal, which becomes the engine)
 //! ```
+//!
+//! With `--dr`, h1's engine acknowledges nothing before its input is
+//! durable at h5; `--kill-primary-after S` fails the production site (its
+//! engine and weaversd killed, its underlay link down) mid-run, and the
+//! summary adds `rpo_orders` (acknowledged orders lost: must be 0), `rto_ms`
+//! and `failovers`.
 //!
 //! Gateways send orders to each symbol's orders group and the engine
 //! publishes market data on each symbol's md group; every process finds
@@ -16,7 +24,7 @@
 //!
 //! ```text
 //! demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N]
-//!      [--view-port P] [--hold]
+//!      [--view-port P] [--hold] [--dr hot|pilot [--kill-primary-after S]]
 //! ```
 //!
 //! Run by `./demo.sh` (which builds first). Ctrl-C stops it; everything it
@@ -60,10 +68,24 @@ pub struct Args {
     pub view_port: u16,
     /// Keep the lab up after the load until Ctrl-C.
     pub hold: bool,
+    /// A DR site on h5, and how it takes over.
+    pub dr: Option<DrMode>,
+    /// Fail production this many seconds into the load.
+    pub kill_primary_after: Option<u64>,
+}
+
+/// How the DR site takes over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrMode {
+    /// A standby engine applies the log as it comes and promotes itself.
+    Hot,
+    /// Only the journal runs; on failure it replaces itself with an engine
+    /// that replays the journal.
+    Pilot,
 }
 
 const USAGE: &str = "usage: demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N] \
-                     [--view-port P] [--hold]";
+                     [--view-port P] [--hold] [--dr hot|pilot [--kill-primary-after S]]";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -74,6 +96,8 @@ fn parse_args() -> Result<Args> {
         customers: 100,
         view_port: 8080,
         hold: false,
+        dr: None,
+        kill_primary_after: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -86,12 +110,25 @@ fn parse_args() -> Result<Args> {
             "--customers" => a.customers = value()?.parse().context("--customers: a count")?,
             "--view-port" => a.view_port = value()?.parse().context("--view-port: a port")?,
             "--hold" => a.hold = true,
+            "--dr" => {
+                a.dr = Some(match value()?.as_str() {
+                    "hot" => DrMode::Hot,
+                    "pilot" => DrMode::Pilot,
+                    other => bail!("--dr {other}: hot or pilot"),
+                })
+            }
+            "--kill-primary-after" => {
+                a.kill_primary_after = Some(value()?.parse().context("--kill-primary-after: seconds")?)
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
+    }
+    if a.kill_primary_after.is_some() && a.dr.is_none() {
+        bail!("--kill-primary-after needs --dr hot|pilot: without a DR site nothing would take over");
     }
     if a.brokers < 2 || a.customers == 0 || a.rate <= 0.0 {
         bail!("need at least 2 broker/dealers, 1 customer each and a positive rate");
@@ -130,8 +167,9 @@ fn say(args: &Args, msg: &str) {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    let Some(mut lab) = lab_or_skip(4) else { bail!("the lab needs root (network namespaces)") };
-    say(args, "4 hosts on an underlay that drops multicast; weaversd on each, h2..h4 know only h1");
+    let hosts = if args.dr.is_some() { 5 } else { 4 };
+    let Some(mut lab) = lab_or_skip(hosts) else { bail!("the lab needs root (network namespaces)") };
+    say(args, &format!("{hosts} hosts on an underlay that drops multicast; weaversd on each, the others know only h1"));
     lab.start_exposed_mesh(&[]);
     if args.summary_json.is_none() {
         print!("{}", lab.cli_ok(1, &["status"]));
@@ -164,6 +202,10 @@ fn run(args: &Args) -> Result<bool> {
         screen.draw(&lab, &x, started.elapsed());
         if stopped() || !x.load_running() {
             break;
+        }
+        if args.kill_primary_after.is_some_and(|k| started.elapsed() >= Duration::from_secs(k)) && !x.primary_killed() {
+            say(args, "failing the production site: engine and weaversd killed, underlay link down");
+            x.kill_primary(&mut lab)?;
         }
         if let Some(d) = args.duration {
             if started.elapsed() > Duration::from_secs(d + 30) {

@@ -97,6 +97,23 @@ impl Screen {
             record["gaps_requested"],
             record["gaps_unrecovered"]
         );
+        if let Some(dr) = x.status("dr") {
+            let _ = match dr["role"].as_str() {
+                Some("journal") => writeln!(
+                    out,
+                    "  DR (h5): pilot light, journal holds {} records, primary connected {}",
+                    dr["have"], dr["primary_connected"]
+                ),
+                role => writeln!(
+                    out,
+                    "  DR (h5): {} epoch {} seq {}   production: DR-durable {}",
+                    role.unwrap_or("engine"),
+                    dr["epoch"],
+                    dr["last_seq"],
+                    engine["dr_durable_seq"]
+                ),
+            };
+        }
         if self.tty {
             out.push_str(&self.hosts(lab));
         }
@@ -112,7 +129,7 @@ impl Screen {
 
     /// Traffic per host (encrypted bytes over the underlay) and groups.
     fn hosts(&mut self, lab: &Lab) -> String {
-        let names = ["exchange", "gw1", "gw2", "md"];
+        let names = ["exchange", "gw1", "gw2", "md", "dr"];
         let mut out = String::from("  host       peers  tx MB/s  rx MB/s  groups joined here\n");
         self.last_bytes.resize(lab.len() * 2, 0);
         for i in 1..=lab.len() {
