@@ -103,7 +103,11 @@ pub struct Publisher {
     gateways: HashMap<GatewayId, SocketAddr>,
     pending: VecDeque<Outputs>,
     durable: Seq,
+    /// Market-data retransmissions (any number of consumers).
     bucket: Bucket,
+    /// Report retransmissions, apart: consumers asking for market data
+    /// must never starve a gateway of its executions.
+    report_bucket: Bucket,
     scratch: Vec<u8>,
     packets: Vec<Vec<u8>>,
     stats: Arc<Stats>,
@@ -134,6 +138,7 @@ impl Publisher {
             pending: VecDeque::new(),
             durable: 0,
             bucket: Bucket { tokens: RETRANSMIT_BURST, at_ns: 0 },
+            report_bucket: Bucket { tokens: RETRANSMIT_BURST, at_ns: 0 },
             scratch: Vec::new(),
             packets: Vec::new(),
             stats,
@@ -283,7 +288,8 @@ impl Publisher {
     }
 
     /// Answers a re-request from `from` (market data: anyone; reports: the
-    /// gateway at that address), within the retransmission budget.
+    /// gateway at that address), within the retransmission budget (one for
+    /// market data, one for reports).
     pub fn on_rerequest(
         &mut self,
         from: SocketAddr,
@@ -291,20 +297,20 @@ impl Publisher {
         now_ns: u64,
         out: &mut Vec<(SocketAddr, Vec<u8>)>,
     ) {
-        let (sender, counter) = if let Some(s) = self.md_by_session.get(&req.session) {
-            (self.md.get(s).map(|m| &m.sender), &self.stats.md_rerequests_served)
+        let (sender, counter, bucket) = if let Some(s) = self.md_by_session.get(&req.session) {
+            (self.md.get(s).map(|m| &m.sender), &self.stats.md_rerequests_served, &mut self.bucket)
         } else if req.session == self.report_session {
             let g = self.gateways.iter().find(|(_, &a)| a == from).map(|(&g, _)| g);
-            (g.and_then(|g| self.reports.get(&g)), &self.stats.report_rerequests_served)
+            (g.and_then(|g| self.reports.get(&g)), &self.stats.report_rerequests_served, &mut self.report_bucket)
         } else {
-            (None, &self.stats.rerequests_unknown)
+            (None, &self.stats.rerequests_unknown, &mut self.bucket)
         };
         let Some(sender) = sender else {
             add(&self.stats.rerequests_unknown, 1);
             return;
         };
         sender.retransmit(req, &mut self.packets);
-        let allowed = self.bucket.take(now_ns, self.packets.len());
+        let allowed = bucket.take(now_ns, self.packets.len());
         if allowed < self.packets.len() {
             add(&self.stats.rerequests_throttled, 1);
         }

@@ -200,6 +200,18 @@ fn retransmissions_are_rate_limited() {
     }
     assert_eq!(served, RETRANSMIT_BURST as usize);
     assert!(count(&stats.rerequests_throttled) > 0);
+    // Market data's budget spent, a gateway's report re-request is still served.
+    for i in 0..20 {
+        let (_, o) = m.sequence(order(session(1, 1, 1), 5000 + i, 1, Side::Buy, 1, 1), 1).unwrap();
+        p.on_outputs(o);
+    }
+    out.clear();
+    p.on_gateway(1, GW1, &mut out);
+    p.on_durable(2020, &mut out);
+    out.clear();
+    let reports = Session::new("r.eng1").unwrap();
+    p.on_rerequest(GW1, &ReRequest { session: reports, seq: 1, count: 5 }, 0, &mut out);
+    assert!(!out.is_empty(), "reports have a budget of their own");
 }
 
 /// Everything a run sends, and its journal.
