@@ -54,6 +54,60 @@ pub struct Stats {
     pub fenced_by: AtomicU64,
     /// 1 while a hot standby shadows the primary (not yet promoted).
     pub standby: AtomicU64,
+    /// How long group commits take (the local journal's write and fsync).
+    pub commit_times: TimeHistogram,
+}
+
+/// Durations in power-of-two buckets of microseconds (bucket k holds
+/// [2^(k-1), 2^k) µs; the last everything longer), lock-free.
+#[derive(Debug, Default)]
+pub struct TimeHistogram {
+    buckets: [AtomicU64; 25],
+}
+
+/// Percentiles of a [`TimeHistogram`], as bucket upper bounds in µs.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TimeSummary {
+    /// How many durations.
+    pub count: u64,
+    /// Median (upper bound of its bucket).
+    pub p50: u64,
+    /// 99th percentile (upper bound of its bucket).
+    pub p99: u64,
+    /// The largest bucket used (upper bound).
+    pub max: u64,
+}
+
+impl TimeHistogram {
+    /// Records one duration.
+    pub fn record(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        let k = (64 - us.leading_zeros() as usize).min(24);
+        self.buckets[k].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The percentiles so far.
+    pub fn summary(&self) -> TimeSummary {
+        let counts: Vec<u64> = self.buckets.iter().map(get).collect();
+        let count: u64 = counts.iter().sum();
+        let upper = |k: usize| 1u64 << k;
+        let at = |q: f64| {
+            let want = ((count as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (k, &c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= want {
+                    return upper(k);
+                }
+            }
+            0
+        };
+        if count == 0 {
+            return TimeSummary::default();
+        }
+        let max = counts.iter().rposition(|&c| c > 0).map_or(0, upper);
+        TimeSummary { count, p50: at(0.5), p99: at(0.99), max }
+    }
 }
 
 /// Adds `n` to a counter.
@@ -122,6 +176,8 @@ pub struct Status {
     pub dr_connected: bool,
     /// The epoch that fenced this engine, if one did.
     pub fenced_by: Option<u64>,
+    /// Group commit times (write + fsync of the local journal), µs.
+    pub commit_us: TimeSummary,
     /// Seconds since start.
     pub uptime_s: u64,
 }
@@ -154,6 +210,7 @@ impl Stats {
             dr_durable_seq: get(&self.dr_durable_seq),
             dr_connected: get(&self.dr_connected) == 1,
             fenced_by: Some(get(&self.fenced_by)).filter(|&e| e != 0),
+            commit_us: self.commit_times.summary(),
             uptime_s,
         }
     }
@@ -169,4 +226,23 @@ pub fn write_status(path: &Path, status: &Status) -> io::Result<()> {
     f.write_all(b"\n")?;
     drop(f);
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn time_histogram_buckets_by_powers_of_two() {
+        let h = TimeHistogram::default();
+        assert_eq!(h.summary(), TimeSummary::default());
+        for _ in 0..98 {
+            h.record(Duration::from_micros(300)); // [256, 512)
+        }
+        h.record(Duration::from_millis(3)); // [2048, 4096)
+        h.record(Duration::from_secs(100)); // beyond the last bucket
+        let s = h.summary();
+        assert_eq!((s.count, s.p50, s.p99, s.max), (100, 512, 4096, 1 << 24), "the 99th of 100 is the 3 ms one");
+    }
 }

@@ -92,7 +92,10 @@ pub fn durability_loop(
     fatal: &Mutex<Option<String>>,
 ) {
     while let Ok(first) = rx.recv() {
-        match durability::group_commit(d, &first, rx.try_iter()) {
+        let started = Instant::now();
+        let committed = durability::group_commit(d, &first, rx.try_iter());
+        stats.commit_times.record(started.elapsed());
+        match committed {
             Ok(seq) => {
                 stats::set(&stats.durable_seq, seq);
                 let _ = tx_pub.send(PubEvent::Durable(seq));
