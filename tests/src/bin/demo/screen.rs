@@ -63,7 +63,9 @@ impl Screen {
         let sum = |k: &str| cust.iter().map(|c| c[k].as_u64().unwrap_or(0)).sum::<u64>();
         let (sent, acked) = (sum("orders_sent"), sum("orders_acked"));
         let p = |q: &str| cust.iter().filter_map(|c| c["ack_latency_us"][q].as_u64()).max().unwrap_or(0);
-        let engine = x.status("engine").unwrap_or(Value::Null);
+        // After a failover the DR site's engine is the one trading.
+        let dr_primary = x.status("dr").filter(|d| d["role"] == "primary" && x.primary_killed());
+        let engine = dr_primary.or_else(|| x.status("engine")).unwrap_or(Value::Null);
         let record = x.status("record").unwrap_or(Value::Null);
         let trades = engine["trades"].as_u64().unwrap_or(0);
         let mut out = String::new();
