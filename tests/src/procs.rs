@@ -96,6 +96,21 @@ impl Proc {
         Some(st)
     }
 
+    /// Waits up to `timeout` for it to exit on its own; its exit status, or
+    /// None if it still runs (it is left running) or was already reaped.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_status() {
+                return Some(st);
+            }
+            if self.child.is_none() || Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal`, waits up to `timeout` for the exit, then SIGKILLs.
     /// Returns the exit status (None if it had already been reaped).
     pub fn stop_with(&mut self, signal: i32, timeout: Duration) -> Option<ExitStatus> {

@@ -1,4 +1,6 @@
-//! A small in-test gateway (until `aex gateway` is on main): gateway 1's
+//! A small in-test gateway, used by `aex_dr_bench` only (it measures
+//! order-to-ack latency of every order itself; `aex_dr` runs the real
+//! `aex gateway` and `aex customers`): gateway 1's
 //! orders streams (`g001.SSS`, one per symbol) to the symbols' orders
 //! groups at a fixed rate, resends of orders not acknowledged after 1 s
 //! (same client id), reports from whichever engine sends them (gaps

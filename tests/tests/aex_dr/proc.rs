@@ -1,5 +1,5 @@
-//! A process of the DR tests in a lab host: stderr collected, killed if
-//! the test ends first.
+//! A process of `aex_dr_bench` in a lab host: stderr collected, killed if
+//! the test ends first (`aex_dr` uses `weavers_tests::procs::Proc`).
 
 use std::io::Read;
 use std::process::{Child, ExitStatus};
