@@ -72,6 +72,8 @@ pub struct Counters {
     pub rerequests_answered: u64,
     /// Customers disconnected for not reading their messages.
     pub slow_disconnects: u64,
+    /// Times a report stream moved to a higher epoch (a new primary).
+    pub failovers_seen: u64,
 }
 
 struct OrdersStream {
@@ -298,13 +300,31 @@ impl Core {
         }
         self.counters.reports_in += arrival.take as u64;
         for rep in reps {
-            let admitted = self.reports.get_mut(&p.session).is_some_and(|rs| rs.fence.admit(rep.epoch));
-            if !admitted {
+            let Some(rs) = self.reports.get_mut(&p.session) else { break };
+            let before = rs.fence.highest();
+            if !rs.fence.admit(rep.epoch) {
                 self.counters.stale_epoch_dropped += 1;
                 continue;
             }
+            if before.is_some_and(|b| rep.epoch > b) {
+                self.on_new_primary();
+            }
             self.on_report(&rep);
         }
+    }
+
+    /// A new primary (a higher epoch) answers: whatever is still unanswered
+    /// may have died with the old one, so it is resent at the next tick,
+    /// not after its backoff (the new primary answers repeats with the
+    /// original acknowledgement).
+    fn on_new_primary(&mut self) {
+        let now = Instant::now();
+        for p in self.pending.values_mut() {
+            p.sent_at = now.checked_sub(self.resend_after).unwrap_or(p.sent_at);
+            p.resends = 0;
+        }
+        self.last_resend_scan = now.checked_sub(RESEND_SCAN).unwrap_or(self.last_resend_scan);
+        self.counters.failovers_seen += 1;
     }
 
     fn on_report(&mut self, rep: &report::Report) {
@@ -482,6 +502,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(110));
         c.on_tick();
         assert!(sent_inputs(&mut c).is_empty(), "the second waits 200 ms");
+    }
+
+    #[test]
+    fn a_new_primary_gets_the_unanswered_at_once() {
+        let mut c = core(Duration::from_secs(60));
+        let s = 1 << 24 | 1 << 12 | 1;
+        let _rx = login(&mut c, s, 1);
+        for id in [1, 2, 3] {
+            c.on_event(Event::Request { session: s, conn: 1, msg: enter(id, 1) });
+        }
+        let sent = sent_inputs(&mut c);
+        let engine: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut r = Sender::new(Session::new("r.eng1").unwrap(), 100);
+        let ack = |i: usize, epoch| {
+            let Input::Enter(order) = input::decode_input(&sent[i].1).unwrap() else { unreachable!() };
+            let ack = Ack { seq: i as u64 + 1, order_id: 10 + i as u64, order };
+            Report { epoch, seq: i as u64 + 1, time: 5, response: Response::Accepted(ack) }
+        };
+        // Order 1 answered by the primary (epoch 1); nothing is due for a minute.
+        c.on_datagram(&report_packet(&mut r, &[ack(0, 1)]), engine);
+        c.on_tick();
+        assert!(sent_inputs(&mut c).is_empty());
+        // A new primary (epoch 2) answers order 3: order 2 goes again at once.
+        c.on_datagram(&report_packet(&mut r, &[ack(2, 2)]), engine);
+        c.on_tick();
+        assert_eq!(sent_inputs(&mut c).into_iter().map(|(_, b)| b).collect::<Vec<_>>(), vec![sent[1].1.clone()]);
+        assert_eq!(c.counters.failovers_seen, 1);
     }
 
     #[test]

@@ -25,6 +25,11 @@ impl Fence {
             }
         }
     }
+
+    /// The highest epoch admitted so far.
+    pub fn highest(&self) -> Option<Epoch> {
+        self.highest
+    }
 }
 
 /// A request of a session that an outcome answers (so it is no longer resent).
