@@ -113,7 +113,9 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     };
     raise_nofile();
     let udp = net::unicast_socket(bind, 0, true).with_context(|| format!("unicast socket on {bind}"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // One thread: the core is single-threaded anyway, and on a busy host a
+    // multi-threaded runtime spent its time waking tasks across cores.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
     rt.block_on(serve(args, password, udp, core))
 }
