@@ -106,7 +106,7 @@ pub struct Args {
     /// Be the hot standby: the DR journal on `ADDR:PORT` (`--journal`),
     /// every durable record applied in shadow; promoted when the primary is
     /// silent for `--failover-after-ms`
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["epoch", "fence_listen", "replicate"])]
     pub standby_listen: Option<SocketAddr>,
     /// How long the primary may be silent before the standby takes over
     #[arg(long, default_value_t = 1000)]
@@ -117,6 +117,11 @@ pub struct Args {
     /// Inputs between checkpoints
     #[arg(long, default_value_t = 10_000)]
     pub checkpoint_every: u64,
+    /// Hold released market data up to this long to pack more messages per
+    /// packet (fewer frames for the host at high rates; reports are never
+    /// held); 0 sends at every group commit
+    #[arg(long, default_value_t = 0)]
+    pub md_batch_us: u64,
 }
 
 /// The engine stopped because DR fenced it: a newer primary exists (exit status 3).
@@ -146,6 +151,7 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     let network = network::resolve(&args, table)?;
     let stats = Arc::new(Stats::default());
     let mut publisher = Publisher::new(&args.name, network.md_destinations(), stats.clone()).context("engine name")?;
+    publisher.batch_md(std::time::Duration::from_micros(args.md_batch_us));
     let checkpoints = open_checkpoints(&args)?;
     let status = StatusFile::new(&args, started);
     let Some(start) = start::start(&args, &network.symbols, &stats, &mut publisher, checkpoints, &status)? else {

@@ -435,3 +435,28 @@ fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
     assert_eq!(count(&stats.dropped_foreign), 1);
     assert_eq!(ingress.streams(), 1);
 }
+
+#[test]
+fn batched_market_data_waits_for_its_flush_and_reports_do_not() {
+    let stats = Arc::new(Stats::default());
+    let mut p = publisher(&stats);
+    p.batch_md(std::time::Duration::from_millis(5));
+    let mut m = Matcher::new(Engine::new([1, 2], EngineConfig::default()), 1, 0);
+    let mut out = Vec::new();
+    p.on_gateway(1, GW1, &mut out);
+    // Ten group commits of one order each.
+    for i in 0..10 {
+        let (_, o) = m.sequence(order(session(1, 1, 1), i, 1, Side::Sell, 100 + i as u32, 1), 1).unwrap();
+        p.on_outputs(o);
+        p.on_durable(i + 1, &mut out);
+    }
+    assert_eq!(messages_to(&out, GW1)["r.eng1"].len(), 10, "reports go at once");
+    assert!(messages_to(&out, md_addr(1)).is_empty(), "market data waits");
+    assert!(p.md_unsent());
+    let before = out.len();
+    p.flush_md(&mut out);
+    let md: Vec<_> = out[before..].iter().filter(|(a, _)| *a == md_addr(1)).collect();
+    assert_eq!(md.len(), 1, "ten adds in one packet");
+    assert_eq!(messages_to(&out, md_addr(1))["md.001"].len(), 10);
+    assert!(!p.md_unsent());
+}

@@ -138,8 +138,11 @@ pub fn publisher_loop(
         None => local,
         Some(g) => local.min(g.progress.durable.load(Ordering::Acquire)),
     };
+    // With market-data batching: when the waiting market data must go.
+    let mut md_due: Option<Instant> = None;
     loop {
-        let timeout = next_heartbeat.saturating_duration_since(Instant::now());
+        let wake = md_due.map_or(next_heartbeat, |d| d.min(next_heartbeat));
+        let timeout = wake.saturating_duration_since(Instant::now());
         match rx.recv_timeout(timeout) {
             Ok(PubEvent::Outputs(o)) => {
                 p.on_outputs(o);
@@ -164,8 +167,21 @@ pub fn publisher_loop(
             }
             p.on_durable(release(local), &mut out);
         }
+        if !p.md_batch().is_zero() {
+            match md_due {
+                Some(d) if Instant::now() >= d => {
+                    p.flush_md(&mut out);
+                    md_due = None;
+                }
+                None if p.md_unsent() => md_due = Some(Instant::now() + p.md_batch()),
+                _ => {}
+            }
+        }
         // Checked after every event too, so a steady flow cannot starve heartbeats.
         if Instant::now() >= next_heartbeat {
+            // A heartbeat announces every message: none may still wait.
+            p.flush_md(&mut out);
+            md_due = None;
             p.heartbeats(&mut out);
             next_heartbeat = Instant::now() + Duration::from_secs(1);
         }
@@ -174,6 +190,7 @@ pub fn publisher_loop(
         }
     }
     // Everything durable has been released and sent; say so once more.
+    p.flush_md(&mut out);
     p.heartbeats(&mut out);
     for (to, bytes) in out.drain(..) {
         send(&sock, to, &bytes, stats);

@@ -76,6 +76,7 @@ impl Exchange {
         let engine_on = |h: usize, journal: &str, status: &str, cp: &str| {
             let mut a = vec![s("engine"), s("--name"), s("eng1"), s("--journal"), p(journal)];
             a.extend([s("--status"), p(status), s("--checkpoints"), p(cp)]);
+            a.extend([s("--md-batch-us"), s(args.md_batch_us)]);
             a.extend(dns(h));
             a
         };

@@ -24,7 +24,7 @@
 //!
 //! ```text
 //! demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N]
-//!      [--view-port P] [--hold] [--dr hot|pilot [--kill-primary-after S]]
+//!      [--view-port P] [--hold] [--md-batch-us N] [--dr hot|pilot [--kill-primary-after S]]
 //! ```
 //!
 //! Run by `./demo.sh` (which builds first). Ctrl-C stops it; everything it
@@ -72,6 +72,8 @@ pub struct Args {
     pub dr: Option<DrMode>,
     /// Fail production this many seconds into the load.
     pub kill_primary_after: Option<u64>,
+    /// The engine's `--md-batch-us`.
+    pub md_batch_us: u64,
 }
 
 /// How the DR site takes over.
@@ -85,7 +87,7 @@ pub enum DrMode {
 }
 
 const USAGE: &str = "usage: demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N] \
-                     [--view-port P] [--hold] [--dr hot|pilot [--kill-primary-after S]]";
+                     [--view-port P] [--hold] [--md-batch-us N] [--dr hot|pilot [--kill-primary-after S]]";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -98,6 +100,7 @@ fn parse_args() -> Result<Args> {
         hold: false,
         dr: None,
         kill_primary_after: None,
+        md_batch_us: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -110,6 +113,7 @@ fn parse_args() -> Result<Args> {
             "--customers" => a.customers = value()?.parse().context("--customers: a count")?,
             "--view-port" => a.view_port = value()?.parse().context("--view-port: a port")?,
             "--hold" => a.hold = true,
+            "--md-batch-us" => a.md_batch_us = value()?.parse().context("--md-batch-us: microseconds")?,
             "--dr" => {
                 a.dr = Some(match value()?.as_str() {
                     "hot" => DrMode::Hot,
