@@ -39,17 +39,9 @@ pub struct FeedArgs {
     /// Symbol indices to subscribe to (`1-50,60`); default all
     #[arg(long)]
     pub only: Option<String>,
-    /// The overlay DNS server (`IP` or `IP:PORT`); default the first
-    /// nameserver of /etc/resolv.conf
-    #[arg(long)]
-    pub dns: Option<String>,
-    /// The overlay address to bind the unicast socket to and join the
-    /// groups on; default the source address towards 239.192.0.1
-    #[arg(long)]
-    pub bind: Option<Ipv4Addr>,
-    /// How long to keep asking the DNS for the groups' names, in seconds
-    #[arg(long, default_value_t = 30)]
-    pub resolve_wait: u64,
+    /// Where it meets the overlay.
+    #[command(flatten)]
+    pub overlay: crate::app::overlay::OverlayArgs,
 }
 
 /// One market-data message delivered in stream order.
@@ -212,15 +204,7 @@ impl Feed {
     /// unicast socket. Must run inside a tokio runtime.
     pub fn open(args: &FeedArgs, table: &SymbolTable, start: Start) -> anyhow::Result<Feed> {
         let symbols = net::select_symbols(table, args.only.as_deref()).map_err(|e| anyhow!("--only {e}"))?;
-        let dns = match &args.dns {
-            Some(s) => net::parse_dns_server(s).map_err(|e| anyhow!("--dns {e}"))?,
-            None => net::system_dns().context("finding the DNS server (give --dns)")?,
-        };
-        let addr = match args.bind {
-            Some(a) => a,
-            None => net::overlay_addr().context("finding the overlay address (give --bind)")?,
-        };
-        let wait = Duration::from_secs(args.resolve_wait);
+        let (dns, addr, wait) = (args.overlay.dns()?, args.overlay.bind()?, args.overlay.wait());
         let groups = net::resolve_groups(dns, symbols.iter().copied(), GroupKind::MarketData, wait)
             .context("resolving the market-data groups")?;
         let addrs: Vec<Ipv4Addr> = groups.iter().map(|&(_, g)| g).collect();

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod gateway;
 pub mod journal;
 pub mod mdfeed;
+pub mod overlay;
 pub mod record;
 pub mod replicate;
 pub mod view;

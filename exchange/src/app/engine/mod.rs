@@ -44,7 +44,7 @@ mod supervise;
 pub mod threads;
 mod wiring;
 
-use crate::net;
+use crate::app::overlay::OverlayArgs;
 use crate::symbols::SymbolTable;
 use crate::types::Epoch;
 use anyhow::{bail, Context as _};
@@ -52,9 +52,7 @@ use ingress::Ingress;
 use publisher::Publisher;
 pub use recovery::{choose_epoch, open_journal, replay, Opened, Recovered};
 use stats::Stats;
-#[cfg(test)]
-use std::net::SocketAddrV4;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -80,17 +78,9 @@ pub struct Args {
     /// record's epoch + 1
     #[arg(long)]
     pub epoch: Option<Epoch>,
-    /// The overlay DNS server, `IP[:PORT]`; default the first nameserver of
-    /// /etc/resolv.conf
-    #[arg(long, value_parser = net::parse_dns_server)]
-    pub dns: Option<SocketAddr>,
-    /// The overlay address to bind and join on; default the source address
-    /// towards 239.192.0.1
-    #[arg(long)]
-    pub bind: Option<Ipv4Addr>,
-    /// How long to wait for the groups' names to resolve (seconds)
-    #[arg(long, default_value_t = 30)]
-    pub resolve_wait: u64,
+    /// Where it meets the overlay.
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
     /// A JSON status file, rewritten every second
     #[arg(long)]
     pub status: Option<PathBuf>,

@@ -9,7 +9,6 @@ use crate::symbols::SymbolTable;
 use crate::types::SymbolIndex;
 use anyhow::Context as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::time::Duration;
 
 /// The engine's place on the overlay.
 pub(super) struct Network {
@@ -33,15 +32,7 @@ pub(super) struct Network {
 pub(super) fn resolve(args: &Args, table: &SymbolTable) -> anyhow::Result<Network> {
     let selected = net::select_symbols(table, args.only.as_deref()).map_err(anyhow::Error::msg)?;
     let symbols: Vec<SymbolIndex> = selected.iter().map(|s| s.index).collect();
-    let dns = match args.dns {
-        Some(d) => d,
-        None => net::system_dns().context("finding the DNS server (give --dns)")?,
-    };
-    let bind = match args.bind {
-        Some(b) => b,
-        None => net::overlay_addr().context("finding the overlay address (give --bind)")?,
-    };
-    let wait = Duration::from_secs(args.resolve_wait);
+    let (dns, bind, wait) = (args.overlay.dns()?, args.overlay.bind()?, args.overlay.wait());
     let orders = net::resolve_groups(dns, selected.iter().copied(), GroupKind::Orders, wait)?;
     let md = net::resolve_groups(dns, selected.iter().copied(), GroupKind::MarketData, wait)?;
     Ok(Network { symbols, dns, bind, orders, md })

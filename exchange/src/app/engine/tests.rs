@@ -9,11 +9,13 @@ use super::*;
 use crate::engine::{Engine, EngineConfig};
 use crate::events::*;
 use crate::journal;
+use crate::net;
 use crate::types::*;
 use crate::wire::input::encode_input;
 use crate::wire::mold::{Packet, PacketBuilder, ReRequest, Session};
 use crate::wire::{itch, report};
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 

@@ -25,10 +25,11 @@ pub use acks::{line as ack_line, AckLog};
 pub use login::{check_login, pad_password, parse_user, session_id, user_name};
 pub use route::{route, Fence, Routed};
 
+use crate::app::overlay::OverlayArgs;
 use crate::net;
 use crate::symbols::SymbolTable;
 use anyhow::{bail, Context};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,15 +55,9 @@ pub struct Args {
     /// Send a request again when not answered within this many milliseconds
     #[arg(long, default_value_t = 1000)]
     pub resend_after_ms: u64,
-    /// The overlay DNS server, IP or IP:PORT (default: /etc/resolv.conf's first nameserver)
-    #[arg(long, value_parser = net::parse_dns_server)]
-    pub dns: Option<SocketAddr>,
-    /// The overlay address to bind the unicast socket to (default: the source towards 239.192.0.1)
-    #[arg(long)]
-    pub bind: Option<Ipv4Addr>,
-    /// How long to keep asking the DNS for the groups' names, in seconds
-    #[arg(long, default_value_t = 30)]
-    pub resolve_wait: u64,
+    /// Where it meets the overlay.
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
     /// JSON status file, rewritten every second
     #[arg(long)]
     pub status: Option<PathBuf>,
@@ -97,15 +92,8 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     if args.password.is_empty() || !args.password.bytes().all(|b| b.is_ascii_graphic()) {
         bail!("--password: 1 to 16 printable ASCII characters without spaces");
     }
-    let dns = match args.dns {
-        Some(d) => d,
-        None => net::system_dns().context("finding a DNS server (give --dns)")?,
-    };
-    let bind = match args.bind {
-        Some(b) => b,
-        None => net::overlay_addr().context("finding the overlay address (give --bind)")?,
-    };
-    let groups = net::resolve_groups(dns, table.iter(), net::GroupKind::Orders, Duration::from_secs(args.resolve_wait))
+    let (dns, bind) = (args.overlay.dns()?, args.overlay.bind()?);
+    let groups = net::resolve_groups(dns, table.iter(), net::GroupKind::Orders, args.overlay.wait())
         .context("resolving the orders groups")?;
     let acks = match &args.acks {
         Some(p) => Some(AckLog::open(p).with_context(|| format!("opening {}", p.display()))?),
