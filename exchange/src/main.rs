@@ -39,16 +39,6 @@ enum Cmd {
         #[arg(long, default_value = "weavers")]
         weavers: PathBuf,
     },
-    /// The DR site's journal: takes the primary's records over TCP, fsyncs
-    /// them before acknowledging, fences older epochs, and on the primary's
-    /// loss can replace itself with a recovering engine (pilot light)
-    Journal(aex::app::journal::Args),
-    /// Record every market-data stream from message 1 to a file (gaps re-requested)
-    Record(aex::app::record::Args),
-    /// Replay a journal and check it, a market-data record and gateways' acks
-    Audit(aex::app::audit::Args),
-    /// Serve a live HTML view of the books (SSE, /api/books)
-    View(aex::app::view::Args),
     /// Run a matching engine: orders from the symbols' orders groups,
     /// journaled (group commit), market data and reports out once durable
     Engine(aex::app::engine::Args),
@@ -56,6 +46,16 @@ enum Cmd {
     Gateway(aex::app::gateway::Args),
     /// Load generator: many customer sessions sending orders to a gateway
     Customers(aex::app::customers::Args),
+    /// Record every market-data stream from message 1 to a file (gaps re-requested)
+    Record(aex::app::record::Args),
+    /// Serve a live HTML view of the books (SSE, /api/books)
+    View(aex::app::view::Args),
+    /// Replay a journal and check it, a market-data record and gateways' acks
+    Audit(aex::app::audit::Args),
+    /// The DR site's journal: takes the primary's records over TCP, fsyncs
+    /// them before acknowledging, fences older epochs, and on the primary's
+    /// loss can replace itself with a recovering engine (pilot light)
+    Journal(aex::app::journal::Args),
 }
 
 /// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
