@@ -128,6 +128,8 @@ pub enum Start {
     AtOne,
     /// At the first packet seen (a late joiner).
     AtFirst,
+    /// At this message (a receiver that restarts where it left off).
+    At(u64),
 }
 
 /// What to do with a packet's messages.
@@ -171,6 +173,7 @@ impl Receiver {
         let next = match start {
             Start::AtOne => Some(1),
             Start::AtFirst => None,
+            Start::At(n) => Some(n.max(1)),
         };
         Receiver { next, known_end: 1, gap_since: None, last_request: None, stats: ReceiverStats::default() }
     }
@@ -325,6 +328,14 @@ mod tests {
         assert_eq!(r.next(), Some(9));
         assert_eq!(r.on_packet(3, 2, 40), Arrival { skip: 2, take: 0 });
         assert_eq!(r.stats().delivered, 8);
+    }
+
+    #[test]
+    fn a_resumed_receiver_skips_what_it_had() {
+        let mut r = Receiver::new(Start::At(5));
+        assert_eq!(r.on_packet(3, 4, 0), Arrival { skip: 2, take: 2 });
+        assert_eq!(r.next(), Some(7));
+        assert_eq!(Receiver::new(Start::At(0)).next(), Some(1));
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Setup {
     fn gateway(&self) -> Child {
         let listen = SocketAddrV4::new(Lab::overlay(2), GW_PORT).to_string();
         let dns = Lab::overlay(2).to_string();
-        let (acks, status) = (self.path("acks.log"), self.path("gw.json"));
+        let (acks, status, state) = (self.path("acks.log"), self.path("gw.json"), self.path("gw.state.json"));
         let args = [
             "--symbols",
             &self.symbols,
@@ -277,7 +277,10 @@ impl Setup {
             acks.to_str().unwrap(),
             "--status",
             status.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
         ];
+        let _ = std::fs::remove_file(&status);
         let gw = spawn_aex(&self.lab, 2, &args, &self.path("gw.log"));
         assert!(
             wait_until(Duration::from_secs(30), || read_json(&status).is_some()),
@@ -480,14 +483,28 @@ fn real_engine_and_audit() {
     std::thread::sleep(Duration::from_millis(300));
     let code = terminate(&mut gw);
     assert!(code.success(), "gateway exit {code}: {}", setup.gw_log());
-    let code = terminate(&mut engine);
-    assert!(code.success(), "engine exit {code}: {}", eng_log_text());
     let logged = setup.acks_log(1);
     assert_eq!(logged.len() as u64, acked, "one line per acknowledged order");
     let st = read_json(&setup.path("gw.json")).unwrap();
     eprintln!("gateway status: {st}");
     assert_eq!(st["acks"].as_u64(), Some(acked), "{st}");
     assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
+
+    // The gateway restarts on its state: it resumes the engine's report
+    // stream where it stopped (no gap asked for, no report twice).
+    let mut gw = setup.gateway();
+    let s2 = load(&setup);
+    let acked2 = s2["orders_acked"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let code = terminate(&mut gw);
+    assert!(code.success(), "gateway exit {code}: {}", setup.gw_log());
+    assert!(setup.gw_log().contains("resuming report streams"), "{}", setup.gw_log());
+    let st2 = read_json(&setup.path("gw.json")).unwrap();
+    assert_eq!(st2["report_gaps_requested"], 0, "resumed where it stopped: {st2}");
+    assert_eq!(st2["acks"].as_u64(), Some(acked2), "{st2}");
+    assert_eq!(setup.acks_log(1).len() as u64, acked + acked2, "both runs' acks, none twice");
+    let code = terminate(&mut engine);
+    assert!(code.success(), "engine exit {code}: {}", eng_log_text());
     let out = Command::new(bins::aex())
         .args(["--symbols", &setup.symbols, "audit", "--journal", journal.to_str().unwrap(), "--json", "--acks"])
         .arg(setup.path("acks.log"))

@@ -102,6 +102,8 @@ pub struct Core {
     streams: HashMap<SymbolIndex, OrdersStream>,
     by_session: HashMap<Session, SymbolIndex>,
     reports: HashMap<Session, ReportStream>,
+    /// Where report streams not yet seen start (from `--state`).
+    resume: HashMap<Session, u64>,
     customers: HashMap<SessionId, (u64, mpsc::Sender<OeMessage>)>,
     pending: HashMap<(SessionId, ClientOrderId, RequestKind), Pending>,
     live: HashMap<(SessionId, ClientOrderId), SymbolIndex>,
@@ -142,6 +144,7 @@ impl Core {
             streams,
             by_session,
             reports: HashMap::new(),
+            resume: HashMap::new(),
             customers: HashMap::new(),
             pending: HashMap::new(),
             live: HashMap::new(),
@@ -284,8 +287,9 @@ impl Core {
             self.counters.dropped_malformed += 1;
             return;
         }
+        let resume = self.resume.get(&p.session).copied();
         let rs = self.reports.entry(p.session).or_insert_with(|| ReportStream {
-            rx: Receiver::new(Start::AtOne),
+            rx: Receiver::new(resume.map_or(Start::AtOne, Start::At)),
             source: from,
             fence: Fence::default(),
         });
@@ -311,6 +315,26 @@ impl Core {
             }
             self.on_report(&rep);
         }
+    }
+
+    /// Report streams start at these messages instead of 1 (a restarted
+    /// gateway resuming from its state file; see [`Core::report_positions`]).
+    pub fn resume_reports(&mut self, positions: impl IntoIterator<Item = (Session, u64)>) {
+        self.resume.extend(positions);
+    }
+
+    /// The next message expected on each report stream (what a restart
+    /// resumes from), including those resumed but not yet seen.
+    pub fn report_positions(&self) -> Vec<(Session, u64)> {
+        let mut v: Vec<(Session, u64)> = self.resume.iter().map(|(&s, &n)| (s, n)).collect();
+        for (s, rs) in &self.reports {
+            if let Some(n) = rs.rx.next() {
+                v.retain(|(x, _)| x != s);
+                v.push((*s, n));
+            }
+        }
+        v.sort();
+        v
     }
 
     /// A new primary (a higher epoch) answers: whatever is still unanswered
@@ -529,6 +553,33 @@ mod tests {
         c.on_tick();
         assert_eq!(sent_inputs(&mut c).into_iter().map(|(_, b)| b).collect::<Vec<_>>(), vec![sent[1].1.clone()]);
         assert_eq!(c.counters.failovers_seen, 1);
+    }
+
+    #[test]
+    fn a_restarted_gateway_resumes_its_report_streams() {
+        let mut c = core(Duration::from_secs(60));
+        let s = 1 << 24 | 1 << 12 | 1;
+        let _rx = login(&mut c, s, 1);
+        for id in 1..=4 {
+            c.on_event(Event::Request { session: s, conn: 1, msg: enter(id, 1) });
+        }
+        let sent = sent_inputs(&mut c);
+        let session = Session::new("r.eng1").unwrap();
+        c.resume_reports([(session, 3)]);
+        assert_eq!(c.report_positions(), vec![(session, 3)], "resumed, not yet seen");
+        let engine: SocketAddr = "10.40.0.1:5000".parse().unwrap();
+        let mut r = Sender::new(session, 100);
+        let reps: Vec<Report> = (0..4)
+            .map(|i| {
+                let Input::Enter(order) = input::decode_input(&sent[i].1).unwrap() else { unreachable!() };
+                let ack = Ack { seq: i as u64 + 1, order_id: 10 + i as u64, order };
+                Report { epoch: 1, seq: i as u64 + 1, time: 5, response: Response::Accepted(ack) }
+            })
+            .collect();
+        // The engine's stream from message 1: the first two were read before the restart.
+        c.on_datagram(&report_packet(&mut r, &reps), engine);
+        assert_eq!((c.counters.reports_in, c.counters.acks), (2, 2));
+        assert_eq!(c.report_positions(), vec![(session, 5)]);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub use route::{route, Fence, Routed};
 use crate::app::overlay::OverlayArgs;
 use crate::net;
 use crate::symbols::SymbolTable;
+use crate::wire::mold::Session;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,36 @@ pub struct Args {
     /// JSON status file, rewritten every second
     #[arg(long)]
     pub status: Option<PathBuf>,
+    /// Where the gateway keeps how far it has read each engine's report
+    /// stream (rewritten every second and at exit); a restart resumes there
+    /// instead of asking the engine for the whole day again
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+/// Reads a `--state` file: report stream → next message.
+fn read_state(path: &Path) -> anyhow::Result<Vec<(Session, u64)>> {
+    let v: serde_json::Value = match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}: not JSON", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (name, next) in v["report_streams"].as_object().into_iter().flatten() {
+        let session = Session::new(name).with_context(|| format!("{}: bad stream name {name:?}", path.display()))?;
+        let next = next.as_u64().with_context(|| format!("{}: bad position for {name}", path.display()))?;
+        out.push((session, next));
+    }
+    Ok(out)
+}
+
+fn write_state(path: Option<&Path>, core: &core::Core) {
+    let Some(path) = path else { return };
+    let streams: serde_json::Map<String, serde_json::Value> =
+        core.report_positions().into_iter().map(|(s, n)| (s.to_string().trim().to_string(), n.into())).collect();
+    if let Err(e) = write_json_atomic(path, &serde_json::json!({ "report_streams": streams })) {
+        eprintln!("aex gateway: writing {}: {e}", path.display());
+    }
 }
 
 /// Writes `value` as JSON to `path` atomically (a temporary file renamed over it).
@@ -104,7 +135,14 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     // One thread: the core is single-threaded anyway, and on a busy host a
     // multi-threaded runtime spent its time waking tasks across cores.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
+    let mut core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
+    if let Some(p) = &args.state {
+        let positions = read_state(p)?;
+        if !positions.is_empty() {
+            eprintln!("aex gateway {}: resuming report streams at {positions:?}", args.id);
+        }
+        core.resume_reports(positions);
+    }
     rt.block_on(serve(args, password, udp, core))
 }
 
@@ -181,6 +219,7 @@ async fn serve(args: Args, password: [u8; 16], udp: std::net::UdpSocket, mut cor
                 if last_status.elapsed() >= Duration::from_secs(1) {
                     last_status = Instant::now();
                     write_status(args.status.as_deref(), &core);
+                    write_state(args.state.as_deref(), &core);
                 }
             }
         }
@@ -193,6 +232,7 @@ async fn serve(args: Args, password: [u8; 16], udp: std::net::UdpSocket, mut cor
     }
     core.flush_acks();
     write_status(args.status.as_deref(), &core);
+    write_state(args.state.as_deref(), &core);
     eprintln!("aex gateway {}: stopped; {}", args.id, serde_json::to_string(&core.counters)?);
     Ok(())
 }

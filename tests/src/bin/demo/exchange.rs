@@ -127,7 +127,7 @@ impl Exchange {
             let mut a = vec![s("gateway"), s("--id"), s(id), s("--listen")];
             a.push(SocketAddrV4::new(overlay(h), GATEWAY_PORT).to_string());
             a.extend([s("--password"), s(PASSWORD), s("--acks"), p(&format!("gw{id}.acks"))]);
-            a.extend([s("--status"), p(&format!("gw{id}.json"))]);
+            a.extend([s("--status"), p(&format!("gw{id}.json")), s("--state"), p(&format!("gw{id}.state.json"))]);
             a.extend(dns(h));
             gateways.push(Proc::aex(lab, h, &format!("gateway{id}"), &a)?);
         }
