@@ -25,11 +25,13 @@ use tokio::sync::mpsc;
 pub const MAX_REPORT_STREAMS: usize = 64;
 /// How often the requests waiting for an answer are checked for resending.
 pub const RESEND_SCAN: Duration = Duration::from_millis(50);
-/// The most requests resent per scan (2,000 a second): under overload
+/// The most requests resent per scan (5,000 a second): under overload
 /// resends must not become the load (at 20,000 a second per gateway they
 /// were: the engine sequenced 1.3 M inputs for 600 k orders at 30,000
-/// orders/s, and the reports for the repeats buried everything else).
-pub const RESEND_BUDGET: usize = 100;
+/// orders/s, and the reports for the repeats buried everything else), yet
+/// after a failover the orders the old primary took with it (about a
+/// second's worth) must go again within a couple of seconds.
+pub const RESEND_BUDGET: usize = 250;
 /// A request's nth resend waits `resend_after * 2^min(n, MAX_BACKOFF_SHIFT)`.
 pub const MAX_BACKOFF_SHIFT: u32 = 4;
 /// How long a gap in a report stream is asked for before its reports are
@@ -508,10 +510,10 @@ mod tests {
         let mut c = core(Duration::ZERO);
         let s = 1 << 24 | 1 << 12 | 1;
         let _rx = login(&mut c, s, 1);
-        for id in 0..150 {
+        for id in 0..400 {
             c.on_event(Event::Request { session: s, conn: 1, msg: enter(id, 1) });
         }
-        assert_eq!(sent_inputs(&mut c).len(), 150);
+        assert_eq!(sent_inputs(&mut c).len(), 400);
         c.on_tick();
         assert_eq!(sent_inputs(&mut c).len(), RESEND_BUDGET, "at most a budget per scan");
         c.on_tick();
