@@ -266,7 +266,11 @@ impl Exchange {
         let latency = crate::screen::merged_latency(
             &(1..=self.customers.len()).map(|n| self.dir.join(format!("customers{n}.hgrm"))).collect::<Vec<_>>(),
         );
-        let record = self.status("record").unwrap_or(Value::Null);
+        let mut record = self.status("record").unwrap_or(Value::Null);
+        // Per-symbol positions: a hundred lines nobody reads in a summary.
+        if let Some(r) = record.as_object_mut() {
+            r.remove("next_seq");
+        }
         let engine = self.status("engine").unwrap_or(Value::Null);
         Ok(json!({
             "orders_sent": sum("orders_sent"),

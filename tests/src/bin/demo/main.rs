@@ -221,12 +221,12 @@ fn run(args: &Args) -> Result<bool> {
     say(args, "stopping the load, then auditing the journal against the record and the acknowledgements");
     let summary = x.finish(&lab)?;
     let ok = summary["audit_ok"].as_bool() == Some(true);
-    let text = serde_json::to_string_pretty(&summary)?;
     match &args.summary_json {
         Some(path) => {
+            let text = serde_json::to_string_pretty(&summary)?;
             std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?
         }
-        None => println!("{text}"),
+        None => print!("{}", screen::summary_text(&summary)),
     }
     if args.hold {
         say(args, "holding the lab; Ctrl-C to remove it");

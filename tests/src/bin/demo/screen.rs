@@ -168,3 +168,33 @@ impl Screen {
         out
     }
 }
+
+/// The end-of-run summary for a person (the JSON file has everything).
+pub fn summary_text(s: &Value) -> String {
+    let lat = &s["ack_latency_us"];
+    let audit = if s["audit_ok"] == true { "clean".to_string() } else { format!("FAILED: {}", s["audit"]["errors"]) };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "orders sent {}, acknowledged {}, rejected {}; trades {}",
+        s["orders_sent"], s["orders_acked"], s["rejects"], s["trades"]
+    );
+    let _ = writeln!(
+        out,
+        "order-to-ack latency (us, from the intended send time): p50 {} p90 {} p99 {} p99.9 {} max {}",
+        lat["p50"], lat["p90"], lat["p99"], lat["p999"], lat["max"]
+    );
+    let _ = writeln!(
+        out,
+        "market data recorded {} (unrecovered gaps {}); audit {audit}",
+        s["md_messages"], s["md_gaps_unrecovered"]
+    );
+    if s["failovers"].as_u64().is_some_and(|n| n > 0) {
+        let _ = writeln!(
+            out,
+            "failovers {}, acknowledged orders lost {}, RTO {} ms",
+            s["failovers"], s["rpo_orders"], s["rto_ms"]
+        );
+    }
+    out
+}
