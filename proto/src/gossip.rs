@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 pub const MAX_NAME_LEN: usize = 64;
 /// Most connections accepted in one record.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Target size of one gossip message's payload (fits an unfragmented datagram).
+/// Target size of one gossip message's payload (fits one datagram). A
+/// single larger record goes alone, in pieces (`Kind::Fragment`).
 pub const MESSAGE_BUDGET: usize = 1200;
 
 /// One direct session a host reports, with the underlay address it uses.

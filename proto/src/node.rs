@@ -9,7 +9,8 @@
 //! Submodules split it by concern: `handshake` (Noise handshakes and
 //! session installation), `forward` (frames from the TAP out to peers,
 //! bundling, keepalives), `receive` (DATA packets in, relay), `offload`
-//! (super-frames in fragments),
+//! (messages too big for a datagram in pieces: super-frames, large control
+//! messages such as a gossip record with many DNS names),
 //! `multicast` (snooping, the querier, pruned replication), `names` (the
 //! overlay DNS entries), `timers` (the periodic work) and `info` (snapshots
 //! for the API).

@@ -15,10 +15,25 @@
 //! Gossip 2:   postcard Vec<PeerRecord>
 //! Ping 3 / Pong 4: token u64
 //! Relay 5:    ttl u8 | dst id u64 | src id u64 | inner payload (Frame or Fragment)
-//! Fragment 6: message id u32 | total u32 | offset u32 | bytes
+//! Fragment 6: message id u32 | total u32 | offset u32 | kind u8 | bytes
 //! Ipam 7:     postcard IpamMessage (space request or donation)
-//!             (a message is a 10-byte virtio-net header and a super-frame)
 //! ```
+//!
+//! A Fragment is one piece of a message too big for one datagram; `kind`
+//! says what the whole message is, `total` its length and `offset` where
+//! the piece's bytes go. Pieces are cut so that every datagram, relayed or
+//! not, fits the underlay MTU: the underlay never IP-fragments.
+//!
+//! ```text
+//! kind Frame 1:   an offloaded super-frame: 10-byte virtio-net header | frame
+//!                 (may be relayed)
+//! kind Gossip 2, Ping 3, Pong 4, Ipam 7: that control message's body, as it
+//!                 would follow the kind byte in one datagram (direct peers
+//!                 only: refused when relayed)
+//! ```
+//!
+//! Every control message longer than a datagram's budget travels this way;
+//! at most 65,559 bytes (a 64 KiB super-frame with its headers) each.
 //!
 //! Integers are big-endian. Only handshake messages expose anything unencrypted, and
 //! those are Noise messages: ephemeral keys and ciphertext.
@@ -39,8 +54,8 @@ pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8;
 /// (whose kind byte is the relay's): the relay header, the inner kind and
 /// the frame's length.
 pub const RELAY_OVERHEAD: usize = RELAY_HEADER_LEN + 1 + 2;
-/// Bytes of a fragment header: message id, total length, offset.
-pub const FRAGMENT_HEADER_LEN: usize = 12;
+/// Bytes of a fragment header: message id, total length, offset, kind.
+pub const FRAGMENT_HEADER_LEN: usize = 13;
 /// The overlay MTU (largest IP packet inside an overlay frame) that keeps
 /// every datagram, relayed ones included, within `underlay_mtu` so the
 /// underlay never fragments.

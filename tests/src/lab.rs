@@ -5,7 +5,8 @@
 //!   wv<pid>x<n>_h1          wv<pid>x<n>_u                wv<pid>x<n>_h2
 //!   eth0 10.99.0.1 ---- v1 --+-- br0 --+-- v2 ---- eth0 10.99.0.2     ...
 //!                         (nftables, bridge family: drops multicast
-//!                          frames; blocks host pairs and UDP ports)
+//!                          frames; blocks host pairs and UDP ports; can
+//!                          drop IP fragments)
 //! ```
 //!
 //! Hosts are numbered from 1, as their names (`h1`, `h2`, ...) and their
@@ -204,6 +205,7 @@ impl Lab {
                    set blocked_pairs {{ type ipv4_addr . ipv4_addr; }}
                    set blocked_udp {{ type inet_service; }}
                    chain mcast {{ type filter hook forward priority -10; policy accept; }}
+                   chain nofrag {{ type filter hook forward priority -5; policy accept; }}
                    chain filter {{ type filter hook forward priority 0; policy accept;
                      ip saddr . ip daddr @blocked_pairs drop
                      udp dport @blocked_udp drop
@@ -324,6 +326,30 @@ impl Lab {
             )?;
         }
         Ok(())
+    }
+
+    /// Turns on or off dropping IPv4 fragments on the underlay (packets with
+    /// the more-fragments flag or a fragment offset), as many clouds and
+    /// middleboxes do: with it on, only datagrams within the MTU cross.
+    pub fn set_underlay_fragment_drop(&self, on: bool) -> Result<()> {
+        netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "nofrag"])?;
+        if on {
+            netns::nft(
+                &self.underlay,
+                &[
+                    "add", "rule", "bridge", NFT_TABLE, "nofrag", "ip", "frag-off", "&", "0x3fff", "!=", "0",
+                    "counter", "drop",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// IPv4 fragments the underlay dropped so far (see
+    /// [`Lab::set_underlay_fragment_drop`]).
+    pub fn underlay_fragments_dropped(&self) -> u64 {
+        let out = netns::nft(&self.underlay, &["list", "chain", "bridge", NFT_TABLE, "nofrag"]).unwrap_or_default();
+        out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
     }
 
     /// Blocks all IPv4 traffic between hosts `i` and `j` on the underlay

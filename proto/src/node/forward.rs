@@ -201,8 +201,15 @@ impl Node {
         }
     }
 
-    /// Seals a small control payload (`kind` + `body`) to a direct peer.
+    /// Seals a control payload (`kind` + `body`) to a direct peer. One that
+    /// would not fit a datagram within the MTU (a large gossip record) goes
+    /// in pieces (see `offload`), so the underlay never has to IP-fragment
+    /// it.
     pub(super) fn send_control(&mut self, now: Instant, to: PublicKey, kind: Kind, body: &[u8], io: &mut impl Io) {
+        if 1 + body.len() > self.bundle_budget() {
+            self.send_pieces(now, to, to, kind, &[], body, io);
+            return;
+        }
         self.plain[0] = kind as u8;
         self.plain[1..1 + body.len()].copy_from_slice(body);
         self.seal_plain_to(now, to, 1 + body.len(), io);

@@ -1,6 +1,7 @@
 //! The receive path: DATA packets in, their payloads dispatched: frames to
 //! the bridge, keepalives answered, gossip merged, relayed payloads passed
-//! on or unwrapped, fragments reassembled.
+//! on or unwrapped, fragments (super-frames, large control messages)
+//! reassembled.
 
 use super::*;
 use crate::gossip::{self, Merge};
@@ -59,9 +60,20 @@ impl Node {
             return self.drops.count(DropReason::BadPayload);
         };
         match Kind::from_u8(kind) {
-            Some(Kind::Frame | Kind::Fragment) => self.dispatch_frames(now, from, payload, io),
-            Some(Kind::Ping) if body.len() == 8 => self.send_control(now, from, Kind::Pong, body, io),
-            Some(Kind::Pong) if body.len() == 8 => {
+            Some(Kind::Frame) => self.dispatch_frames(now, from, body, io),
+            Some(Kind::Fragment) => self.on_fragment(now, from, body, true, io),
+            Some(Kind::Relay) => self.on_relay(now, from, payload, io),
+            Some(k) => self.on_control(now, from, k, body, io),
+            None => self.drops.count(DropReason::BadPayload),
+        }
+    }
+
+    /// A control message from the direct peer `from`: in one datagram, or
+    /// reassembled from pieces.
+    pub(super) fn on_control(&mut self, now: Instant, from: PublicKey, kind: Kind, body: &[u8], io: &mut impl Io) {
+        match kind {
+            Kind::Ping if body.len() == 8 => self.send_control(now, from, Kind::Pong, body, io),
+            Kind::Pong if body.len() == 8 => {
                 let token = u64::from_be_bytes(body.try_into().expect("length checked"));
                 let now_us = now.saturating_duration_since(self.start).as_micros() as u64;
                 if token <= now_us && now_us - token < 60_000_000 {
@@ -70,20 +82,15 @@ impl Node {
                     }
                 }
             }
-            Some(Kind::Gossip) => self.on_gossip(now, body),
-            Some(Kind::Ipam) => self.on_ipam_message(from, body),
-            Some(Kind::Relay) => self.on_relay(now, from, payload, io),
+            Kind::Gossip => self.on_gossip(now, body),
+            Kind::Ipam => self.on_ipam_message(from, body),
             _ => self.drops.count(DropReason::BadPayload),
         }
     }
 
-    /// Frames (a bundle) or a fragment whose source is `src`, whether it
-    /// came directly or through a relay.
-    fn dispatch_frames(&mut self, now: Instant, src: PublicKey, payload: &[u8], io: &mut impl Io) {
-        let (kind, mut rest) = (payload[0], &payload[1..]);
-        if kind == Kind::Fragment as u8 {
-            return self.on_fragment(now, src, rest, io);
-        }
+    /// Frames (a bundle, after its kind byte) whose source is `src`,
+    /// whether they came directly or through a relay.
+    fn dispatch_frames(&mut self, now: Instant, src: PublicKey, mut rest: &[u8], io: &mut impl Io) {
         // Length-prefixed frames, one or more.
         while !rest.is_empty() {
             let Some((n, tail)) = rest.split_first_chunk::<2>().map(|(n, t)| (u16::from_be_bytes(*n) as usize, t))
@@ -142,7 +149,8 @@ impl Node {
                 return self.drops.count(DropReason::NoRoute);
             };
             return match inner.first().and_then(|k| Kind::from_u8(*k)) {
-                Some(Kind::Frame | Kind::Fragment) => self.dispatch_frames(now, src, inner, io),
+                Some(Kind::Frame) => self.dispatch_frames(now, src, &inner[1..], io),
+                Some(Kind::Fragment) => self.on_fragment(now, src, &inner[1..], false, io),
                 _ => self.drops.count(DropReason::BadPayload),
             };
         }
