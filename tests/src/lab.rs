@@ -42,6 +42,7 @@ static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct LabBuilder {
     hosts: usize,
     drop_multicast: bool,
+    drop_fragments: bool,
     ipv6: bool,
 }
 
@@ -51,6 +52,14 @@ impl LabBuilder {
     /// [`Lab::set_underlay_multicast_drop`].
     pub fn drop_multicast(mut self, on: bool) -> Self {
         self.drop_multicast = on;
+        self
+    }
+
+    /// Whether the underlay drops IPv4 fragments (default: yes, as many
+    /// clouds and middleboxes do: weavers must never need them). Can be
+    /// changed later with [`Lab::set_underlay_fragment_drop`].
+    pub fn drop_fragments(mut self, on: bool) -> Self {
+        self.drop_fragments = on;
         self
     }
 
@@ -189,7 +198,7 @@ impl Lab {
 
     /// A builder for a lab with `n` hosts.
     pub fn builder(n: usize) -> LabBuilder {
-        LabBuilder { hosts: n, drop_multicast: true, ipv6: true }
+        LabBuilder { hosts: n, drop_multicast: true, drop_fragments: true, ipv6: true }
     }
 
     fn setup(&mut self, opts: &LabBuilder) -> Result<()> {
@@ -215,6 +224,7 @@ impl Lab {
             ),
         )?;
         self.set_underlay_multicast_drop(opts.drop_multicast)?;
+        self.set_underlay_fragment_drop(opts.drop_fragments)?;
         for i in 1..=opts.hosts {
             let ns = format!("{}h{i}", self.prefix);
             netns::add(&ns).with_context(|| format!("create namespace {ns}"))?;
