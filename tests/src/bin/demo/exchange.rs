@@ -185,6 +185,11 @@ impl Exchange {
         self.forward.as_ref().map(Forward::addr)
     }
 
+    /// Whether a DR site runs.
+    pub fn has_dr(&self) -> bool {
+        self.dr.is_some()
+    }
+
     /// Whether production has been failed.
     pub fn primary_killed(&self) -> bool {
         self.failed_at.is_some()

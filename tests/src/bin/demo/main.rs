@@ -219,7 +219,8 @@ fn run(args: &Args) -> Result<bool> {
         }
     }
     say(args, "stopping the load, then auditing the journal against the record and the acknowledgements");
-    let summary = x.finish(&lab)?;
+    let mut summary = x.finish(&lab)?;
+    summary["dr_lag_records"] = screen::lag_summary(&screen.dr_lag);
     let ok = summary["audit_ok"].as_bool() == Some(true);
     match &args.summary_json {
         Some(path) => {

@@ -46,6 +46,9 @@ pub struct Screen {
     last_acked: u64,
     last_trades: u64,
     last_bytes: Vec<u64>,
+    /// With a DR site: records the primary had sequenced but DR had not yet
+    /// made durable, sampled once a second until a failure.
+    pub dr_lag: Vec<u64>,
 }
 
 impl Screen {
@@ -53,7 +56,7 @@ impl Screen {
     pub fn new(interactive: bool) -> Screen {
         // SAFETY: isatty on fd 1.
         let tty = interactive && unsafe { libc::isatty(1) } == 1;
-        Screen { tty, ticks: 0, last_sent: 0, last_acked: 0, last_trades: 0, last_bytes: Vec::new() }
+        Screen { tty, ticks: 0, last_sent: 0, last_acked: 0, last_trades: 0, last_bytes: Vec::new(), dr_lag: Vec::new() }
     }
 
     /// Reads every status and draws.
@@ -68,6 +71,11 @@ impl Screen {
         let engine = dr_primary.or_else(|| x.status("engine")).unwrap_or(Value::Null);
         let record = x.status("record").unwrap_or(Value::Null);
         let trades = engine["trades"].as_u64().unwrap_or(0);
+        if x.has_dr() && !x.primary_killed() {
+            if let (Some(seq), Some(dr)) = (engine["last_seq"].as_u64(), engine["dr_durable_seq"].as_u64()) {
+                self.dr_lag.push(seq.saturating_sub(dr));
+            }
+        }
         let mut out = String::new();
         if self.tty {
             out.push_str("\x1b[H\x1b[2J");
@@ -197,4 +205,14 @@ pub fn summary_text(s: &Value) -> String {
         );
     }
     out
+}
+
+/// The DR lag samples summarised (null without samples).
+pub fn lag_summary(samples: &[u64]) -> Value {
+    if samples.is_empty() {
+        return Value::Null;
+    }
+    let max = samples.iter().copied().max().unwrap_or(0);
+    let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64;
+    json!({ "samples": samples.len(), "max": max, "mean": mean })
 }
