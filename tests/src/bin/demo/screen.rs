@@ -56,7 +56,15 @@ impl Screen {
     pub fn new(interactive: bool) -> Screen {
         // SAFETY: isatty on fd 1.
         let tty = interactive && unsafe { libc::isatty(1) } == 1;
-        Screen { tty, ticks: 0, last_sent: 0, last_acked: 0, last_trades: 0, last_bytes: Vec::new(), dr_lag: Vec::new() }
+        Screen {
+            tty,
+            ticks: 0,
+            last_sent: 0,
+            last_acked: 0,
+            last_trades: 0,
+            last_bytes: Vec::new(),
+            dr_lag: Vec::new(),
+        }
     }
 
     /// Reads every status and draws.
