@@ -357,48 +357,6 @@ fn recovery_continues_the_numbering_in_a_new_epoch() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A quick measure of the per-input cost of the stages without sockets or
-/// fsync (ingress decoding, sequencing and matching, publishing):
-/// `cargo test -p aex --release --lib quick_measure -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn quick_measure() {
-    let stats = Arc::new(Stats::default());
-    let mut p = publisher(&stats);
-    let mut m = Matcher::new(Engine::new([1, 2], EngineConfig::default()), 1, 0);
-    let mut ingress = Ingress::new([1, 2], stats.clone());
-    p.on_gateway(1, GW1, &mut Vec::new());
-    let n: u64 = 200_000;
-    let packets: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
-            packet("g001.001", i + 1, &[order(session(1, 1, 1 + (i % 7) as u32), i, 1, side, 95 + (i % 11) as u32, 5)])
-        })
-        .collect();
-    let (mut actions, mut out) = (Vec::new(), Vec::new());
-    let t = std::time::Instant::now();
-    for (i, d) in packets.iter().enumerate() {
-        ingress.on_datagram(GW1, d, i as u64, &mut actions);
-        for a in actions.drain(..) {
-            if let Action::Deliver(input) = a {
-                let (rec, o) = m.sequence(input, i as u64).unwrap();
-                p.on_outputs(o);
-                p.on_durable(rec.seq, &mut out);
-            }
-        }
-        out.clear();
-    }
-    let dt = t.elapsed();
-    eprintln!(
-        "{n} inputs in {dt:?}: {:.0} ns/input, {} trades, {} md messages, {} reports",
-        dt.as_nanos() as f64 / n as f64,
-        count(&stats.trades),
-        count(&stats.md_messages),
-        count(&stats.reports)
-    );
-    assert_eq!(count(&stats.inputs), 0, "the matcher thread counts inputs, not the stages");
-}
-
 #[test]
 fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
     let stats = Arc::new(Stats::default());
