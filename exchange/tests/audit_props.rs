@@ -3,51 +3,17 @@
 //! the record, a message beyond the replay, a lost acknowledged order, an
 //! epoch going back and a bad acks line each fail.
 
+mod common;
+
 use aex::app::audit::check::{audit, AckFile, Report};
 use aex::app::record::format::{self, Entry, Recording};
 use aex::wire::itch::{self, ItchMessage};
 use aex::*;
+use common::strategies::input;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 const SYMBOLS: [SymbolIndex; 2] = [1, 2];
-
-fn side() -> impl Strategy<Value = Side> {
-    prop_oneof![Just(Side::Buy), Just(Side::Sell)]
-}
-
-fn tif() -> impl Strategy<Value = TimeInForce> {
-    prop_oneof![4 => Just(TimeInForce::Day), 2 => Just(TimeInForce::Gtc), 2 => Just(TimeInForce::Ioc), 1 => Just(TimeInForce::Fok)]
-}
-
-/// Orders that cross often, cancels and reduces that find their orders, a
-/// few rejects (symbol 3, bad prices and quantities) and repeats.
-fn input() -> impl Strategy<Value = Input> {
-    let symbol = prop_oneof![10 => 1u16..=2, 1 => Just(3u16)];
-    let kind_price = prop_oneof![
-        16 => (Just(OrderType::Limit), 90u32..=110),
-        3 => (Just(OrderType::Market), Just(0u32)),
-        1 => (Just(OrderType::Limit), 0u32..=1),
-    ];
-    let qty = prop_oneof![20 => 1u32..=60, 1 => Just(0u32)];
-    let enter = (1u32..=3, 1u64..=20, symbol.clone(), side(), kind_price, qty, tif()).prop_map(
-        |(session, client_id, symbol, side, (kind, price), qty, tif)| {
-            Input::Enter(NewOrder { session, client_id, symbol, side, price, qty, kind, tif })
-        },
-    );
-    let cancel = (1u32..=3, 1u64..=20, symbol.clone()).prop_map(|(session, client_id, symbol)| Input::Cancel {
-        session,
-        client_id,
-        symbol,
-    });
-    let reduce = (1u32..=3, 1u64..=20, symbol, 0u32..=40).prop_map(|(session, client_id, symbol, qty)| Input::Reduce {
-        session,
-        client_id,
-        symbol,
-        qty,
-    });
-    prop_oneof![60 => enter, 20 => cancel, 10 => reduce, 1 => Just(Input::EndOfDay)]
-}
 
 fn journal() -> impl Strategy<Value = Vec<SequencedInput>> {
     proptest::collection::vec(input(), 1..250).prop_map(|inputs| {

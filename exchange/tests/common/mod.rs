@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod strategies;
+
 use aex::*;
 
 /// Drives one engine.
