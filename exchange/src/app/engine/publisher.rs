@@ -110,6 +110,9 @@ pub struct Publisher {
     report_bucket: Bucket,
     /// How long market data may wait for [`Publisher::flush_md`] (see [`Publisher::batch_md`]).
     md_batch: std::time::Duration,
+    /// Market data was absorbed since the last flush (so the publisher
+    /// thread need not look at every stream after every event).
+    md_waiting: bool,
     scratch: Vec<u8>,
     packets: Vec<Vec<u8>>,
     stats: Arc<Stats>,
@@ -142,6 +145,7 @@ impl Publisher {
             bucket: Bucket { tokens: RETRANSMIT_BURST, at_ns: 0 },
             report_bucket: Bucket { tokens: RETRANSMIT_BURST, at_ns: 0 },
             md_batch: std::time::Duration::ZERO,
+            md_waiting: false,
             scratch: Vec::new(),
             packets: Vec::new(),
             stats,
@@ -177,6 +181,7 @@ impl Publisher {
 
     /// Marks everything replayed as already sent.
     pub fn recovered(&mut self) {
+        self.md_waiting = false;
         for m in self.md.values_mut() {
             m.sender.mark_sent();
         }
@@ -188,11 +193,13 @@ impl Publisher {
     /// Routes outputs into the streams; returns (md messages, reports).
     fn absorb(&mut self, o: &Outputs) -> (u64, u64) {
         let (md, reports, report_session) = (&mut self.md, &mut self.reports, self.report_session);
+        let md_waiting = &mut self.md_waiting;
         let (mut n_md, mut n_rep) = (0, 0);
         route(o, &mut self.scratch, |dest, msg| match dest {
             Dest::Md(s) => {
                 if let Some(m) = md.get_mut(&s) {
                     m.sender.push(msg);
+                    *md_waiting = true;
                     n_md += 1;
                 }
             }
@@ -250,9 +257,11 @@ impl Publisher {
         self.md_batch
     }
 
-    /// Whether released market data waits to be sent.
+    /// Whether market data waits to be sent (set when some is absorbed,
+    /// cleared by a flush or [`Publisher::recovered`]; may be set with
+    /// nothing left to send, then a flush finds nothing).
     pub fn md_unsent(&self) -> bool {
-        self.md.values().any(|m| m.sender.has_unsent())
+        self.md_waiting
     }
 
     /// Appends the packets of every message not yet sent (reports to a
@@ -264,6 +273,7 @@ impl Publisher {
 
     /// Appends the packets of the market data not yet sent.
     pub fn flush_md(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        self.md_waiting = false;
         for m in self.md.values_mut() {
             if m.sender.has_unsent() {
                 m.sender.take_packets(&mut self.packets);
