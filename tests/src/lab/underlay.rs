@@ -1,0 +1,105 @@
+//! The lab's underlay filter (nftables on the underlay bridge): multicast
+//! and IP-fragment drops, blocked host pairs and UDP ports, and captures.
+
+use super::{Lab, NFT_TABLE};
+use crate::capture::Capture;
+use crate::netns;
+use anyhow::Result;
+
+impl Lab {
+    /// Turns the underlay's multicast drop on or off (frames whose
+    /// destination MAC has the group bit, except broadcast, so ARP works).
+    pub fn set_underlay_multicast_drop(&self, on: bool) -> Result<()> {
+        netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "mcast"])?;
+        if on {
+            netns::nft(
+                &self.underlay,
+                &[
+                    "add",
+                    "rule",
+                    "bridge",
+                    NFT_TABLE,
+                    "mcast",
+                    "ether",
+                    "daddr",
+                    "&",
+                    "01:00:00:00:00:00",
+                    "==",
+                    "01:00:00:00:00:00",
+                    "ether",
+                    "daddr",
+                    "!=",
+                    "ff:ff:ff:ff:ff:ff",
+                    "counter",
+                    "drop",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Turns on or off dropping IPv4 fragments on the underlay (packets with
+    /// the more-fragments flag or a fragment offset), as many clouds and
+    /// middleboxes do: with it on, only datagrams within the MTU cross.
+    pub fn set_underlay_fragment_drop(&self, on: bool) -> Result<()> {
+        netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "nofrag"])?;
+        if on {
+            netns::nft(
+                &self.underlay,
+                &[
+                    "add", "rule", "bridge", NFT_TABLE, "nofrag", "ip", "frag-off", "&", "0x3fff", "!=", "0",
+                    "counter", "drop",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// IPv4 fragments the underlay dropped so far (see
+    /// [`Lab::set_underlay_fragment_drop`]).
+    pub fn underlay_fragments_dropped(&self) -> u64 {
+        let out = netns::nft(&self.underlay, &["list", "chain", "bridge", NFT_TABLE, "nofrag"]).unwrap_or_default();
+        out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    /// Blocks all IPv4 traffic between hosts `i` and `j` on the underlay
+    /// (both directions).
+    pub fn block(&self, i: usize, j: usize) {
+        let (a, b) = (self.ip(i), self.ip(j));
+        netns::nft(
+            &self.underlay,
+            &["add", "element", "bridge", NFT_TABLE, "blocked_pairs", &format!("{{ {a} . {b}, {b} . {a} }}")],
+        )
+        .unwrap_or_else(|e| panic!("block h{i} <-> h{j}: {e:#}"));
+    }
+
+    /// Undoes [`Lab::block`].
+    pub fn unblock(&self, i: usize, j: usize) {
+        let (a, b) = (self.ip(i), self.ip(j));
+        netns::nft(
+            &self.underlay,
+            &["delete", "element", "bridge", NFT_TABLE, "blocked_pairs", &format!("{{ {a} . {b}, {b} . {a} }}")],
+        )
+        .unwrap_or_else(|e| panic!("unblock h{i} <-> h{j}: {e:#}"));
+    }
+
+    /// Blocks UDP to or from `port` on the whole underlay.
+    pub fn block_udp_port(&self, port: u16) {
+        netns::nft(&self.underlay, &["add", "element", "bridge", NFT_TABLE, "blocked_udp", &format!("{{ {port} }}")])
+            .unwrap_or_else(|e| panic!("block UDP port {port}: {e:#}"));
+    }
+
+    /// Undoes [`Lab::block_udp_port`].
+    pub fn unblock_udp_port(&self, port: u16) {
+        netns::nft(
+            &self.underlay,
+            &["delete", "element", "bridge", NFT_TABLE, "blocked_udp", &format!("{{ {port} }}")],
+        )
+        .unwrap_or_else(|e| panic!("unblock UDP port {port}: {e:#}"));
+    }
+
+    /// Starts capturing every frame in the underlay namespace.
+    pub fn capture_underlay(&self) -> Capture {
+        Capture::start(&self.underlay).expect("start an AF_PACKET capture in the underlay")
+    }
+}
