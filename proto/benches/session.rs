@@ -31,8 +31,8 @@ fn handshake(pattern: Pattern, a: &StaticKeypair, b: &StaticKeypair, psk: &Netwo
 }
 
 fn handshakes(c: &mut Criterion) {
-    let a = StaticKeypair::generate().unwrap();
-    let b = StaticKeypair::generate().unwrap();
+    let a = StaticKeypair::generate();
+    let b = StaticKeypair::generate();
     let psk = NetworkKey::from_password(b"bench");
     let mut g = c.benchmark_group("handshake");
     g.throughput(Throughput::Elements(1));
@@ -43,8 +43,8 @@ fn handshakes(c: &mut Criterion) {
 }
 
 fn seal_open(c: &mut Criterion) {
-    let a = StaticKeypair::generate().unwrap();
-    let b = StaticKeypair::generate().unwrap();
+    let a = StaticKeypair::generate();
+    let b = StaticKeypair::generate();
     let psk = NetworkKey::from_password(b"bench");
     let (mut tx, mut rx) = handshake(Pattern::Ik, &a, &b, &psk);
     let mut g = c.benchmark_group("seal_open");

@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn both_patterns_authenticate_and_carry_data() {
-        let (a, b) = (StaticKeypair::generate().unwrap(), StaticKeypair::generate().unwrap());
+        let (a, b) = (StaticKeypair::generate(), StaticKeypair::generate());
         let psk = NetworkKey::from_password(b"pw");
         for pattern in [Pattern::Xx, Pattern::Ik] {
             let (mut s, mut r) = complete(pattern, &a, &b, &psk, &psk).unwrap();
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn wrong_password_fails_and_tampering_is_rejected() {
-        let (a, b) = (StaticKeypair::generate().unwrap(), StaticKeypair::generate().unwrap());
+        let (a, b) = (StaticKeypair::generate(), StaticKeypair::generate());
         for pattern in [Pattern::Xx, Pattern::Ik] {
             assert!(
                 complete(pattern, &a, &b, &NetworkKey::from_password(b"x"), &NetworkKey::from_password(b"y")).is_err()

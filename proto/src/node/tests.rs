@@ -58,7 +58,7 @@ fn timers() -> Timers {
 fn config(i: usize, password: &[u8]) -> Config {
     Config {
         name: format!("h{}", i + 1),
-        keypair: StaticKeypair::generate().unwrap(),
+        keypair: StaticKeypair::generate(),
         network_key: NetworkKey::from_password(password),
         overlay_mtu: 1400,
         timers: timers(),
@@ -983,7 +983,7 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     let now = net.now;
     let mut out = Out::default();
     for k in 0..1000u32 {
-        let src = StaticKeypair::generate().unwrap().public;
+        let src = StaticKeypair::generate().public;
         let p = piece(k, offload::MAX_MESSAGE as u32, 0, Kind::Frame as u8, &[0; 8]);
         net.node(0).on_fragment(now, src, &p[1..], false, &mut out);
     }
