@@ -8,6 +8,7 @@ pub mod gossip;
 pub mod groups;
 pub mod ipam;
 pub mod keys;
+pub mod liveness;
 pub mod mac;
 pub mod node;
 pub mod ratelimit;
