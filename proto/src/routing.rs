@@ -1,53 +1,51 @@
-//! Routing over the mesh: a direct session where one exists, otherwise the
-//! first hop of a shortest path through hosts that have sessions.
+//! Routing over the mesh: a direct session where one is up, otherwise one
+//! relay: a direct peer whose own signed record says it reaches the
+//! destination.
+//!
+//! Every host keeps a session with every other, so a path needs at most
+//! one relay; hosts cut off from each other on the underlay each go
+//! through a third that reaches both. Among the peers that qualify, the
+//! relay is chosen by rendezvous hashing of (relay, destination): the
+//! choice is stable when unrelated peers come and go, and the relaying load
+//! for many destinations spreads over many relays. The cost of a
+//! recomputation is (hosts without a direct session) x (direct peers); it
+//! runs only when a session, a liveness verdict or a record's
+//! reachability changes, never per packet or per tick.
 
 use crate::keys::PublicKey;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
-/// Computes, for every reachable host, the direct peer to hand its frames to.
-///
-/// `direct` are this host's live sessions; `links` yields each other host's
-/// reported connections. A link between two other hosts counts only if both
-/// ends report it, so the stale record of a host that died (still listing
-/// its old sessions) does not keep it looking reachable. The search only
-/// ever starts through `direct`. Ties break by key order, so the result is
-/// deterministic.
-pub fn next_hops<'a>(
-    me: PublicKey,
+/// For every host in `targets` (known, no live direct session), the direct
+/// peer to hand its payloads to, when one qualifies. `direct` are the peers
+/// with a live session; `reaches(relay, target)` says whether `relay`'s
+/// record claims a live session with `target`. Direct peers route to
+/// themselves.
+pub fn next_hops(
     direct: &[PublicKey],
-    links: impl IntoIterator<Item = (PublicKey, &'a [PublicKey])>,
+    targets: impl IntoIterator<Item = PublicKey>,
+    reaches: impl Fn(&PublicKey, &PublicKey) -> bool,
 ) -> HashMap<PublicKey, PublicKey> {
-    let reported: HashMap<PublicKey, &[PublicKey]> = links.into_iter().collect();
-    let mut adj: HashMap<PublicKey, Vec<PublicKey>> = HashMap::new();
-    for (from, tos) in &reported {
-        let mut v: Vec<PublicKey> = tos
-            .iter()
-            .copied()
-            .filter(|to| to != from && reported.get(to).is_some_and(|back| back.contains(from)))
-            .collect();
-        v.sort();
-        v.dedup();
-        adj.insert(*from, v);
-    }
-    let mut hops = HashMap::new();
-    let mut queue = VecDeque::new();
-    let mut first: Vec<PublicKey> = direct.iter().copied().filter(|k| *k != me).collect();
-    first.sort();
-    first.dedup();
-    for d in first {
-        hops.insert(d, d);
-        queue.push_back(d);
-    }
-    while let Some(at) = queue.pop_front() {
-        let via = hops[&at];
-        for next in adj.get(&at).map(Vec::as_slice).unwrap_or(&[]) {
-            if *next != me && !hops.contains_key(next) {
-                hops.insert(*next, via);
-                queue.push_back(*next);
-            }
+    let mut hops: HashMap<PublicKey, PublicKey> = direct.iter().map(|d| (*d, *d)).collect();
+    for t in targets {
+        if hops.contains_key(&t) {
+            continue;
+        }
+        let best = direct.iter().filter(|r| **r != t && reaches(r, &t)).max_by_key(|r| rendezvous(r, &t));
+        if let Some(r) = best {
+            hops.insert(t, *r);
         }
     }
     hops
+}
+
+/// Rendezvous weight of `relay` for `target` (no secret needed: it only
+/// spreads load).
+fn rendezvous(relay: &PublicKey, target: &PublicKey) -> (u64, PublicKey) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in relay.0.iter().chain(target.0.iter()) {
+        h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h, *relay)
 }
 
 #[cfg(test)]
@@ -60,32 +58,34 @@ mod tests {
 
     #[test]
     fn direct_then_relay_then_unreachable() {
-        // 1 - 2 - 3 - 4, and 5 alone. Seen from 1 with a session to 2 only.
-        let l2 = [k(1), k(3)];
-        let l3 = [k(2), k(4)];
-        let l4 = [k(3)];
-        let hops = next_hops(k(1), &[k(2)], vec![(k(2), &l2[..]), (k(3), &l3[..]), (k(4), &l4[..]), (k(5), &[][..])]);
+        // 1 has sessions with 2 and 3; 2 reaches 4, nobody reaches 5.
+        let hops = next_hops(&[k(2), k(3)], [k(4), k(5)], |r, t| *r == k(2) && *t == k(4));
         assert_eq!(hops.get(&k(2)), Some(&k(2)));
-        assert_eq!(hops.get(&k(3)), Some(&k(2)));
+        assert_eq!(hops.get(&k(3)), Some(&k(3)));
         assert_eq!(hops.get(&k(4)), Some(&k(2)));
         assert_eq!(hops.get(&k(5)), None);
-        assert_eq!(hops.get(&k(1)), None);
-    }
-
-    #[test]
-    fn a_link_only_one_end_reports_does_not_count() {
-        // 3 died still listing 2; 2 has dropped it.
-        let l2 = [k(1)];
-        let l3 = [k(2)];
-        let hops = next_hops(k(1), &[k(2)], vec![(k(2), &l2[..]), (k(3), &l3[..])]);
-        assert_eq!(hops.get(&k(3)), None);
     }
 
     #[test]
     fn a_direct_session_beats_a_relay() {
-        let l2 = [k(3)];
-        let l3 = [k(2)];
-        let hops = next_hops(k(1), &[k(2), k(3)], vec![(k(2), &l2[..]), (k(3), &l3[..])]);
+        let hops = next_hops(&[k(2), k(3)], [k(3)], |_, _| true);
         assert_eq!(hops.get(&k(3)), Some(&k(3)));
+    }
+
+    #[test]
+    fn relays_spread_and_stay_put_when_others_come_and_go() {
+        let direct: Vec<PublicKey> = (10..30).map(k).collect();
+        let targets: Vec<PublicKey> = (100..200).map(k).collect();
+        let hops = next_hops(&direct, targets.clone(), |_, _| true);
+        let used: std::collections::HashSet<_> = targets.iter().map(|t| hops[t]).collect();
+        assert!(used.len() >= 10, "100 destinations over {} relays", used.len());
+        // Take away one relay: only its destinations move.
+        let fewer: Vec<PublicKey> = direct.iter().copied().filter(|d| *d != k(10)).collect();
+        let after = next_hops(&fewer, targets.clone(), |_, _| true);
+        for t in &targets {
+            if hops[t] != k(10) {
+                assert_eq!(after[t], hops[t]);
+            }
+        }
     }
 }
