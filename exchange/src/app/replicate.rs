@@ -400,7 +400,7 @@ fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, noti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::journal::{serve, DrJournal, ServeOpts, Served};
+    use crate::app::dr_journal::{serve, DrJournal, ServeOpts, Served};
     use crate::events::Input;
     use std::net::TcpListener;
 

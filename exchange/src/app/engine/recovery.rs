@@ -2,9 +2,9 @@
 //! replayed through a fresh engine and onto the publisher's streams.
 
 use super::publisher::Publisher;
-use crate::engine::{Engine, EngineConfig};
 use crate::events::{Outputs, SequencedInput};
 use crate::journal::Writer;
+use crate::matching::{Engine, EngineConfig};
 use crate::types::{Epoch, SymbolIndex, Timestamp};
 use anyhow::{bail, Context as _};
 use std::path::Path;

@@ -11,10 +11,10 @@
 use super::checkpoint::Checkpoints;
 use super::publisher::Publisher;
 use super::stats::{self, Stats};
-use crate::app::journal::{serve, DrJournal, ServeOpts, Served};
-use crate::engine::{Engine, EngineConfig};
+use crate::app::dr_journal::{serve, DrJournal, ServeOpts, Served};
 use crate::events::{Outputs, SequencedInput};
 use crate::journal::{self, Writer};
+use crate::matching::{Engine, EngineConfig};
 use crate::types::{Epoch, SymbolIndex, Timestamp};
 use anyhow::{bail, Context as _};
 use std::net::TcpListener;
