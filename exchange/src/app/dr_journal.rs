@@ -123,11 +123,6 @@ impl DrJournal {
         self.expect_symbols = Some(symbols.to_vec());
     }
 
-    /// The engine name of the journal, once known.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
     /// Syncs and gives up the writer (a promoted standby appends to it).
     pub fn into_writer(mut self) -> Result<Option<Writer>> {
         self.sync()?;

@@ -10,8 +10,8 @@ use crate::types::*;
 use crate::wire::itch::{self, ItchMessage};
 use std::collections::{BTreeMap, HashMap};
 
-pub use super::findings::{Findings, MAX_ERRORS};
-pub use crate::app::acks_file::{AckFile, AckLine};
+pub use super::findings::Findings;
+pub use crate::app::acks_file::AckFile;
 
 /// What the audit knows of one order.
 #[derive(Clone, Copy, Debug)]

@@ -8,8 +8,8 @@ mod gen;
 mod results;
 mod session;
 
-pub use gen::{intended_offset, price_band, OrderGen, PRICE_BAND};
-pub use results::{Percentiles, Stats};
+use gen::OrderGen;
+use results::Stats;
 
 use super::gateway::{pad_password, raise_nofile, user_name, write_json_atomic};
 use crate::net;

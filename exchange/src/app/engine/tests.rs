@@ -228,7 +228,8 @@ fn pipeline(dir: &Path, datagrams: &[(SocketAddr, Vec<u8>)], stats: &Arc<Stats>)
     let opened = open_journal(&journal, "eng1", &[1, 2]).unwrap();
     let mut p = publisher(stats);
     let rec = replay(&opened.records, &[1, 2], &mut p).unwrap();
-    let epoch = choose_epoch(None, opened.records.len(), rec.last_epoch).unwrap();
+    let last_epoch = opened.records.last().map_or(0, |r| r.epoch);
+    let epoch = choose_epoch(None, opened.records.len(), last_epoch).unwrap();
     let mut m = Matcher::new(rec.engine, epoch, rec.last_time);
     let mut d = LocalJournal(opened.writer);
     let mut ingress = Ingress::new([1, 2], stats.clone());

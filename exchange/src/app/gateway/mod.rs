@@ -20,8 +20,7 @@ mod core;
 mod login;
 mod route;
 
-pub use login::{check_login, pad_password, parse_user, session_id, user_name};
-pub use route::{route, Fence, Routed};
+pub use login::{pad_password, user_name};
 
 use crate::app::acks_file::AckLog;
 use crate::app::overlay::OverlayArgs;
