@@ -116,8 +116,9 @@ impl Node {
     }
 
     /// Takes over the space of a host that is gone for good (by name or
-    /// base64 key). The operator vouches that it is dead.
-    pub fn ipam_take_over(&mut self, peer: &str) -> Result<usize, String> {
+    /// base64 key). The operator vouches that it is dead; one connected at
+    /// `now` is refused.
+    pub fn ipam_take_over(&mut self, peer: &str, now: Instant) -> Result<usize, String> {
         let dead = self
             .peers
             .values()
@@ -128,7 +129,7 @@ impl Node {
         if dead == self.public_key() {
             return Err("cannot take over this host's own space".into());
         }
-        if self.peers.get(&dead).is_some_and(|p| p.is_connected(Instant::now(), &self.cfg.timers)) {
+        if self.peers.get(&dead).is_some_and(|p| p.is_connected(now, &self.cfg.timers)) {
             return Err(format!("{peer} is connected: only a peer gone for good can be taken over"));
         }
         let taken = self.ipam.ring.take_over(self.public_key(), dead);
