@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::PeerState;
 use crate::mac::Mac;
+use rand::Rng;
 use std::collections::{HashSet, VecDeque};
 
 /// What one node emitted during a call.

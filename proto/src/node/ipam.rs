@@ -10,11 +10,14 @@
 //!   over the session); the donor resends until the recipient's record
 //!   lists the space.
 
-use super::*;
+use super::{Io, Node};
 use crate::api::{AllocationRow, IpamStatus, SpanInfo};
 use crate::ipam::{choose_donor, Allocator, IpamError, IpamMessage, IpamRecord, Range, Ring};
+use crate::keys::PublicKey;
+use crate::stats::DropReason;
 use crate::wire::Kind;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 /// How long a fresh host waits to hear a seeded ring before seeding.
 pub const SEED_SETTLE: Duration = Duration::from_secs(3);
