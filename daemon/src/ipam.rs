@@ -114,7 +114,6 @@ impl Dataplane {
 
     /// Writes the ring and allocations to the state dir.
     pub fn persist_ipam(&mut self) -> anyhow::Result<()> {
-        self.node.take_ipam_changed();
         let (ring, alloc) = self.node.ipam_snapshot();
         self.state.save_ipam(ring, alloc)
     }

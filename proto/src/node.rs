@@ -4,8 +4,9 @@
 //! [`Node::handle_frame`] for each frame read from the TAP (and
 //! [`Node::flush`] after each batch of them), and [`Node::handle_timeout`]
 //! when [`Node::poll_timeout`] has passed. The node answers through an
-//! [`Io`]: datagrams to send, frames to deliver. It owns its scratch
-//! buffers, so the per-packet path allocates nothing. It has no clock of its
+//! [`Io`]: datagrams to send, frames to deliver; and through
+//! [`Node::poll_event`]: state the daemon should save or rebuild. It owns
+//! its scratch buffers, so the per-packet path allocates nothing. It has no clock of its
 //! own: every call that needs the time takes `now`, and [`Config::unix_ms`]
 //! ties that to the wall clock.
 //!
@@ -62,7 +63,7 @@ use crate::wire::{self, Packet, ETH_HEADER_LEN};
 use peer::{Bootstrap, Indices, Peer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,27 @@ pub struct Config {
     pub ipam_range: crate::ipam::Range,
 }
 
+/// Something the daemon should act on, from [`Node::poll_event`]. Each is
+/// queued at most once until it is polled: it says "changed since you last
+/// heard", not how often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer was learned, dropped or (re)connected: save
+    /// [`Node::known_peers`] (peers.json), so a restart reconnects.
+    PeersChanged,
+    /// The IPAM ring or this host's allocations changed: save
+    /// [`Node::ipam_snapshot`] (ipam.json). Space this host gives away
+    /// leaves at the next [`Node::handle_timeout`], so saving before that
+    /// keeps it from being handed out twice.
+    IpamChanged,
+    /// The entries [`Node::dns_view`] shows may have changed (any host's):
+    /// rebuild the DNS server's table from it. Also queued once at start.
+    DnsChanged,
+    /// This host's own DNS entries changed: save [`Node::dns_own_entries`]
+    /// (dns.json).
+    OwnDnsChanged,
+}
+
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
 const BUF_LEN: usize = wire::MAX_DATAGRAM + 64;
 
@@ -173,8 +195,8 @@ pub struct Node {
     last_stamp: u64,
     rng: StdRng,
     next_tick: Instant,
-    /// Set when the set of known peers changed (the daemon persists it).
-    peers_changed: bool,
+    /// Events not polled yet, each at most once.
+    events: VecDeque<Event>,
     drops: Drops,
 
     // ---- peers and handshakes (`peer`, `handshake`, `timers`) ----
@@ -251,7 +273,7 @@ impl Node {
             last_stamp: cfg.unix_ms,
             rng: StdRng::seed_from_u64(cfg.seed),
             next_tick: now,
-            peers_changed: false,
+            events: VecDeque::from([Event::DnsChanged]),
             drops: Drops::default(),
             peers: HashMap::new(),
             by_short: HashMap::new(),
@@ -302,14 +324,16 @@ impl Node {
         self.cfg.overlay_mtu
     }
 
-    /// True once after the set of known peers changed.
-    pub fn take_peers_changed(&mut self) -> bool {
-        std::mem::take(&mut self.peers_changed)
-    }
-
     /// When [`Node::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Instant {
         self.next_tick
+    }
+
+    /// The next thing the daemon should act on (see [`Event`]), oldest
+    /// first; None when nothing changed since the last call. The daemon
+    /// calls it until None after each batch of calls into the node.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// Handles one datagram from the underlay.
@@ -425,6 +449,13 @@ impl Node {
     /// Handshake counters so far.
     pub fn handshakes(&self) -> HandshakeCounts {
         self.handshakes
+    }
+
+    /// Queues `ev` for [`Node::poll_event`] unless it is already queued.
+    fn emit(&mut self, ev: Event) {
+        if !self.events.contains(&ev) {
+            self.events.push_back(ev);
+        }
     }
 
     /// Milliseconds on this host's clock that only grow (across restarts too).

@@ -3,7 +3,7 @@
 //! others' tombstones to its own entries, and the merged view of every
 //! host's entries for the DNS server. The logic is in [`crate::dns`].
 
-use super::Node;
+use super::{Event, Node};
 use crate::dns::{self, DnsEntry, DnsError, OwnNames, Published, Selector, Visible};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -14,10 +14,6 @@ pub(super) struct DnsState {
     own: OwnNames,
     /// The gossip table's DNS change count when others' tombstones were last applied.
     seen: Option<u64>,
-    /// Counts changes of the own entries and tombstones.
-    changes: u64,
-    /// Own entries changed since the daemon last saved them.
-    unsaved: bool,
 }
 
 impl Node {
@@ -43,7 +39,7 @@ impl Node {
         }
         let stamp = self.stamp(now);
         let e = self.dns.own.add(name, addr, owner, stamp)?;
-        self.dns.unsaved = true;
+        self.emit(Event::OwnDnsChanged);
         self.publish_dns();
         Ok(Visible {
             name: e.name,
@@ -62,7 +58,9 @@ impl Node {
         let view = self.dns_view();
         let removed = self.dns.own.remove(&me, sel, &view, now)?;
         if !removed.is_empty() {
-            self.dns.unsaved |= removed.iter().any(|v| v.origin == me);
+            if removed.iter().any(|v| v.origin == me) {
+                self.emit(Event::OwnDnsChanged);
+            }
             self.publish_dns();
         }
         Ok(removed)
@@ -87,19 +85,9 @@ impl Node {
         dns::visible(&records)
     }
 
-    /// Grows whenever [`Node::dns_view`] may have changed.
-    pub fn dns_generation(&self) -> u64 {
-        self.gossip.dns_changes().wrapping_add(self.dns.changes)
-    }
-
     /// This host's own entries, to be kept across restarts.
     pub fn dns_own_entries(&self) -> &[DnsEntry] {
         self.dns.own.entries()
-    }
-
-    /// True once after this host's own entries changed.
-    pub fn take_dns_unsaved(&mut self) -> bool {
-        std::mem::take(&mut self.dns.unsaved)
     }
 
     /// Periodic work (from `refresh_own`): drops own entries that others'
@@ -112,7 +100,7 @@ impl Node {
             let me = self.public_key();
             let gone = self.dns.own.apply_tombstones(&me, self.gossip.records().flat_map(|r| &r.dns_tombstones));
             if !gone.is_empty() {
-                self.dns.unsaved = true;
+                self.emit(Event::OwnDnsChanged);
                 changed = true;
             }
         }
@@ -127,7 +115,7 @@ impl Node {
     fn publish_dns(&mut self) {
         self.own.dns = self.dns.own.entries().to_vec();
         self.own.dns_tombstones = self.dns.own.tombstones();
-        self.dns.changes += 1;
+        self.emit(Event::DnsChanged);
         self.own_dirty = true;
     }
 }

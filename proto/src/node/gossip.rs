@@ -4,7 +4,7 @@
 //! arrive, and forgetting hosts gone for long. The table and the record
 //! format are in [`crate::gossip`].
 
-use super::{Io, Node};
+use super::{Event, Io, Node};
 use crate::gossip::{self, Connection, Merge, PeerRecord};
 use crate::keys::PublicKey;
 use crate::stats::DropReason;
@@ -102,8 +102,10 @@ impl Node {
             }
         }
         let peers = &self.peers;
+        let dns_before = self.gossip.dns_changes();
         let forgotten =
             self.gossip.forget_stale(now, t.forget_after, |k| peers.get(k).is_some_and(|p| p.is_connected(now, &t)));
+        self.note_dns_changes(dns_before);
         for k in forgotten {
             self.ipam_forget(k);
             let configured = self.bootstraps.iter().any(|b| b.key == Some(k));
@@ -120,6 +122,7 @@ impl Node {
             return self.drops.count(DropReason::BadGossip);
         };
         let me = self.public_key();
+        let dns_before = self.gossip.dns_changes();
         for r in records {
             if r.key == me {
                 // Someone holds a newer record of ours than we do (we lost
@@ -161,6 +164,15 @@ impl Node {
                     }
                 }
             }
+        }
+        self.note_dns_changes(dns_before);
+    }
+
+    /// Queues [`Event::DnsChanged`] if the DNS entries other hosts publish
+    /// changed since the table's DNS change count was `before`.
+    fn note_dns_changes(&mut self, before: u64) {
+        if self.gossip.dns_changes() != before {
+            self.emit(Event::DnsChanged);
         }
     }
 }

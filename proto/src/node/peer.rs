@@ -5,7 +5,7 @@
 //! session, which is how every DATA packet leaves; the local indices
 //! sessions and handshakes share; and the configured bootstrap addresses.
 
-use super::{Io, Node, Timers, TrafficCounters};
+use super::{Event, Io, Node, Timers, TrafficCounters};
 use crate::keys::PublicKey;
 use crate::session::{Handshake, Session};
 use crate::stats::DropReason;
@@ -215,7 +215,7 @@ impl Node {
     pub(super) fn peer_entry(&mut self, key: PublicKey, now: Instant) -> &mut Peer {
         if !self.peers.contains_key(&key) {
             self.by_short.insert(key.short_id(), key);
-            self.peers_changed = true;
+            self.emit(Event::PeersChanged);
             self.routes_dirty = true;
         }
         self.peers.entry(key).or_insert_with(|| Peer::new(key, now))
@@ -233,7 +233,7 @@ impl Node {
             }
             self.by_short.remove(&key.short_id());
             self.macs.sweep(self.start, |k| k == key);
-            self.peers_changed = true;
+            self.emit(Event::PeersChanged);
             self.routes_dirty = true;
             self.own_dirty = true;
             self.remote_groups_dirty = true;
@@ -263,7 +263,7 @@ impl Node {
         self.indices.sessions.insert(index, key);
         self.routes_dirty = true;
         self.own_dirty = true;
-        self.peers_changed = true;
+        self.emit(Event::PeersChanged);
     }
 
     /// A responder-side session got its first authenticated packet.
