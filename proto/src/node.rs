@@ -6,13 +6,14 @@
 //! when [`Node::poll_timeout`] has passed. The node answers through an
 //! [`Io`]: datagrams to send, frames to deliver; and through
 //! [`Node::poll_event`]: state the daemon should save or rebuild. It owns
-//! its scratch buffers, so the per-packet path allocates nothing. It has no clock of its
-//! own: every call that needs the time takes `now`, and [`Config::unix_ms`]
-//! ties that to the wall clock.
+//! its scratch buffers, so the per-packet path allocates nothing. It has no
+//! clock of its own: every call that needs the time takes `now`, and
+//! [`Config::unix_ms`] ties that to the wall clock.
 //!
 //! This file holds the node's state, its configuration and its entry
-//! points. Each concern has its own submodule; each uses only this file and
-//! the submodules listed before it:
+//! points. Each concern has its own submodule; each uses (items and `Node`
+//! methods) only this file and the submodules listed before it, so there
+//! is no cycle between them. The payload encodings are in [`crate::wire`].
 //!
 //! - `peer`: the peer table: each peer's session slots (installing a new
 //!   session, promoting a confirmed one), sealing on the current session,
@@ -147,12 +148,16 @@ impl Default for Timers {
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// This host's name, announced in handshakes and gossip.
     pub name: String,
+    /// This host's static key pair: its identity in the mesh.
     pub keypair: StaticKeypair,
+    /// The key from the mesh password, mixed into every handshake.
     pub network_key: NetworkKey,
     /// Largest frame payload carried (the overlay MTU, without the 14-byte
     /// Ethernet header).
     pub overlay_mtu: usize,
+    /// Timer settings.
     pub timers: Timers,
     /// Wall-clock milliseconds at start: the base of gossip versions and
     /// handshake timestamps, so they keep growing across restarts.
