@@ -13,8 +13,8 @@
 # 100,000. --md-batch-us is the engine's market-data batching (0: a packet
 # per symbol at every group commit; 5000 lets the engine host carry about
 # 30,000 orders/s instead of 20,000; acknowledgements are never held).
-# Writes bench/results/aex.md and aex.json. Also runs the engine
-# alone (criterion: cargo bench -p aex --bench engine) for reference.
+# Writes bench/results/aex.md and aex.json. The matching engine alone is
+# measured apart, by criterion: cargo bench -p aex --bench matching.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then

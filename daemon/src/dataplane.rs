@@ -16,7 +16,7 @@ use weavers_proto::api::{
     DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DropCount, ExposeResponse, PeerAddrs, Status,
 };
 use weavers_proto::dns::{self, Selector, Visible};
-use weavers_proto::node::{Io, Node};
+use weavers_proto::node::{Event, Io, Node};
 use weavers_proto::stats::DropReason;
 use weavers_proto::vnet::{self, VnetHdr, VNET_HDR_LEN};
 
@@ -82,8 +82,6 @@ pub struct Dataplane {
     pub tx: TxBatch,
     /// The DNS server and the table it answers from.
     pub dns: crate::dns::DnsService,
-    /// The node's DNS generation the table was last built from.
-    pub dns_generation: Option<u64>,
     /// Allocations waiting for the range to be seeded or for space.
     pub pending_allocs: Vec<crate::ipam::PendingAlloc>,
 }
@@ -111,11 +109,7 @@ impl Dataplane {
                     self.node.handle_timeout(Instant::now(), &mut io);
                     let failed = io.finish();
                     self.node.count_drops(DropReason::SendFailed, failed);
-                    if self.node.take_peers_changed() {
-                        self.persist_peers();
-                    }
-                    self.persist_ipam_if_changed();
-                    self.sync_dns();
+                    self.handle_events();
                     self.retry_allocations().await;
                 }
             }
@@ -142,13 +136,23 @@ impl Dataplane {
         let failed = io.finish();
         self.node.count_drops(DropReason::SendFailed, failed);
         // Space given away is on disk before the donation leaves (at the next tick).
-        self.persist_ipam_if_changed();
+        self.handle_events();
     }
 
-    fn persist_ipam_if_changed(&mut self) {
-        if self.node.take_ipam_changed() {
-            if let Err(e) = self.persist_ipam() {
-                tracing::warn!("saving IPAM state: {e:#}");
+    /// Acts on what the node reports: saves peers, IPAM state and this
+    /// host's DNS entries when they changed, and rebuilds the DNS server's
+    /// table when the node's view changed.
+    fn handle_events(&mut self) {
+        while let Some(ev) = self.node.poll_event() {
+            match ev {
+                Event::PeersChanged => self.persist_peers(),
+                Event::IpamChanged => {
+                    if let Err(e) = self.persist_ipam() {
+                        tracing::warn!("saving IPAM state: {e:#}");
+                    }
+                }
+                Event::DnsChanged => self.dns.update(self.node.dns_view()),
+                Event::OwnDnsChanged => self.persist_dns(),
             }
         }
     }
@@ -254,7 +258,7 @@ impl Dataplane {
                 let _ = tx.send(r);
             }
             Command::DnsList(tx) => {
-                self.sync_dns();
+                self.handle_events();
                 let rows = self.dns.with_table(|t| {
                     t.grouped()
                         .into_iter()
@@ -270,7 +274,7 @@ impl Dataplane {
                 let _ = tx.send(rows);
             }
             Command::DnsLookup(name, tx) => {
-                self.sync_dns();
+                self.handle_events();
                 let addrs = self.dns.with_table(|t| t.lookup_all(&name));
                 let _ =
                     tx.send(addrs.map(|a| DnsLookup {
@@ -279,7 +283,7 @@ impl Dataplane {
                     }));
             }
             Command::DnsStats(tx) => {
-                self.sync_dns();
+                self.handle_events();
                 let _ = tx.send(self.dns.stats());
             }
         }
@@ -287,27 +291,14 @@ impl Dataplane {
 
     fn dns_add(&mut self, add: DnsAdd, now: Instant) -> Result<DnsEntryInfo, String> {
         let v = self.node.dns_add(&add.name, add.addr, add.owner.as_deref(), now).map_err(|e| e.to_string())?;
-        self.sync_dns();
+        self.handle_events();
         Ok(entry_info(&v))
     }
 
     fn dns_remove(&mut self, sel: &Selector, now: Instant) -> Result<DnsRemoved, String> {
         let removed = self.node.dns_remove(sel, now).map_err(|e| e.to_string())?;
-        self.sync_dns();
+        self.handle_events();
         Ok(DnsRemoved { removed: removed.iter().map(entry_info).collect() })
-    }
-
-    /// Rebuilds the DNS server's table when the node's view changed, and
-    /// saves this host's entries when they changed.
-    fn sync_dns(&mut self) {
-        let g = self.node.dns_generation();
-        if self.dns_generation != Some(g) {
-            self.dns_generation = Some(g);
-            self.dns.update(self.node.dns_view());
-        }
-        if self.node.take_dns_unsaved() {
-            self.persist_dns();
-        }
     }
 
     fn persist_dns(&mut self) {

@@ -107,14 +107,13 @@ impl Dataplane {
     }
 
     pub fn rmpeer(&mut self, peer: &str) -> Result<IpamStatus, String> {
-        self.node.ipam_take_over(peer)?;
+        self.node.ipam_take_over(peer, Instant::now())?;
         self.persist_ipam().map_err(|e| format!("{e:#}"))?;
         Ok(self.node.ipam_status())
     }
 
     /// Writes the ring and allocations to the state dir.
     pub fn persist_ipam(&mut self) -> anyhow::Result<()> {
-        self.node.take_ipam_changed();
         let (ring, alloc) = self.node.ipam_snapshot();
         self.state.save_ipam(ring, alloc)
     }

@@ -118,7 +118,6 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
         configured: Vec::new(),
         tx: udp::TxBatch::new(true),
         dns: dns::DnsService::new(settings.dns_port, settings.dns_upstream),
-        dns_generation: None,
         pending_allocs: Vec::new(),
     };
     dp.add_peers(settings.peers.clone(), false).await.map_err(anyhow::Error::msg).context("--peer")?;

@@ -397,7 +397,7 @@ pub enum MdEvent {
     Checkpoint {
         /// The last input applied.
         seq: Seq,
-        /// [`crate::engine::Engine::digest`] at that point.
+        /// [`crate::matching::Engine::digest`] at that point.
         digest: Digest,
     },
 }

@@ -1,13 +1,15 @@
 //! AEX, the reference exchange that rides weavers: its deterministic core.
 //!
-//! Everything here is pure logic with no I/O and no clock of its own (time
-//! comes in with each input), so a disaster-recovery standby and an audit
-//! can replay it and get the same bytes:
+//! Everything here but [`net`] (sockets) and [`journal`] (its file) is pure
+//! logic with no I/O, and nothing has a clock of its own (time comes in
+//! with each input), so a disaster-recovery standby and an audit can replay
+//! it and get the same bytes:
 //!
 //! - [`types`]: sides, order types, time in force, tickers, the integer types;
 //! - [`events`]: engine inputs and outputs;
 //! - [`book`]: one symbol's limit order book (price-time priority);
-//! - [`engine`]: a set of books behind one input sequence, with state digests;
+//! - [`matching`]: the matching engine, a set of books behind one input
+//!   sequence, with state digests;
 //! - [`dedup`]: the idempotency window for client order ids;
 //! - [`mdbook`]: a book rebuilt from market data, as consumers keep it;
 //! - [`symbols`]: the symbols file (groups and DNS names per symbol);
@@ -25,9 +27,9 @@
 pub mod app;
 pub mod book;
 pub mod dedup;
-pub mod engine;
 pub mod events;
 pub mod journal;
+pub mod matching;
 pub mod mdbook;
 pub mod net;
 pub mod stream;
@@ -35,6 +37,6 @@ pub mod symbols;
 pub mod types;
 pub mod wire;
 
-pub use engine::{ApplyError, Engine, EngineConfig};
 pub use events::*;
+pub use matching::{ApplyError, Engine, EngineConfig};
 pub use types::*;

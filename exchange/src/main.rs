@@ -2,10 +2,11 @@
 //! registers their multicast groups in the overlay DNS (so every process
 //! finds `TICKER.orders.aex.weavers.local` and `TICKER.md.aex.weavers.local`
 //! by name), and runs the processes of `exchange/ARCHITECTURE.md`: engine,
-//! gateway, customers, record, audit, view.
+//! gateway, customers, record, audit, view, journal.
 //!
-//! A process is a variant holding its `aex::app::NAME::Args`, dispatched to
-//! `aex::app::NAME::run` through [`exit_with`].
+//! A process is a variant holding its module's `Args`
+//! (`aex::app::NAME::Args`; `aex journal`'s module is `app::dr_journal`),
+//! dispatched to that module's `run` through [`exit_with`].
 
 use aex::symbols::SymbolTable;
 use clap::{Parser, Subcommand};
@@ -55,7 +56,7 @@ enum Cmd {
     /// The DR site's journal: takes the primary's records over TCP, fsyncs
     /// them before acknowledging, fences older epochs, and on the primary's
     /// loss can replace itself with a recovering engine (pilot light)
-    Journal(aex::app::journal::Args),
+    Journal(aex::app::dr_journal::Args),
 }
 
 /// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
@@ -89,7 +90,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Cmd::Journal(args) => exit_with(aex::app::journal::run(args, &table)),
+        Cmd::Journal(args) => exit_with(aex::app::dr_journal::run(args, &table)),
         Cmd::Record(args) => exit_with(aex::app::record::run(args, &table)),
         Cmd::Audit(args) => exit_with(aex::app::audit::run(args, &table)),
         Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),

@@ -161,11 +161,6 @@ impl MdBook {
         matches!((self.best_bid(symbol), self.best_ask(symbol)), (Some(b), Some(a)) if b.price >= a.price)
     }
 
-    /// Shares an order has on the book.
-    pub fn order_qty(&self, symbol: SymbolIndex, order_id: OrderId) -> Option<Qty> {
-        self.orders.get(&(symbol, order_id)).map(|o| o.qty)
-    }
-
     /// The number of orders on all books.
     pub fn len(&self) -> usize {
         self.orders.len()
@@ -192,9 +187,9 @@ mod tests {
         assert_eq!(b.apply(&add(1, Side::Buy, 1, 1)), Err(MdBookError::DuplicateOrder { symbol: 1, order_id: 1 }));
         b.apply(&MdEvent::OrderExecuted { symbol: 1, order_id: 1, qty: 10, match_id: 1 }).unwrap();
         assert_eq!(b.best_bid(1), Some(LevelView { price: 100, qty: 5, count: 1 }));
-        assert_eq!(b.order_qty(1, 1), None);
+        assert_eq!(b.len(), 2, "order 1 left the book");
         b.apply(&MdEvent::OrderCancelled { symbol: 1, order_id: 2, qty: 2 }).unwrap();
-        assert_eq!(b.order_qty(1, 2), Some(3));
+        assert_eq!(b.best_bid(1), Some(LevelView { price: 100, qty: 3, count: 1 }));
         let over = MdEvent::OrderCancelled { symbol: 1, order_id: 2, qty: 4 };
         assert_eq!(b.apply(&over), Err(MdBookError::BadQuantity { symbol: 1, order_id: 2, have: 3, take: 4 }));
         b.apply(&MdEvent::OrderDeleted { symbol: 1, order_id: 2 }).unwrap();

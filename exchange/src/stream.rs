@@ -40,11 +40,6 @@ impl Sender {
         Sender { session, first_kept: 1, history: VecDeque::new(), capacity: capacity.max(1), unsent_from: 1 }
     }
 
-    /// The session.
-    pub fn session(&self) -> Session {
-        self.session
-    }
-
     /// The sequence number the next message will get.
     pub fn next_seq(&self) -> u64 {
         self.first_kept + self.history.len() as u64
@@ -141,19 +136,6 @@ pub struct Arrival {
     pub take: usize,
 }
 
-/// Counters of one stream's receiver.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReceiverStats {
-    /// Messages delivered.
-    pub delivered: u64,
-    /// Packets that started past the next message (dropped, gap asked for).
-    pub out_of_order: u64,
-    /// Re-requests asked for.
-    pub requests: u64,
-    /// Messages given up on.
-    pub lost: u64,
-}
-
 /// The receiving side of one stream.
 #[derive(Clone, Debug)]
 pub struct Receiver {
@@ -164,7 +146,6 @@ pub struct Receiver {
     /// When the current gap was first seen.
     gap_since: Option<u64>,
     last_request: Option<u64>,
-    stats: ReceiverStats,
 }
 
 impl Receiver {
@@ -175,17 +156,12 @@ impl Receiver {
             Start::AtFirst => None,
             Start::At(n) => Some(n.max(1)),
         };
-        Receiver { next, known_end: 1, gap_since: None, last_request: None, stats: ReceiverStats::default() }
+        Receiver { next, known_end: 1, gap_since: None, last_request: None }
     }
 
     /// The next message expected.
     pub fn next(&self) -> Option<u64> {
         self.next
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> ReceiverStats {
-        self.stats
     }
 
     /// Whether messages are known to be missing.
@@ -203,9 +179,6 @@ impl Receiver {
             self.known_end = end;
         }
         if seq > next {
-            if count > 0 {
-                self.stats.out_of_order += 1;
-            }
             self.gap_since.get_or_insert(now_ns);
             return Arrival::default();
         }
@@ -215,7 +188,6 @@ impl Receiver {
         let skip = (next - seq) as usize;
         let take = count - skip;
         self.next = Some(end);
-        self.stats.delivered += take as u64;
         self.gap_since = if self.in_gap() { Some(now_ns) } else { None };
         Arrival { skip, take }
     }
@@ -231,7 +203,6 @@ impl Receiver {
             return None;
         }
         self.last_request = Some(now_ns);
-        self.stats.requests += 1;
         let count = (self.known_end - next).min(MAX_REQUEST as u64) as u16;
         Some(ReRequest { session, seq: next, count })
     }
@@ -253,7 +224,6 @@ impl Receiver {
             return 0;
         }
         let lost = self.known_end - next;
-        self.stats.lost += lost;
         self.next = None;
         self.gap_since = None;
         lost
@@ -327,7 +297,6 @@ mod tests {
         assert!(!r.in_gap());
         assert_eq!(r.next(), Some(9));
         assert_eq!(r.on_packet(3, 2, 40), Arrival { skip: 2, take: 0 });
-        assert_eq!(r.stats().delivered, 8);
     }
 
     #[test]
@@ -356,6 +325,5 @@ mod tests {
         assert_eq!(r.give_up(1 + GIVE_UP_NS - 1), 0);
         assert_eq!(r.give_up(1 + GIVE_UP_NS), 4);
         assert_eq!(r.on_packet(106, 1, 2 + GIVE_UP_NS), Arrival { skip: 0, take: 1 });
-        assert_eq!(r.stats().lost, 4);
     }
 }

@@ -249,14 +249,6 @@ impl SymbolTable {
         self.by_ticker.get(ticker).and_then(|i| self.by_index.get(i))
     }
 
-    /// A symbol by ticker text (case-insensitive) or index digits.
-    pub fn lookup(&self, name: &str) -> Option<&Symbol> {
-        if let Ok(i) = name.parse::<SymbolIndex>() {
-            return self.get(i);
-        }
-        Ticker::parse(&name.to_ascii_uppercase()).ok().and_then(|t| self.by_ticker(&t))
-    }
-
     /// The symbol a customer named.
     pub fn resolve(&self, r: SymbolRef) -> Option<&Symbol> {
         match r {
@@ -286,11 +278,10 @@ mod tests {
         assert_eq!(s.orders_name(), "acrn.orders.aex");
         assert_eq!(s.md_fqdn(), "acrn.md.aex.weavers.local");
         assert_eq!(t.get(100).unwrap().md_group, Ipv4Addr::new(239, 192, 2, 100));
-        assert_eq!(t.lookup("acrn"), Some(s));
-        assert_eq!(t.lookup("1"), Some(s));
+        assert_eq!(t.by_ticker(&Ticker::parse("ACRN").unwrap()), Some(s));
         assert_eq!(t.resolve(SymbolRef::Ticker(s.ticker)), Some(s));
         assert_eq!(t.resolve(SymbolRef::Index(101)), None);
-        assert_eq!(t.lookup("NOPE"), None);
+        assert_eq!(t.by_ticker(&Ticker::parse("NOPE").unwrap()), None);
         for s in t.iter() {
             assert!(s.ref_price >= 500);
         }
@@ -303,7 +294,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.indices().collect::<Vec<_>>(), vec![7, 9]);
-        assert_eq!(t.lookup("cd9").unwrap().ref_price, 5);
+        assert_eq!(t.by_ticker(&Ticker::parse("CD9").unwrap()).unwrap().ref_price, 5);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use aex::app::audit::check::{audit, AckFile, Report};
+use aex::app::audit::check::{audit, AckFile, Findings};
 use aex::app::record::format::{self, Entry, Recording};
 use aex::wire::itch::{self, ItchMessage};
 use aex::*;
@@ -65,7 +65,7 @@ fn world(records: Vec<SequencedInput>) -> World {
     World { records, recording: Recording { entries, torn_tail: false }, acks }
 }
 
-fn run(w: &World) -> Report {
+fn run(w: &World) -> Findings {
     audit(&SYMBOLS, &w.records, false, Some(&w.recording), &[AckFile::parse("acks", &w.acks)])
 }
 

@@ -1,41 +1,70 @@
 //! The mesh node: everything one host does, as a state machine.
 //!
 //! The daemon calls [`Node::handle_datagram`] for each UDP datagram,
-//! [`Node::handle_frame`] for each frame read from the TAP, and
-//! [`Node::handle_timeout`] when [`Node::poll_timeout`] has passed. The node
-//! answers through an [`Io`]: datagrams to send, frames to deliver. It owns
-//! its scratch buffers, so the per-packet path allocates nothing.
+//! [`Node::handle_frame`] for each frame read from the TAP (and
+//! [`Node::flush`] after each batch of them), and [`Node::handle_timeout`]
+//! when [`Node::poll_timeout`] has passed. The node answers through an
+//! [`Io`]: datagrams to send, frames to deliver; and through
+//! [`Node::poll_event`]: state the daemon should save or rebuild. It owns
+//! its scratch buffers, so the per-packet path allocates nothing. It has no
+//! clock of its own: every call that needs the time takes `now`, and
+//! [`Config::unix_ms`] ties that to the wall clock.
 //!
-//! Submodules split it by concern: `handshake` (Noise handshakes and
-//! session installation), `forward` (frames from the TAP out to peers,
-//! bundling, keepalives), `receive` (DATA packets in, relay), `offload`
-//! (messages too big for a datagram in pieces: super-frames, large control
-//! messages such as a gossip record with many DNS names),
-//! `multicast` (snooping, the querier, pruned replication), `names` (the
-//! overlay DNS entries), `timers` (the periodic work) and `info` (snapshots
-//! for the API).
+//! This file holds the node's state, its configuration and its entry
+//! points. Each concern has its own submodule; each uses (items and `Node`
+//! methods) only this file and the submodules listed before it, so there
+//! is no cycle between them. The payload encodings are in [`crate::wire`].
+//!
+//! - `peer`: the peer table: each peer's session slots (installing a new
+//!   session, promoting a confirmed one), sealing on the current session,
+//!   the local session indices, the configured bootstrap addresses.
+//! - `routes`: next hops, direct or through a relay.
+//! - `relay`: relaying: wrapping a frame for a relay on send; passing a
+//!   relayed payload on, or unwrapping it when it is for this host.
+//! - `offload`: reassembling messages that came in pieces (super-frames,
+//!   control messages too big for a datagram).
+//! - `send`: payloads out to peers: frames bundled per peer and flushed,
+//!   relayed or cut in pieces; control messages; keepalive pings.
+//! - `multicast`: snooping, the querier, pruned replication, group counters.
+//! - `ipam`: the shared address ring and this host's allocations.
+//! - `dns`: the overlay DNS entries.
+//! - `gossip`: the own record, pushes, full exchanges, merging what
+//!   arrives, forgetting hosts gone for long.
+//! - `handshake`: Noise handshakes, started and answered, and the sessions
+//!   they install.
+//! - `recv`: DATA packets in: opened, their payloads dispatched, frames
+//!   delivered to the TAP.
+//! - `timers`: the periodic connection upkeep: handshake timeouts and
+//!   backoff, session expiry, dialling, keepalives, rekeys.
+//! - `info`: snapshots for the API.
 
-mod addresses;
-mod forward;
+mod dns;
+mod gossip;
 mod handshake;
 mod info;
+mod ipam;
 mod multicast;
-mod names;
 mod offload;
-mod receive;
+mod peer;
+mod recv;
+mod relay;
+mod routes;
+mod send;
 mod timers;
 
 use crate::gossip::{GossipTable, PeerRecord};
 use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
-use crate::mac::MacTable;
+use crate::mac::{self, Mac, MacTable};
 use crate::ratelimit::HandshakeLimiter;
-use crate::session::{Handshake, Session};
+use crate::snoop::{self, FrameClass};
 use crate::stats::{DropReason, Drops};
-use crate::wire::{self, Packet};
+use crate::vnet::VNET_HDR_LEN;
+use crate::wire::{self, Packet, ETH_HEADER_LEN};
+use peer::{Bootstrap, Indices, Peer};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
+use rand::SeedableRng;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -119,12 +148,16 @@ impl Default for Timers {
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// This host's name, announced in handshakes and gossip.
     pub name: String,
+    /// This host's static key pair: its identity in the mesh.
     pub keypair: StaticKeypair,
+    /// The key from the mesh password, mixed into every handshake.
     pub network_key: NetworkKey,
     /// Largest frame payload carried (the overlay MTU, without the 14-byte
     /// Ethernet header).
     pub overlay_mtu: usize,
+    /// Timer settings.
     pub timers: Timers,
     /// Wall-clock milliseconds at start: the base of gossip versions and
     /// handshake timestamps, so they keep growing across restarts.
@@ -135,137 +168,52 @@ pub struct Config {
     pub ipam_range: crate::ipam::Range,
 }
 
+/// Something the daemon should act on, from [`Node::poll_event`]. Each is
+/// queued at most once until it is polled: it says "changed since you last
+/// heard", not how often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer was learned, dropped or (re)connected: save
+    /// [`Node::known_peers`] (peers.json), so a restart reconnects.
+    PeersChanged,
+    /// The IPAM ring or this host's allocations changed: save
+    /// [`Node::ipam_snapshot`] (ipam.json). Space this host gives away
+    /// leaves at the next [`Node::handle_timeout`], so saving before that
+    /// keeps it from being handed out twice.
+    IpamChanged,
+    /// The entries [`Node::dns_view`] shows may have changed (any host's):
+    /// rebuild the DNS server's table from it. Also queued once at start.
+    DnsChanged,
+    /// This host's own DNS entries changed: save [`Node::dns_own_entries`]
+    /// (dns.json).
+    OwnDnsChanged,
+}
+
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
 const BUF_LEN: usize = wire::MAX_DATAGRAM + 64;
-/// Hop limit on relayed frames.
-const RELAY_TTL: u8 = 8;
-
-/// A host this node knows, by its key.
-#[derive(Debug)]
-struct Peer {
-    key: PublicKey,
-    name: String,
-    /// The underlay address of its direct session (or the last one tried).
-    endpoint: Option<SocketAddr>,
-    /// Other addresses it might be reached at (from gossip).
-    candidates: Vec<SocketAddr>,
-    /// Newest usable session.
-    current: Option<Session>,
-    /// The one before, kept until it expires so in-flight packets open.
-    previous: Option<Session>,
-    /// A responder-side IK session not yet confirmed by the initiator.
-    next: Option<Session>,
-    /// Last authenticated packet from it.
-    last_recv: Option<Instant>,
-    last_ping: Option<Instant>,
-    rtt: Option<Duration>,
-    /// Local index of our handshake in flight to it.
-    in_flight: Option<u32>,
-    attempts: u32,
-    next_attempt: Instant,
-    /// Highest handshake timestamp seen from it (IK replay defence).
-    last_hs_timestamp: u64,
-    /// Frames queued for it (plaintext of one DATA packet), sent on flush.
-    bundle: Vec<u8>,
-    traffic: TrafficCounters,
-}
-
-impl Peer {
-    fn new(key: PublicKey, now: Instant) -> Self {
-        Peer {
-            key,
-            name: String::new(),
-            endpoint: None,
-            candidates: Vec::new(),
-            current: None,
-            previous: None,
-            next: None,
-            last_recv: None,
-            last_ping: None,
-            rtt: None,
-            in_flight: None,
-            attempts: 0,
-            next_attempt: now,
-            last_hs_timestamp: 0,
-            bundle: Vec::new(),
-            traffic: TrafficCounters::default(),
-        }
-    }
-
-    /// A live direct session: usable and heard from recently.
-    fn is_connected(&self, now: Instant, t: &Timers) -> bool {
-        self.current.is_some() && self.last_recv.is_some_and(|r| now.saturating_duration_since(r) < t.dead_after)
-    }
-
-    fn session_mut(&mut self, local_index: u32) -> Option<(&mut Session, Slot)> {
-        for (slot, s) in
-            [(Slot::Current, &mut self.current), (Slot::Previous, &mut self.previous), (Slot::Next, &mut self.next)]
-        {
-            if let Some(s) = s.as_mut().filter(|s| s.local_index == local_index) {
-                return Some((s, slot));
-            }
-        }
-        None
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Current,
-    Previous,
-    Next,
-}
-
-/// A configured `--peer` address, whose key is learned by an XX handshake.
-#[derive(Debug)]
-struct Bootstrap {
-    addr: SocketAddr,
-    key: Option<PublicKey>,
-    in_flight: Option<u32>,
-    attempts: u32,
-    next_attempt: Instant,
-}
-
-/// Who an outgoing handshake is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Peer(PublicKey),
-    Bootstrap(SocketAddr),
-}
-
-#[derive(Debug)]
-struct Outgoing {
-    hs: Handshake,
-    target: Target,
-}
-
-#[derive(Debug)]
-struct Incoming {
-    hs: Handshake,
-    remote_index: u32,
-}
-
-/// The payload inside handshake messages that carry one.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct HandshakePayload {
-    /// Sender's clock (milliseconds, grows across restarts).
-    timestamp: u64,
-    name: String,
-}
 
 /// One host of the mesh, without I/O.
 pub struct Node {
     cfg: Config,
+    /// `now` when the node was made: the base of [`Node::stamp`] and ping tokens.
     start: Instant,
     last_stamp: u64,
     rng: StdRng,
+    next_tick: Instant,
+    /// Events not polled yet, each at most once.
+    events: VecDeque<Event>,
+    drops: Drops,
+
+    // ---- peers and handshakes (`peer`, `handshake`, `timers`) ----
     peers: HashMap<PublicKey, Peer>,
     by_short: HashMap<ShortId, PublicKey>,
-    /// Local session index to the peer holding it.
-    index: HashMap<u32, PublicKey>,
-    outgoing: HashMap<u32, Outgoing>,
-    incoming: HashMap<u32, Incoming>,
+    /// Local indices of sessions and handshakes in flight.
+    indices: Indices,
     bootstraps: Vec<Bootstrap>,
+    limiter: HandshakeLimiter,
+    handshakes: HandshakeCounts,
+
+    // ---- gossip (`gossip`) ----
     own: PeerRecord,
     own_dirty: bool,
     /// The own record's version last pushed to every peer.
@@ -275,36 +223,40 @@ pub struct Node {
     /// Records to push to connected peers soon.
     gossip_pending: Vec<PublicKey>,
     last_full_gossip: Instant,
+
+    // ---- routes (`routes`) ----
     hops: HashMap<PublicKey, PublicKey>,
     routes_dirty: bool,
+
+    // ---- frames (`send`, `recv`, `relay`, `offload`) ----
     macs: MacTable,
-    local_groups: LocalGroups,
-    remote_groups: RemoteIndex,
-    remote_groups_dirty: bool,
-    group_counters: HashMap<IpAddr, multicast::Counters>,
-    querier: multicast::Querier,
     /// Scratch list of a frame's destinations (no allocation per frame).
     targets: Vec<PublicKey>,
     /// Peers with frames queued in their bundle.
     bundled: Vec<PublicKey>,
-    limiter: HandshakeLimiter,
-    drops: Drops,
-    handshakes: HandshakeCounts,
-    next_tick: Instant,
-    /// Set when the set of known peers changed (the daemon persists it).
-    peers_changed: bool,
+    /// The id of the next message sent in pieces.
+    next_message_id: u32,
     /// Outgoing plaintext is built here...
     plain: Box<[u8]>,
     /// ...and sealed here.
     sealed: Box<[u8]>,
     /// Incoming plaintext.
     rx: Box<[u8]>,
-    /// Super-frames being reassembled, and the next id for ours.
+    /// Messages that came in pieces, being put together.
     reassembly: offload::Reassembly,
+
+    // ---- multicast (`multicast`) ----
+    local_groups: LocalGroups,
+    remote_groups: RemoteIndex,
+    remote_groups_dirty: bool,
+    group_counters: HashMap<IpAddr, multicast::Counters>,
+    querier: multicast::Querier,
+
+    // ---- services carried in gossip (`dns`, `ipam`) ----
     /// Overlay DNS entries.
-    names: names::NameState,
+    dns: dns::DnsState,
     /// The shared address range and this host's allocations.
-    ipam: addresses::IpamState,
+    ipam: ipam::IpamState,
 }
 
 impl Node {
@@ -325,12 +277,15 @@ impl Node {
             start: now,
             last_stamp: cfg.unix_ms,
             rng: StdRng::seed_from_u64(cfg.seed),
+            next_tick: now,
+            events: VecDeque::from([Event::DnsChanged]),
+            drops: Drops::default(),
             peers: HashMap::new(),
             by_short: HashMap::new(),
-            index: HashMap::new(),
-            outgoing: HashMap::new(),
-            incoming: HashMap::new(),
+            indices: Indices::default(),
             bootstraps: Vec::new(),
+            limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
+            handshakes: HandshakeCounts::default(),
             own,
             own_dirty: true,
             own_pushed: 0,
@@ -341,24 +296,20 @@ impl Node {
             hops: HashMap::new(),
             routes_dirty: true,
             macs: MacTable::new(cfg.timers.mac_ageing),
+            targets: Vec::new(),
+            bundled: Vec::new(),
+            next_message_id: 0,
+            plain: vec![0u8; BUF_LEN].into_boxed_slice(),
+            sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
+            rx: vec![0u8; BUF_LEN].into_boxed_slice(),
+            reassembly: offload::Reassembly::default(),
             local_groups: LocalGroups::new(),
             remote_groups: RemoteIndex::default(),
             remote_groups_dirty: false,
             group_counters: HashMap::new(),
             querier: multicast::Querier::new(&cfg.keypair.public, now),
-            targets: Vec::new(),
-            bundled: Vec::new(),
-            limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
-            drops: Drops::default(),
-            handshakes: HandshakeCounts::default(),
-            next_tick: now,
-            peers_changed: false,
-            plain: vec![0u8; BUF_LEN].into_boxed_slice(),
-            sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
-            rx: vec![0u8; BUF_LEN].into_boxed_slice(),
-            reassembly: offload::Reassembly::default(),
-            ipam: addresses::IpamState::new(cfg.ipam_range),
-            names: names::NameState::default(),
+            dns: dns::DnsState::default(),
+            ipam: ipam::IpamState::new(cfg.ipam_range),
             cfg,
         }
     }
@@ -378,78 +329,16 @@ impl Node {
         self.cfg.overlay_mtu
     }
 
-    /// Connects to `addr` (a `--peer` or `weavers peer add`), learning the
-    /// key by an XX handshake. Returns false if it was already configured.
-    pub fn add_bootstrap(&mut self, addr: SocketAddr, now: Instant) -> bool {
-        if self.bootstraps.iter().any(|b| b.addr == addr) {
-            return false;
-        }
-        self.bootstraps.push(Bootstrap { addr, key: None, in_flight: None, attempts: 0, next_attempt: now });
-        self.next_tick = now;
-        true
-    }
-
-    /// Forgets a configured address and the peer it led to (gossip may
-    /// bring that peer back if others still reach it). Returns whether it
-    /// was configured.
-    pub fn remove_bootstrap(&mut self, addr: SocketAddr) -> bool {
-        let Some(pos) = self.bootstraps.iter().position(|b| b.addr == addr) else { return false };
-        let b = self.bootstraps.remove(pos);
-        if let Some(i) = b.in_flight {
-            self.outgoing.remove(&i);
-        }
-        if let Some(key) = b.key {
-            self.drop_peer(&key);
-        }
-        true
-    }
-
-    /// Configured addresses.
-    pub fn bootstraps(&self) -> Vec<SocketAddr> {
-        self.bootstraps.iter().map(|b| b.addr).collect()
-    }
-
-    /// Adds a host known from an earlier run (its key and last endpoint),
-    /// reconnected by an IK handshake.
-    pub fn add_known_peer(&mut self, key: PublicKey, endpoint: SocketAddr, name: &str, now: Instant) {
-        if key == self.public_key() {
-            return;
-        }
-        let p = self.peer_entry(key, now);
-        if p.endpoint.is_none() {
-            p.endpoint = Some(endpoint);
-        }
-        if p.name.is_empty() {
-            p.name = name.chars().take(crate::gossip::MAX_NAME_LEN).collect();
-        }
-    }
-
-    /// Hosts worth remembering across a restart: key, endpoint, name.
-    pub fn known_peers(&self) -> Vec<(PublicKey, SocketAddr, String)> {
-        self.peers.values().filter_map(|p| Some((p.key, p.endpoint?, p.name.clone()))).collect()
-    }
-
-    /// True once after the set of known peers changed.
-    pub fn take_peers_changed(&mut self) -> bool {
-        std::mem::take(&mut self.peers_changed)
-    }
-
-    /// Announces (or withdraws) this host's overlay address in gossip.
-    pub fn set_overlay_addr(&mut self, addr: Option<(IpAddr, u8)>) {
-        if self.own.overlay_addr != addr {
-            self.own.overlay_addr = addr;
-            self.own_dirty = true;
-        }
-    }
-
-    /// Overlay addresses other hosts announced.
-    pub fn announced_overlay_addrs(&self) -> Vec<(IpAddr, u8)> {
-        self.gossip.records().filter_map(|r| r.overlay_addr).collect()
-    }
-
     /// When [`Node::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Instant {
         self.next_tick
+    }
+
+    /// The next thing the daemon should act on (see [`Event`]), oldest
+    /// first; None when nothing changed since the last call. The daemon
+    /// calls it until None after each batch of calls into the node.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// Handles one datagram from the underlay.
@@ -470,6 +359,88 @@ impl Node {
         }
     }
 
+    /// Handles one Ethernet frame read from the TAP (sent by a local member).
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8], io: &mut impl Io) {
+        self.handle_any_frame(now, frame, None, io)
+    }
+
+    /// Handles a segmentation-offload super-frame read from a TAP with
+    /// `IFF_VNET_HDR`, with its header: it travels whole, in fragments.
+    pub fn handle_offloaded_frame(
+        &mut self,
+        now: Instant,
+        vnet_hdr: &[u8; VNET_HDR_LEN],
+        frame: &[u8],
+        io: &mut impl Io,
+    ) {
+        self.handle_any_frame(now, frame, Some(vnet_hdr), io)
+    }
+
+    /// Sends a local frame where it is wanted: to the peer behind a known
+    /// unicast MAC, to the group's subscribers, or to every reachable peer.
+    /// IGMP/MLD messages feed the group table instead.
+    fn handle_any_frame(&mut self, now: Instant, frame: &[u8], offload: Option<&[u8; VNET_HDR_LEN]>, io: &mut impl Io) {
+        if frame.len() < ETH_HEADER_LEN {
+            return self.drops.count(DropReason::Malformed);
+        }
+        if offload.is_none() && frame.len() > self.cfg.overlay_mtu + ETH_HEADER_LEN {
+            return self.drops.count(DropReason::Oversize);
+        }
+        if frame.len() > offload::MAX_MESSAGE - VNET_HDR_LEN {
+            return self.drops.count(DropReason::Oversize);
+        }
+        self.refresh_routes(now);
+        let (dst, src) = macs_of(frame);
+        // A source seen locally is not behind any peer (it may have moved here).
+        self.macs.forget(&src);
+        if !mac::is_group(&dst) {
+            if let Some(owner) = self.macs.lookup(&dst, now) {
+                self.send_frame(now, owner, frame, offload, io);
+                return;
+            }
+        } else if dst != [0xff; 6] {
+            match snoop::classify(frame) {
+                FrameClass::Control(msg) => return self.on_membership(now, src, msg),
+                FrameClass::Multicast { group, source } => {
+                    return self.replicate(now, group, source, frame, offload, io);
+                }
+                FrameClass::Other => {}
+            }
+        }
+        // Broadcast, non-IP multicast and unknown unicast: every peer we can reach.
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        targets.extend(self.hops.keys().copied());
+        if targets.is_empty() {
+            self.drops.count(DropReason::NoRoute);
+        }
+        for k in &targets {
+            self.send_frame(now, *k, frame, offload, io);
+        }
+        self.targets = targets;
+    }
+
+    /// Does whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, io: &mut impl Io) {
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + self.cfg.timers.tick;
+        // Liveness depends on time: recompute routes every tick (cheap).
+        self.routes_dirty = true;
+        self.expire_handshakes(now);
+        self.expire_sessions(now);
+        self.dial_bootstraps(now, io);
+        self.maintain_peers(now, io);
+        self.expire_members(now);
+        self.expire_fragments(now);
+        self.ipam_tick(now, io);
+        self.querier_tick(now, io);
+        self.gossip_tick(now, io);
+        self.macs.sweep(now, |_| false);
+        self.flush(io);
+    }
+
     /// Dropped packets so far.
     pub fn drops(&self) -> &Drops {
         &self.drops
@@ -485,45 +456,10 @@ impl Node {
         self.handshakes
     }
 
-    // ---- helpers shared by the submodules ----
-
-    fn peer_entry(&mut self, key: PublicKey, now: Instant) -> &mut Peer {
-        if !self.peers.contains_key(&key) {
-            self.by_short.insert(key.short_id(), key);
-            self.peers_changed = true;
-            self.routes_dirty = true;
-        }
-        self.peers.entry(key).or_insert_with(|| Peer::new(key, now))
-    }
-
-    fn drop_peer(&mut self, key: &PublicKey) {
-        if let Some(p) = self.peers.remove(key) {
-            for s in [&p.current, &p.previous, &p.next].into_iter().flatten() {
-                self.index.remove(&s.local_index);
-            }
-            if let Some(i) = p.in_flight {
-                self.outgoing.remove(&i);
-            }
-            self.by_short.remove(&key.short_id());
-            self.macs.sweep(self.start, |k| k == key);
-            self.peers_changed = true;
-            self.routes_dirty = true;
-            self.own_dirty = true;
-            self.remote_groups_dirty = true;
-        }
-    }
-
-    /// A session index not in use.
-    fn fresh_index(&mut self) -> u32 {
-        loop {
-            let i: u32 = self.rng.gen();
-            if i != 0
-                && !self.index.contains_key(&i)
-                && !self.outgoing.contains_key(&i)
-                && !self.incoming.contains_key(&i)
-            {
-                return i;
-            }
+    /// Queues `ev` for [`Node::poll_event`] unless it is already queued.
+    fn emit(&mut self, ev: Event) {
+        if !self.events.contains(&ev) {
+            self.events.push_back(ev);
         }
     }
 
@@ -533,6 +469,15 @@ impl Node {
         self.last_stamp = t.max(self.last_stamp + 1);
         self.last_stamp
     }
+}
+
+/// The destination and source MACs of a frame at least an Ethernet header long.
+fn macs_of(frame: &[u8]) -> (Mac, Mac) {
+    let mut dst = [0u8; 6];
+    let mut src = [0u8; 6];
+    dst.copy_from_slice(&frame[0..6]);
+    src.copy_from_slice(&frame[6..12]);
+    (dst, src)
 }
 
 #[cfg(test)]

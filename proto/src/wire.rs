@@ -35,10 +35,18 @@
 //! Every control message longer than a datagram's budget travels this way;
 //! at most 65,559 bytes (a 64 KiB super-frame with its headers) each.
 //!
+//! The payload codecs (bundle, relay header, fragment header) are in the
+//! `payload` submodule, re-exported here.
+//!
 //! Integers are big-endian. Only handshake messages expose anything unencrypted, and
 //! those are Noise messages: ephemeral keys and ciphertext.
 
-use crate::keys::ShortId;
+mod payload;
+
+pub use payload::{
+    bundled_frames, push_bundled, write_bundled, BundledFrames, FragmentHeader, RelayHeader, BUNDLE_PREFIX_LEN,
+    MAX_BUNDLED_FRAME,
+};
 
 /// The version this code speaks.
 pub const VERSION: u8 = 1;
@@ -223,30 +231,6 @@ pub fn write_data_header(out: &mut [u8], receiver: u32, counter: u64) {
     out[1] = PacketType::Data as u8;
     out[2..6].copy_from_slice(&receiver.to_be_bytes());
     out[6..14].copy_from_slice(&counter.to_be_bytes());
-}
-
-/// The header of a relayed frame, inside the plaintext after [`Kind::Relay`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RelayHeader {
-    pub ttl: u8,
-    pub dst: ShortId,
-    pub src: ShortId,
-}
-
-impl RelayHeader {
-    pub fn parse(b: &[u8]) -> Option<(RelayHeader, &[u8])> {
-        if b.len() < RELAY_HEADER_LEN {
-            return None;
-        }
-        let id = |at: usize| ShortId(u64::from_be_bytes(b[at..at + 8].try_into().expect("checked")));
-        Some((RelayHeader { ttl: b[0], dst: id(1), src: id(9) }, &b[RELAY_HEADER_LEN..]))
-    }
-
-    pub fn write(&self, out: &mut [u8]) {
-        out[0] = self.ttl;
-        out[1..9].copy_from_slice(&self.dst.0.to_be_bytes());
-        out[9..17].copy_from_slice(&self.src.0.to_be_bytes());
-    }
 }
 
 #[cfg(test)]

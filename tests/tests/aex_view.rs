@@ -21,8 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use aex::engine::{Engine, EngineConfig};
 use aex::events::{Input, MdEvent, NewOrder, Response, SequencedInput};
+use aex::matching::{Engine, EngineConfig};
 use aex::stream::Sender;
 use aex::types::{OrderType, Side, SymbolIndex, TimeInForce};
 use aex::wire::itch::{self, ItchMessage};

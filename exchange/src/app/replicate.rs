@@ -51,6 +51,21 @@ pub struct Progress {
     pub connects: AtomicU64,
 }
 
+impl Progress {
+    /// The DR-durable sequence number.
+    pub fn durable(&self) -> Seq {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The epoch that fenced this primary, if DR refused it.
+    pub fn fenced(&self) -> Option<Epoch> {
+        match self.fenced.load(Ordering::Acquire) {
+            0 => None,
+            e => Some(e),
+        }
+    }
+}
+
 /// Called by the replication threads whenever [`Progress`] changes (DR's
 /// durable mark moved, the connection came or went, DR fenced us), so the
 /// engine's release stage wakes at once instead of polling.
@@ -68,13 +83,10 @@ pub struct Replicator {
 
 impl Replicator {
     /// Starts replicating to `dr`; `last_seq` is the last record already in
-    /// the local journal (DR is caught up from it on connect).
-    pub fn start(dr: SocketAddr, id: Identity, last_seq: Seq) -> Replicator {
-        Replicator::start_notifying(dr, id, last_seq, Arc::new(|| {}))
-    }
-
-    /// [`Replicator::start`], calling `notify` on every change of progress.
-    pub fn start_notifying(dr: SocketAddr, id: Identity, last_seq: Seq, notify: Notify) -> Replicator {
+    /// the local journal (DR is caught up from it on connect). `notify` is
+    /// called on every change of progress. Dropping the handle stops
+    /// cleanly: DR is told this is no failure.
+    pub fn start(dr: SocketAddr, id: Identity, last_seq: Seq, notify: Notify) -> Replicator {
         let (tx, rx) = mpsc::channel();
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -102,27 +114,9 @@ impl Replicator {
         &self.progress
     }
 
-    /// The DR-durable sequence number.
-    pub fn durable(&self) -> Seq {
-        self.progress.durable.load(Ordering::Acquire)
-    }
-
-    /// The epoch that fenced this primary, if DR refused it.
-    pub fn fenced(&self) -> Option<Epoch> {
-        match self.progress.fenced.load(Ordering::Acquire) {
-            0 => None,
-            e => Some(e),
-        }
-    }
-
     /// Stops without the clean-end message, as a crash would: DR fails over.
     pub fn abandon(mut self) {
         self.silent.store(true, Ordering::SeqCst);
-        self.shutdown();
-    }
-
-    /// Stops cleanly: DR is told this is no failure.
-    pub fn stop(mut self) {
         self.shutdown();
     }
 
@@ -400,7 +394,7 @@ fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, noti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::journal::{serve, DrJournal, ServeOpts, Served};
+    use crate::app::dr_journal::{serve, DrJournal, ServeOpts, Served};
     use crate::events::Input;
     use std::net::TcpListener;
 
@@ -448,10 +442,14 @@ mod tests {
             })
         };
         let id = Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local.clone() };
-        let r = Replicator::start(addr, id.clone(), 3);
-        assert!(wait(|| r.durable() == 3), "DR catches up from the local journal: {}", r.durable());
+        let r = Replicator::start(addr, id.clone(), 3, Arc::new(|| {}));
+        assert!(
+            wait(|| r.progress().durable() == 3),
+            "DR catches up from the local journal: {}",
+            r.progress().durable()
+        );
         r.send(vec![rec(4, 1), rec(5, 1)]);
-        assert!(wait(|| r.durable() == 5), "new records durable at DR: {}", r.durable());
+        assert!(wait(|| r.progress().durable() == 5), "new records durable at DR: {}", r.progress().durable());
         // A crash (no clean end): DR declares the primary lost.
         r.abandon();
         assert_eq!(server.join().unwrap(), Served::PrimaryLost);
@@ -465,8 +463,8 @@ mod tests {
         dr.hello(2, "eng1", &[1]).unwrap();
         let stop2 = stop.clone();
         let server = std::thread::spawn(move || serve(&listener, &mut dr, &opts, &stop2).unwrap());
-        let old = Replicator::start(addr, id, 5);
-        assert!(wait(|| old.fenced() == Some(2)), "the old primary is fenced");
+        let old = Replicator::start(addr, id, 5, Arc::new(|| {}));
+        assert!(wait(|| old.progress().fenced() == Some(2)), "the old primary is fenced");
         stop.store(true, Ordering::SeqCst);
         assert_eq!(server.join().unwrap(), Served::Stopped);
         drop(old);

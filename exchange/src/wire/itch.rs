@@ -26,8 +26,6 @@ use super::DecodeError;
 use crate::events::{MdEvent, SystemCode};
 use crate::types::*;
 
-/// Bytes of the common header.
-pub const HEADER_LEN: usize = 15;
 /// The longest message.
 pub const MAX_LEN: usize = 55;
 

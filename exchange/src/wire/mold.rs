@@ -97,11 +97,6 @@ impl<'a> Packet<'a> {
         Ok(Packet { session, seq, count, body })
     }
 
-    /// Whether this is a heartbeat (no messages).
-    pub fn is_heartbeat(&self) -> bool {
-        self.count == 0
-    }
-
     /// Whether this ends the session.
     pub fn is_end_of_session(&self) -> bool {
         self.count == END_OF_SESSION
@@ -169,19 +164,9 @@ impl PacketBuilder {
         fits
     }
 
-    /// Messages added so far.
-    pub fn count(&self) -> u16 {
-        self.count
-    }
-
     /// Whether no message was added.
     pub fn is_empty(&self) -> bool {
         self.count == 0
-    }
-
-    /// The packet's bytes (a heartbeat while empty).
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
     }
 
     /// The packet's bytes, consuming the builder.
@@ -264,7 +249,7 @@ mod tests {
     fn heartbeat_end_and_rerequest() {
         let h = heartbeat(session(), 7);
         let p = Packet::decode(&h).unwrap();
-        assert!(p.is_heartbeat() && !p.is_end_of_session());
+        assert!(p.count == 0 && !p.is_end_of_session());
         assert_eq!((p.next_seq(), p.messages().count()), (7, 0));
         let e = end_of_session(session(), 7);
         let p = Packet::decode(&e).unwrap();

@@ -28,8 +28,6 @@ use super::{itch, DecodeError};
 use crate::events::*;
 use crate::types::*;
 
-/// Bytes of the report header.
-pub const HEADER_LEN: usize = 21;
 /// The longest report.
 pub const MAX_LEN: usize = 88;
 

@@ -1,6 +1,8 @@
 //! A small driver for engine tests: stamps inputs with the next sequence
 //! number and a fake clock.
 
+// Each test binary (matching, matching_props, audit_props) uses a part of
+// this module; every item is used by one of them.
 #![allow(dead_code)]
 
 pub mod strategies;

@@ -1,11 +1,25 @@
 //! Handshakes: starting them, answering them, and installing the sessions
 //! they produce.
 
-use super::*;
-use crate::wire::{HandshakeSecond, PacketType, Pattern};
+use super::peer::{Incoming, Outgoing, Target};
+use super::{Io, Node};
+use crate::keys::PublicKey;
+use crate::session::{Handshake, Session};
+use crate::stats::DropReason;
+use crate::wire::{self, HandshakeSecond, PacketType, Pattern};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// Pending XX responder handshakes kept at most (oldest dropped beyond).
 const MAX_INCOMING: usize = 1024;
+
+/// The payload inside handshake messages that carry one.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct HandshakePayload {
+    /// Sender's clock (milliseconds, grows across restarts).
+    timestamp: u64,
+    name: String,
+}
 
 impl Node {
     /// Starts a handshake to `to`: IK when the peer's key is known.
@@ -34,7 +48,7 @@ impl Node {
         let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return };
         io.send(to, &self.sealed[..n + m]);
         self.handshakes.initiated += 1;
-        self.outgoing.insert(index, Outgoing { hs, target });
+        self.indices.outgoing.insert(index, Outgoing { hs, target });
         match target {
             Target::Peer(k) => {
                 if let Some(p) = self.peers.get_mut(&k) {
@@ -59,6 +73,8 @@ impl Node {
         self.drops.count(DropReason::HandshakeFailed);
     }
 
+    /// A handshake's first message: answered (XX: the responder's half;
+    /// IK: the session is made, held as the peer's next until confirmed).
     pub(super) fn on_init(
         &mut self,
         now: Instant,
@@ -87,13 +103,13 @@ impl Node {
                     HandshakeSecond::Receiver(sender),
                 );
                 let Ok(m) = hs.write(&payload, &mut self.sealed[n..]) else { return self.fail_handshake() };
-                if self.incoming.len() >= MAX_INCOMING {
-                    let oldest = self.incoming.iter().min_by_key(|(_, i)| i.hs.started).map(|(k, _)| *k);
+                if self.indices.incoming.len() >= MAX_INCOMING {
+                    let oldest = self.indices.incoming.iter().min_by_key(|(_, i)| i.hs.started).map(|(k, _)| *k);
                     if let Some(k) = oldest {
-                        self.incoming.remove(&k);
+                        self.indices.incoming.remove(&k);
                     }
                 }
-                self.incoming.insert(index, Incoming { hs, remote_index: sender });
+                self.indices.incoming.insert(index, Incoming { hs, remote_index: sender });
                 io.send(from, &self.sealed[..n + m]);
             }
             Pattern::Ik => {
@@ -124,16 +140,18 @@ impl Node {
                 let p = self.peer_entry(key, now);
                 p.last_hs_timestamp = payload.timestamp;
                 p.endpoint = Some(from);
-                set_name(p, &payload.name);
+                p.set_name(&payload.name);
                 // Not used for sending until the initiator proves it holds it.
                 if let Some(old) = p.next.replace(session) {
-                    self.index.remove(&old.local_index);
+                    self.indices.sessions.remove(&old.local_index);
                 }
-                self.index.insert(index, key);
+                self.indices.sessions.insert(index, key);
             }
         }
     }
 
+    /// The answer to a handshake this node started: the session is
+    /// installed (XX: after sending the final message).
     pub(super) fn on_response(
         &mut self,
         now: Instant,
@@ -143,7 +161,7 @@ impl Node {
         noise: &[u8],
         io: &mut impl Io,
     ) {
-        let Some(mut out) = self.outgoing.remove(&receiver) else {
+        let Some(mut out) = self.indices.outgoing.remove(&receiver) else {
             return self.drops.count(DropReason::UnknownSession);
         };
         self.clear_in_flight(out.target, receiver);
@@ -167,13 +185,15 @@ impl Node {
             }
         }
         let p = self.peer_entry(key, now);
-        set_name(p, &payload.name);
+        p.set_name(&payload.name);
         p.endpoint = Some(from);
         // The responder proved its key and the password: it is alive.
         p.last_recv = Some(now);
         self.install(now, key, session, io);
     }
 
+    /// The final message of an XX handshake this node answered: the
+    /// session is installed.
     pub(super) fn on_final(
         &mut self,
         now: Instant,
@@ -183,7 +203,7 @@ impl Node {
         noise: &[u8],
         io: &mut impl Io,
     ) {
-        let Some(mut inc) = self.incoming.remove(&receiver) else {
+        let Some(mut inc) = self.indices.incoming.remove(&receiver) else {
             return self.drops.count(DropReason::UnknownSession);
         };
         if inc.remote_index != sender {
@@ -193,7 +213,7 @@ impl Node {
         let Ok(mut session) = inc.hs.into_session(receiver, sender, now) else { return self.fail_handshake() };
         session.confirmed = true;
         let p = self.peer_entry(key, now);
-        set_name(p, &payload.name);
+        p.set_name(&payload.name);
         p.endpoint = Some(from);
         p.last_hs_timestamp = p.last_hs_timestamp.max(payload.timestamp);
         p.last_recv = Some(now);
@@ -218,39 +238,11 @@ impl Node {
     /// Makes `session` the peer's current one and greets the peer on it.
     fn install(&mut self, now: Instant, key: PublicKey, session: Session, io: &mut impl Io) {
         self.handshakes.completed += 1;
-        let index = session.local_index;
-        let p = self.peers.get_mut(&key).expect("peer entry made by caller");
-        if let Some(old) = p.previous.take() {
-            self.index.remove(&old.local_index);
-        }
-        p.previous = p.current.replace(session);
-        p.attempts = 0;
-        p.next_attempt = now;
-        if let Some(i) = p.in_flight.take() {
-            self.outgoing.remove(&i);
-        }
-        self.index.insert(index, key);
-        self.routes_dirty = true;
-        self.own_dirty = true;
-        self.peers_changed = true;
+        self.install_session(now, key, session);
         // A ping at once: confirms the session to an IK responder and
         // measures the round trip.
         self.send_ping(now, key, io);
         self.send_full_gossip(now, key, io);
-    }
-
-    /// A responder-side session got its first authenticated packet.
-    pub(super) fn promote_next(&mut self, key: &PublicKey) {
-        if let Some(p) = self.peers.get_mut(key) {
-            if let Some(s) = p.next.take() {
-                if let Some(old) = p.previous.take() {
-                    self.index.remove(&old.local_index);
-                }
-                p.previous = p.current.replace(s);
-                self.routes_dirty = true;
-                self.own_dirty = true;
-            }
-        }
     }
 
     fn clear_in_flight(&mut self, target: Target, index: u32) {
@@ -266,11 +258,5 @@ impl Node {
                 }
             }
         }
-    }
-}
-
-fn set_name(p: &mut Peer, name: &str) {
-    if !name.is_empty() && name.len() <= crate::gossip::MAX_NAME_LEN {
-        p.name = name.to_string();
     }
 }

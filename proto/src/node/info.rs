@@ -1,7 +1,8 @@
 //! Snapshots of the node for the control API.
 
-use super::*;
+use super::Node;
 use crate::api::{PeerInfo, PeerState, PendingPeer};
+use std::time::Instant;
 
 impl Node {
     /// One row per known host, sorted by name then key.
@@ -13,7 +14,7 @@ impl Node {
             .values()
             .map(|p| {
                 let connected = p.is_connected(now, t);
-                let hop = self.hops.get(&p.key).copied();
+                let hop = self.next_hop(&p.key);
                 let state = if connected {
                     PeerState::Connected
                 } else if hop.is_some_and(|h| h != p.key) {

@@ -2,12 +2,17 @@
 //! replication decision (each group frame only to the peers whose announced
 //! filter admits its group and source).
 
-use super::*;
+use super::{Io, Node};
 use crate::api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
-use crate::groups::{FilterMode, GroupFilter};
+use crate::groups::{FilterMode, GroupFilter, RemoteIndex};
+use crate::keys::PublicKey;
 use crate::mac::Mac;
 use crate::snoop::{self, FrameClass, Membership, SnoopError};
-use std::net::Ipv6Addr;
+use crate::stats::DropReason;
+use crate::vnet::VNET_HDR_LEN;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Instant;
 
 /// Groups with counters at most (a local sender spraying groups cannot grow
 /// the table without bound).
@@ -118,6 +123,14 @@ impl Node {
         }
     }
 
+    /// Rebuilds the index of other hosts' group filters if gossip changed it.
+    fn refresh_remote_groups(&mut self) {
+        if self.remote_groups_dirty {
+            self.remote_groups_dirty = false;
+            self.remote_groups = RemoteIndex::build(self.gossip.records().map(|r| (r.key, r.groups.as_slice())));
+        }
+    }
+
     fn counters(&mut self, group: IpAddr) -> Option<&mut Counters> {
         if !self.group_counters.contains_key(&group) && self.group_counters.len() >= MAX_COUNTED_GROUPS {
             return None;
@@ -134,13 +147,10 @@ impl Node {
         group: IpAddr,
         source: IpAddr,
         frame: &[u8],
-        offload: Option<&[u8; crate::vnet::VNET_HDR_LEN]>,
+        offload: Option<&[u8; VNET_HDR_LEN]>,
         io: &mut impl Io,
     ) {
-        if self.remote_groups_dirty {
-            self.remote_groups_dirty = false;
-            self.remote_groups = RemoteIndex::build(self.gossip.records().map(|r| (r.key, r.groups.as_slice())));
-        }
+        self.refresh_remote_groups();
         let mut targets = std::mem::take(&mut self.targets);
         targets.clear();
         if snoop::is_link_local_group(&group) {
@@ -193,10 +203,7 @@ impl Node {
     /// Rows for `weavers groups`: every group with a local member, a remote
     /// subscriber or traffic, sorted.
     pub fn group_infos(&mut self, now: Instant) -> Vec<GroupInfo> {
-        if self.remote_groups_dirty {
-            self.remote_groups_dirty = false;
-            self.remote_groups = RemoteIndex::build(self.gossip.records().map(|r| (r.key, r.groups.as_slice())));
-        }
+        self.refresh_remote_groups();
         let mut groups: Vec<IpAddr> = self
             .local_groups
             .groups()

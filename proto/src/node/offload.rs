@@ -1,4 +1,6 @@
-//! Messages too big for one datagram, in pieces (`Kind::Fragment`).
+//! Messages too big for one datagram, in pieces (`Kind::Fragment`): the
+//! scheme, and reassembly on receive (`send` cuts the pieces; `recv`
+//! handles a message once whole).
 //!
 //! Two kinds of message travel this way:
 //!
@@ -18,9 +20,13 @@
 //! (TCP retransmits; gossip is sent again). Reassembly is bounded per peer
 //! and in total; overlapping or disagreeing pieces are refused and counted.
 
-use super::*;
+use super::Node;
+use crate::keys::PublicKey;
+use crate::stats::DropReason;
 use crate::vnet::VNET_HDR_LEN;
-use crate::wire::{Kind, FRAGMENT_HEADER_LEN};
+use crate::wire::{FragmentHeader, Kind};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Largest message: a virtio-net header and a 64 KiB frame with its
 /// Ethernet header. Control messages are held to the same bound.
@@ -47,11 +53,10 @@ struct Partial {
     started: Instant,
 }
 
-/// Messages in reassembly, and the id of the next one sent.
+/// Messages in reassembly.
 #[derive(Debug, Default)]
 pub(super) struct Reassembly {
     partial: HashMap<(PublicKey, u32), Partial>,
-    next_id: u32,
     /// Buffers of finished messages, for reuse.
     spare: Vec<Vec<u8>>,
 }
@@ -74,10 +79,15 @@ impl Reassembly {
         let oldest = self.partial.iter().filter(|(k, p)| pick(k, p)).min_by_key(|(_, p)| p.started).map(|(k, _)| *k);
         let Some(k) = oldest else { return false };
         let p = self.partial.remove(&k).expect("listed");
-        if self.spare.len() < 4 {
-            self.spare.push(p.buf);
-        }
+        self.recycle(p.buf);
         true
+    }
+
+    /// Takes back the buffer of a message handled (or given up), for reuse.
+    pub(super) fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < 4 {
+            self.spare.push(buf);
+        }
     }
 }
 
@@ -92,94 +102,25 @@ fn acceptable(kind: u8, total: usize, direct: bool) -> bool {
 }
 
 impl Node {
-    /// Sends `vnet_hdr` + `frame` to `dst` in fragments, through `hop`.
-    pub(super) fn send_fragments(
+    /// Takes one piece (`body`: what follows the `Fragment` kind byte) of
+    /// a message from `src` (`direct`: from that peer itself, not relayed).
+    /// Returns the message's kind and bytes once it is whole; the caller
+    /// hands the buffer back with [`Reassembly::recycle`].
+    pub(super) fn reassemble(
         &mut self,
         now: Instant,
-        dst: PublicKey,
-        hop: PublicKey,
-        vnet_hdr: &[u8; VNET_HDR_LEN],
-        frame: &[u8],
-        io: &mut impl Io,
-    ) -> bool {
-        if !self.send_pieces(now, dst, hop, Kind::Frame, vnet_hdr, frame, io) {
-            return false;
-        }
-        if let Some(p) = self.peers.get_mut(&dst) {
-            p.traffic.tx_frames += 1;
-            p.traffic.tx_bytes += frame.len() as u64;
-        }
-        true
-    }
-
-    /// Largest payload a piece carries: what is left of a datagram's budget
-    /// after the fragment header. Room for the relay header is kept whether
-    /// or not it is needed, so every piece is the same size either way.
-    pub(super) fn piece_len(&self) -> usize {
-        self.bundle_budget() - (1 + crate::wire::RELAY_HEADER_LEN + 1 + FRAGMENT_HEADER_LEN)
-    }
-
-    /// Sends the message `head` + `body`, of kind `kind`, to `dst` through
-    /// `hop` in pieces that each fit a datagram.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn send_pieces(
-        &mut self,
-        now: Instant,
-        dst: PublicKey,
-        hop: PublicKey,
-        kind: Kind,
-        head: &[u8],
+        src: PublicKey,
         body: &[u8],
-        io: &mut impl Io,
-    ) -> bool {
-        let total = head.len() + body.len();
-        if total > MAX_MESSAGE {
-            self.drops.count(DropReason::Oversize);
-            return false;
-        }
-        // Frames queued for this peer go first, to keep the order.
-        self.seal_bundle(hop, io);
-        let id = self.reassembly.next_id;
-        self.reassembly.next_id = id.wrapping_add(1);
-        let chunk = self.piece_len();
-        let h = head.len();
-        let mut offset = 0;
-        while offset < total {
-            let n = chunk.min(total - offset);
-            let at = if hop == dst { 0 } else { self.write_relay_header(dst) };
-            let p = &mut self.plain[at..];
-            p[0] = Kind::Fragment as u8;
-            p[1..5].copy_from_slice(&id.to_be_bytes());
-            p[5..9].copy_from_slice(&(total as u32).to_be_bytes());
-            p[9..13].copy_from_slice(&(offset as u32).to_be_bytes());
-            p[13] = kind as u8;
-            let d = 1 + FRAGMENT_HEADER_LEN;
-            // The message is the head then the body: copy the part of each in range.
-            let (end, piece) = (offset + n, &mut p[d..d + n]);
-            let from_head = h.saturating_sub(offset).min(n);
-            piece[..from_head].copy_from_slice(&head[offset.min(h)..offset.min(h) + from_head]);
-            if from_head < n {
-                piece[from_head..].copy_from_slice(&body[offset + from_head - h..end - h]);
-            }
-            if !self.seal_plain_to(now, hop, at + d + n, io) {
-                return false;
-            }
-            offset += n;
-        }
-        true
-    }
-
-    /// A fragment from `src` (`direct`: from that peer itself, not relayed);
-    /// handles the message once whole.
-    pub(super) fn on_fragment(&mut self, now: Instant, src: PublicKey, body: &[u8], direct: bool, io: &mut impl Io) {
-        if body.len() < FRAGMENT_HEADER_LEN {
-            return self.drops.count(DropReason::BadPayload);
-        }
-        let word = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("length checked"));
-        let (id, total, offset, kind) = (word(0), word(4) as usize, word(8) as usize, body[12]);
-        let data = &body[FRAGMENT_HEADER_LEN..];
+        direct: bool,
+    ) -> Option<(Kind, Vec<u8>)> {
+        let Some((FragmentHeader { id, total, offset, kind }, data)) = FragmentHeader::parse(body) else {
+            self.drops.count(DropReason::BadPayload);
+            return None;
+        };
+        let (total, offset) = (total as usize, offset as usize);
         if !acceptable(kind, total, direct) || data.is_empty() || offset + data.len() > total {
-            return self.drops.count(DropReason::BadPayload);
+            self.drops.count(DropReason::BadPayload);
+            return None;
         }
         let control = kind != Kind::Frame as u8;
         let r = &mut self.reassembly;
@@ -204,26 +145,17 @@ impl Node {
         let (start, end) = (offset as u32, (offset + data.len()) as u32);
         if p.kind != kind || p.buf.len() != total || p.ranges.iter().any(|(s, e)| start < *e && *s < end) {
             // A repeat, or disagrees with earlier pieces: a broken or hostile sender.
-            return self.drops.count(DropReason::BadPayload);
+            self.drops.count(DropReason::BadPayload);
+            return None;
         }
         p.buf[offset..offset + data.len()].copy_from_slice(data);
         p.ranges.push((start, end));
         p.received += data.len();
         if p.received < total {
-            return;
+            return None;
         }
         let p = self.reassembly.partial.remove(&(src, id)).expect("present");
-        if control {
-            let kind = Kind::from_u8(kind).expect("checked by acceptable");
-            self.on_control(now, src, kind, &p.buf, io);
-        } else {
-            let mut hdr = [0u8; VNET_HDR_LEN];
-            hdr.copy_from_slice(&p.buf[..VNET_HDR_LEN]);
-            self.deliver_from(now, src, &p.buf[VNET_HDR_LEN..], Some(&hdr), io);
-        }
-        if self.reassembly.spare.len() < 4 {
-            self.reassembly.spare.push(p.buf);
-        }
+        Some((Kind::from_u8(kind).expect("checked by acceptable"), p.buf))
     }
 
     /// Drops messages that did not arrive whole in time.

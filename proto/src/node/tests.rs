@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::PeerState;
 use crate::mac::Mac;
+use rand::Rng;
 use std::collections::{HashSet, VecDeque};
 
 /// What one node emitted during a call.
@@ -245,6 +246,44 @@ fn two_peers_handshake_and_carry_frames() {
     assert_eq!(infos[0].name, "h2");
     assert!(infos[0].rtt_us.is_some());
     assert_eq!(infos[0].traffic.tx_frames, 2);
+}
+
+/// Polls node i's events until there are none.
+fn events(net: &mut Net, i: usize) -> Vec<Event> {
+    std::iter::from_fn(|| net.node(i).poll_event()).collect()
+}
+
+#[test]
+fn each_change_is_reported_once_until_polled() {
+    let mut net = Net::new(2);
+    assert_eq!(events(&mut net, 0), [Event::DnsChanged], "the DNS view was never handed out");
+    net.bootstrap(1, 0);
+    net.run(Duration::from_secs(1));
+    assert!(net.all_connected());
+    // The peer was learned, then its session installed: two changes, one event.
+    let got = events(&mut net, 0);
+    assert_eq!(got.iter().filter(|e| **e == Event::PeersChanged).count(), 1, "{got:?}");
+    assert_eq!(net.node(0).poll_event(), None);
+
+    // Two own entries added: the own entries and the view changed, once each.
+    let now = net.now;
+    net.node(0).dns_add("a.mesh", "10.0.0.1".parse().unwrap(), None, now).unwrap();
+    net.node(0).dns_add("b.mesh", "10.0.0.2".parse().unwrap(), None, now).unwrap();
+    let got = events(&mut net, 0);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&Event::OwnDnsChanged) && got.contains(&Event::DnsChanged), "{got:?}");
+    // The other host's view changed through gossip; its own entries did not.
+    events(&mut net, 1);
+    net.run(Duration::from_secs(1));
+    let got = events(&mut net, 1);
+    assert!(got.contains(&Event::DnsChanged) && !got.contains(&Event::OwnDnsChanged), "{got:?}");
+
+    // The range gets seeded by one host and adopted by the other: both save it.
+    net.run(Duration::from_secs(3));
+    for i in 0..2 {
+        let got = events(&mut net, i);
+        assert!(got.contains(&Event::IpamChanged), "h{}: {got:?}", i + 1);
+    }
 }
 
 #[test]
@@ -701,6 +740,11 @@ fn a_super_frame_missing_a_fragment_is_dropped_and_bad_fragments_are_counted() {
     assert_eq!(net.node(1).drops().get(DropReason::Incomplete), 1);
 }
 
+/// Polls node i's events until there are none; whether `ev` was among them.
+fn polled(net: &mut Net, i: usize, ev: Event) -> bool {
+    events(net, i).contains(&ev)
+}
+
 /// (name, addr, origin name) of every entry node i's DNS view shows.
 fn dns_rows(net: &mut Net, i: usize) -> Vec<(String, String, String)> {
     net.node(i).dns_view().into_iter().map(|v| (v.name, v.addr.to_string(), v.origin_name)).collect()
@@ -718,7 +762,7 @@ fn dns_entries_spread_and_removals_by_any_host_reach_every_host() {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     net.node(0).dns_add("AAPL.orders.aex", ip("239.1.0.1"), None, now).unwrap();
     net.node(0).dns_add("aapl.orders.aex.weavers.local.", ip("239.1.0.2"), Some("ctr"), now).unwrap();
-    assert!(net.node(0).take_dns_unsaved());
+    assert!(polled(&mut net, 0, Event::OwnDnsChanged));
     net.run(Duration::from_millis(500));
     let want = |addrs: &[&str]| -> Vec<(String, String, String)> {
         addrs.iter().map(|a| ("aapl.orders.aex".to_string(), a.to_string(), "h1".to_string())).collect()
@@ -729,19 +773,19 @@ fn dns_entries_spread_and_removals_by_any_host_reach_every_host() {
 
     // h2 removes one of h1's addresses: gone everywhere within a second,
     // and h1 drops it from its own record.
-    let gen = net.node(2).dns_generation();
+    polled(&mut net, 2, Event::DnsChanged); // whatever was pending
     let sel = Selector::new(Some("aapl.orders.aex"), Some(ip("239.1.0.1")), None).unwrap();
     let now = net.now;
     let removed = net.node(1).dns_remove(&sel, now).unwrap();
     assert_eq!(removed.len(), 1);
-    assert!(!net.node(1).take_dns_unsaved(), "h2's own entries did not change");
+    assert!(!polled(&mut net, 1, Event::OwnDnsChanged), "h2's own entries did not change");
     net.run(Duration::from_secs(1));
     for i in 0..3 {
         assert_eq!(dns_rows(&mut net, i), want(&["239.1.0.2"]), "h{}", i + 1);
     }
-    assert_ne!(net.node(2).dns_generation(), gen);
+    assert!(polled(&mut net, 2, Event::DnsChanged));
     assert_eq!(net.node(0).dns_own_entries().len(), 1);
-    assert!(net.node(0).take_dns_unsaved(), "h1 saves its smaller set");
+    assert!(polled(&mut net, 0, Event::OwnDnsChanged), "h1 saves its smaller set");
     // Removing it again changes nothing.
     let now = net.now;
     assert!(net.node(1).dns_remove(&sel, now).unwrap().is_empty());

@@ -3,15 +3,15 @@
 //! and gateways' acknowledgement lines looked up in the journal.
 
 use super::super::record::format::{Entry, Recording};
-use crate::engine::{Engine, EngineConfig};
 use crate::events::{Input, MdEvent, Outputs, Response, SequencedInput};
+use crate::matching::{Engine, EngineConfig};
 use crate::mdbook::MdBook;
 use crate::types::*;
 use crate::wire::itch::{self, ItchMessage};
 use std::collections::{BTreeMap, HashMap};
 
-pub use super::acks::{AckFile, AckLine};
-pub use super::report::{Report, MAX_ERRORS};
+pub use super::findings::Findings;
+pub use crate::app::acks_file::AckFile;
 
 /// What the audit knows of one order.
 #[derive(Clone, Copy, Debug)]
@@ -42,8 +42,8 @@ pub fn audit(
     torn_tail: bool,
     record: Option<&Recording>,
     acks: &[AckFile],
-) -> Report {
-    let mut rep = Report { torn_tail, ..Report::default() };
+) -> Findings {
+    let mut rep = Findings { torn_tail, ..Findings::default() };
     let mut engine = Engine::new(symbols.iter().copied(), EngineConfig::default());
     let mut orders: HashMap<OrderId, OrderTrack> = HashMap::new();
     let mut matches_seen: HashMap<MatchId, Seq> = HashMap::new();
@@ -193,7 +193,7 @@ fn check_outputs(
     orders: &mut HashMap<OrderId, OrderTrack>,
     matches_seen: &mut HashMap<MatchId, Seq>,
     accepted: &mut HashMap<(SessionId, ClientOrderId), Vec<(OrderId, Seq)>>,
-    rep: &mut Report,
+    rep: &mut Findings,
 ) {
     for r in &out.responses {
         match *r {
@@ -250,7 +250,7 @@ fn check_outputs(
 }
 
 /// An order never loses more shares than it had, and `leaves` says what is left.
-fn conserve(seq: Seq, id: OrderId, o: &OrderTrack, leaves: Qty, rep: &mut Report) {
+fn conserve(seq: Seq, id: OrderId, o: &OrderTrack, leaves: Qty, rep: &mut Findings) {
     let used = o.executed + o.cancelled;
     if used > u64::from(o.qty) {
         rep.error(format!("seq {seq}: order {id} of {} shares has {used} executed or cancelled", o.qty));
@@ -264,7 +264,7 @@ fn conserve(seq: Seq, id: OrderId, o: &OrderTrack, leaves: Qty, rep: &mut Report
 fn index_record<'a>(
     r: &'a Recording,
     symbols: &[SymbolIndex],
-    rep: &mut Report,
+    rep: &mut Findings,
 ) -> BTreeMap<SymbolIndex, SymbolRecord<'a>> {
     rep.record_torn_tail = r.torn_tail;
     let mut by: BTreeMap<SymbolIndex, SymbolRecord<'a>> =
@@ -297,7 +297,7 @@ fn index_record<'a>(
 /// An [`MdBook`] rebuilt from the record never crosses, and every message
 /// fits it. A symbol with a hole is not followed past it (its book is
 /// unknown from there).
-fn rebuild_record_book(r: &Recording, symbols: &[SymbolIndex], rep: &mut Report) {
+fn rebuild_record_book(r: &Recording, symbols: &[SymbolIndex], rep: &mut Findings) {
     let mut book = MdBook::new();
     let mut last: HashMap<SymbolIndex, u64> = HashMap::new();
     let mut broken: HashMap<SymbolIndex, bool> = HashMap::new();

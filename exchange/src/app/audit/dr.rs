@@ -3,10 +3,10 @@
 //! (`aex engine --checkpoints`) against the replay's at the same sequence
 //! numbers, so a primary and its standby are shown to agree.
 
-use super::report::Report;
+use super::findings::Findings;
 use crate::app::engine::checkpoint::Checkpoint;
-use crate::engine::{Engine, EngineConfig};
 use crate::events::{Outputs, SequencedInput};
+use crate::matching::{Engine, EngineConfig};
 use crate::types::{Seq, SymbolIndex, Timestamp};
 use std::collections::BTreeMap;
 
@@ -47,7 +47,7 @@ pub fn check_checkpoints(
     symbols: &[SymbolIndex],
     records: &[SequencedInput],
     files: &[CheckpointFile],
-    rep: &mut Report,
+    rep: &mut Findings,
 ) {
     let mut wanted: BTreeMap<Seq, Vec<(&str, &Checkpoint)>> = BTreeMap::new();
     for f in files {
@@ -167,7 +167,7 @@ mod tests {
             CheckpointFile { name: "standby".into(), lines: good[1..].to_vec(), bad_lines: vec![] },
             CheckpointFile { name: "bad".into(), lines: bad, bad_lines: vec![] },
         ];
-        let mut rep = Report::default();
+        let mut rep = Findings::default();
         check_checkpoints(&[1], &records, &files[..2], &mut rep);
         assert_eq!((rep.checkpoints_checked, rep.checkpoint_mismatches, rep.error_count), (7, 0, 0));
         check_checkpoints(&[1], &records, &files[2..], &mut rep);

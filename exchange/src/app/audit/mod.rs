@@ -4,10 +4,9 @@
 //! without files). Prints a report (`--json`: one object); exits 1 when
 //! anything failed.
 
-pub mod acks;
 pub mod check;
 pub mod dr;
-pub mod report;
+pub mod findings;
 
 use super::record::format;
 use crate::journal;
@@ -56,7 +55,7 @@ pub struct Args {
 
 /// Runs the audit; an `Err` for files that cannot be read, `Ok(false)`
 /// when a check failed.
-pub fn audit(args: &Args) -> anyhow::Result<check::Report> {
+pub fn audit(args: &Args) -> anyhow::Result<check::Findings> {
     let j = journal::read(&args.journal).with_context(|| format!("reading journal {}", args.journal.display()))?;
     let record = match &args.record {
         Some(p) => {

@@ -5,11 +5,11 @@
 //! coordinated omission is accounted for) in an HDR histogram.
 
 mod gen;
+mod results;
 mod session;
-mod stats;
 
-pub use gen::{intended_offset, price_band, OrderGen, PRICE_BAND};
-pub use stats::{Percentiles, Stats};
+use gen::OrderGen;
+use results::Stats;
 
 use super::gateway::{pad_password, raise_nofile, user_name, write_json_atomic};
 use crate::net;

@@ -2,7 +2,7 @@
 //! the answers.
 
 use super::gen::{intended_offset, OrderGen};
-use super::stats::Stats;
+use super::results::Stats;
 use crate::wire::oe::{self, OeMessage};
 use crate::RequestKind;
 use std::collections::HashMap;

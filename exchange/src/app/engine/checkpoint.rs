@@ -3,7 +3,7 @@
 //! so `aex audit --checkpoints` can show that a primary, its standby and the
 //! journal's replay hold the same state at the same sequence number.
 
-use crate::engine::Engine;
+use crate::matching::Engine;
 use crate::types::{Digest, Epoch, Seq};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};

@@ -10,9 +10,9 @@ use super::standby::{shadow, Shadow};
 use super::stats::Stats;
 use super::threads::{publisher_loop, DrGate, PubEvent};
 use crate::app::replicate::{Identity, Progress, Replicator};
-use crate::engine::{Engine, EngineConfig};
 use crate::events::*;
 use crate::journal::Writer;
+use crate::matching::{Engine, EngineConfig};
 use crate::types::*;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -118,7 +118,12 @@ fn a_hot_standby_shadows_and_is_promoted() {
     let mut m = Matcher::new(Engine::new([1], EngineConfig::default()), 1, 0);
     let mut d = Replicated::new(
         LocalJournal(Writer::create(&local, "eng1", &[1]).unwrap()),
-        Replicator::start(addr, Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local }, 0),
+        Replicator::start(
+            addr,
+            Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local },
+            0,
+            Arc::new(|| {}),
+        ),
     );
     let mut shadow_pub = Publisher::new("eng1", [(1, md)], Arc::new(Stats::default())).unwrap();
     for i in 0..200u64 {
@@ -131,16 +136,17 @@ fn a_hot_standby_shadows_and_is_promoted() {
         }
     }
     assert_eq!(d.commit().unwrap(), 200);
-    assert!(wait(|| d.repl.durable() == 200), "DR durable: {}", d.repl.durable());
+    assert!(wait(|| d.repl.progress().durable() == 200), "DR durable: {}", d.repl.progress().durable());
     let Replicated { repl, .. } = d;
     repl.abandon();
     let (promoted, mut p) = standby.join().unwrap();
     assert_eq!(promoted.epoch, 2);
-    assert_eq!(promoted.records, 200);
+    assert_eq!(promoted.engine.next_seq(), 201, "every record applied");
     assert_eq!(promoted.engine.digest(), m.engine().digest(), "same state as the primary");
     assert_eq!(p.next_seq(Dest::Md(1)), shadow_pub.next_seq(Dest::Md(1)));
     let mut out = Vec::new();
-    p.flush(&mut out);
+    p.flush_md(&mut out);
+    p.flush_reports(&mut out);
     assert!(out.is_empty(), "no re-blast of history");
 
     fence::spawn(promoted.listener, promoted.epoch).unwrap();
@@ -148,8 +154,9 @@ fn a_hot_standby_shadows_and_is_promoted() {
         addr,
         Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: dir.join("none") },
         200,
+        Arc::new(|| {}),
     );
-    assert!(wait(|| old.fenced() == Some(2)), "the old primary is fenced");
+    assert!(wait(|| old.progress().fenced() == Some(2)), "the old primary is fenced");
     drop(old);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -92,12 +92,12 @@ mod tests {
         spawn(listener, 3).unwrap();
         let dir = std::env::temp_dir().join(format!("aex-fence-{}", std::process::id()));
         let id = Identity { name: "eng1".into(), epoch: 2, symbols: vec![1], journal: dir.join("none") };
-        let r = Replicator::start(addr, id, 0);
+        let r = Replicator::start(addr, id, 0, std::sync::Arc::new(|| {}));
         let t = Instant::now();
-        while r.fenced().is_none() && t.elapsed() < Duration::from_secs(10) {
+        while r.progress().fenced().is_none() && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(r.fenced(), Some(3));
-        assert_eq!(r.durable(), 0);
+        assert_eq!(r.progress().fenced(), Some(3));
+        assert_eq!(r.progress().durable(), 0);
     }
 }

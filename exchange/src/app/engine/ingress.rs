@@ -44,15 +44,10 @@ pub fn parse_order_session(s: &Session) -> Option<(GatewayId, SymbolIndex)> {
     Some((gw.parse().ok()?, sym.parse().ok()?))
 }
 
-struct Stream {
-    receiver: Receiver,
-    gateway: GatewayId,
-}
-
 /// The ingress state.
 pub struct Ingress {
     traded: Vec<bool>,
-    streams: HashMap<(SocketAddr, Session), Stream>,
+    streams: HashMap<(SocketAddr, Session), Receiver>,
     gateways: HashMap<GatewayId, SocketAddr>,
     stats: Arc<Stats>,
 }
@@ -93,15 +88,15 @@ impl Ingress {
                 add(&self.stats.dropped_foreign, 1);
                 return;
             }
-            self.streams.insert(key, Stream { receiver: Receiver::new(Start::AtFirst), gateway });
+            self.streams.insert(key, Receiver::new(Start::AtFirst));
             add(&self.stats.order_streams, 1);
         }
         if self.gateways.get(&gateway) != Some(&src) {
             self.gateways.insert(gateway, src);
             out.push(Action::Gateway(gateway, src));
         }
-        let Some(stream) = self.streams.get_mut(&key) else { return };
-        let arrival = stream.receiver.on_packet(p.seq, usize::from(p.message_count()), now_ns);
+        let Some(receiver) = self.streams.get_mut(&key) else { return };
+        let arrival = receiver.on_packet(p.seq, usize::from(p.message_count()), now_ns);
         for (_, msg) in p.messages().skip(arrival.skip).take(arrival.take) {
             match decode_input(msg) {
                 Err(_) => add(&self.stats.dropped_malformed, 1),
@@ -125,13 +120,13 @@ impl Ingress {
     /// The periodic work (every ~10 ms): re-requests for open gaps, and
     /// gaps given up on after [`crate::stream::GIVE_UP_NS`].
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Action>) {
-        for ((src, session), s) in &mut self.streams {
-            let lost = s.receiver.give_up(now_ns);
+        for ((src, session), receiver) in &mut self.streams {
+            let lost = receiver.give_up(now_ns);
             if lost > 0 {
                 add(&self.stats.order_messages_lost, lost);
                 continue;
             }
-            if let Some(req) = s.receiver.poll_request(*session, now_ns) {
+            if let Some(req) = receiver.poll_request(*session, now_ns) {
                 add(&self.stats.order_gaps_requested, 1);
                 out.push(Action::Ask(*src, req));
             }
@@ -141,10 +136,5 @@ impl Ingress {
     /// The number of order streams tracked.
     pub fn streams(&self) -> usize {
         self.streams.len()
-    }
-
-    /// The gateway of a tracked stream.
-    pub fn stream_gateway(&self, src: SocketAddr, session: &Session) -> Option<GatewayId> {
-        self.streams.get(&(src, *session)).map(|s| s.gateway)
     }
 }

@@ -1,7 +1,7 @@
 //! The matcher: stamps each input (seq, epoch, time) and applies it. No I/O.
 
-use crate::engine::{ApplyError, Engine};
 use crate::events::{Input, Outputs, SequencedInput};
+use crate::matching::{ApplyError, Engine};
 use crate::types::{Epoch, Timestamp};
 
 /// An engine behind its sequencer.

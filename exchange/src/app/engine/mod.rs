@@ -50,7 +50,7 @@ use crate::types::Epoch;
 use anyhow::{bail, Context as _};
 use ingress::Ingress;
 use publisher::Publisher;
-pub use recovery::{choose_epoch, open_journal, replay, Opened, Recovered};
+pub use recovery::{choose_epoch, open_journal, replay};
 use stats::Stats;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -264,13 +264,6 @@ impl Publisher {
         self.md_waiting
     }
 
-    /// Appends the packets of every message not yet sent (reports to a
-    /// gateway whose address is unknown stay until it is known).
-    pub fn flush(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
-        self.flush_md(out);
-        self.flush_reports(out);
-    }
-
     /// Appends the packets of the market data not yet sent.
     pub fn flush_md(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
         self.md_waiting = false;
@@ -310,11 +303,6 @@ impl Publisher {
                 }
             }
         }
-    }
-
-    /// The known address of a gateway.
-    pub fn gateway(&self, id: GatewayId) -> Option<SocketAddr> {
-        self.gateways.get(&id).copied()
     }
 
     /// Appends a heartbeat for every market-data stream and the report

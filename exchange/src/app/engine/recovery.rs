@@ -2,9 +2,9 @@
 //! replayed through a fresh engine and onto the publisher's streams.
 
 use super::publisher::Publisher;
-use crate::engine::{Engine, EngineConfig};
 use crate::events::{Outputs, SequencedInput};
 use crate::journal::Writer;
+use crate::matching::{Engine, EngineConfig};
 use crate::types::{Epoch, SymbolIndex, Timestamp};
 use anyhow::{bail, Context as _};
 use std::path::Path;
@@ -44,8 +44,6 @@ pub fn open_journal(path: &Path, name: &str, symbols: &[SymbolIndex]) -> anyhow:
 pub struct Recovered {
     /// The engine after the last record.
     pub engine: Engine,
-    /// The last record's epoch (0 when none).
-    pub last_epoch: Epoch,
     /// The last record's time (0 when none).
     pub last_time: Timestamp,
 }
@@ -60,14 +58,14 @@ pub fn replay(
 ) -> anyhow::Result<Recovered> {
     let mut engine = Engine::new(symbols.iter().copied(), EngineConfig::default());
     let mut out = Outputs::default();
-    let (mut last_epoch, mut last_time) = (0, 0);
+    let mut last_time = 0;
     for rec in records {
         engine.apply_into(rec, &mut out).with_context(|| format!("replaying record {}", rec.seq))?;
         publisher.replay(&out);
-        (last_epoch, last_time) = (rec.epoch, rec.time);
+        last_time = rec.time;
     }
     publisher.recovered();
-    Ok(Recovered { engine, last_epoch, last_time })
+    Ok(Recovered { engine, last_time })
 }
 
 /// The epoch to run in: `--epoch`, else 1 for a new journal and the last

@@ -11,10 +11,10 @@
 use super::checkpoint::Checkpoints;
 use super::publisher::Publisher;
 use super::stats::{self, Stats};
-use crate::app::journal::{serve, DrJournal, ServeOpts, Served};
-use crate::engine::{Engine, EngineConfig};
+use crate::app::dr_journal::{serve, DrJournal, ServeOpts, Served};
 use crate::events::{Outputs, SequencedInput};
 use crate::journal::{self, Writer};
+use crate::matching::{Engine, EngineConfig};
 use crate::types::{Epoch, SymbolIndex, Timestamp};
 use anyhow::{bail, Context as _};
 use std::net::TcpListener;
@@ -55,8 +55,6 @@ pub struct Promoted {
     pub writer: Writer,
     /// The replication listener, now the fencing responder's.
     pub listener: TcpListener,
-    /// Records applied.
-    pub records: u64,
     /// The checkpoints writer, to go on with.
     pub checkpoints: Option<Checkpoints>,
 }
@@ -122,7 +120,7 @@ pub fn shadow(
     let records = dr.have();
     let writer = dr.into_writer()?.context("promoted without a journal")?;
     eprintln!("aex engine {}: promoted: epoch {epoch}, {records} records applied", sh.name);
-    Ok(Some(Promoted { engine, last_time, epoch, writer, listener, records, checkpoints: sh.checkpoints }))
+    Ok(Some(Promoted { engine, last_time, epoch, writer, listener, checkpoints: sh.checkpoints }))
 }
 
 /// Applies durable records to the shadow engine and its publisher.

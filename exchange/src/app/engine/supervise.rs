@@ -54,7 +54,7 @@ pub(super) fn supervise(
     let stats = &*shared.stats;
     let dr_stats = |stats: &Stats| {
         if let Some(p) = progress {
-            stats::set(&stats.dr_durable_seq, p.durable.load(Ordering::Acquire));
+            stats::set(&stats.dr_durable_seq, p.durable());
             stats::set(&stats.dr_connected, p.connected.load(Ordering::Acquire).into());
         }
     };

@@ -136,7 +136,7 @@ pub fn publisher_loop(
     let mut local = p.durable();
     let release = |local: Seq| match &gate {
         None => local,
-        Some(g) => local.min(g.progress.durable.load(Ordering::Acquire)),
+        Some(g) => local.min(g.progress.durable()),
     };
     // With market-data batching: when the waiting market data must go.
     let mut md_due: Option<Instant> = None;
@@ -160,8 +160,7 @@ pub fn publisher_loop(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Some(g) = &gate {
-            let fenced = g.progress.fenced.load(Ordering::Acquire);
-            if fenced != 0 {
+            if let Some(fenced) = g.progress.fenced() {
                 (g.on_fenced)(fenced);
                 return;
             }

@@ -75,7 +75,7 @@ pub(super) fn durability(
     let notify: replicate::Notify = Arc::new(move || {
         let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(PubEvent::DrProgress);
     });
-    let r = replicate::Replicator::start_notifying(dr, id, last_seq, notify);
+    let r = replicate::Replicator::start(dr, id, last_seq, notify);
     let progress = r.progress().clone();
     let (stop, fatal, fenced, stats) =
         (shared.stop.clone(), shared.fatal.clone(), shared.fenced.clone(), shared.stats.clone());

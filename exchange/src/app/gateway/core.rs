@@ -2,9 +2,9 @@
 //! symbol), the report streams (one per engine), the connected customers,
 //! the requests waiting for an answer, and the counters.
 
-use super::acks::AckLog;
 use super::conn::Event;
 use super::route::{self, Fence};
+use crate::app::acks_file::AckLog;
 use crate::events::{Input, RequestKind};
 use crate::net::{self, DatagramKind};
 use crate::stream::{self, Receiver, Sender, Start};

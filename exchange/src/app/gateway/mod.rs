@@ -15,16 +15,14 @@
 //! - `--acks FILE`: `session client_id order_id seq epoch` per first
 //!   acknowledgement; `--status FILE`: JSON counters every second.
 
-mod acks;
 mod conn;
 mod core;
 mod login;
 mod route;
 
-pub use acks::{line as ack_line, AckLog};
-pub use login::{check_login, pad_password, parse_user, session_id, user_name};
-pub use route::{route, Fence, Routed};
+pub use login::{pad_password, user_name};
 
+use crate::app::acks_file::AckLog;
 use crate::app::overlay::OverlayArgs;
 use crate::net;
 use crate::symbols::SymbolTable;

@@ -45,28 +45,11 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        let mut feed = Feed::open(&args.feed, table, Start::AtOne)?;
+        let feed = Feed::open(&args.feed, table, Start::AtOne)?;
         let state = state::ViewState::new(table, feed.symbols().collect::<Vec<_>>(), args.depth.clamp(1, 50));
         let shared = Arc::new(server::Shared::new(state));
         eprintln!("aex view: {} symbols, serving http://{}/", feed.symbols().count(), args.listen);
-        let feeder = {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let mut delivered = Vec::new();
-                loop {
-                    feed.step(&mut delivered).await?;
-                    if delivered.is_empty() {
-                        continue;
-                    }
-                    let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                    for d in delivered.drain(..) {
-                        st.apply(d.symbol, &d.message);
-                    }
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), anyhow::Error>(())
-            })
-        };
+        let feeder = tokio::spawn(feed_books(feed, shared.clone()));
         tokio::spawn(server::broadcast(shared.clone()));
         let app = server::router(shared);
         tokio::select! {
@@ -76,4 +59,19 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Applies what the feed delivers to the books, until the feed fails.
+async fn feed_books(mut feed: Feed, shared: Arc<server::Shared>) -> anyhow::Result<()> {
+    let mut delivered = Vec::new();
+    loop {
+        feed.step(&mut delivered).await?;
+        if delivered.is_empty() {
+            continue;
+        }
+        let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        for d in delivered.drain(..) {
+            st.apply(d.symbol, &d.message);
+        }
+    }
 }

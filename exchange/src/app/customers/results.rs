@@ -1,5 +1,6 @@
-//! What the customers measured: counters shared by every session and the
-//! order-to-ack latency histogram (µs, from the intended send time).
+//! The run's results, what the customers measured: counters shared by
+//! every session and the order-to-ack latency histogram (µs, from the
+//! intended send time), summarised as JSON (`--summary-json`).
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};

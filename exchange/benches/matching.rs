@@ -1,7 +1,7 @@
-//! The engine alone: inputs per second on one thread, and the latency of
+//! The matching engine alone: inputs per second on one thread, and the latency of
 //! one `apply` (p50/p99/p99.9, printed after criterion's figures).
 //!
-//! `cargo bench -p aex --bench engine`
+//! `cargo bench -p aex --bench matching`
 //!
 //! The flow resembles the demo's customers: 100 symbols, random side, limit
 //! prices within 10 ticks of a reference (so many orders trade), quantities

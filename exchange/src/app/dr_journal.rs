@@ -1,10 +1,13 @@
-//! `aex journal`: the DR site's journal. It takes the primary engine's
+//! The DR site's journal, and `aex journal`, the process that is nothing
+//! but that (the pilot light). It takes the primary engine's
 //! sequenced records over TCP (`wire::repl`), makes them durable (fsync)
 //! before saying so, and refuses a primary from an older epoch (fencing).
 //! When the primary's heartbeat stops, it can replace itself with a
 //! command (`--on-failover`): the pilot-light DR, where that command is
 //! `aex engine --journal SAME_FILE ...`, which replays the journal and
-//! takes over at the next sequence number.
+//! takes over at the next sequence number. A hot standby (`aex engine
+//! --standby-listen`) keeps the same [`DrJournal`] through [`serve`] and
+//! applies what it makes durable.
 
 use crate::journal::{self, Writer};
 use crate::symbols::SymbolTable;
@@ -118,11 +121,6 @@ impl DrJournal {
     /// Refuses primaries that trade other symbols than these.
     pub fn expect_symbols(&mut self, symbols: &[u16]) {
         self.expect_symbols = Some(symbols.to_vec());
-    }
-
-    /// The engine name of the journal, once known.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
     }
 
     /// Syncs and gives up the writer (a promoted standby appends to it).

@@ -1,14 +1,15 @@
-//! What the audit found: the report, as text or JSON.
+//! What the audit found ([`Findings`]), printed as the report (text) or as
+//! one JSON object (`--json`).
 
 use crate::types::Epoch;
 use std::fmt;
 
-/// How many error strings a report keeps.
+/// How many error strings the findings keep.
 pub const MAX_ERRORS: usize = 20;
 
 /// What the audit found. `ok` is false when anything failed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Report {
+pub struct Findings {
     /// Every check passed.
     pub ok: bool,
     /// Journal records replayed.
@@ -54,7 +55,7 @@ pub struct Report {
     pub record_torn_tail: bool,
 }
 
-impl Report {
+impl Findings {
     pub(super) fn error(&mut self, e: impl Into<String>) {
         self.error_count += 1;
         if self.errors.len() < MAX_ERRORS {
@@ -63,7 +64,7 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for Findings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "audit: {}", if self.ok { "OK" } else { "FAILED" })?;
         writeln!(

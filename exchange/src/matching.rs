@@ -98,11 +98,6 @@ impl Engine {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// The sequence number of the last input applied (0 before any).
     pub fn last_seq(&self) -> Seq {
         self.last_seq
@@ -116,11 +111,6 @@ impl Engine {
     /// The highest epoch applied so far.
     pub fn epoch(&self) -> Epoch {
         self.epoch
-    }
-
-    /// The symbols traded, in index order.
-    pub fn symbols(&self) -> impl Iterator<Item = SymbolIndex> + '_ {
-        self.books.keys().copied()
     }
 
     /// One symbol's book.

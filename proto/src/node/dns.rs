@@ -3,27 +3,25 @@
 //! others' tombstones to its own entries, and the merged view of every
 //! host's entries for the DNS server. The logic is in [`crate::dns`].
 
-use super::*;
+use super::{Event, Node};
 use crate::dns::{self, DnsEntry, DnsError, OwnNames, Published, Selector, Visible};
+use std::net::IpAddr;
+use std::time::Instant;
 
 /// The node's DNS state.
 #[derive(Debug, Default)]
-pub(super) struct NameState {
+pub(super) struct DnsState {
     own: OwnNames,
     /// The gossip table's DNS change count when others' tombstones were last applied.
     seen: Option<u64>,
-    /// Counts changes of the own entries and tombstones.
-    changes: u64,
-    /// Own entries changed since the daemon last saved them.
-    unsaved: bool,
 }
 
 impl Node {
     /// Takes this host's entries kept from an earlier run (before it
     /// starts talking). Returns how many were skipped as invalid or too many.
     pub fn dns_restore(&mut self, entries: Vec<DnsEntry>) -> usize {
-        let skipped = self.names.own.restore(entries);
-        self.publish_names();
+        let skipped = self.dns.own.restore(entries);
+        self.publish_dns();
         skipped
     }
 
@@ -40,9 +38,9 @@ impl Node {
             return Err(DnsError::Name(format!("{addr} is not an address a name can have")));
         }
         let stamp = self.stamp(now);
-        let e = self.names.own.add(name, addr, owner, stamp)?;
-        self.names.unsaved = true;
-        self.publish_names();
+        let e = self.dns.own.add(name, addr, owner, stamp)?;
+        self.emit(Event::OwnDnsChanged);
+        self.publish_dns();
         Ok(Visible {
             name: e.name,
             addr: e.addr,
@@ -58,10 +56,12 @@ impl Node {
     pub fn dns_remove(&mut self, sel: &Selector, now: Instant) -> Result<Vec<Visible>, DnsError> {
         let me = self.public_key();
         let view = self.dns_view();
-        let removed = self.names.own.remove(&me, sel, &view, now)?;
+        let removed = self.dns.own.remove(&me, sel, &view, now)?;
         if !removed.is_empty() {
-            self.names.unsaved |= removed.iter().any(|v| v.origin == me);
-            self.publish_names();
+            if removed.iter().any(|v| v.origin == me) {
+                self.emit(Event::OwnDnsChanged);
+            }
+            self.publish_dns();
         }
         Ok(removed)
     }
@@ -85,47 +85,37 @@ impl Node {
         dns::visible(&records)
     }
 
-    /// Grows whenever [`Node::dns_view`] may have changed.
-    pub fn dns_generation(&self) -> u64 {
-        self.gossip.dns_changes().wrapping_add(self.names.changes)
-    }
-
     /// This host's own entries, to be kept across restarts.
     pub fn dns_own_entries(&self) -> &[DnsEntry] {
-        self.names.own.entries()
-    }
-
-    /// True once after this host's own entries changed.
-    pub fn take_dns_unsaved(&mut self) -> bool {
-        std::mem::take(&mut self.names.unsaved)
+        self.dns.own.entries()
     }
 
     /// Periodic work (from `refresh_own`): drops own entries that others'
     /// tombstones removed, and forgets own tombstones that are done.
-    pub(super) fn names_tick(&mut self, now: Instant) {
+    pub(super) fn dns_tick(&mut self, now: Instant) {
         let mut changed = false;
         let seen = self.gossip.dns_changes();
-        if self.names.seen != Some(seen) {
-            self.names.seen = Some(seen);
+        if self.dns.seen != Some(seen) {
+            self.dns.seen = Some(seen);
             let me = self.public_key();
-            let gone = self.names.own.apply_tombstones(&me, self.gossip.records().flat_map(|r| &r.dns_tombstones));
+            let gone = self.dns.own.apply_tombstones(&me, self.gossip.records().flat_map(|r| &r.dns_tombstones));
             if !gone.is_empty() {
-                self.names.unsaved = true;
+                self.emit(Event::OwnDnsChanged);
                 changed = true;
             }
         }
         let gossip = &self.gossip;
-        changed |= self.names.own.expire(now, |t| gossip.get(&t.origin).is_some_and(|r| dns::shows(&r.dns, t)));
+        changed |= self.dns.own.expire(now, |t| gossip.get(&t.origin).is_some_and(|r| dns::shows(&r.dns, t)));
         if changed {
-            self.publish_names();
+            self.publish_dns();
         }
     }
 
     /// Puts the own entries and tombstones into the own record.
-    fn publish_names(&mut self) {
-        self.own.dns = self.names.own.entries().to_vec();
-        self.own.dns_tombstones = self.names.own.tombstones();
-        self.names.changes += 1;
+    fn publish_dns(&mut self) {
+        self.own.dns = self.dns.own.entries().to_vec();
+        self.own.dns_tombstones = self.dns.own.tombstones();
+        self.emit(Event::DnsChanged);
         self.own_dirty = true;
     }
 }

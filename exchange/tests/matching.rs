@@ -1,4 +1,4 @@
-//! Engine scenarios: priority, fills, order types, cancel and reduce,
+//! Matching engine scenarios: priority, fills, order types, cancel and reduce,
 //! rejects, idempotency, sequencing and digests.
 
 mod common;

@@ -10,11 +10,14 @@
 //!   over the session); the donor resends until the recipient's record
 //!   lists the space.
 
-use super::*;
+use super::{Event, Io, Node};
 use crate::api::{AllocationRow, IpamStatus, SpanInfo};
 use crate::ipam::{choose_donor, Allocator, IpamError, IpamMessage, IpamRecord, Range, Ring};
+use crate::keys::PublicKey;
+use crate::stats::DropReason;
 use crate::wire::Kind;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 /// How long a fresh host waits to hear a seeded ring before seeding.
 pub const SEED_SETTLE: Duration = Duration::from_secs(3);
@@ -26,21 +29,13 @@ const RESEND: Duration = Duration::from_secs(1);
 pub(super) struct IpamState {
     ring: Ring,
     alloc: Allocator,
-    /// Something worth persisting changed.
-    changed: bool,
     last_request: Option<Instant>,
     last_resend: Option<Instant>,
 }
 
 impl IpamState {
     pub(super) fn new(range: Range) -> Self {
-        IpamState {
-            ring: Ring::new(range),
-            alloc: Allocator::new(),
-            changed: false,
-            last_request: None,
-            last_resend: None,
-        }
+        IpamState { ring: Ring::new(range), alloc: Allocator::new(), last_request: None, last_resend: None }
     }
 }
 
@@ -64,11 +59,6 @@ impl Node {
         (&self.ipam.ring, &self.ipam.alloc)
     }
 
-    /// True once after the IPAM state changed (the daemon persists it).
-    pub fn take_ipam_changed(&mut self) -> bool {
-        std::mem::take(&mut self.ipam.changed)
-    }
-
     /// An address for `owner` (idempotent). `NoSpace` means a donation was
     /// requested: ask again shortly. `NotSeeded`: the mesh has not shared
     /// the range out yet.
@@ -76,7 +66,7 @@ impl Node {
         let me = self.public_key();
         match self.ipam.alloc.allocate(&self.ipam.ring, me, owner) {
             Ok(offset) => {
-                self.ipam.changed = true;
+                self.emit(Event::IpamChanged);
                 self.own_dirty = true;
                 let range = self.ipam.ring.range();
                 Ok((range.addr(offset).expect("allocated inside the range"), range.prefix()))
@@ -92,7 +82,7 @@ impl Node {
     /// Frees `owner`'s address.
     pub fn ipam_release(&mut self, owner: &str) -> Option<Ipv4Addr> {
         let offset = self.ipam.alloc.release(owner)?;
-        self.ipam.changed = true;
+        self.emit(Event::IpamChanged);
         self.own_dirty = true;
         self.ipam.ring.range().addr(offset)
     }
@@ -109,15 +99,16 @@ impl Node {
             .collect();
         if !gone.is_empty() {
             self.ipam.alloc.release_all_except(keep);
-            self.ipam.changed = true;
+            self.emit(Event::IpamChanged);
             self.own_dirty = true;
         }
         gone
     }
 
     /// Takes over the space of a host that is gone for good (by name or
-    /// base64 key). The operator vouches that it is dead.
-    pub fn ipam_take_over(&mut self, peer: &str) -> Result<usize, String> {
+    /// base64 key). The operator vouches that it is dead; one connected at
+    /// `now` is refused.
+    pub fn ipam_take_over(&mut self, peer: &str, now: Instant) -> Result<usize, String> {
         let dead = self
             .peers
             .values()
@@ -128,12 +119,12 @@ impl Node {
         if dead == self.public_key() {
             return Err("cannot take over this host's own space".into());
         }
-        if self.peers.get(&dead).is_some_and(|p| p.is_connected(Instant::now(), &self.cfg.timers)) {
+        if self.peers.get(&dead).is_some_and(|p| p.is_connected(now, &self.cfg.timers)) {
             return Err(format!("{peer} is connected: only a peer gone for good can be taken over"));
         }
         let taken = self.ipam.ring.take_over(self.public_key(), dead);
         if !taken.is_empty() {
-            self.ipam.changed = true;
+            self.emit(Event::IpamChanged);
             self.own_dirty = true;
         }
         Ok(taken.len())
@@ -195,7 +186,7 @@ impl Node {
         let res = self.ipam.ring.merge_record(author, rec);
         let yielded = self.ipam.ring.yield_seed(!self.ipam.alloc.is_empty());
         if res.changed || yielded {
-            self.ipam.changed = true;
+            self.emit(Event::IpamChanged);
             self.own_dirty = true;
         }
     }
@@ -203,7 +194,7 @@ impl Node {
     /// A host forgotten by gossip.
     pub(super) fn ipam_forget(&mut self, author: PublicKey) {
         if self.ipam.ring.forget(author) {
-            self.ipam.changed = true;
+            self.emit(Event::IpamChanged);
         }
     }
 
@@ -218,7 +209,7 @@ impl Node {
         {
             let stamp = self.stamp(now);
             if self.ipam.ring.seed(me, &connected, stamp) {
-                self.ipam.changed = true;
+                self.emit(Event::IpamChanged);
                 self.own_dirty = true;
             }
         }
@@ -268,14 +259,14 @@ impl Node {
                 // The donation leaves at the next tick (it is pending in the
                 // ring), after the daemon has saved the ring.
                 if self.ipam.ring.donate(me, from, want, &self.ipam.alloc).is_some() {
-                    self.ipam.changed = true;
+                    self.emit(Event::IpamChanged);
                     self.own_dirty = true;
                     self.ipam.last_resend = None;
                 }
             }
             IpamMessage::Donation(d) if d.from == from && d.to == me => {
                 if self.ipam.ring.accept_donation(me, &d).is_ok_and(|r| r.changed) {
-                    self.ipam.changed = true;
+                    self.emit(Event::IpamChanged);
                     self.own_dirty = true;
                 }
             }

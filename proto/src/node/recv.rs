@@ -1,0 +1,170 @@
+//! The receive path: DATA packets in, opened on their session, their
+//! payloads dispatched: frames delivered to the bridge, keepalives
+//! answered, gossip and IPAM messages handed on, relayed payloads to
+//! `relay`, pieces to `offload` and the whole message handled once it is
+//! complete.
+
+use super::peer::Slot;
+use super::{macs_of, Io, Node};
+use crate::keys::PublicKey;
+use crate::mac;
+use crate::session::SessionError;
+use crate::stats::DropReason;
+use crate::vnet::VNET_HDR_LEN;
+use crate::wire::{self, Kind, ETH_HEADER_LEN};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+impl Node {
+    /// A DATA packet: opened on the session its receiver index names (which
+    /// confirms a responder's next session), then its payload handled.
+    pub(super) fn on_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        receiver: u32,
+        counter: u64,
+        ciphertext: &[u8],
+        io: &mut impl Io,
+    ) {
+        let Some(key) = self.indices.sessions.get(&receiver).copied() else {
+            return self.drops.count(DropReason::UnknownSession);
+        };
+        let reject_after = self.cfg.timers.reject_after;
+        let Some(p) = self.peers.get_mut(&key) else {
+            return self.drops.count(DropReason::UnknownSession);
+        };
+        let Some((session, slot)) = p.session_mut(receiver) else {
+            return self.drops.count(DropReason::UnknownSession);
+        };
+        if now.saturating_duration_since(session.established) >= reject_after {
+            return self.drops.count(DropReason::UnknownSession);
+        }
+        let len = match session.open(counter, ciphertext, &mut self.rx) {
+            Ok(n) => n,
+            Err(SessionError::Replay) => return self.drops.count(DropReason::Replay),
+            Err(_) => return self.drops.count(DropReason::Decrypt),
+        };
+        // Authenticated: the peer is alive and is where this came from.
+        p.last_recv = Some(now);
+        if p.endpoint != Some(from) {
+            p.endpoint = Some(from);
+            self.own_dirty = true;
+        }
+        if slot == Slot::Next {
+            self.promote_next(&key);
+        }
+        // The payload stays in `rx` while it is handled; anything sent
+        // meanwhile is built in `plain`.
+        let rx = std::mem::take(&mut self.rx);
+        self.dispatch(now, key, &rx[..len], io);
+        self.rx = rx;
+    }
+
+    /// Handles a decrypted payload from the direct peer `from`.
+    fn dispatch(&mut self, now: Instant, from: PublicKey, payload: &[u8], io: &mut impl Io) {
+        let Some((&kind, body)) = payload.split_first() else {
+            return self.drops.count(DropReason::BadPayload);
+        };
+        match Kind::from_u8(kind) {
+            Some(Kind::Frame) => self.dispatch_frames(now, from, body, io),
+            Some(Kind::Fragment) => self.on_fragment(now, from, body, true, io),
+            Some(Kind::Relay) => {
+                if let Some((src, inner)) = self.on_relay(now, from, payload, io) {
+                    self.dispatch_relayed(now, src, inner, io);
+                }
+            }
+            Some(k) => self.on_control(now, from, k, body, io),
+            None => self.drops.count(DropReason::BadPayload),
+        }
+    }
+
+    /// Handles a relayed payload for this host, from `src`: frames or a
+    /// piece of a super-frame, nothing else.
+    fn dispatch_relayed(&mut self, now: Instant, src: PublicKey, inner: &[u8], io: &mut impl Io) {
+        match inner.first().and_then(|k| Kind::from_u8(*k)) {
+            Some(Kind::Frame) => self.dispatch_frames(now, src, &inner[1..], io),
+            Some(Kind::Fragment) => self.on_fragment(now, src, &inner[1..], false, io),
+            _ => self.drops.count(DropReason::BadPayload),
+        }
+    }
+
+    /// A control message from the direct peer `from`: in one datagram, or
+    /// reassembled from pieces.
+    fn on_control(&mut self, now: Instant, from: PublicKey, kind: Kind, body: &[u8], io: &mut impl Io) {
+        match kind {
+            Kind::Ping if body.len() == 8 => self.send_control(now, from, Kind::Pong, body, io),
+            Kind::Pong if body.len() == 8 => {
+                let token = u64::from_be_bytes(body.try_into().expect("length checked"));
+                let now_us = now.saturating_duration_since(self.start).as_micros() as u64;
+                if token <= now_us && now_us - token < 60_000_000 {
+                    if let Some(p) = self.peers.get_mut(&from) {
+                        p.rtt = Some(Duration::from_micros(now_us - token));
+                    }
+                }
+            }
+            Kind::Gossip => self.on_gossip(now, body),
+            Kind::Ipam => self.on_ipam_message(from, body),
+            _ => self.drops.count(DropReason::BadPayload),
+        }
+    }
+
+    /// A piece (after its kind byte) of a message from `src` (`direct`:
+    /// from that peer itself, not relayed); handles the message once whole.
+    pub(super) fn on_fragment(&mut self, now: Instant, src: PublicKey, body: &[u8], direct: bool, io: &mut impl Io) {
+        let Some((kind, message)) = self.reassemble(now, src, body, direct) else { return };
+        match kind {
+            Kind::Frame => {
+                let mut hdr = [0u8; VNET_HDR_LEN];
+                hdr.copy_from_slice(&message[..VNET_HDR_LEN]);
+                self.deliver_from(now, src, &message[VNET_HDR_LEN..], Some(&hdr), io);
+            }
+            control => self.on_control(now, src, control, &message, io),
+        }
+        self.reassembly.recycle(message);
+    }
+
+    /// Frames (a bundle, after its kind byte) whose source is `src`,
+    /// whether they came directly or through a relay.
+    fn dispatch_frames(&mut self, now: Instant, src: PublicKey, body: &[u8], io: &mut impl Io) {
+        for frame in wire::bundled_frames(body) {
+            match frame {
+                Ok(frame) => self.deliver_from(now, src, frame, None, io),
+                Err(_) => return self.drops.count(DropReason::BadPayload),
+            }
+        }
+    }
+
+    /// Delivers a frame that came from `src` (with its offload header when
+    /// it is a reassembled super-frame) into the local bridge.
+    fn deliver_from(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        frame: &[u8],
+        offload: Option<&[u8; VNET_HDR_LEN]>,
+        io: &mut impl Io,
+    ) {
+        if frame.len() < ETH_HEADER_LEN {
+            return self.drops.count(DropReason::Malformed);
+        }
+        if offload.is_none() && frame.len() > self.cfg.overlay_mtu + ETH_HEADER_LEN {
+            return self.drops.count(DropReason::Oversize);
+        }
+        let (dmac, smac) = macs_of(frame);
+        if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(frame) {
+            return;
+        }
+        self.macs.learn(smac, src, now);
+        if let Some(p) = self.peers.get_mut(&src) {
+            p.traffic.rx_frames += 1;
+            p.traffic.rx_bytes += frame.len() as u64;
+        }
+        // Into the local bridge only: a frame from a peer never goes back
+        // into the mesh (except along a relay route, handled in `relay`).
+        match offload {
+            Some(h) => io.deliver_offloaded(h, frame),
+            None => io.deliver(frame),
+        }
+    }
+}
