@@ -107,7 +107,7 @@ impl Dataplane {
     }
 
     pub fn rmpeer(&mut self, peer: &str) -> Result<IpamStatus, String> {
-        self.node.ipam_take_over(peer, Instant::now())?;
+        self.node.ipam_take_over(peer)?;
         self.persist_ipam().map_err(|e| format!("{e:#}"))?;
         Ok(self.node.ipam_status())
     }

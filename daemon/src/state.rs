@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use weavers_proto::ipam::{Allocator, Ring};
 use weavers_proto::keys::{PublicKey, StaticKeypair};
 
-const IDENTITY: &str = "identity.key";
+/// The Ed25519 seed (base64) from which the host's signing key and its
+/// Noise (X25519) key derive. Before signed records, `identity.key` held
+/// an X25519 key, which cannot sign: a host with only that one gets a new
+/// identity (its peers learn it through their `--peer` addresses).
+const IDENTITY: &str = "identity.ed25519";
 const PEERS: &str = "peers.json";
 const IPAM: &str = "ipam.json";
 
@@ -78,13 +82,13 @@ impl StateDir {
                 if mode & 0o077 != 0 {
                     bail!("{} is readable by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
                 }
-                let key = PublicKey::from_base64(text.trim())
+                let seed = PublicKey::from_base64(text.trim())
                     .with_context(|| format!("{} does not hold a base64 key", path.display()))?;
-                Ok(StaticKeypair::from_private(key.0)?)
+                Ok(StaticKeypair::from_seed(seed.0))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let kp = StaticKeypair::generate()?;
-                self.write(IDENTITY, format!("{}\n", PublicKey(kp.private).to_base64()).as_bytes())?;
+                let kp = StaticKeypair::generate();
+                self.write(IDENTITY, format!("{}\n", PublicKey(kp.seed()).to_base64()).as_bytes())?;
                 tracing::info!(public_key = %kp.public, "made a new identity key");
                 Ok(kp)
             }

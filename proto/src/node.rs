@@ -28,14 +28,16 @@
 //! - `multicast`: snooping, the querier, pruned replication, group counters.
 //! - `ipam`: the shared address ring and this host's allocations.
 //! - `dns`: the overlay DNS entries.
-//! - `gossip`: the own record, pushes, full exchanges, merging what
-//!   arrives, forgetting hosts gone for long.
+//! - `gossip`: the own record (built, signed, published), what other
+//!   hosts' records change here, forgetting hosts gone for long.
+//! - `liveness`: which peers this host monitors, probes, suspicions, and
+//!   what a peer found down changes.
 //! - `handshake`: Noise handshakes, started and answered, and the sessions
 //!   they install.
 //! - `recv`: DATA packets in: opened, their payloads dispatched, frames
 //!   delivered to the TAP.
 //! - `timers`: the periodic connection upkeep: handshake timeouts and
-//!   backoff, session expiry, dialling, keepalives, rekeys.
+//!   backoff, session expiry, dialling, rekeys.
 //! - `info`: snapshots for the API.
 
 mod dns;
@@ -43,6 +45,7 @@ mod gossip;
 mod handshake;
 mod info;
 mod ipam;
+mod liveness;
 mod multicast;
 mod offload;
 mod peer;
@@ -52,7 +55,9 @@ mod routes;
 mod send;
 mod timers;
 
-use crate::gossip::{GossipTable, PeerRecord};
+use crate::gossip::record::{PeerRecord, SignedRecord};
+use crate::gossip::sync::{Gossip, SyncConfig};
+use crate::liveness::ProbeConfig;
 use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
 use crate::mac::{self, Mac, MacTable};
@@ -86,10 +91,8 @@ pub trait Io {
 pub struct Timers {
     /// How often the node does its periodic work.
     pub tick: Duration,
-    /// Keepalive (ping) interval on an idle or busy session.
-    pub keepalive: Duration,
-    /// A peer silent this long is no longer connected.
-    pub dead_after: Duration,
+    /// Liveness probing (who is pinged how often, when a peer is down).
+    pub probe: ProbeConfig,
     /// Start a new handshake when the current session is this old.
     pub rekey_after: Duration,
     /// Never use a session older than this.
@@ -98,11 +101,13 @@ pub struct Timers {
     pub handshake_timeout: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
-    /// Full gossip exchange with each connected peer this often.
+    /// One anti-entropy round (a digest to one random peer) this often.
     pub gossip_interval: Duration,
-    /// Raise the own record's version this often even without change.
+    /// Raise the own record's version this often even without change (a
+    /// safety net: anti-entropy keeps records current).
     pub refresh_interval: Duration,
-    /// Forget a host whose record has not advanced this long.
+    /// Forget a host this host has not reached (directly or through a
+    /// relay) and whose record has not advanced for this long.
     pub forget_after: Duration,
     /// MAC table ageing.
     pub mac_ageing: Duration,
@@ -128,15 +133,14 @@ impl Timers {
 impl Default for Timers {
     fn default() -> Self {
         Timers {
-            tick: Duration::from_millis(250),
-            keepalive: Duration::from_secs(5),
-            dead_after: Duration::from_secs(15),
+            tick: Duration::from_millis(100),
+            probe: ProbeConfig::default(),
             rekey_after: Duration::from_secs(120),
             reject_after: Duration::from_secs(180),
             handshake_timeout: Duration::from_secs(2),
             max_backoff: Duration::from_secs(30),
-            gossip_interval: Duration::from_secs(10),
-            refresh_interval: Duration::from_secs(60),
+            gossip_interval: Duration::from_secs(2),
+            refresh_interval: Duration::from_secs(1800),
             forget_after: Duration::from_secs(600),
             mac_ageing: Duration::from_secs(300),
             query_interval: Duration::from_secs(125),
@@ -214,15 +218,26 @@ pub struct Node {
     handshakes: HandshakeCounts,
 
     // ---- gossip (`gossip`) ----
+    /// The own record being built (published when it differs).
     own: PeerRecord,
+    /// Something the own record shows may have changed: check it.
     own_dirty: bool,
-    /// The own record's version last pushed to every peer.
-    own_pushed: u64,
+    /// When the own record was last published.
     own_refreshed: Instant,
-    gossip: GossipTable,
-    /// Records to push to connected peers soon.
-    gossip_pending: Vec<PublicKey>,
-    last_full_gossip: Instant,
+    /// Every host's signed record, this one's too, and the protocol.
+    gossip: Gossip,
+    /// Addresses peers see this host at.
+    observed: gossip::Observed,
+    /// The table's DNS change count the daemon was last told about.
+    dns_changes_seen: u64,
+    /// Peers to ping at the next chance (a record said they cannot reach us).
+    pending_pings: Vec<PublicKey>,
+
+    // ---- liveness (`liveness`) ----
+    /// The peers this host monitors.
+    monitored: Vec<PublicKey>,
+    /// The set of connected peers changed: recompute `monitored`.
+    members_dirty: bool,
 
     // ---- routes (`routes`) ----
     hops: HashMap<PublicKey, PublicKey>,
@@ -262,17 +277,10 @@ pub struct Node {
 impl Node {
     /// A node with no peers yet.
     pub fn new(cfg: Config, now: Instant) -> Self {
-        let own = PeerRecord {
-            key: cfg.keypair.public,
-            version: cfg.unix_ms,
-            name: cfg.name.clone(),
-            overlay_addr: None,
-            connections: Vec::new(),
-            groups: Vec::new(),
-            dns: Vec::new(),
-            dns_tombstones: Vec::new(),
-            ipam: None,
-        };
+        let own = PeerRecord::new(cfg.keypair.public, cfg.unix_ms, &cfg.name);
+        let signed = SignedRecord::sign(&own, &cfg.keypair);
+        let sync = SyncConfig { interval: cfg.timers.gossip_interval };
+        let gossip = Gossip::new((signed, own.clone()), sync, cfg.seed ^ 0x9e37_79b9, now);
         Node {
             start: now,
             last_stamp: cfg.unix_ms,
@@ -288,11 +296,13 @@ impl Node {
             handshakes: HandshakeCounts::default(),
             own,
             own_dirty: true,
-            own_pushed: 0,
             own_refreshed: now,
-            gossip: GossipTable::new(),
-            gossip_pending: Vec::new(),
-            last_full_gossip: now,
+            gossip,
+            observed: gossip::Observed::default(),
+            dns_changes_seen: 0,
+            pending_pings: Vec::new(),
+            monitored: Vec::new(),
+            members_dirty: true,
             hops: HashMap::new(),
             routes_dirty: true,
             macs: MacTable::new(cfg.timers.mac_ageing),
@@ -426,12 +436,11 @@ impl Node {
             return;
         }
         self.next_tick = now + self.cfg.timers.tick;
-        // Liveness depends on time: recompute routes every tick (cheap).
-        self.routes_dirty = true;
         self.expire_handshakes(now);
         self.expire_sessions(now);
         self.dial_bootstraps(now, io);
         self.maintain_peers(now, io);
+        self.liveness_tick(now, io);
         self.expire_members(now);
         self.expire_fragments(now);
         self.ipam_tick(now, io);
@@ -463,11 +472,18 @@ impl Node {
         }
     }
 
-    /// Milliseconds on this host's clock that only grow (across restarts too).
+    /// Milliseconds on this host's clock that only grow (across restarts
+    /// too). Saturating: a stamp can never wrap (versions far ahead of the
+    /// clock are refused by every receiver, see [`crate::gossip::record`]).
     fn stamp(&mut self, now: Instant) -> u64 {
-        let t = self.cfg.unix_ms + now.saturating_duration_since(self.start).as_millis() as u64;
-        self.last_stamp = t.max(self.last_stamp + 1);
+        let t = self.clock_ms(now);
+        self.last_stamp = t.max(self.last_stamp.saturating_add(1));
         self.last_stamp
+    }
+
+    /// This host's wall clock in milliseconds, as of `now`.
+    fn clock_ms(&self, now: Instant) -> u64 {
+        self.cfg.unix_ms.saturating_add(now.saturating_duration_since(self.start).as_millis() as u64)
     }
 }
 

@@ -12,11 +12,12 @@
 //!
 //! ```text
 //! Frame 1:    (len u16 | Ethernet frame)+       frames queued together
-//! Gossip 2:   postcard Vec<PeerRecord>
+//! Gossip 2:   postcard gossip::sync::Message (signed records, digests)
 //! Ping 3 / Pong 4: token u64
 //! Relay 5:    ttl u8 | dst id u64 | src id u64 | inner payload (Frame or Fragment)
 //! Fragment 6: message id u32 | total u32 | offset u32 | kind u8 | bytes
 //! Ipam 7:     postcard IpamMessage (space request or donation)
+//! Suspect 8:  key [32]: the sender's monitoring finds this host down
 //! ```
 //!
 //! A Fragment is one piece of a message too big for one datagram; `kind`
@@ -27,7 +28,7 @@
 //! ```text
 //! kind Frame 1:   an offloaded super-frame: 10-byte virtio-net header | frame
 //!                 (may be relayed)
-//! kind Gossip 2, Ping 3, Pong 4, Ipam 7: that control message's body, as it
+//! kind Gossip 2, Ping 3, Pong 4, Ipam 7, Suspect 8: that control message's body, as it
 //!                 would follow the kind byte in one datagram (direct peers
 //!                 only: refused when relayed)
 //! ```
@@ -116,6 +117,8 @@ pub enum Kind {
     Fragment = 6,
     /// An IPAM message (space request or donation), postcard.
     Ipam = 7,
+    /// A host the sender's monitoring found down (its 32-byte key).
+    Suspect = 8,
 }
 
 impl Kind {
@@ -128,6 +131,7 @@ impl Kind {
             5 => Kind::Relay,
             6 => Kind::Fragment,
             7 => Kind::Ipam,
+            8 => Kind::Suspect,
             _ => return None,
         })
     }

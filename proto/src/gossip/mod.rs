@@ -11,9 +11,8 @@
 //!   then the entries of the buckets that differ, then only the records one
 //!   side lacks), sans I/O.
 
-mod legacy;
 pub mod record;
 pub mod sync;
 pub mod table;
 
-pub use legacy::*;
+pub use record::{PeerRecord, SignedRecord, MAX_NAME_LEN};

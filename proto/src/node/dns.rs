@@ -75,7 +75,7 @@ impl Node {
             tombstones: &self.own.dns_tombstones,
         };
         let records: Vec<Published<'_>> = std::iter::once(own)
-            .chain(self.gossip.records().map(|r| Published {
+            .chain(self.records().map(|r| Published {
                 origin: r.key,
                 origin_name: &r.name,
                 entries: &r.dns,
@@ -94,18 +94,19 @@ impl Node {
     /// tombstones removed, and forgets own tombstones that are done.
     pub(super) fn dns_tick(&mut self, now: Instant) {
         let mut changed = false;
-        let seen = self.gossip.dns_changes();
+        let seen = self.gossip.table().dns_changes();
         if self.dns.seen != Some(seen) {
             self.dns.seen = Some(seen);
             let me = self.public_key();
-            let gone = self.dns.own.apply_tombstones(&me, self.gossip.records().flat_map(|r| &r.dns_tombstones));
+            let records = self.gossip.table().entries().map(|e| &e.record).filter(|r| r.key != me);
+            let gone = self.dns.own.apply_tombstones(&me, records.flat_map(|r| &r.dns_tombstones));
             if !gone.is_empty() {
                 self.emit(Event::OwnDnsChanged);
                 changed = true;
             }
         }
-        let gossip = &self.gossip;
-        changed |= self.dns.own.expire(now, |t| gossip.get(&t.origin).is_some_and(|r| dns::shows(&r.dns, t)));
+        let table = self.gossip.table();
+        changed |= self.dns.own.expire(now, |t| table.get(&t.origin).is_some_and(|e| dns::shows(&e.record.dns, t)));
         if changed {
             self.publish_dns();
         }

@@ -1,16 +1,62 @@
-//! Gossip on the node: this host's own record (rewritten when what it
-//! announces changes, and refreshed now and then), pushing changed records
-//! to connected peers, the periodic full exchange, merging the records that
-//! arrive, and forgetting hosts gone for long. The table and the record
-//! format are in [`crate::gossip`].
+//! Gossip on the node: this host's own record (rebuilt from what it
+//! announces, signed and published when that changes), the records of
+//! every other host as [`crate::gossip::sync`] delivers them, and what
+//! follows from them: names and candidate endpoints for the peer table,
+//! IPAM, multicast subscriptions, routes, DNS. The protocol (push by the
+//! origin, anti-entropy by digests) and the signed record format are in
+//! [`crate::gossip`].
 
 use super::{Event, Io, Node};
-use crate::gossip::{self, Connection, Merge, PeerRecord};
+use crate::gossip::record::{PeerRecord, SignedRecord, MAX_ENDPOINTS, MAX_UNREACHABLE};
+use crate::gossip::sync::Event as GossipEvent;
 use crate::keys::PublicKey;
-use crate::stats::DropReason;
 use crate::wire::Kind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+/// Least time between two versions of the own record that differ only in
+/// reachability or endpoints.
+const LAZY_PUBLISH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Most distinct observed addresses of this host remembered.
+const MAX_OBSERVED: usize = 16;
+
+/// Underlay addresses peers said they see this host at, and by how many
+/// different peers: the most reported become the record's endpoints.
+#[derive(Debug, Default)]
+pub(super) struct Observed {
+    seen: Vec<(SocketAddr, Vec<PublicKey>)>,
+}
+
+impl Observed {
+    /// `by` sees this host at `addr`.
+    pub(super) fn report(&mut self, addr: SocketAddr, by: PublicKey) {
+        if let Some((_, who)) = self.seen.iter_mut().find(|(a, _)| *a == addr) {
+            if !who.contains(&by) && who.len() < 8 {
+                who.push(by);
+            }
+            return;
+        }
+        if self.seen.len() >= MAX_OBSERVED {
+            // Forget the least reported address.
+            if let Some(i) = (0..self.seen.len()).min_by_key(|i| self.seen[*i].1.len()) {
+                self.seen.swap_remove(i);
+            }
+        }
+        self.seen.push((addr, vec![by]));
+    }
+
+    /// The addresses to publish: those reported by at least two peers (one
+    /// peer alone cannot make every host dial an address of its choice),
+    /// or by the only peer there is; most reported first.
+    fn endpoints(&self) -> Vec<SocketAddr> {
+        let reporters: usize = self.seen.iter().flat_map(|(_, w)| w).collect::<std::collections::HashSet<_>>().len();
+        let need = if reporters <= 1 { 1 } else { 2 };
+        let mut v: Vec<&(SocketAddr, Vec<PublicKey>)> = self.seen.iter().filter(|(_, w)| w.len() >= need).collect();
+        v.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        v.into_iter().take(MAX_ENDPOINTS).map(|(a, _)| *a).collect()
+    }
+}
 
 impl Node {
     /// Announces (or withdraws) this host's overlay address in gossip.
@@ -23,156 +69,168 @@ impl Node {
 
     /// Overlay addresses other hosts announced.
     pub fn announced_overlay_addrs(&self) -> Vec<(IpAddr, u8)> {
-        self.gossip.records().filter_map(|r| r.overlay_addr).collect()
+        self.records().filter_map(|r| r.overlay_addr).collect()
     }
 
-    /// Rewrites the own record if connections changed or it is due a refresh.
-    pub(super) fn refresh_own(&mut self, now: Instant) {
+    /// Every other host's record.
+    pub(super) fn records(&self) -> impl Iterator<Item = &PeerRecord> {
+        let me = self.public_key();
+        self.gossip.table().entries().map(|e| &e.record).filter(move |r| r.key != me)
+    }
+
+    /// Another host's record.
+    pub(super) fn record(&self, key: &PublicKey) -> Option<&PeerRecord> {
+        if *key == self.public_key() {
+            return None;
+        }
+        self.gossip.table().get(key).map(|e| &e.record)
+    }
+
+    /// This host's record as published (signed) last.
+    pub(super) fn published(&self) -> &PeerRecord {
+        self.gossip.own()
+    }
+
+    /// Rebuilds the own record from what this host announces; when
+    /// anything differs from the published one (or a refresh is due, or
+    /// something asked for it), stamps a new version, signs it and pushes
+    /// it to every peer.
+    pub(super) fn refresh_own(&mut self, now: Instant, io: &mut impl Io) {
         self.dns_tick(now);
-        let t = &self.cfg.timers;
-        let mut connections: Vec<Connection> = self
+        let mut unreachable: Vec<u64> = self
             .peers
             .values()
-            .filter(|p| p.is_connected(now, t))
-            .filter_map(|p| Some(Connection { key: p.key, endpoint: p.endpoint? }))
+            .filter(|p| !p.is_connected() && self.gossip.table().get(&p.key).is_some())
+            .map(|p| p.key.short_id().0)
             .collect();
-        connections.sort_by_key(|c| c.key);
-        let groups = self.local_groups.filters();
-        let ipam = self.ipam_record();
-        let due = now.saturating_duration_since(self.own_refreshed) >= t.refresh_interval;
-        if connections != self.own.connections
-            || groups != self.own.groups
-            || ipam != self.own.ipam
-            || due
-            || self.own_dirty
-        {
-            self.own.ipam = ipam;
-            if connections != self.own.connections {
-                self.routes_dirty = true;
-            }
-            self.own.connections = connections;
-            self.own.groups = groups;
-            self.own.version = self.stamp(now);
-            self.own_refreshed = now;
-            self.own_dirty = false;
+        unreachable.sort_unstable();
+        let more = unreachable.len() > MAX_UNREACHABLE;
+        unreachable.truncate(MAX_UNREACHABLE);
+        self.own.unreachable = unreachable;
+        self.own.unreachable_more = more;
+        self.own.endpoints = self.observed.endpoints();
+        self.own.groups = self.local_groups.filters();
+        self.own.ipam = self.ipam_record();
+        let since = now.saturating_duration_since(self.own_refreshed);
+        let published = self.published();
+        // What others act on at once (groups, names, addresses) goes out at
+        // once; what only matters for relays and dialling (reachability,
+        // endpoints: these change with every session while a mesh forms)
+        // at most once per LAZY_PUBLISH, so a forming mesh does not send a
+        // record per session.
+        let urgent = self.own.groups != published.groups
+            || self.own.dns != published.dns
+            || self.own.dns_tombstones != published.dns_tombstones
+            || self.own.overlay_addr != published.overlay_addr
+            || self.own.ipam != published.ipam
+            || self.own.name != published.name;
+        let lazy = self.own_dirty
+            || self.own.unreachable != published.unreachable
+            || self.own.unreachable_more != published.unreachable_more
+            || self.own.endpoints != published.endpoints;
+        let due = since >= self.cfg.timers.refresh_interval;
+        if !urgent && !due && !(lazy && since >= LAZY_PUBLISH) {
+            return;
         }
+        self.own.version = self.stamp(now);
+        self.own_refreshed = now;
+        self.own_dirty = false;
+        let signed = SignedRecord::sign(&self.own, &self.cfg.keypair);
+        self.gossip.publish(signed, self.own.clone(), now);
+        self.drain_gossip(now, io);
     }
 
-    /// Sends every record this node knows (its own included) to `to`.
-    pub(super) fn send_full_gossip(&mut self, now: Instant, to: PublicKey, io: &mut impl Io) {
-        self.refresh_own(now);
-        let msgs = gossip::encode_messages(std::iter::once(&self.own).chain(self.gossip.records()));
-        for m in msgs {
-            self.send_control(now, to, Kind::Gossip, &m, io);
-        }
-    }
-
-    /// Refreshes the own record; pushes changes; full exchange now and then;
-    /// forgets hosts gone for long.
+    /// The periodic gossip work: the own record, an anti-entropy round
+    /// when due, forgetting hosts gone for long.
     pub(super) fn gossip_tick(&mut self, now: Instant, io: &mut impl Io) {
-        let t = self.cfg.timers.clone();
-        self.refresh_own(now);
-        // Versions stamped anywhere (also while greeting a new peer) are
-        // pushed to everyone once.
-        if self.own.version != self.own_pushed {
-            self.own_pushed = self.own.version;
-            let me = self.public_key();
-            if !self.gossip_pending.contains(&me) {
-                self.gossip_pending.push(me);
-            }
-        }
-        let connected: Vec<PublicKey> =
-            self.peers.values().filter(|p| p.is_connected(now, &t)).map(|p| p.key).collect();
-        if now.saturating_duration_since(self.last_full_gossip) >= t.gossip_interval {
-            self.last_full_gossip = now;
-            self.gossip_pending.clear();
-            for k in &connected {
-                self.send_full_gossip(now, *k, io);
-            }
-        } else if !self.gossip_pending.is_empty() {
-            let me = self.public_key();
-            let pending = std::mem::take(&mut self.gossip_pending);
-            let records: Vec<&PeerRecord> =
-                pending.iter().filter_map(|k| if *k == me { Some(&self.own) } else { self.gossip.get(k) }).collect();
-            let msgs = gossip::encode_messages(records);
-            for k in &connected {
-                for m in &msgs {
-                    self.send_control(now, *k, Kind::Gossip, m, io);
-                }
-            }
-        }
+        self.refresh_own(now, io);
+        self.gossip.handle_timeout(now);
+        let forget_after = self.cfg.timers.forget_after;
         let peers = &self.peers;
-        let dns_before = self.gossip.dns_changes();
-        let forgotten =
-            self.gossip.forget_stale(now, t.forget_after, |k| peers.get(k).is_some_and(|p| p.is_connected(now, &t)));
-        self.note_dns_changes(dns_before);
-        for k in forgotten {
-            self.ipam_forget(k);
-            let configured = self.bootstraps.iter().any(|b| b.key == Some(k));
-            if !configured {
-                self.drop_peer(&k);
-            }
-        }
+        let hops = &self.hops;
+        // Kept while this host reaches it, directly or through a relay.
+        self.gossip.forget_stale(now, forget_after, |k| {
+            peers.get(k).is_some_and(|p| p.is_connected()) || hops.contains_key(k)
+        });
+        self.drain_gossip(now, io);
     }
 
-    /// A gossip message from a direct peer: merges the records newer than
-    /// what this node holds.
-    pub(super) fn on_gossip(&mut self, now: Instant, body: &[u8]) {
-        let Some(records) = gossip::decode_message(body) else {
-            return self.drops.count(DropReason::BadGossip);
-        };
-        let me = self.public_key();
-        let dns_before = self.gossip.dns_changes();
-        for r in records {
-            if r.key == me {
-                // Someone holds a newer record of ours than we do (we lost
-                // state): move past it.
-                if r.version > self.own.version {
-                    self.last_stamp = self.last_stamp.max(r.version);
-                    self.own_dirty = true;
-                }
-                continue;
-            }
-            let key = r.key;
-            let name = r.name.clone();
-            let endpoints_of_others: Vec<(PublicKey, SocketAddr)> =
-                r.connections.iter().map(|c| (c.key, c.endpoint)).collect();
-            let ipam = r.ipam.clone();
-            match self.gossip.merge(r, now) {
-                Merge::Stale => continue,
-                Merge::New | Merge::Updated => {
-                    self.ipam_merge(key, ipam.as_ref());
+    /// A gossip message from the direct peer `from`.
+    pub(super) fn on_gossip(&mut self, now: Instant, from: PublicKey, body: &[u8], io: &mut impl Io) {
+        let now_ms = self.clock_ms(now);
+        let before = self.gossip.stats();
+        self.gossip.handle(from, body, now, now_ms);
+        let after = self.gossip.stats();
+        let refused = (after.malformed + after.bad_record + after.bad_signature + after.from_the_future)
+            - (before.malformed + before.bad_record + before.bad_signature + before.from_the_future);
+        if refused > 0 {
+            self.drops.add(crate::stats::DropReason::BadGossip, refused);
+        }
+        self.drain_gossip(now, io);
+    }
+
+    /// Tells the gossip layer a session with `key` is up (again).
+    pub(super) fn gossip_peer_up(&mut self, now: Instant, key: PublicKey, io: &mut impl Io) {
+        self.gossip.peer_up(key, now);
+        self.drain_gossip(now, io);
+    }
+
+    /// Sends what the gossip layer queued and applies what it learned.
+    pub(super) fn drain_gossip(&mut self, now: Instant, io: &mut impl Io) {
+        let dns_before = self.dns_changes_seen;
+        while let Some(ev) = self.gossip.poll_event() {
+            match ev {
+                GossipEvent::Merged { key, .. } => self.on_record(now, key),
+                GossipEvent::Forgotten(key) => {
+                    self.ipam_forget(key);
                     self.routes_dirty = true;
                     self.remote_groups_dirty = true;
-                    if !self.gossip_pending.contains(&key) {
-                        self.gossip_pending.push(key);
+                    let configured = self.bootstraps.iter().any(|b| b.key == Some(key));
+                    if !configured {
+                        self.drop_peer(&key);
                     }
-                    let p = self.peer_entry(key, now);
-                    if !name.is_empty() {
-                        p.name = name;
-                    }
-                    // The record says where its author reaches others: those
-                    // are candidate endpoints for them.
-                    for (k, ep) in endpoints_of_others {
-                        if k == me {
-                            continue;
-                        }
-                        let q = self.peer_entry(k, now);
-                        if !q.candidates.contains(&ep) && q.candidates.len() < 8 {
-                            q.candidates.push(ep);
-                        }
-                    }
+                }
+                GossipEvent::OwnSeenNewer(v) => {
+                    // A record of ours from before a restart that lost state:
+                    // move past it.
+                    self.last_stamp = self.last_stamp.max(v);
+                    self.own_dirty = true;
                 }
             }
         }
-        self.note_dns_changes(dns_before);
+        while let Some((to, msg)) = self.gossip.poll_transmit() {
+            self.send_control(now, to, Kind::Gossip, &msg, io);
+        }
+        self.dns_changes_seen = self.gossip.table().dns_changes();
+        if self.dns_changes_seen != dns_before {
+            self.emit(Event::DnsChanged);
+        }
     }
 
-    /// Queues [`Event::DnsChanged`] if the DNS entries other hosts publish
-    /// changed since the table's DNS change count was `before`.
-    fn note_dns_changes(&mut self, before: u64) {
-        if self.gossip.dns_changes() != before {
-            self.emit(Event::DnsChanged);
+    /// Another host's record arrived (new or newer).
+    fn on_record(&mut self, now: Instant, key: PublicKey) {
+        let Some(r) = self.record(&key) else { return };
+        let name = r.name.clone();
+        let endpoints = r.endpoints.clone();
+        let ipam = r.ipam.clone();
+        let cannot_reach_me = !r.reaches(&self.public_key()) && !r.unreachable_more;
+        self.ipam_merge(key, ipam.as_ref());
+        self.routes_dirty = true;
+        self.remote_groups_dirty = true;
+        let p = self.peer_entry(key, now);
+        p.set_name(&name);
+        // Where its peers see it: candidates to dial it at.
+        for ep in endpoints {
+            if Some(ep) != p.endpoint && !p.candidates.contains(&ep) {
+                if p.candidates.len() >= MAX_ENDPOINTS * 2 {
+                    p.candidates.remove(0);
+                }
+                p.candidates.push(ep);
+            }
+        }
+        // It says it cannot reach us: check whether we reach it.
+        if cannot_reach_me && p.is_connected() && p.live.verify(now) {
+            self.pending_pings.push(key);
         }
     }
 }

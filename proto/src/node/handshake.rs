@@ -19,6 +19,9 @@ struct HandshakePayload {
     /// Sender's clock (milliseconds, grows across restarts).
     timestamp: u64,
     name: String,
+    /// The underlay address the sender sees the receiver at (so that hosts
+    /// learn the endpoints to publish in their records).
+    observed: Option<SocketAddr>,
 }
 
 impl Node {
@@ -36,7 +39,7 @@ impl Node {
         let payload = match pattern {
             // XX's first message is not encrypted to the responder: say nothing yet.
             Pattern::Xx => Vec::new(),
-            Pattern::Ik => self.handshake_payload(now),
+            Pattern::Ik => self.handshake_payload(now, to),
         };
         let index = self.fresh_index();
         let n = wire::write_handshake_header(
@@ -63,8 +66,8 @@ impl Node {
         }
     }
 
-    fn handshake_payload(&mut self, now: Instant) -> Vec<u8> {
-        let p = HandshakePayload { timestamp: self.stamp(now), name: self.cfg.name.clone() };
+    fn handshake_payload(&mut self, now: Instant, to: SocketAddr) -> Vec<u8> {
+        let p = HandshakePayload { timestamp: self.stamp(now), name: self.cfg.name.clone(), observed: Some(to) };
         postcard::to_allocvec(&p).expect("payload serializes")
     }
 
@@ -95,7 +98,7 @@ impl Node {
         let index = self.fresh_index();
         match pattern {
             Pattern::Xx => {
-                let payload = self.handshake_payload(now);
+                let payload = self.handshake_payload(now, from);
                 let n = wire::write_handshake_header(
                     &mut self.sealed,
                     PacketType::HandshakeResponse,
@@ -126,7 +129,7 @@ impl Node {
                     // attacker displace the live session.
                     return self.drops.count(DropReason::Replay);
                 }
-                let reply = self.handshake_payload(now);
+                let reply = self.handshake_payload(now, from);
                 let n = wire::write_handshake_header(
                     &mut self.sealed,
                     PacketType::HandshakeResponse,
@@ -141,6 +144,10 @@ impl Node {
                 p.last_hs_timestamp = payload.timestamp;
                 p.endpoint = Some(from);
                 p.set_name(&payload.name);
+                if let Some(a) = payload.observed {
+                    self.observed.report(a, key);
+                }
+                let p = self.peers.get_mut(&key).expect("entry made above");
                 // Not used for sending until the initiator proves it holds it.
                 if let Some(old) = p.next.replace(session) {
                     self.indices.sessions.remove(&old.local_index);
@@ -167,7 +174,7 @@ impl Node {
         self.clear_in_flight(out.target, receiver);
         let Some((key, payload)) = self.read_peer_message(&mut out.hs, noise) else { return };
         if out.hs.pattern == Pattern::Xx {
-            let mine = self.handshake_payload(now);
+            let mine = self.handshake_payload(now, from);
             let n = wire::write_handshake_header(
                 &mut self.sealed,
                 PacketType::HandshakeFinal,
@@ -188,7 +195,10 @@ impl Node {
         p.set_name(&payload.name);
         p.endpoint = Some(from);
         // The responder proved its key and the password: it is alive.
-        p.last_recv = Some(now);
+        p.live.heard(now);
+        if let Some(a) = payload.observed {
+            self.observed.report(a, key);
+        }
         self.install(now, key, session, io);
     }
 
@@ -216,7 +226,10 @@ impl Node {
         p.set_name(&payload.name);
         p.endpoint = Some(from);
         p.last_hs_timestamp = p.last_hs_timestamp.max(payload.timestamp);
-        p.last_recv = Some(now);
+        p.live.heard(now);
+        if let Some(a) = payload.observed {
+            self.observed.report(a, key);
+        }
         self.install(now, key, session, io);
     }
 
@@ -242,7 +255,7 @@ impl Node {
         // A ping at once: confirms the session to an IK responder and
         // measures the round trip.
         self.send_ping(now, key, io);
-        self.send_full_gossip(now, key, io);
+        self.gossip_peer_up(now, key, io);
     }
 
     fn clear_in_flight(&mut self, target: Target, index: u32) {

@@ -8,12 +8,11 @@ impl Node {
     /// One row per known host, sorted by name then key.
     pub fn peer_infos(&mut self, now: Instant) -> Vec<PeerInfo> {
         self.refresh_routes(now);
-        let t = &self.cfg.timers;
         let mut rows: Vec<PeerInfo> = self
             .peers
             .values()
             .map(|p| {
-                let connected = p.is_connected(now, t);
+                let connected = p.is_connected();
                 let hop = self.next_hop(&p.key);
                 let state = if connected {
                     PeerState::Connected
@@ -46,7 +45,7 @@ impl Node {
                         .as_ref()
                         .filter(|_| connected)
                         .map(|s| now.saturating_duration_since(s.established).as_secs()),
-                    overlay_addr: self.gossip.get(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
+                    overlay_addr: self.record(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
                     traffic: p.traffic,
                 }
             })

@@ -106,9 +106,9 @@ impl Node {
     }
 
     /// Takes over the space of a host that is gone for good (by name or
-    /// base64 key). The operator vouches that it is dead; one connected at
-    /// `now` is refused.
-    pub fn ipam_take_over(&mut self, peer: &str, now: Instant) -> Result<usize, String> {
+    /// base64 key). The operator vouches that it is dead; one connected
+    /// now is refused.
+    pub fn ipam_take_over(&mut self, peer: &str) -> Result<usize, String> {
         let dead = self
             .peers
             .values()
@@ -119,7 +119,7 @@ impl Node {
         if dead == self.public_key() {
             return Err("cannot take over this host's own space".into());
         }
-        if self.peers.get(&dead).is_some_and(|p| p.is_connected(now, &self.cfg.timers)) {
+        if self.peers.get(&dead).is_some_and(|p| p.is_connected()) {
             return Err(format!("{peer} is connected: only a peer gone for good can be taken over"));
         }
         let taken = self.ipam.ring.take_over(self.public_key(), dead);
@@ -201,8 +201,7 @@ impl Node {
     /// Seeds when due; resends donations not yet acknowledged.
     pub(super) fn ipam_tick(&mut self, now: Instant, io: &mut impl Io) {
         let me = self.public_key();
-        let t = &self.cfg.timers;
-        let connected: Vec<PublicKey> = self.peers.values().filter(|p| p.is_connected(now, t)).map(|p| p.key).collect();
+        let connected: Vec<PublicKey> = self.peers.values().filter(|p| p.is_connected()).map(|p| p.key).collect();
         if !self.ipam.ring.is_seeded()
             && now.saturating_duration_since(self.start) >= SEED_SETTLE
             && connected.iter().all(|k| *k > me)
@@ -230,12 +229,11 @@ impl Node {
             return;
         }
         let me = self.public_key();
-        let t = &self.cfg.timers;
         let candidates: Vec<(PublicKey, u32)> = self
             .peers
             .values()
-            .filter(|p| p.is_connected(now, t))
-            .filter_map(|p| Some((p.key, self.gossip.get(&p.key)?.ipam.as_ref()?.free)))
+            .filter(|p| p.is_connected())
+            .filter_map(|p| Some((p.key, self.record(&p.key)?.ipam.as_ref()?.free)))
             .collect();
         let Some(donor) = choose_donor(me, candidates) else { return };
         self.ipam.last_request = Some(now);

@@ -127,7 +127,7 @@ impl Node {
     fn refresh_remote_groups(&mut self) {
         if self.remote_groups_dirty {
             self.remote_groups_dirty = false;
-            self.remote_groups = RemoteIndex::build(self.gossip.records().map(|r| (r.key, r.groups.as_slice())));
+            self.remote_groups = RemoteIndex::build(self.records().map(|r| (r.key, r.groups.as_slice())));
         }
     }
 

@@ -5,7 +5,8 @@
 //! session, which is how every DATA packet leaves; the local indices
 //! sessions and handshakes share; and the configured bootstrap addresses.
 
-use super::{Event, Io, Node, Timers, TrafficCounters};
+use super::{Event, Io, Node, TrafficCounters};
+use crate::liveness::PeerLiveness;
 use crate::keys::PublicKey;
 use crate::session::{Handshake, Session};
 use crate::stats::DropReason;
@@ -30,9 +31,10 @@ pub(super) struct Peer {
     pub(super) previous: Option<Session>,
     /// A responder-side IK session not yet confirmed by the initiator.
     pub(super) next: Option<Session>,
-    /// Last authenticated packet from it.
-    pub(super) last_recv: Option<Instant>,
-    pub(super) last_ping: Option<Instant>,
+    /// Whether it answers: what was heard and sent, probes, the verdict.
+    pub(super) live: PeerLiveness,
+    /// Suspicions it announced in the current second: (second start, count).
+    pub(super) suspicions: (Instant, u32),
     pub(super) rtt: Option<Duration>,
     /// Local index of our handshake in flight to it.
     pub(super) in_flight: Option<u32>,
@@ -55,8 +57,8 @@ impl Peer {
             current: None,
             previous: None,
             next: None,
-            last_recv: None,
-            last_ping: None,
+            live: PeerLiveness::new(),
+            suspicions: (now, 0),
             rtt: None,
             in_flight: None,
             attempts: 0,
@@ -67,9 +69,10 @@ impl Peer {
         }
     }
 
-    /// A live direct session: usable and heard from recently.
-    pub(super) fn is_connected(&self, now: Instant, t: &Timers) -> bool {
-        self.current.is_some() && self.last_recv.is_some_and(|r| now.saturating_duration_since(r) < t.dead_after)
+    /// A live direct session: one is up, and liveness does not find the
+    /// peer down.
+    pub(super) fn is_connected(&self) -> bool {
+        self.current.is_some() && !self.live.is_down()
     }
 
     /// The session with this local index, and which slot holds it.
@@ -86,7 +89,7 @@ impl Peer {
 
     /// Takes the name a handshake announced, if it is a valid one.
     pub(super) fn set_name(&mut self, name: &str) {
-        if !name.is_empty() && name.len() <= crate::gossip::MAX_NAME_LEN {
+        if !name.is_empty() && name.len() <= crate::gossip::record::MAX_NAME_LEN {
             self.name = name.to_string();
         }
     }
@@ -202,7 +205,7 @@ impl Node {
             p.endpoint = Some(endpoint);
         }
         if p.name.is_empty() {
-            p.name = name.chars().take(crate::gossip::MAX_NAME_LEN).collect();
+            p.name = name.chars().take(crate::gossip::record::MAX_NAME_LEN).collect();
         }
     }
 
@@ -233,6 +236,8 @@ impl Node {
             }
             self.by_short.remove(&key.short_id());
             self.macs.sweep(self.start, |k| k == key);
+            self.gossip.peer_down(key);
+            self.members_dirty = true;
             self.emit(Event::PeersChanged);
             self.routes_dirty = true;
             self.own_dirty = true;
@@ -263,6 +268,7 @@ impl Node {
         self.indices.sessions.insert(index, key);
         self.routes_dirty = true;
         self.own_dirty = true;
+        self.members_dirty = true;
         self.emit(Event::PeersChanged);
     }
 
@@ -276,12 +282,13 @@ impl Node {
                 p.previous = p.current.replace(s);
                 self.routes_dirty = true;
                 self.own_dirty = true;
+                self.members_dirty = true;
             }
         }
     }
 
     /// Seals `self.plain[..len]` on `to`'s current session and sends it.
-    pub(super) fn seal_plain_to(&mut self, _now: Instant, to: PublicKey, len: usize, io: &mut impl Io) -> bool {
+    pub(super) fn seal_plain_to(&mut self, now: Instant, to: PublicKey, len: usize, io: &mut impl Io) -> bool {
         let Some(p) = self.peers.get_mut(&to) else {
             self.drops.count(DropReason::NoRoute);
             return false;
@@ -292,6 +299,7 @@ impl Node {
         };
         match s.seal(&self.plain[..len], &mut self.sealed) {
             Ok(n) => {
+                p.live.sent(now);
                 io.send(ep, &self.sealed[..n]);
                 true
             }

@@ -46,14 +46,12 @@ impl Node {
             Err(_) => return self.drops.count(DropReason::Decrypt),
         };
         // Authenticated: the peer is alive and is where this came from.
-        p.last_recv = Some(now);
-        if p.endpoint != Some(from) {
-            p.endpoint = Some(from);
-            self.own_dirty = true;
-        }
+        p.endpoint = Some(from);
         if slot == Slot::Next {
             self.promote_next(&key);
+            self.gossip_peer_up(now, key, io);
         }
+        self.heard_from(now, key, io);
         // The payload stays in `rx` while it is handled; anything sent
         // meanwhile is built in `plain`.
         let rx = std::mem::take(&mut self.rx);
@@ -103,7 +101,8 @@ impl Node {
                     }
                 }
             }
-            Kind::Gossip => self.on_gossip(now, body),
+            Kind::Gossip => self.on_gossip(now, from, body, io),
+            Kind::Suspect => self.on_suspect(now, from, body, io),
             Kind::Ipam => self.on_ipam_message(from, body),
             _ => self.drops.count(DropReason::BadPayload),
         }

@@ -127,9 +127,6 @@ impl Node {
     /// pong's answer gives the round trip).
     pub(super) fn send_ping(&mut self, now: Instant, to: PublicKey, io: &mut impl Io) {
         let token = now.saturating_duration_since(self.start).as_micros() as u64;
-        if let Some(p) = self.peers.get_mut(&to) {
-            p.last_ping = Some(now);
-        }
         self.send_control(now, to, Kind::Ping, &token.to_be_bytes(), io);
     }
 

@@ -1,8 +1,7 @@
 //! The periodic connection upkeep (the rest of the periodic work is in
 //! each concern's own `*_tick`, called from [`Node::handle_timeout`]):
 //! handshakes that time out and their backoff, sessions that expire,
-//! dialling bootstrap addresses, and per peer keepalives, rekeys and
-//! reconnections.
+//! dialling bootstrap addresses, and per peer rekeys and reconnections.
 
 use super::peer::Target;
 use super::{Io, Node};
@@ -63,6 +62,7 @@ impl Node {
     pub(super) fn expire_sessions(&mut self, now: Instant) {
         let reject = self.cfg.timers.reject_after;
         let mut removed = Vec::new();
+        let mut lost = Vec::new();
         for p in self.peers.values_mut() {
             for slot in [&mut p.current, &mut p.previous, &mut p.next] {
                 if slot.as_ref().is_some_and(|s| now.saturating_duration_since(s.established) >= reject) {
@@ -72,13 +72,20 @@ impl Node {
             if p.current.is_none() && p.previous.is_some() {
                 p.current = p.previous.take();
             }
+            if p.current.is_none() {
+                lost.push(p.key);
+            }
         }
         if !removed.is_empty() {
             self.routes_dirty = true;
             self.own_dirty = true;
+            self.members_dirty = true;
         }
         for i in removed {
             self.indices.sessions.remove(&i);
+        }
+        for k in lost {
+            self.gossip.peer_down(&k);
         }
     }
 
@@ -93,7 +100,7 @@ impl Node {
                 // Known: the peer's own IK reconnection handles it, unless
                 // that keeps failing (the host may have a new key).
                 let p = self.peers.get(&k);
-                if p.is_some_and(|p| p.is_connected(now, &self.cfg.timers) || p.in_flight.is_some() || p.attempts < 3) {
+                if p.is_some_and(|p| p.is_connected() || p.in_flight.is_some() || p.attempts < 3) {
                     continue;
                 }
             }
@@ -102,17 +109,14 @@ impl Node {
         }
     }
 
-    /// Keepalives, rekeys and reconnections for every known peer.
+    /// Rekeys and reconnections for every known peer. (Liveness probes are
+    /// `liveness`'s: no peer is pinged for its own sake.)
     pub(super) fn maintain_peers(&mut self, now: Instant, io: &mut impl Io) {
         let t = self.cfg.timers.clone();
         let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
         for k in keys {
             let p = &self.peers[&k];
-            let connected = p.is_connected(now, &t);
-            if connected && p.last_ping.is_none_or(|l| now.saturating_duration_since(l) >= t.keepalive) {
-                self.send_ping(now, k, io);
-            }
-            let p = &self.peers[&k];
+            let connected = p.is_connected();
             let age = p.current.as_ref().map(|s| (now.saturating_duration_since(s.established), s.initiator));
             // The initiator rekeys first; the responder steps in a little later.
             let rekey = age
@@ -130,14 +134,6 @@ impl Node {
             }
             let to = addrs[p.attempts as usize % addrs.len()];
             self.initiate(now, Target::Peer(k), to, io);
-        }
-        if self
-            .peers
-            .values()
-            .any(|p| !p.is_connected(now, &t) && p.current.is_some() && self.next_hop(&p.key) == Some(p.key))
-        {
-            // A direct route through a dead session: route around it.
-            self.routes_dirty = true;
         }
     }
 }
