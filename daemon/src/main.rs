@@ -1,11 +1,13 @@
 //! weaversd: the weavers daemon. See `weaversd --help` and the README.
 
 mod api;
+mod commands;
 mod config;
 mod control;
 mod dataplane;
 mod dns;
-mod ipam;
+mod host;
+mod kernel_io;
 mod metrics;
 mod netdev;
 mod state;
@@ -106,33 +108,31 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     }
     let exposed = peers_file.exposed.take();
     let added = peers_file.added.clone();
-    let mut dp = dataplane::Dataplane {
-        node,
-        udp,
-        tap: std::sync::Arc::new(tap),
-        netdev: netdev.clone(),
-        state,
-        peers_file,
-        bridge: settings.bridge.clone(),
-        listen: settings.listen,
-        configured: Vec::new(),
-        tx: udp::TxBatch::new(true),
-        dns: dns::DnsService::new(settings.dns_port, settings.dns_upstream),
-        dns_generation: None,
-        pending_allocs: Vec::new(),
-    };
-    dp.add_peers(settings.peers.clone(), false).await.map_err(anyhow::Error::msg).context("--peer")?;
+    let mut plane = kernel_io::Plane { node, udp, tap: std::sync::Arc::new(tap), tx: udp::TxBatch::new(true) };
+    let mut control = commands::Control::new(
+        host::Host::new(state, peers_file),
+        netdev.clone(),
+        settings.bridge.clone(),
+        settings.listen,
+        dns::DnsService::new(settings.dns_port, settings.dns_upstream),
+    );
+    control
+        .add_peers(&mut plane.node, settings.peers.clone(), false)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("--peer")?;
     for a in added {
-        if let Err(e) = dp.add_peers(vec![a.clone()], true).await {
+        if let Err(e) = control.add_peers(&mut plane.node, vec![a.clone()], true).await {
             tracing::warn!("remembered peer {a}: {e}");
         }
     }
     if let Some(cidr) = exposed {
-        match dp.expose(Some(cidr.clone())).await {
+        match control.expose(&mut plane.node, Some(cidr.clone())).await {
             Ok(r) => tracing::info!("overlay address {} restored", r.address),
             Err(e) => tracing::warn!("restoring overlay address {cidr}: {e}"),
         }
     }
+    let dp = dataplane::Dataplane::new(plane, control);
 
     // Shutdown: SIGTERM or SIGINT tells every task through one watch channel.
     let (stop_tx, stop_rx) = watch::channel(false);
