@@ -61,6 +61,7 @@ impl Dataplane {
     }
 }
 
+/// Hands up to [`BATCH`] reads of datagrams (each possibly coalesced by GRO) to the node.
 fn drain_udp(plane: &mut Plane, buf: &mut [u8]) {
     let Plane { node, udp, tap, tx } = plane;
     let mut io = KernelIo::new(udp, tap.get_ref(), tx);
@@ -82,7 +83,8 @@ fn drain_udp(plane: &mut Plane, buf: &mut [u8]) {
     node.count_drops(DropReason::SendFailed, failed);
 }
 
-/// Returns true when the TAP is empty (readiness can be cleared).
+/// Hands up to [`BATCH`] frames from the TAP to the node, then flushes what
+/// it queued per peer. Returns true when the TAP is empty (readiness can be cleared).
 fn drain_tap(plane: &mut Plane, buf: &mut [u8]) -> bool {
     let now = Instant::now();
     let Plane { node, udp, tap, tx } = plane;

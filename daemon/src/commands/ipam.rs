@@ -19,6 +19,7 @@ pub const HOST_OWNER: &str = "host";
 /// Who waits for an allocation.
 #[derive(Debug)]
 pub enum Waiter {
+    /// `POST /v1/ipam/allocate` (the CNI plugin).
     Api(oneshot::Sender<Result<Allocation, AllocateError>>),
     /// `weavers expose` without an address.
     Expose(oneshot::Sender<Result<ExposeResponse, String>>),
@@ -27,8 +28,11 @@ pub enum Waiter {
 /// An allocation waiting for space.
 #[derive(Debug)]
 pub struct PendingAlloc {
+    /// Who the address is for (a container id, or [`HOST_OWNER`]).
     pub owner: String,
+    /// When to give up and answer "unavailable".
     pub deadline: Instant,
+    /// Who gets the answer.
     pub waiter: Waiter,
 }
 
@@ -43,7 +47,9 @@ impl PendingAlloc {
 /// (then answer with), or why there is none.
 #[derive(Debug)]
 pub struct ExposeWaiting {
+    /// Where the answer goes.
     pub tx: oneshot::Sender<Result<ExposeResponse, String>>,
+    /// The allocated `ADDR/LEN`, or why there is none.
     pub address: Result<String, String>,
 }
 
