@@ -381,10 +381,7 @@ mod tests {
         // Every host is monitored by exactly MONITORS others.
         let all: Vec<PublicKey> = (0..20).map(|i| k(i * 11)).collect();
         for target in &all {
-            let n = all
-                .iter()
-                .filter(|m| monitored_by(m, all.iter().filter(|o| o != m)).contains(target))
-                .count();
+            let n = all.iter().filter(|m| monitored_by(m, all.iter().filter(|o| o != m)).contains(target)).count();
             assert_eq!(n, MONITORS);
         }
     }

@@ -57,9 +57,9 @@ mod timers;
 
 use crate::gossip::record::{PeerRecord, SignedRecord};
 use crate::gossip::sync::{Gossip, SyncConfig};
-use crate::liveness::ProbeConfig;
 use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
+use crate::liveness::ProbeConfig;
 use crate::mac::{self, Mac, MacTable};
 use crate::ratelimit::HandshakeLimiter;
 use crate::snoop::{self, FrameClass};

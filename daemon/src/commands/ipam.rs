@@ -127,7 +127,7 @@ pub fn gc(node: &mut Node, host: &Host, keep: &[String]) -> Result<Released, Str
 
 /// Takes over the space of `peer`, a host that is gone for good.
 pub fn rmpeer(node: &mut Node, host: &Host, peer: &str) -> Result<IpamStatus, String> {
-    node.ipam_take_over(peer, std::time::Instant::now())?;
+    node.ipam_take_over(peer)?;
     host.save_ipam(node).map_err(|e| format!("{e:#}"))?;
     Ok(node.ipam_status())
 }

@@ -394,8 +394,11 @@ impl Gossip {
         }
         self.send_records(from, records);
         // What they hold newer: ours to ask for.
-        let want: Vec<PublicKey> =
-            their_versions.iter().filter(|(k, v)| self.table.is_newer(k, **v) && **k != self.me).map(|(k, _)| *k).collect();
+        let want: Vec<PublicKey> = their_versions
+            .iter()
+            .filter(|(k, v)| self.table.is_newer(k, **v) && **k != self.me)
+            .map(|(k, _)| *k)
+            .collect();
         for chunk in want.chunks(MESSAGE_BUDGET / 33) {
             self.queue(from, Message::Want(chunk.to_vec()).encode(), false);
         }

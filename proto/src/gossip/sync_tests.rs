@@ -4,13 +4,13 @@
 
 use super::{Event, Gossip, Message, PeerRecord, SignedRecord, SyncConfig, MESSAGE_BUDGET};
 use crate::keys::{PublicKey, StaticKeypair};
+use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use proptest::prelude::*;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Simulated wall clock at the start (milliseconds).
 const EPOCH_MS: u64 = 1_000_000;

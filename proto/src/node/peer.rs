@@ -6,8 +6,8 @@
 //! sessions and handshakes share; and the configured bootstrap addresses.
 
 use super::{Event, Io, Node, TrafficCounters};
-use crate::liveness::PeerLiveness;
 use crate::keys::PublicKey;
+use crate::liveness::PeerLiveness;
 use crate::session::{Handshake, Session};
 use crate::stats::DropReason;
 use rand::rngs::StdRng;

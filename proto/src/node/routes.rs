@@ -17,9 +17,8 @@ impl Node {
         self.routes_dirty = false;
         let direct: Vec<PublicKey> = self.peers.values().filter(|p| p.is_connected()).map(|p| p.key).collect();
         let targets: Vec<PublicKey> = self.peers.values().filter(|p| !p.is_connected()).map(|p| p.key).collect();
-        let hops = crate::routing::next_hops(&direct, targets, |relay, to| {
-            self.record(relay).is_some_and(|r| r.reaches(to))
-        });
+        let hops =
+            crate::routing::next_hops(&direct, targets, |relay, to| self.record(relay).is_some_and(|r| r.reaches(to)));
         self.hops = hops;
     }
 
