@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixStream;
-use weavers_proto::api::ApiError;
+use weavers_api::ApiError;
 
 /// How long one call may take in all (the daemon itself gives up on a
 /// request after 30 s).

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hyper::body::Bytes;
 use hyper::Method;
-use weavers_proto::api::{
+use weavers_api::{
     DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved, DnsStats, ExposeRequest,
     ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
 };

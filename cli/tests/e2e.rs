@@ -20,7 +20,7 @@ use std::process::Output;
 
 use control::Command;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{
+use weavers_api::{
     DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, DropCount, ExposeResponse, HandshakeCounts,
     PeerAddrs, PeerInfo, PeerState, Status, TrafficCounters,
 };

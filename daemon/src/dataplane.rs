@@ -12,9 +12,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use weavers_proto::api::{
-    DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DropCount, ExposeResponse, PeerAddrs, Status,
-};
+use weavers_api::{DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DropCount, ExposeResponse, PeerAddrs, Status};
 use weavers_proto::dns::{self, Selector, Visible};
 use weavers_proto::node::{Io, Node};
 use weavers_proto::stats::DropReason;

@@ -6,7 +6,7 @@ use crate::control::AllocateError;
 use crate::dataplane::{Dataplane, KernelIo};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use weavers_proto::api::{Allocation, AllocationRow, ExposeResponse, IpamStatus, Released};
+use weavers_api::{Allocation, AllocationRow, ExposeResponse, IpamStatus, Released};
 use weavers_proto::ipam::IpamError;
 use weavers_proto::stats::DropReason;
 

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
-use weavers_proto::api::Allocation;
+use weavers_api::{parse_addr_or_cidr, Allocation, Cidr};
 
 use crate::config::{Attachment, NetConf};
 use crate::daemon::{self, Daemon};
@@ -14,7 +14,7 @@ use crate::netlink::{in_netns, open_netns, Link, Netlink, NlError};
 use crate::spec::{AddResult, CniError, Dns, Interface, IpConfig, Route};
 
 /// The overlay DNS domain (names resolve as `NAME.weavers.local`).
-pub const DNS_DOMAIN: &str = weavers_proto::dns::DOMAIN;
+pub const DNS_DOMAIN: &str = weavers_api::dns_name::DOMAIN;
 /// The multicast route every container gets.
 const MULTICAST: (Ipv4Addr, u8) = (Ipv4Addr::new(224, 0, 0, 0), 4);
 /// Smallest MTU taken from the daemon (below, the bridge's is used).
@@ -40,22 +40,24 @@ fn log(msg: impl std::fmt::Display) {
     eprintln!("weavers-cni: {msg}");
 }
 
-/// An address with its prefix length (`10.32.0.5/12`); IPv4 only for now.
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} has no prefix length"))?;
-    let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an address"))?;
-    let prefix: u8 = p.parse().map_err(|_| format!("{s:?} has a bad prefix length"))?;
-    match addr {
-        IpAddr::V4(v4) if (1..=32).contains(&prefix) => Ok((v4, prefix)),
-        IpAddr::V4(_) => Err(format!("{s:?} has a bad prefix length")),
-        IpAddr::V6(_) => Err(format!("{s:?}: IPv6 ranges are not supported by weavers-cni yet")),
+/// An address with its prefix length (`10.32.0.5/12`), as the daemon
+/// allocates them and `prevResult` lists them: IPv4 only for now, with a
+/// prefix length of at least 1.
+pub fn ipv4_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    match Cidr::parse(s).map_err(|e| e.to_string())? {
+        Cidr { addr: IpAddr::V4(v4), prefix_len } if prefix_len >= 1 => Ok((v4, prefix_len)),
+        Cidr { addr: IpAddr::V4(_), .. } => Err(format!("{s:?} has a prefix length of 0")),
+        Cidr { addr: IpAddr::V6(_), .. } => Err(format!("{s:?}: IPv6 ranges are not supported by weavers-cni yet")),
     }
 }
 
-/// An address given with or without its prefix length (`10.32.0.1` or
+/// An IPv4 address given with or without its prefix length (`10.32.0.1` or
 /// `10.32.0.1/12`), as the daemon gives gateways and allocation rows.
 fn parse_gateway(s: &str) -> Option<Ipv4Addr> {
-    s.split('/').next()?.parse().ok()
+    match parse_addr_or_cidr(s).ok()? {
+        (IpAddr::V4(v4), _) => Some(v4),
+        (IpAddr::V6(_), _) => None,
+    }
 }
 
 /// Which bridge: the configured one, else the daemon's.
@@ -158,8 +160,8 @@ async fn setup(
     host_name: &str,
     alloc: &Allocation,
 ) -> Result<AddResult, CniError> {
-    let (addr, prefix) = parse_cidr(&alloc.address)
-        .map_err(|e| CniError::other("unexpected answer from weaversd", format!("allocated address {e}")))?;
+    let (addr, prefix) = ipv4_cidr(&alloc.address)
+        .map_err(|e| CniError::other("unexpected answer from weaversd", format!("allocated address: {e}")))?;
     let gateway = alloc.gateway.as_deref().and_then(parse_gateway);
     let mtu = if alloc.mtu >= MIN_MTU { alloc.mtu } else { bridge.mtu.unwrap_or(1500) };
 
@@ -313,7 +315,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
         .ok_or_else(|| failed(format!("weaversd lists {:?} for {key}, not an IPv4 address", held.address)))?;
     // (address, prefix length when known) the container must have.
     let want: Vec<(IpAddr, Option<u8>)> = match &conf.prev_result {
-        None => vec![(IpAddr::V4(held_addr), parse_cidr(&held.address).ok().map(|(_, p)| p))],
+        None => vec![(IpAddr::V4(held_addr), ipv4_cidr(&held.address).ok().map(|(_, p)| p))],
         Some(prev) => {
             let expected = prev.addresses_of(&a.ifname);
             if expected.is_empty() {
@@ -321,7 +323,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
             }
             let mut want = Vec::new();
             for cidr in &expected {
-                let (addr, prefix) = parse_cidr(cidr).map_err(|e| failed(format!("prevResult address {e}")))?;
+                let (addr, prefix) = ipv4_cidr(cidr).map_err(|e| failed(format!("prevResult address: {e}")))?;
                 if addr != held_addr {
                     return Err(failed(format!("{key} was given {cidr}, but weaversd holds {} for it", held.address)));
                 }
@@ -464,15 +466,16 @@ mod tests {
 
     #[test]
     fn allocations_parse() {
-        assert_eq!(parse_cidr("10.32.0.5/12"), Ok((Ipv4Addr::new(10, 32, 0, 5), 12)));
-        assert!(parse_cidr("10.32.0.5").is_err());
-        assert!(parse_cidr("10.32.0.5/33").is_err());
-        assert!(parse_cidr("10.32.0.5/0").is_err());
-        assert!(parse_cidr("fd00::1/64").unwrap_err().contains("IPv6"));
-        assert!(parse_cidr("nope/12").is_err());
+        assert_eq!(ipv4_cidr("10.32.0.5/12"), Ok((Ipv4Addr::new(10, 32, 0, 5), 12)));
+        assert!(ipv4_cidr("10.32.0.5").is_err());
+        assert!(ipv4_cidr("10.32.0.5/33").is_err());
+        assert!(ipv4_cidr("10.32.0.5/0").is_err());
+        assert!(ipv4_cidr("fd00::1/64").unwrap_err().contains("IPv6"));
+        assert!(ipv4_cidr("nope/12").is_err());
         assert_eq!(parse_gateway("10.32.0.1/12"), Some(Ipv4Addr::new(10, 32, 0, 1)));
         assert_eq!(parse_gateway("10.32.0.1"), Some(Ipv4Addr::new(10, 32, 0, 1)));
         assert_eq!(parse_gateway("x"), None);
+        assert_eq!(parse_gateway("fd00::1/64"), None);
     }
 
     #[test]

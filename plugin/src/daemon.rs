@@ -1,6 +1,6 @@
 //! The daemon's control API, as the plugin uses it: HTTP/1.1 over the unix
 //! socket (hyper 1, one connection per call), JSON bodies, the types of
-//! [`weavers_proto::api`].
+//! [`weavers_api`].
 
 use std::fmt;
 use std::io;
@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::net::UnixStream;
-use weavers_proto::api::{
+use weavers_api::{
     AllocateRequest, Allocation, ApiError, DnsAddRequest, DnsEntryInfo, DnsRecordInfo, DnsRemoveRequest, DnsRemoved,
     GcRequest, IpamStatus, ReleaseRequest, Released,
 };
@@ -56,7 +56,7 @@ impl fmt::Display for Error {
     }
 }
 
-/// The parts of `GET /v1/status` ([`weavers_proto::api::Status`]) the
+/// The parts of `GET /v1/status` ([`weavers_api::Status`]) the
 /// plugin uses; the rest is ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct DaemonStatus {

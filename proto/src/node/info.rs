@@ -1,7 +1,7 @@
 //! Snapshots of the node for the control API.
 
 use super::*;
-use crate::api::{PeerInfo, PeerState, PendingPeer};
+use weavers_api::{PeerInfo, PeerState, PendingPeer};
 
 impl Node {
     /// One row per known host, sorted by name then key.

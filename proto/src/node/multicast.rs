@@ -3,11 +3,11 @@
 //! filter admits its group and source).
 
 use super::*;
-use crate::api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 use crate::groups::{FilterMode, GroupFilter};
 use crate::mac::Mac;
 use crate::snoop::{self, FrameClass, Membership, SnoopError};
 use std::net::Ipv6Addr;
+use weavers_api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 
 /// Groups with counters at most (a local sender spraying groups cannot grow
 /// the table without bound).
