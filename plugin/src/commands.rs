@@ -5,7 +5,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
-use weavers_api::{parse_addr_or_cidr, Allocation, Cidr};
+use weavers_api::{parse_addr_or_cidr, Allocation, Cidr, ClientError};
 
 use crate::config::{Attachment, NetConf};
 use crate::daemon::{self, Daemon};
@@ -20,15 +20,19 @@ const MULTICAST: (Ipv4Addr, u8) = (Ipv4Addr::new(224, 0, 0, 0), 4);
 /// Smallest MTU taken from the daemon (below, the bridge's is used).
 const MIN_MTU: u32 = 576;
 
-fn daemon_error(e: daemon::Error) -> CniError {
-    match e {
-        daemon::Error::Unavailable(m) => CniError::try_again(m),
-        daemon::Error::NoRoute(m) => CniError::other(
+fn daemon_error(e: ClientError) -> CniError {
+    let details = daemon::describe(&e);
+    if e.is_unavailable() {
+        CniError::try_again(details)
+    } else if e.is_unknown_route() {
+        CniError::other(
             "weaversd lacks the IPAM API",
-            format!("{m} (this weaversd is older than the plugin: upgrade weaversd)"),
-        ),
-        daemon::Error::Refused(m) => CniError::other("weaversd refused the request", m),
-        e @ daemon::Error::BadAnswer(_) => CniError::other("unexpected answer from weaversd", e.to_string()),
+            format!("{details} (this weaversd is older than the plugin: upgrade weaversd)"),
+        )
+    } else if matches!(e, ClientError::Api { .. }) {
+        CniError::other("weaversd refused the request", details)
+    } else {
+        CniError::other("unexpected answer from weaversd", details)
     }
 }
 
@@ -376,7 +380,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
 /// the bridge exists; else code 50.
 pub async fn status(conf: &NetConf) -> Result<(), CniError> {
     let daemon = Daemon::new(&conf.socket);
-    let unavailable = |e: daemon::Error| CniError::not_available(e.to_string());
+    let unavailable = |e: ClientError| CniError::not_available(daemon::describe(&e));
     let ipam = daemon.ipam().await.map_err(unavailable)?;
     if !ipam.seeded && ipam.free == 0 {
         let mut why = format!("weaversd's IPAM is not ready: the range {} is not shared out yet", ipam.range);
@@ -449,7 +453,7 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
 }
 
 /// This host's DNS owner tags made by the plugin for attachments not kept.
-async fn dns_leftovers(daemon: &Daemon, keep: &BTreeSet<&str>) -> Result<BTreeSet<String>, daemon::Error> {
+async fn dns_leftovers(daemon: &Daemon, keep: &BTreeSet<&str>) -> Result<BTreeSet<String>, ClientError> {
     let me = daemon.status().await?.public_key;
     let records = daemon.dns_list().await?;
     Ok(records
