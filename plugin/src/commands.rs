@@ -3,14 +3,15 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use weavers_api::{parse_addr_or_cidr, Allocation, Cidr, ClientError};
+use weavers_netlink::{Link, LinkSettings, Netlink};
 
 use crate::config::{Attachment, NetConf};
 use crate::daemon::{self, Daemon};
 use crate::names;
-use crate::netlink::{in_netns, open_netns, Link, Netlink, NlError};
+use crate::netns::{in_netns, open_netns};
 use crate::spec::{AddResult, CniError, Dns, Interface, IpConfig, Route};
 
 /// The overlay DNS domain (names resolve as `NAME.weavers.local`).
@@ -36,7 +37,7 @@ fn daemon_error(e: ClientError) -> CniError {
     }
 }
 
-fn nl_error(e: NlError) -> CniError {
+fn nl_error(e: impl std::fmt::Display) -> CniError {
     CniError::other("network setup failed", e.to_string())
 }
 
@@ -74,7 +75,7 @@ async fn bridge_name(conf: &NetConf, daemon: &Daemon) -> Result<String, CniError
 
 async fn find_bridge(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     match nl.link(name).await.map_err(nl_error)? {
-        Some(l) if l.kind.as_deref() == Some("bridge") => Ok(l),
+        Some(l) if l.is_kind("bridge") => Ok(l),
         Some(l) => Err(CniError::invalid_config(format!(
             "\"bridge\" {name} is a {} link, not a bridge",
             l.kind.as_deref().unwrap_or("typeless")
@@ -119,7 +120,7 @@ pub async fn add(conf: &NetConf, a: &Attachment) -> Result<AddResult, CniError> 
             ));
         }
         log(format!("removing {host_name}, left by an earlier ADD of {key}"));
-        nl.delete(old.index, &host_name).await.map_err(nl_error)?;
+        nl.delete_link(&old).await.map_err(nl_error)?;
     }
     let ifname = a.ifname.clone();
     let taken =
@@ -139,7 +140,7 @@ pub async fn add(conf: &NetConf, a: &Attachment) -> Result<AddResult, CniError> 
             log(format!("ADD of {key} failed, undoing: {e}"));
             if let Ok(Some(l)) = nl.link(&host_name).await {
                 if is_ours(&l, &key) {
-                    let _ = nl.delete(l.index, &host_name).await;
+                    let _ = nl.delete_link(&l).await;
                 }
             }
             if let Err(e) = daemon.dns_remove_owner(&names::dns_owner(&a.container_id, &a.ifname)).await {
@@ -169,32 +170,35 @@ async fn setup(
     let gateway = alloc.gateway.as_deref().and_then(parse_gateway);
     let mtu = if alloc.mtu >= MIN_MTU { alloc.mtu } else { bridge.mtu.unwrap_or(1500) };
 
-    nl.add_veth(host_name, &a.ifname, ns.as_raw_fd(), mtu).await.map_err(nl_error)?;
+    nl.add_veth(host_name, &a.ifname, ns.as_fd(), mtu).await.map_err(nl_error)?;
     let host = nl.link(host_name).await.map_err(nl_error)?.ok_or_else(|| {
         CniError::other("network setup failed", format!("{host_name} vanished right after it was made"))
     })?;
-    nl.attach(host.index, host_name, &names::link_alias(&a.container_id, &a.ifname), bridge.index)
-        .await
-        .map_err(nl_error)?;
+    let attach = LinkSettings {
+        alias: Some(names::link_alias(&a.container_id, &a.ifname)),
+        controller: Some(bridge.index),
+        up: true,
+        ..LinkSettings::default()
+    };
+    nl.set_link(&host, &attach).await.map_err(nl_error)?;
 
     let ifname = a.ifname.clone();
     let default_gw = gateway.filter(|_| conf.default_route);
     let container_mac = in_netns(ns, move |nl| async move {
-        let link = nl.link(&ifname).await?.ok_or_else(|| NlError {
-            op: format!("finding {ifname} in the container"),
-            errno: None,
-            message: "not there after it was made".into(),
-        })?;
-        nl.set_up(link.index, &ifname).await?;
-        nl.add_address(link.index, &ifname, IpAddr::V4(addr), prefix).await?;
-        nl.add_route_v4(link.index, MULTICAST.0, MULTICAST.1, None).await?;
+        let Some(link) = nl.link(&ifname).await? else { return Ok(None) };
+        nl.set_link(&link, &LinkSettings { up: true, ..LinkSettings::default() }).await?;
+        nl.add_address(&link, IpAddr::V4(addr), prefix).await?;
+        nl.add_route(&link, IpAddr::V4(MULTICAST.0), MULTICAST.1, None).await?;
         if let Some(gw) = default_gw {
-            nl.add_route_v4(link.index, Ipv4Addr::UNSPECIFIED, 0, Some(gw)).await?;
+            nl.add_route(&link, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, Some(IpAddr::V4(gw))).await?;
         }
-        Ok(link.mac)
+        Ok(Some(link.mac))
     })
     .await
-    .map_err(nl_error)?;
+    .map_err(nl_error)?
+    .ok_or_else(|| {
+        CniError::other("network setup failed", format!("{} not in the container after it was made", a.ifname))
+    })?;
 
     let label = names::dns_label(a.pod_name.as_deref(), &a.container_id);
     daemon
@@ -247,7 +251,7 @@ pub async fn del(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
     let nl = Netlink::new().map_err(nl_error)?;
     match nl.link(&host_name).await {
         Ok(Some(l)) if is_ours(&l, &key) => {
-            if let Err(e) = nl.delete(l.index, &host_name).await {
+            if let Err(e) = nl.delete_link(&l).await {
                 failures.push(nl_error(e));
             }
         }
@@ -263,7 +267,7 @@ pub async fn del(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
                 let ifname = a.ifname.clone();
                 let r = in_netns(&ns, move |nl| async move {
                     match nl.link(&ifname).await? {
-                        Some(l) if l.kind.as_deref() == Some("veth") => nl.delete(l.index, &ifname).await,
+                        Some(l) if l.is_kind("veth") => nl.delete_link(&l).await.map(|_| ()),
                         _ => Ok(()),
                     }
                 })
@@ -341,7 +345,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
     let found = in_netns(&ns, move |nl| async move {
         match nl.link(&ifname).await? {
             None => Ok(None),
-            Some(l) => Ok(Some((l.up, nl.addresses(l.index).await?))),
+            Some(l) => Ok(Some((l.up, nl.addresses(&l).await?))),
         }
     })
     .await
@@ -420,7 +424,7 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
                     let Some(key) = l.alias.as_deref().and_then(names::key_of_alias) else { continue };
                     if !keep.contains(key) {
                         log(format!("GC: removing {} ({key})", l.name));
-                        if let Err(e) = nl.delete(l.index, &l.name).await {
+                        if let Err(e) = nl.delete_link(l).await {
                             failures.push(nl_error(e));
                         }
                     }
