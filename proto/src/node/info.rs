@@ -1,7 +1,7 @@
 //! Snapshots of the node for the control API.
 
 use super::Node;
-use crate::api::{PeerInfo, PeerState, PendingPeer};
+use weavers_api::{PeerInfo, PeerState, PendingPeer};
 use std::time::Instant;
 
 impl Node {

@@ -11,7 +11,7 @@
 //!   lists the space.
 
 use super::{Event, Io, Node};
-use crate::api::{AllocationRow, IpamStatus, SpanInfo};
+use weavers_api::{AllocationRow, IpamStatus, SpanInfo};
 use crate::ipam::{choose_donor, Allocator, IpamError, IpamMessage, IpamRecord, Range, Ring};
 use crate::keys::PublicKey;
 use crate::stats::DropReason;

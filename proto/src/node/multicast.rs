@@ -3,7 +3,7 @@
 //! filter admits its group and source).
 
 use super::{Io, Node};
-use crate::api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
+use weavers_api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 use crate::groups::{FilterMode, GroupFilter, RemoteIndex};
 use crate::keys::PublicKey;
 use crate::mac::Mac;
