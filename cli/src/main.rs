@@ -2,22 +2,19 @@
 //! daemon (`weaversd`) over the control socket; see `weavers --help`.
 
 mod cli;
-mod client;
 mod output;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hyper::body::Bytes;
-use hyper::Method;
-use weavers_proto::api::{
-    DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved, DnsStats, ExposeRequest,
-    ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
+use weavers_api::client::{decode, Bytes, Method};
+use weavers_api::{
+    routes, Client, ClientError, DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved,
+    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
 };
 
 use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PeerCommand};
-use crate::client::{decode, Client, Error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,70 +41,69 @@ fn main() -> ExitCode {
 }
 
 /// Carry out one command; the text to print on stdout.
-async fn run(cli: &Cli) -> Result<String, Error> {
+async fn run(cli: &Cli) -> Result<String, ClientError> {
     let client = Client::new(&cli.socket);
     match &cli.command {
         Command::Status => {
-            let body = client.get("/v1/status").await?;
+            let body = client.get_raw(routes::STATUS).await?;
             render(cli.json, body, |s: Status| output::status_page(&s))
         }
         Command::Peer(PeerCommand::Ls) => {
-            let body = client.get("/v1/peers").await?;
+            let body = client.get_raw(routes::PEERS).await?;
             render(cli.json, body, |p: Vec<PeerInfo>| output::peer_table(&p))
         }
         Command::Peer(PeerCommand::Add(args)) => {
             let req = PeerAddrs { peers: args.addrs.clone() };
-            let body = client.send(Method::POST, "/v1/peers", &req).await?;
+            let body = client.send_raw(Method::POST, routes::PEERS, &req).await?;
             render(cli.json, body, |a: PeerAddrs| listed("added", "no peer added", &a.peers))
         }
         Command::Peer(PeerCommand::Rm(args)) => {
             let req = PeerAddrs { peers: args.addrs.clone() };
-            let body = client.send(Method::DELETE, "/v1/peers", &req).await?;
+            let body = client.send_raw(Method::DELETE, routes::PEERS, &req).await?;
             render(cli.json, body, |a: PeerAddrs| listed("removed", "no peer removed", &a.peers))
         }
         Command::Groups => {
-            let body = client.get("/v1/groups").await?;
+            let body = client.get_raw(routes::GROUPS).await?;
             render(cli.json, body, |g: Vec<GroupInfo>| output::group_table(&g))
         }
         Command::Dns(DnsCommand::Add(args)) => {
             let req = DnsAddRequest { name: args.name.clone(), addr: args.addr.clone(), owner: args.owner.clone() };
-            let body = client.send(Method::POST, "/v1/dns", &req).await?;
+            let body = client.send_raw(Method::POST, routes::DNS, &req).await?;
             render(cli.json, body, |e: DnsEntryInfo| {
                 format!("added {} {}\n", output::clean(&e.name, 300), output::clean(&e.addr, 64))
             })
         }
         Command::Dns(DnsCommand::Rm(args)) => {
             let req = DnsRemoveRequest { name: args.name.clone(), addr: args.addr.clone(), owner: args.owner.clone() };
-            let body = client.send(Method::DELETE, "/v1/dns", &req).await?;
+            let body = client.send_raw(Method::DELETE, routes::DNS, &req).await?;
             render(cli.json, body, |r: DnsRemoved| output::dns_removed(&r.removed))
         }
         Command::Ipam(IpamCommand::Ls) => {
-            let body = client.get("/v1/ipam").await?;
+            let body = client.get_raw(routes::IPAM).await?;
             render(cli.json, body, |s: IpamStatus| output::ipam_page(&s))
         }
         Command::Ipam(IpamCommand::Rmpeer(args)) => {
             let req = RmPeerRequest { peer: args.peer.clone() };
-            let body = client.send(Method::POST, "/v1/ipam/rmpeer", &req).await?;
+            let body = client.send_raw(Method::POST, routes::IPAM_RMPEER, &req).await?;
             render(cli.json, body, |s: IpamStatus| output::ipam_page(&s))
         }
         Command::Dns(DnsCommand::Ls) => {
-            let body = client.get("/v1/dns").await?;
+            let body = client.get_raw(routes::DNS).await?;
             render(cli.json, body, |r: Vec<DnsRecordInfo>| output::dns_table(&r))
         }
         Command::Dns(DnsCommand::Lookup(args)) => {
-            let path = format!("/v1/dns/lookup?name={}", percent_encode(&args.name));
-            let body = client.get(&path).await?;
+            let body = client.get_raw(&routes::dns_lookup(&args.name)).await?;
             render(cli.json, body, |l: DnsLookup| {
                 l.addrs.iter().map(|a| format!("{}\n", output::clean(a, 64))).collect()
             })
         }
         Command::Dns(DnsCommand::Stats) => {
-            let body = client.get("/v1/dns/stats").await?;
+            let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
         }
         Command::Expose(args) => {
             let req = ExposeRequest { cidr: args.cidr.clone() };
-            let body = client.send(Method::POST, "/v1/expose", &req).await?;
+            let body = client.send_raw(Method::POST, routes::EXPOSE, &req).await?;
             render(cli.json, body, |e: ExposeResponse| format!("{}\n", output::clean(&e.address, 64)))
         }
     }
@@ -119,7 +115,7 @@ fn render<T: serde::de::DeserializeOwned>(
     json: bool,
     body: Bytes,
     human: impl FnOnce(T) -> String,
-) -> Result<String, Error> {
+) -> Result<String, ClientError> {
     if json {
         decode::<serde_json::Value>(&body)?;
         let mut text = String::from_utf8_lossy(body.trim_ascii_end()).into_owned();
@@ -136,24 +132,4 @@ fn listed(verb: &str, none: &str, addrs: &[String]) -> String {
         return format!("{none}\n");
     }
     addrs.iter().map(|a| format!("{verb} {}\n", output::clean(a, 300))).collect()
-}
-
-/// Percent-encodes everything but unreserved characters, for a query string.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(super::percent_encode("AAPL.orders.aex"), "AAPL.orders.aex");
-        assert_eq!(super::percent_encode("a b&c=%"), "a%20b%26c%3D%25");
-        assert_eq!(super::percent_encode("é"), "%C3%A9");
-    }
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use weavers_proto::api::{
+use weavers_api::{
     DnsEntryInfo, DnsRecordInfo, DnsStats, FilterInfo, GroupInfo, IpamStatus, PeerInfo, PeerState, Status,
 };
 
@@ -348,7 +348,7 @@ pub fn status_page(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weavers_proto::api::{DropCount, HandshakeCounts, PendingPeer, TrafficCounters};
+    use weavers_api::{DropCount, HandshakeCounts, PendingPeer, TrafficCounters};
 
     fn peer(name: &str, state: PeerState) -> PeerInfo {
         PeerInfo {

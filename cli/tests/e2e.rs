@@ -20,7 +20,7 @@ use std::process::Output;
 
 use control::Command;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{
+use weavers_api::{
     DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, DropCount, ExposeResponse, HandshakeCounts,
     PeerAddrs, PeerInfo, PeerState, Status, TrafficCounters,
 };
@@ -338,7 +338,7 @@ async fn no_daemon_is_one_line_and_exit_1() {
     let missing = dir.0.join("missing.sock");
     let o = weavers(Some(&missing), &["status"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("weavers: no daemon answering on {} (is weaversd running?)\n", missing.display()));
+    assert_eq!(stderr(&o), format!("weavers: weaversd is not running (no socket at {})\n", missing.display()));
     assert!(o.stdout.is_empty());
 
     // A socket file left by a crashed daemon: connection refused.
@@ -346,7 +346,7 @@ async fn no_daemon_is_one_line_and_exit_1() {
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     let o = weavers(Some(&stale), &["peer", "ls", "--json"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("weavers: no daemon answering on {} (is weaversd running?)\n", stale.display()));
+    assert_eq!(stderr(&o), format!("weavers: weaversd is not running (nothing answers on {})\n", stale.display()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

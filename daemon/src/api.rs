@@ -1,20 +1,20 @@
 //! The control API: HTTP/1.1 over a root-only unix socket, JSON bodies.
 //!
-//! Routes (types in [`weavers_proto::api`]):
+//! Routes (types in [`weavers_api`]):
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `GET /v1/status` | | `200` [`Status`](weavers_proto::api::Status) |
+//! | `GET /v1/status` | | `200` [`Status`](weavers_api::Status) |
 //! | `GET /v1/peers` | | `200` `[PeerInfo]` |
 //! | `POST /v1/peers` | [`PeerAddrs`] | `200` [`PeerAddrs`] (what was added) |
 //! | `DELETE /v1/peers` | [`PeerAddrs`] | `200` [`PeerAddrs`] (what was removed) |
-//! | `POST /v1/expose` | [`ExposeRequest`] | `200` [`ExposeResponse`](weavers_proto::api::ExposeResponse) |
+//! | `POST /v1/expose` | [`ExposeRequest`] | `200` [`ExposeResponse`](weavers_api::ExposeResponse) |
 //! | `GET /v1/groups` | | `200` `[GroupInfo]` |
 //! | `GET /v1/dns` | | `200` `[DnsRecordInfo]` (every name, its addresses and origin) |
-//! | `POST /v1/dns` | [`DnsAddRequest`] | `200` [`DnsEntryInfo`](weavers_proto::api::DnsEntryInfo) |
-//! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_proto::api::DnsRemoved) (maybe none) |
-//! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_proto::api::DnsLookup), `404` for no such name |
-//! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_proto::api::DnsStats) |
+//! | `POST /v1/dns` | [`DnsAddRequest`] | `200` [`DnsEntryInfo`](weavers_api::DnsEntryInfo) |
+//! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_api::DnsRemoved) (maybe none) |
+//! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_api::DnsLookup), `404` for no such name |
+//! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_api::DnsStats) |
 //!
 //! Every error answer carries an [`ApiError`] body:
 //! - `400`: the body is not valid JSON of the right shape, an address is
@@ -50,11 +50,11 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{
-    AllocateRequest, ApiError, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest, PeerAddrs, ReleaseRequest,
-    RmPeerRequest,
+use weavers_api::{
+    dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,
+    PeerAddrs, ReleaseRequest, RmPeerRequest,
 };
-use weavers_proto::dns::{self, Selector};
+use weavers_proto::dns::Selector;
 use weavers_proto::ipam::MAX_OWNER_ID_LEN;
 
 use crate::control::{AllocateError, Command, DnsAdd};
@@ -197,18 +197,18 @@ where
 /// The routes, with their state. Public to the crate for tests.
 pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
     Router::new()
-        .route("/v1/status", get(get_status))
-        .route("/v1/peers", get(get_peers).post(add_peers).delete(remove_peers))
-        .route("/v1/expose", post(expose))
-        .route("/v1/groups", get(get_groups))
-        .route("/v1/ipam", get(get_ipam))
-        .route("/v1/ipam/allocate", post(ipam_allocate))
-        .route("/v1/ipam/release", post(ipam_release))
-        .route("/v1/ipam/gc", post(ipam_gc))
-        .route("/v1/ipam/rmpeer", post(ipam_rmpeer))
-        .route("/v1/dns", get(get_dns).post(add_dns).delete(remove_dns))
-        .route("/v1/dns/lookup", get(lookup_dns))
-        .route("/v1/dns/stats", get(dns_stats))
+        .route(routes::STATUS, get(get_status))
+        .route(routes::PEERS, get(get_peers).post(add_peers).delete(remove_peers))
+        .route(routes::EXPOSE, post(expose))
+        .route(routes::GROUPS, get(get_groups))
+        .route(routes::IPAM, get(get_ipam))
+        .route(routes::IPAM_ALLOCATE, post(ipam_allocate))
+        .route(routes::IPAM_RELEASE, post(ipam_release))
+        .route(routes::IPAM_GC, post(ipam_gc))
+        .route(routes::IPAM_RMPEER, post(ipam_rmpeer))
+        .route(routes::DNS, get(get_dns).post(add_dns).delete(remove_dns))
+        .route(routes::DNS_LOOKUP, get(lookup_dns))
+        .route(routes::DNS_STATS, get(dns_stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -302,7 +302,7 @@ async fn remove_peers(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Res
 async fn expose(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
     let req: ExposeRequest = parse_body(body)?;
     if let Some(cidr) = &req.cidr {
-        validate_cidr(cidr).map_err(Failure::bad_request)?;
+        Cidr::parse(cidr).map_err(|e| Failure::bad_request(e.to_string()))?;
     }
     let answer = ask(&tx, |r| Command::Expose(req.cidr, r)).await?;
     Ok(Json(answer.map_err(Failure::refused)?).into_response())
@@ -332,10 +332,12 @@ async fn lookup_dns(State(tx): Tx, uri: Uri) -> Result<Response, Failure> {
         .query()
         .and_then(|q| query_param(q, "name"))
         .ok_or_else(|| Failure::bad_request("give the name to look up: /v1/dns/lookup?name=NAME".into()))?;
-    let name = dns::normalize(&raw).map_err(|e| Failure::bad_request(e.to_string()))?;
+    let name = dns_name::normalize(&raw).map_err(|e| Failure::bad_request(e.to_string()))?;
     match ask(&tx, |r| Command::DnsLookup(name.clone(), r)).await? {
         Some(found) => Ok(Json(found).into_response()),
-        None => Err(Failure { status: StatusCode::NOT_FOUND, message: format!("no such name: {}", dns::fqdn(&name)) }),
+        None => {
+            Err(Failure { status: StatusCode::NOT_FOUND, message: format!("no such name: {}", dns_name::fqdn(&name)) })
+        }
     }
 }
 
@@ -486,10 +488,10 @@ fn validate_host(host: &str) -> Result<(), &'static str> {
 /// Checks `POST /v1/dns` completely: the name (normalised), the address
 /// and the owner tag.
 pub fn validate_dns_add(req: &DnsAddRequest) -> Result<DnsAdd, String> {
-    let name = dns::normalize(&req.name).map_err(|e| e.to_string())?;
+    let name = dns_name::normalize(&req.name).map_err(|e| e.to_string())?;
     let addr = parse_dns_addr(&req.addr)?;
     if let Some(o) = &req.owner {
-        dns::check_owner(o).map_err(|e| e.to_string())?;
+        dns_name::check_owner(o).map_err(|e| e.to_string())?;
     }
     Ok(DnsAdd { name, addr, owner: req.owner.clone() })
 }
@@ -537,25 +539,6 @@ fn query_param(query: &str, key: &str) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
-}
-
-/// Syntax check of `ADDRESS/PREFIX` for `expose`.
-pub fn validate_cidr(s: &str) -> Result<(), String> {
-    if s.len() > 64 {
-        return Err(format!("CIDR too long ({} bytes)", s.len()));
-    }
-    let bad = || format!("invalid CIDR {s:?}: expected ADDRESS/PREFIX, e.g. 10.32.0.1/12");
-    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let len: u8 = len.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if len > max {
-        return Err(format!("invalid CIDR {s:?}: prefix length {len} is more than {max}"));
-    }
-    Ok(())
 }
 
 fn truncate_utf8(s: &mut String, max: usize) {
@@ -646,29 +629,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cidrs() {
-        for ok in ["10.32.0.1/12", "10.0.0.1/32", "fd00::1/64", "::1/128"] {
-            assert_eq!(validate_cidr(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "10.32.0.1",
-            "10.32.0.1/",
-            "10.32.0.1/33",
-            "fd00::1/129",
-            "10.32.0/12",
-            "10.32.0.1/+1",
-            "10.32.0.1/0012",
-            "x/1",
-        ] {
-            assert!(validate_cidr(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use weavers_proto::api::{
+    use weavers_api::{
         DnsEntryInfo, DnsLookup, DnsRemoved, DnsStats, ExposeResponse, HandshakeCounts, PeerInfo, PeerState, Status,
         TrafficCounters,
     };

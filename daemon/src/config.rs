@@ -162,16 +162,8 @@ impl Settings {
     }
 }
 
-/// Parses `ADDR/LEN`.
-pub fn parse_cidr(s: &str) -> anyhow::Result<(std::net::IpAddr, u8)> {
-    let (a, l) = s.split_once('/').context("expected ADDRESS/PREFIX-LENGTH")?;
-    let addr: std::net::IpAddr = a.parse().context("bad address")?;
-    let len: u8 = l.parse().context("bad prefix length")?;
-    if len > if addr.is_ipv4() { 32 } else { 128 } {
-        bail!("prefix length {len} too long");
-    }
-    Ok((addr, len))
-}
+/// Parses `ADDR/LEN` (the parser the control API and the plugin use too).
+pub use weavers_api::parse_cidr;
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -210,11 +202,23 @@ mod tests {
         assert!(Settings::load(flags).is_err(), "unknown keys are refused");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-
     #[test]
-    fn cidr_parsing() {
-        assert!(parse_cidr("10.32.0.0/12").is_ok());
-        assert!(parse_cidr("10.32.0.0/33").is_err());
-        assert!(parse_cidr("10.32.0.0").is_err());
+    fn a_bad_range_is_refused_naming_the_option() {
+        let dir = std::env::temp_dir().join(format!("weavers-config-range-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("weaversd.toml");
+        std::fs::write(&cfg, "password = \"s3cret\"\n").unwrap();
+        let load = |range: &str| {
+            let flags =
+                Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--ipalloc-range", range])
+                    .unwrap();
+            Settings::load(flags)
+        };
+        assert_eq!(load("10.40.0.0/16").unwrap().ipalloc_range, ("10.40.0.0".parse().unwrap(), 16));
+        for bad in ["10.32.0.0/33", "10.32.0.0", "10.32.0.0/+1"] {
+            let e = format!("{:#}", load(bad).unwrap_err());
+            assert!(e.starts_with("--ipalloc-range") && e.contains("invalid CIDR"), "{bad}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

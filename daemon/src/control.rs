@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use tokio::sync::oneshot;
-use weavers_proto::api::{
+use weavers_api::{
     Allocation, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, IpamStatus,
     PeerAddrs, PeerInfo, Released, Status,
 };
@@ -47,7 +47,7 @@ pub enum AllocateError {
 /// `POST /v1/dns` after the API checked it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsAdd {
-    /// Normalised (see [`weavers_proto::dns::normalize`]).
+    /// Normalised (see [`weavers_api::dns_name::normalize`]).
     pub name: String,
     pub addr: IpAddr,
     pub owner: Option<String>,

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use weavers_proto::api::DnsStats;
+use weavers_api::DnsStats;
 use weavers_proto::dns::message::{self, Outcome, Transport, Verdict, MAX_QUERY_LEN};
 use weavers_proto::dns::{DnsTable, Visible};
 

@@ -38,7 +38,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_proto::api::{GroupInfo, PeerState, Status};
+use weavers_api::{GroupInfo, PeerState, Status};
 
 use crate::control::Command;
 
@@ -271,7 +271,7 @@ impl EncodeLabelValue for Esc<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weavers_proto::api::{DropCount, HandshakeCounts, PeerInfo, TrafficCounters};
+    use weavers_api::{DropCount, HandshakeCounts, PeerInfo, TrafficCounters};
 
     fn peer(name: &str, key: &str, state: PeerState, rtt_us: Option<u64>) -> PeerInfo {
         PeerInfo {

@@ -1,35 +1,26 @@
 //! The daemon's interface to Linux networking: the bridge, the TAP device,
 //! addresses and routes.
 //!
-//! Links, addresses and routes go through rtnetlink (async, on the tokio
-//! runtime that calls [`Netdev::new`]); the TAP device is opened with a raw
-//! `TUNSETIFF` ioctl so that its fd is non-blocking and carries no packet
-//! information header (`IFF_NO_PI`).
+//! Links, addresses and routes go through [`weavers_netlink`] (rtnetlink,
+//! async, on the tokio runtime that calls [`Netdev::new`]); this module
+//! says what the daemon wants of them (a snooping bridge without the
+//! kernel's querier, the TAP as a permanent multicast-router port, the
+//! multicast routes). The TAP device is opened with a raw `TUNSETIFF`
+//! ioctl so that its fd is non-blocking and carries no packet information
+//! header (`IFF_NO_PI`).
 //!
 //! Everything acts on the network namespace of the thread that created the
 //! netlink socket (for [`Netdev`]) or opened `/dev/net/tun` (for [`Tap`]).
 
 use std::ffi::CStr;
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{
-    BridgeMulticastRouterType, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteScope, RouteType,
-};
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, RouteMessageBuilder};
+use weavers_netlink::{check_ifname, BridgeOptions, Link, LinkSettings, McastRouter, Netlink, NetlinkError, Route};
 
 /// MTU assumed for the underlay when no interface tells better.
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
-
-/// Longest interface name Linux accepts (`IFNAMSIZ - 1`).
-const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
 
 /// What went wrong, on which interface, during which operation.
 ///
@@ -37,30 +28,15 @@ const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
 /// print it with `{}`; [`NetdevError::raw_os_error`] gives the errno.
 #[derive(Debug, thiserror::Error)]
 pub enum NetdevError {
-    /// The netlink socket could not be opened.
-    #[error("opening the netlink socket: {err}")]
-    Connect { err: io::Error },
-    /// The kernel (or rtnetlink) refused a request.
-    #[error("{op} {target}: {}", show_netlink(err))]
-    Netlink {
-        /// What was attempted, e.g. "creating bridge".
-        op: &'static str,
-        /// The interface, address or route concerned.
-        target: String,
-        err: rtnetlink::Error,
-    },
+    /// A netlink request failed, or a name or prefix was refused before it.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
     /// A named interface does not exist.
     #[error("{op}: interface {name} does not exist")]
     NotFound { op: &'static str, name: String },
     /// A link with the wanted name exists but has another type.
     #[error("interface {name} exists but is not a {wanted} (kind: {found})")]
     WrongKind { name: String, wanted: &'static str, found: String },
-    /// An address prefix length longer than the address.
-    #[error("invalid prefix length {addr}/{prefix_len}")]
-    InvalidPrefix { addr: IpAddr, prefix_len: u8 },
-    /// The interface name cannot be a Linux interface name.
-    #[error("invalid interface name {name:?}: {reason}")]
-    InvalidName { name: String, reason: &'static str },
     /// Opening or configuring the TAP device failed.
     #[error("{op} TAP {name}: {err}")]
     Tap { op: &'static str, name: String, err: io::Error },
@@ -71,77 +47,11 @@ impl NetdevError {
     /// when the TAP is held by another process).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            NetdevError::Connect { err } | NetdevError::Tap { err, .. } => err.raw_os_error(),
-            NetdevError::Netlink { err, .. } => netlink_errno(err),
+            NetdevError::Tap { err, .. } => err.raw_os_error(),
+            NetdevError::Netlink(e) => e.errno(),
             _ => None,
         }
     }
-}
-
-/// A netlink error as the errno's text when it is one, else as rtnetlink
-/// words it.
-fn show_netlink(err: &rtnetlink::Error) -> String {
-    match err {
-        rtnetlink::Error::NetlinkError(msg) => msg.to_io().to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// The positive errno of a netlink NACK.
-fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
-    match err {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| c.get().abs()),
-        _ => None,
-    }
-}
-
-fn nl_err(op: &'static str, target: impl fmt::Display) -> impl FnOnce(rtnetlink::Error) -> NetdevError {
-    let target = target.to_string();
-    move |err| NetdevError::Netlink { op, target, err }
-}
-
-fn check_ifname(name: &str) -> Result<(), NetdevError> {
-    let reason = if name.is_empty() {
-        "empty"
-    } else if name.len() > MAX_IFNAME_LEN {
-        "longer than 15 bytes"
-    } else if name == "." || name == ".." {
-        "reserved"
-    } else if name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0) {
-        "contains '/', ':', NUL or whitespace"
-    } else {
-        return Ok(());
-    };
-    Err(NetdevError::InvalidName { name: name.to_owned(), reason })
-}
-
-/// The kind of a link (`bridge`, `tun`, `veth`...) as the kernel reports it.
-fn link_kind(msg: &LinkMessage) -> Option<&InfoKind> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Kind(k) => Some(k),
-            _ => None,
-        }),
-        _ => None,
-    })
-}
-
-fn link_mtu(msg: &LinkMessage) -> Option<u32> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Mtu(m) => Some(*m),
-        _ => None,
-    })
-}
-
-fn link_name(msg: &LinkMessage) -> Option<&str> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.as_str()),
-        _ => None,
-    })
-}
-
-fn has_controller(msg: &LinkMessage) -> bool {
-    msg.attributes.iter().any(|a| matches!(a, LinkAttribute::Controller(i) if *i != 0))
 }
 
 /// A random locally administered unicast MAC address.
@@ -165,7 +75,7 @@ fn random_mac() -> [u8; 6] {
 /// on the tokio runtime that called [`Netdev::new`].
 #[derive(Clone, Debug)]
 pub struct Netdev {
-    handle: rtnetlink::Handle,
+    nl: Netlink,
 }
 
 impl Netdev {
@@ -174,14 +84,12 @@ impl Netdev {
     ///
     /// Must be called from within a tokio runtime.
     pub async fn new() -> Result<Self, NetdevError> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|err| NetdevError::Connect { err })?;
-        tokio::spawn(conn);
-        Ok(Netdev { handle })
+        Ok(Netdev { nl: Netlink::new()? })
     }
 
     /// The ifindex of the link called `name`, or `None` if there is none.
     pub async fn find_link(&self, name: &str) -> Result<Option<u32>, NetdevError> {
-        Ok(self.get_link(name).await?.map(|m| m.header.index))
+        Ok(self.nl.link(name).await?.map(|l| l.index))
     }
 
     /// Whether a link called `name` exists. Errors count as "no".
@@ -190,18 +98,8 @@ impl Netdev {
         matches!(self.find_link(name).await, Ok(Some(_)))
     }
 
-    async fn get_link(&self, name: &str) -> Result<Option<LinkMessage>, NetdevError> {
-        check_ifname(name)?;
-        let mut links = self.handle.link().get().match_name(name).execute();
-        match links.try_next().await {
-            Ok(msg) => Ok(msg),
-            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(nl_err("looking up link", name)(e)),
-        }
-    }
-
-    async fn require_link(&self, op: &'static str, name: &str) -> Result<LinkMessage, NetdevError> {
-        self.get_link(name).await?.ok_or_else(|| NetdevError::NotFound { op, name: name.to_owned() })
+    async fn require_link(&self, op: &'static str, name: &str) -> Result<Link, NetdevError> {
+        self.nl.link(name).await?.ok_or_else(|| NetdevError::NotFound { op, name: name.to_owned() })
     }
 
     /// Creates the Linux bridge `name`, or reuses it if it exists already
@@ -214,45 +112,27 @@ impl Netdev {
     /// ports come and go. Fails with [`NetdevError::WrongKind`] if `name`
     /// is a link of another type.
     pub async fn ensure_bridge(&self, name: &str, mtu: u32) -> Result<u32, NetdevError> {
-        let existing = match self.get_link(name).await? {
-            Some(msg) => Some(msg),
+        let options = BridgeOptions { mtu, mcast_snooping: true, mcast_querier: false };
+        let bridge = match self.nl.link(name).await? {
+            Some(link) => link,
             None => {
-                let msg = LinkBridge::new(name)
-                    .address(random_mac().to_vec())
-                    .mtu(mtu)
-                    .mcast_snooping(true)
-                    .mcast_querier(false)
-                    .build();
-                match self.handle.link().add(msg).execute().await {
-                    Ok(()) => {
-                        tracing::info!(bridge = name, mtu, "created bridge");
-                        None
-                    }
-                    // Someone created it between our lookup and our add.
-                    Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => None,
-                    Err(e) => return Err(nl_err("creating bridge", name)(e)),
+                // `false`: someone created it between our lookup and our add.
+                if self.nl.add_bridge(name, random_mac(), options).await? {
+                    tracing::info!(bridge = name, mtu, "created bridge");
                 }
+                self.require_link("creating bridge", name).await?
             }
         };
-        let msg = match existing {
-            Some(m) => m,
-            None => self.require_link("creating bridge", name).await?,
-        };
-        match link_kind(&msg) {
-            Some(InfoKind::Bridge) => {}
-            other => {
-                return Err(NetdevError::WrongKind {
-                    name: name.to_owned(),
-                    wanted: "bridge",
-                    found: other.map_or_else(|| "none".to_owned(), |k| k.to_string()),
-                })
-            }
+        if !bridge.is_kind("bridge") {
+            return Err(NetdevError::WrongKind {
+                name: name.to_owned(),
+                wanted: "bridge",
+                found: bridge.kind.unwrap_or_else(|| "none".to_owned()),
+            });
         }
-        let index = msg.header.index;
         // Re-apply everything, in case the bridge was reused.
-        let change = LinkBridge::new(name).index(index).mtu(mtu).mcast_snooping(true).mcast_querier(false).build();
-        self.handle.link().change(change).execute().await.map_err(nl_err("configuring bridge", name))?;
-        Ok(index)
+        self.nl.set_bridge(&bridge, options).await?;
+        Ok(bridge.index)
     }
 
     /// Enslaves the TAP `tap_name` to the bridge `bridge_ifindex`, sets its
@@ -262,21 +142,15 @@ impl Netdev {
     /// daemon. Idempotent.
     pub async fn attach_tap(&self, tap_name: &str, bridge_ifindex: u32, mtu: u32) -> Result<(), NetdevError> {
         let tap = self.require_link("attaching TAP", tap_name).await?;
-        let index = tap.header.index;
-        let msg = LinkUnspec::new_with_index(index)
-            .mtu(mtu)
-            .txqueuelen(TAP_TXQUEUELEN)
-            .controller(bridge_ifindex)
-            .up()
-            .build();
-        self.handle
-            .link()
-            .change(msg)
-            .execute()
-            .await
-            .map_err(nl_err("enslaving to bridge", format!("{tap_name} (bridge ifindex {bridge_ifindex})")))?;
-        let port = LinkBridgePort::new(index).mcast_router(BridgeMulticastRouterType::Permanent).build();
-        self.handle.link().set_port(port).execute().await.map_err(nl_err("setting mcast_router 2 on", tap_name))?;
+        let settings = LinkSettings {
+            mtu: Some(mtu),
+            txqueuelen: Some(TAP_TXQUEUELEN),
+            controller: Some(bridge_ifindex),
+            alias: None,
+            up: true,
+        };
+        self.nl.set_link(&tap, &settings).await?;
+        self.nl.set_mcast_router(&tap, McastRouter::Permanent).await?;
         Ok(())
     }
 
@@ -284,21 +158,16 @@ impl Netdev {
     /// is not an error. Deleting a bridge releases its ports and removes its
     /// addresses and routes.
     pub async fn delete_link(&self, name: &str) -> Result<(), NetdevError> {
-        let Some(index) = self.find_link(name).await? else {
-            return Ok(());
-        };
-        match self.handle.link().del(index).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(()),
-            Err(e) => Err(nl_err("deleting link", name)(e)),
+        if let Some(link) = self.nl.link(name).await? {
+            self.nl.delete_link(&link).await?;
         }
+        Ok(())
     }
 
     /// The MTU of the link named `name`.
     #[cfg_attr(not(test), allow(dead_code))] // used by tests; kept for callers to come
     pub async fn link_mtu(&self, name: &str) -> Result<u32, NetdevError> {
-        let msg = self.require_link("reading MTU", name).await?;
-        Ok(link_mtu(&msg).unwrap_or(DEFAULT_UNDERLAY_MTU))
+        Ok(self.require_link("reading MTU", name).await?.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU))
     }
 
     /// The MTU on the path the kernel would use to reach `dst` (as
@@ -306,40 +175,14 @@ impl Netdev {
     /// outgoing interface's MTU. `None` if there is no route to `dst`.
     #[cfg_attr(not(test), allow(dead_code))] // used by tests; kept for callers to come
     pub async fn link_mtu_for(&self, dst: IpAddr) -> Result<Option<u32>, NetdevError> {
-        let query = route_to(dst, max_prefix(dst)).build();
-        let mut routes = self.handle.route().get(query).execute();
-        let route = match routes.try_next().await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                return match netlink_errno(&e) {
-                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL) => Ok(None),
-                    _ => Err(nl_err("looking up route to", dst)(e)),
-                }
-            }
+        let Some(route) = self.nl.route_to(dst).await? else {
+            return Ok(None);
         };
-        let mut route_mtu = None;
-        let mut oif = None;
-        for attr in &route.attributes {
-            match attr {
-                RouteAttribute::Oif(i) => oif = Some(*i),
-                RouteAttribute::Metrics(ms) => {
-                    for m in ms {
-                        if let RouteMetric::Mtu(v) = m {
-                            route_mtu = Some(*v).filter(|v| *v != 0);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(oif) = oif else {
-            return Ok(route_mtu);
+        let Some(oif) = route.oif else {
+            return Ok(route.mtu);
         };
-        let mut links = self.handle.link().get().match_index(oif).execute();
-        let link = links.try_next().await.map_err(nl_err("looking up link of route to", dst))?;
-        let dev_mtu = link.as_ref().and_then(link_mtu);
-        Ok(match (route_mtu, dev_mtu) {
+        let dev_mtu = self.nl.link_by_index(oif).await?.and_then(|l| l.mtu);
+        Ok(match (route.mtu, dev_mtu) {
             (Some(r), Some(d)) => Some(r.min(d)),
             (r, d) => r.or(d),
         })
@@ -350,39 +193,29 @@ impl Netdev {
     /// not TUN/TAP, and not named in `exclude` (pass our bridge and TAP).
     /// [`DEFAULT_UNDERLAY_MTU`] (1500) when there is none.
     pub async fn max_underlay_mtu(&self, exclude: &[&str]) -> Result<u32, NetdevError> {
-        let mut links = self.handle.link().get().execute();
-        let mut best: Option<u32> = None;
-        while let Some(msg) = links.try_next().await.map_err(nl_err("listing links", "(all)"))? {
-            let flags = msg.header.flags;
-            if flags.contains(LinkFlags::Loopback)
-                || !flags.contains(LinkFlags::Up)
-                || !flags.contains(LinkFlags::LowerUp)
-                || has_controller(&msg)
-                || matches!(link_kind(&msg), Some(InfoKind::Tun))
-                || link_name(&msg).is_some_and(|n| exclude.contains(&n))
-            {
-                continue;
-            }
-            if let Some(mtu) = link_mtu(&msg) {
-                best = Some(best.map_or(mtu, |b| b.max(mtu)));
-            }
-        }
+        let best = self
+            .nl
+            .links()
+            .await?
+            .into_iter()
+            .filter(|l| {
+                !l.loopback
+                    && l.up
+                    && l.lower_up
+                    && l.controller.is_none()
+                    && !l.is_kind("tun")
+                    && !exclude.contains(&l.name.as_str())
+            })
+            .filter_map(|l| l.mtu)
+            .max();
         Ok(best.unwrap_or(DEFAULT_UNDERLAY_MTU))
     }
 
     /// Adds `addr/prefix_len` to the interface `ifname` (for
     /// `weavers expose`). Returns `false` if the address was already there.
     pub async fn add_address(&self, ifname: &str, addr: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
-        if prefix_len > max_prefix(addr) {
-            return Err(NetdevError::InvalidPrefix { addr, prefix_len });
-        }
-        let target = format!("{addr}/{prefix_len} on {ifname}");
-        let index = self.require_link("adding address", ifname).await?.header.index;
-        match self.handle.address().add(index, addr, prefix_len).execute().await {
-            Ok(()) => Ok(true),
-            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(false),
-            Err(e) => Err(nl_err("adding address", target)(e)),
-        }
+        let link = self.require_link("adding address", ifname).await?;
+        Ok(self.nl.add_address(&link, addr, prefix_len).await?)
     }
 
     /// Routes multicast through `ifname` (the bridge) so that ordinary
@@ -392,10 +225,9 @@ impl Netdev {
     /// skipped quietly when it is disabled on the interface). Returns
     /// `true` if at least one route was added.
     pub async fn ensure_multicast_route(&self, ifname: &str) -> Result<bool, NetdevError> {
-        let index = self.require_link("adding multicast route", ifname).await?.header.index;
-        let v4 = self.ensure_route(ifname, index, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4).await?;
-        let v6 = match self.ensure_route(ifname, index, IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8).await
-        {
+        let link = self.require_link("adding multicast route", ifname).await?;
+        let v4 = self.ensure_route(&link, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4).await?;
+        let v6 = match self.ensure_route(&link, IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8).await {
             Ok(added) => added,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EACCES | libc::EOPNOTSUPP)) => {
                 tracing::debug!(dev = ifname, error = %e, "no IPv6 multicast route");
@@ -406,78 +238,20 @@ impl Netdev {
         Ok(v4 || v6)
     }
 
-    /// Adds `dst/prefix_len dev <index>` to the main table unless the main
+    /// Adds `dst/prefix_len dev <link>` to the main table unless the main
     /// table already has a unicast route for exactly that prefix.
-    async fn ensure_route(&self, ifname: &str, index: u32, dst: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
-        let target = format!("{dst}/{prefix_len} dev {ifname}");
-        let mut query = RouteMessage::default();
-        query.header.address_family = match dst {
-            IpAddr::V4(_) => AddressFamily::Inet,
-            IpAddr::V6(_) => AddressFamily::Inet6,
-        };
-        let mut routes = self.handle.route().get(query).execute();
-        while let Some(r) = routes.try_next().await.map_err(nl_err("listing routes for", &target))? {
-            if route_table(&r) == u32::from(RouteHeader::RT_TABLE_MAIN)
-                && r.header.kind == RouteType::Unicast
-                && r.header.destination_prefix_length == prefix_len
-                && route_dst(&r) == Some(dst)
-            {
-                return Ok(false);
-            }
+    async fn ensure_route(&self, link: &Link, dst: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
+        let exists =
+            |r: &Route| r.table == Route::MAIN_TABLE && r.unicast && r.prefix_len == prefix_len && r.dst == Some(dst);
+        if self.nl.routes(dst).await?.iter().any(exists) {
+            return Ok(false);
         }
-        let mut builder = route_to(dst, prefix_len).output_interface(index);
-        if dst.is_ipv4() {
-            // As `ip route add PREFIX dev DEV` does for IPv4.
-            builder = builder.scope(RouteScope::Link);
+        let added = self.nl.add_route(link, dst, prefix_len, None).await?;
+        if added {
+            tracing::info!(route = %format!("{dst}/{prefix_len} dev {}", link.name), "added multicast route");
         }
-        match self.handle.route().add(builder.build()).execute().await {
-            Ok(()) => {
-                tracing::info!(route = %target, "added multicast route");
-                Ok(true)
-            }
-            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(false),
-            Err(e) => Err(nl_err("adding route", target)(e)),
-        }
+        Ok(added)
     }
-}
-
-fn max_prefix(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
-/// A route message builder for `dst/prefix_len` (`prefix_len` <= max).
-fn route_to(dst: IpAddr, prefix_len: u8) -> RouteMessageBuilder<IpAddr> {
-    let mut b = RouteMessageBuilder::<IpAddr>::new();
-    let m = b.get_mut();
-    m.header.address_family = match dst {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    };
-    m.header.destination_prefix_length = prefix_len.min(max_prefix(dst));
-    m.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
-    b
-}
-
-fn route_table(r: &RouteMessage) -> u32 {
-    r.attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(r.header.table))
-}
-
-fn route_dst(r: &RouteMessage) -> Option<IpAddr> {
-    r.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
-        RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
-        _ => None,
-    })
 }
 
 /// An open TAP device (`IFF_TAP | IFF_NO_PI`) with a non-blocking fd.
@@ -519,7 +293,7 @@ impl Tap {
     }
 
     fn open_with(name: &str, extra_flags: libc::c_int) -> Result<Tap, NetdevError> {
-        check_ifname(name)?;
+        check_ifname(name).map_err(|reason| NetlinkError::InvalidName { name: name.to_owned(), reason })?;
         let err = |op, err| NetdevError::Tap { op, name: name.to_owned(), err };
         // SAFETY: a plain open(2) of a NUL-terminated path.
         let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -808,7 +582,10 @@ mod tests {
             assert!(ip_ok("route show 224.0.0.0/4").is_empty());
             drop((t, t2));
 
-            assert!(matches!(nd.find_link("this-name-is-too-long").await, Err(NetdevError::InvalidName { .. })));
+            assert!(matches!(
+                nd.find_link("this-name-is-too-long").await,
+                Err(NetdevError::Netlink(NetlinkError::InvalidName { .. }))
+            ));
         });
     }
 

@@ -3,36 +3,41 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
-use weavers_proto::api::Allocation;
+use weavers_api::{parse_addr_or_cidr, Allocation, Cidr, ClientError};
+use weavers_netlink::{Link, LinkSettings, Netlink};
 
 use crate::config::{Attachment, NetConf};
 use crate::daemon::{self, Daemon};
 use crate::names;
-use crate::netlink::{in_netns, open_netns, Link, Netlink, NlError};
+use crate::netns::{in_netns, open_netns};
 use crate::spec::{AddResult, CniError, Dns, Interface, IpConfig, Route};
 
 /// The overlay DNS domain (names resolve as `NAME.weavers.local`).
-pub const DNS_DOMAIN: &str = weavers_proto::dns::DOMAIN;
+pub const DNS_DOMAIN: &str = weavers_api::dns_name::DOMAIN;
 /// The multicast route every container gets.
 const MULTICAST: (Ipv4Addr, u8) = (Ipv4Addr::new(224, 0, 0, 0), 4);
 /// Smallest MTU taken from the daemon (below, the bridge's is used).
 const MIN_MTU: u32 = 576;
 
-fn daemon_error(e: daemon::Error) -> CniError {
-    match e {
-        daemon::Error::Unavailable(m) => CniError::try_again(m),
-        daemon::Error::NoRoute(m) => CniError::other(
+fn daemon_error(e: ClientError) -> CniError {
+    let details = daemon::describe(&e);
+    if e.is_unavailable() {
+        CniError::try_again(details)
+    } else if e.is_unknown_route() {
+        CniError::other(
             "weaversd lacks the IPAM API",
-            format!("{m} (this weaversd is older than the plugin: upgrade weaversd)"),
-        ),
-        daemon::Error::Refused(m) => CniError::other("weaversd refused the request", m),
-        e @ daemon::Error::BadAnswer(_) => CniError::other("unexpected answer from weaversd", e.to_string()),
+            format!("{details} (this weaversd is older than the plugin: upgrade weaversd)"),
+        )
+    } else if matches!(e, ClientError::Api { .. }) {
+        CniError::other("weaversd refused the request", details)
+    } else {
+        CniError::other("unexpected answer from weaversd", details)
     }
 }
 
-fn nl_error(e: NlError) -> CniError {
+fn nl_error(e: impl std::fmt::Display) -> CniError {
     CniError::other("network setup failed", e.to_string())
 }
 
@@ -40,22 +45,24 @@ fn log(msg: impl std::fmt::Display) {
     eprintln!("weavers-cni: {msg}");
 }
 
-/// An address with its prefix length (`10.32.0.5/12`); IPv4 only for now.
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} has no prefix length"))?;
-    let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an address"))?;
-    let prefix: u8 = p.parse().map_err(|_| format!("{s:?} has a bad prefix length"))?;
-    match addr {
-        IpAddr::V4(v4) if (1..=32).contains(&prefix) => Ok((v4, prefix)),
-        IpAddr::V4(_) => Err(format!("{s:?} has a bad prefix length")),
-        IpAddr::V6(_) => Err(format!("{s:?}: IPv6 ranges are not supported by weavers-cni yet")),
+/// An address with its prefix length (`10.32.0.5/12`), as the daemon
+/// allocates them and `prevResult` lists them: IPv4 only for now, with a
+/// prefix length of at least 1.
+pub fn ipv4_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    match Cidr::parse(s).map_err(|e| e.to_string())? {
+        Cidr { addr: IpAddr::V4(v4), prefix_len } if prefix_len >= 1 => Ok((v4, prefix_len)),
+        Cidr { addr: IpAddr::V4(_), .. } => Err(format!("{s:?} has a prefix length of 0")),
+        Cidr { addr: IpAddr::V6(_), .. } => Err(format!("{s:?}: IPv6 ranges are not supported by weavers-cni yet")),
     }
 }
 
-/// An address given with or without its prefix length (`10.32.0.1` or
+/// An IPv4 address given with or without its prefix length (`10.32.0.1` or
 /// `10.32.0.1/12`), as the daemon gives gateways and allocation rows.
 fn parse_gateway(s: &str) -> Option<Ipv4Addr> {
-    s.split('/').next()?.parse().ok()
+    match parse_addr_or_cidr(s).ok()? {
+        (IpAddr::V4(v4), _) => Some(v4),
+        (IpAddr::V6(_), _) => None,
+    }
 }
 
 /// Which bridge: the configured one, else the daemon's.
@@ -68,7 +75,7 @@ async fn bridge_name(conf: &NetConf, daemon: &Daemon) -> Result<String, CniError
 
 async fn find_bridge(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     match nl.link(name).await.map_err(nl_error)? {
-        Some(l) if l.kind.as_deref() == Some("bridge") => Ok(l),
+        Some(l) if l.is_kind("bridge") => Ok(l),
         Some(l) => Err(CniError::invalid_config(format!(
             "\"bridge\" {name} is a {} link, not a bridge",
             l.kind.as_deref().unwrap_or("typeless")
@@ -113,7 +120,7 @@ pub async fn add(conf: &NetConf, a: &Attachment) -> Result<AddResult, CniError> 
             ));
         }
         log(format!("removing {host_name}, left by an earlier ADD of {key}"));
-        nl.delete(old.index, &host_name).await.map_err(nl_error)?;
+        nl.delete_link(&old).await.map_err(nl_error)?;
     }
     let ifname = a.ifname.clone();
     let taken =
@@ -133,7 +140,7 @@ pub async fn add(conf: &NetConf, a: &Attachment) -> Result<AddResult, CniError> 
             log(format!("ADD of {key} failed, undoing: {e}"));
             if let Ok(Some(l)) = nl.link(&host_name).await {
                 if is_ours(&l, &key) {
-                    let _ = nl.delete(l.index, &host_name).await;
+                    let _ = nl.delete_link(&l).await;
                 }
             }
             if let Err(e) = daemon.dns_remove_owner(&names::dns_owner(&a.container_id, &a.ifname)).await {
@@ -158,37 +165,40 @@ async fn setup(
     host_name: &str,
     alloc: &Allocation,
 ) -> Result<AddResult, CniError> {
-    let (addr, prefix) = parse_cidr(&alloc.address)
-        .map_err(|e| CniError::other("unexpected answer from weaversd", format!("allocated address {e}")))?;
+    let (addr, prefix) = ipv4_cidr(&alloc.address)
+        .map_err(|e| CniError::other("unexpected answer from weaversd", format!("allocated address: {e}")))?;
     let gateway = alloc.gateway.as_deref().and_then(parse_gateway);
     let mtu = if alloc.mtu >= MIN_MTU { alloc.mtu } else { bridge.mtu.unwrap_or(1500) };
 
-    nl.add_veth(host_name, &a.ifname, ns.as_raw_fd(), mtu).await.map_err(nl_error)?;
+    nl.add_veth(host_name, &a.ifname, ns.as_fd(), mtu).await.map_err(nl_error)?;
     let host = nl.link(host_name).await.map_err(nl_error)?.ok_or_else(|| {
         CniError::other("network setup failed", format!("{host_name} vanished right after it was made"))
     })?;
-    nl.attach(host.index, host_name, &names::link_alias(&a.container_id, &a.ifname), bridge.index)
-        .await
-        .map_err(nl_error)?;
+    let attach = LinkSettings {
+        alias: Some(names::link_alias(&a.container_id, &a.ifname)),
+        controller: Some(bridge.index),
+        up: true,
+        ..LinkSettings::default()
+    };
+    nl.set_link(&host, &attach).await.map_err(nl_error)?;
 
     let ifname = a.ifname.clone();
     let default_gw = gateway.filter(|_| conf.default_route);
     let container_mac = in_netns(ns, move |nl| async move {
-        let link = nl.link(&ifname).await?.ok_or_else(|| NlError {
-            op: format!("finding {ifname} in the container"),
-            errno: None,
-            message: "not there after it was made".into(),
-        })?;
-        nl.set_up(link.index, &ifname).await?;
-        nl.add_address(link.index, &ifname, IpAddr::V4(addr), prefix).await?;
-        nl.add_route_v4(link.index, MULTICAST.0, MULTICAST.1, None).await?;
+        let Some(link) = nl.link(&ifname).await? else { return Ok(None) };
+        nl.set_link(&link, &LinkSettings { up: true, ..LinkSettings::default() }).await?;
+        nl.add_address(&link, IpAddr::V4(addr), prefix).await?;
+        nl.add_route(&link, IpAddr::V4(MULTICAST.0), MULTICAST.1, None).await?;
         if let Some(gw) = default_gw {
-            nl.add_route_v4(link.index, Ipv4Addr::UNSPECIFIED, 0, Some(gw)).await?;
+            nl.add_route(&link, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, Some(IpAddr::V4(gw))).await?;
         }
-        Ok(link.mac)
+        Ok(Some(link.mac))
     })
     .await
-    .map_err(nl_error)?;
+    .map_err(nl_error)?
+    .ok_or_else(|| {
+        CniError::other("network setup failed", format!("{} not in the container after it was made", a.ifname))
+    })?;
 
     let label = names::dns_label(a.pod_name.as_deref(), &a.container_id);
     daemon
@@ -241,7 +251,7 @@ pub async fn del(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
     let nl = Netlink::new().map_err(nl_error)?;
     match nl.link(&host_name).await {
         Ok(Some(l)) if is_ours(&l, &key) => {
-            if let Err(e) = nl.delete(l.index, &host_name).await {
+            if let Err(e) = nl.delete_link(&l).await {
                 failures.push(nl_error(e));
             }
         }
@@ -257,7 +267,7 @@ pub async fn del(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
                 let ifname = a.ifname.clone();
                 let r = in_netns(&ns, move |nl| async move {
                     match nl.link(&ifname).await? {
-                        Some(l) if l.kind.as_deref() == Some("veth") => nl.delete(l.index, &ifname).await,
+                        Some(l) if l.is_kind("veth") => nl.delete_link(&l).await.map(|_| ()),
                         _ => Ok(()),
                     }
                 })
@@ -313,7 +323,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
         .ok_or_else(|| failed(format!("weaversd lists {:?} for {key}, not an IPv4 address", held.address)))?;
     // (address, prefix length when known) the container must have.
     let want: Vec<(IpAddr, Option<u8>)> = match &conf.prev_result {
-        None => vec![(IpAddr::V4(held_addr), parse_cidr(&held.address).ok().map(|(_, p)| p))],
+        None => vec![(IpAddr::V4(held_addr), ipv4_cidr(&held.address).ok().map(|(_, p)| p))],
         Some(prev) => {
             let expected = prev.addresses_of(&a.ifname);
             if expected.is_empty() {
@@ -321,7 +331,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
             }
             let mut want = Vec::new();
             for cidr in &expected {
-                let (addr, prefix) = parse_cidr(cidr).map_err(|e| failed(format!("prevResult address {e}")))?;
+                let (addr, prefix) = ipv4_cidr(cidr).map_err(|e| failed(format!("prevResult address: {e}")))?;
                 if addr != held_addr {
                     return Err(failed(format!("{key} was given {cidr}, but weaversd holds {} for it", held.address)));
                 }
@@ -335,7 +345,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
     let found = in_netns(&ns, move |nl| async move {
         match nl.link(&ifname).await? {
             None => Ok(None),
-            Some(l) => Ok(Some((l.up, nl.addresses(l.index).await?))),
+            Some(l) => Ok(Some((l.up, nl.addresses(&l).await?))),
         }
     })
     .await
@@ -374,7 +384,7 @@ pub async fn check(conf: &NetConf, a: &Attachment) -> Result<(), CniError> {
 /// the bridge exists; else code 50.
 pub async fn status(conf: &NetConf) -> Result<(), CniError> {
     let daemon = Daemon::new(&conf.socket);
-    let unavailable = |e: daemon::Error| CniError::not_available(e.to_string());
+    let unavailable = |e: ClientError| CniError::not_available(daemon::describe(&e));
     let ipam = daemon.ipam().await.map_err(unavailable)?;
     if !ipam.seeded && ipam.free == 0 {
         let mut why = format!("weaversd's IPAM is not ready: the range {} is not shared out yet", ipam.range);
@@ -414,7 +424,7 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
                     let Some(key) = l.alias.as_deref().and_then(names::key_of_alias) else { continue };
                     if !keep.contains(key) {
                         log(format!("GC: removing {} ({key})", l.name));
-                        if let Err(e) = nl.delete(l.index, &l.name).await {
+                        if let Err(e) = nl.delete_link(l).await {
                             failures.push(nl_error(e));
                         }
                     }
@@ -447,7 +457,7 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
 }
 
 /// This host's DNS owner tags made by the plugin for attachments not kept.
-async fn dns_leftovers(daemon: &Daemon, keep: &BTreeSet<&str>) -> Result<BTreeSet<String>, daemon::Error> {
+async fn dns_leftovers(daemon: &Daemon, keep: &BTreeSet<&str>) -> Result<BTreeSet<String>, ClientError> {
     let me = daemon.status().await?.public_key;
     let records = daemon.dns_list().await?;
     Ok(records
@@ -464,15 +474,16 @@ mod tests {
 
     #[test]
     fn allocations_parse() {
-        assert_eq!(parse_cidr("10.32.0.5/12"), Ok((Ipv4Addr::new(10, 32, 0, 5), 12)));
-        assert!(parse_cidr("10.32.0.5").is_err());
-        assert!(parse_cidr("10.32.0.5/33").is_err());
-        assert!(parse_cidr("10.32.0.5/0").is_err());
-        assert!(parse_cidr("fd00::1/64").unwrap_err().contains("IPv6"));
-        assert!(parse_cidr("nope/12").is_err());
+        assert_eq!(ipv4_cidr("10.32.0.5/12"), Ok((Ipv4Addr::new(10, 32, 0, 5), 12)));
+        assert!(ipv4_cidr("10.32.0.5").is_err());
+        assert!(ipv4_cidr("10.32.0.5/33").is_err());
+        assert!(ipv4_cidr("10.32.0.5/0").is_err());
+        assert!(ipv4_cidr("fd00::1/64").unwrap_err().contains("IPv6"));
+        assert!(ipv4_cidr("nope/12").is_err());
         assert_eq!(parse_gateway("10.32.0.1/12"), Some(Ipv4Addr::new(10, 32, 0, 1)));
         assert_eq!(parse_gateway("10.32.0.1"), Some(Ipv4Addr::new(10, 32, 0, 1)));
         assert_eq!(parse_gateway("x"), None);
+        assert_eq!(parse_gateway("fd00::1/64"), None);
     }
 
     #[test]

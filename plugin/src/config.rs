@@ -17,8 +17,6 @@ pub const MAX_CONFIG_LEN: usize = 1 << 20;
 /// Longest container ID accepted: the DNS owner tag (`cni:ID/IFNAME`) must
 /// stay within the daemon's 128 characters. Runtimes use 64.
 pub const MAX_CONTAINER_ID_LEN: usize = 100;
-/// Longest interface name Linux accepts (`IFNAMSIZ - 1`).
-pub const MAX_IFNAME_LEN: usize = 15;
 
 /// The keys under which runtimes pass the attachments GC must keep (libcni
 /// 1.2 sends both, the second being an early misspelling).
@@ -325,20 +323,9 @@ pub fn check_container_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Linux's rule for interface names (as the spec repeats it).
-pub fn check_ifname(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("empty")
-    } else if name.len() > MAX_IFNAME_LEN {
-        Err("longer than 15 bytes")
-    } else if name == "." || name == ".." {
-        Err("reserved name")
-    } else if name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0) {
-        Err("contains '/', ':', NUL or whitespace")
-    } else {
-        Ok(())
-    }
-}
+/// Linux's rule for interface names (as the spec repeats it): the one the
+/// daemon applies too.
+pub use weavers_netlink::check_ifname;
 
 #[cfg(test)]
 mod tests {

@@ -45,7 +45,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod names;
-pub mod netlink;
+pub mod netns;
 pub mod spec;
 
 use config::Command;

@@ -66,7 +66,7 @@ pub fn dns_label(pod_name: Option<&str>, container_id: &str) -> String {
 }
 
 fn to_label(s: &str, whole: &str) -> Option<String> {
-    const MAX: usize = weavers_proto::dns::MAX_LABEL_LEN;
+    const MAX: usize = weavers_api::dns_name::MAX_LABEL_LEN;
     let mut out = String::with_capacity(s.len().min(MAX + 1));
     for c in s.chars() {
         let c = c.to_ascii_lowercase();
@@ -86,7 +86,7 @@ fn to_label(s: &str, whole: &str) -> Option<String> {
         let tag = hex(&Blake2s256::digest(whole.as_bytes())[..4]);
         format!("{}-{tag}", trimmed[..MAX - 9].trim_end_matches('-'))
     };
-    debug_assert!(weavers_proto::dns::is_valid_name(&label), "{label}");
+    debug_assert!(weavers_api::dns_name::is_valid_name(&label), "{label}");
     Some(label)
 }
 
@@ -117,7 +117,7 @@ mod tests {
     fn keys_owners_and_aliases_round_trip() {
         assert_eq!(attachment_key(CID, "eth0"), format!("{CID}/eth0"));
         let owner = dns_owner(CID, "eth0");
-        assert!(weavers_proto::dns::is_valid_owner(&owner));
+        assert!(weavers_api::dns_name::is_valid_owner(&owner));
         assert_eq!(key_of_dns_owner(&owner), Some(attachment_key(CID, "eth0").as_str()));
         assert_eq!(key_of_dns_owner("web"), None);
         assert_eq!(key_of_dns_owner("cni:"), None);
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(key_of_alias("something else"), None);
         // The longest container ID still gives a valid owner tag.
         let long = "a".repeat(crate::config::MAX_CONTAINER_ID_LEN);
-        assert!(weavers_proto::dns::is_valid_owner(&dns_owner(&long, "fifteen-chars-x")));
+        assert!(weavers_api::dns_name::is_valid_owner(&dns_owner(&long, "fifteen-chars-x")));
     }
 
     #[test]
@@ -149,10 +149,10 @@ mod tests {
         assert_ne!(a, b);
         for input in ["a..b", "-x-", "UPPER", "1234", "a-", "_", "x".repeat(63).as_str(), "ünïcode-name", "a b\tc"] {
             let l = dns_label(Some(input), CID);
-            assert!(weavers_proto::dns::is_valid_name(&l), "{input:?} -> {l:?}");
+            assert!(weavers_api::dns_name::is_valid_name(&l), "{input:?} -> {l:?}");
             assert!(!l.contains('.'), "one label: {l}");
         }
         let l = dns_label(None, "_");
-        assert!(weavers_proto::dns::is_valid_name(&l), "{l}");
+        assert!(weavers_api::dns_name::is_valid_name(&l), "{l}");
     }
 }

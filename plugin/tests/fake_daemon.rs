@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use weavers_proto::api::{
+use weavers_api::{
     AllocateRequest, Allocation, AllocationRow, ApiError, DnsAddRequest, DnsEntryInfo, DnsRecordInfo, DnsRemoveRequest,
     DnsRemoved, GcRequest, IpamStatus, ReleaseRequest, Released,
 };
@@ -152,7 +152,7 @@ fn router(state: Shared) -> Router {
             .post(|State(s): State<Shared>, Json(req): Json<DnsAddRequest>| async move {
                 let mut f = s.lock().unwrap();
                 f.calls.push(format!("dns add {} {} {:?}", req.name, req.addr, req.owner));
-                if weavers_proto::dns::normalize(&req.name).is_err() {
+                if weavers_api::dns_name::normalize(&req.name).is_err() {
                     return refuse("bad name");
                 }
                 f.dns.push((req.name.clone(), req.addr.clone(), req.owner.clone(), MY_KEY.into()));

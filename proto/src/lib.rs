@@ -2,7 +2,6 @@
 //! of its own. The daemon feeds it datagrams, frames and the current time;
 //! it answers with datagrams to send and frames to deliver.
 
-pub mod api;
 pub mod dns;
 pub mod gossip;
 pub mod groups;

@@ -73,7 +73,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-pub use crate::api::{HandshakeCounts, TrafficCounters};
+pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
 /// Where the node's output goes.
 pub trait Io {

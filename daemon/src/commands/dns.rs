@@ -7,7 +7,7 @@
 use crate::control::DnsAdd;
 use crate::dns::DnsService;
 use std::time::Instant;
-use weavers_proto::api::{DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved};
+use weavers_api::{DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved};
 use weavers_proto::dns::{self, Selector, Visible};
 use weavers_proto::node::Node;
 

@@ -6,7 +6,7 @@
 use crate::dns::DnsService;
 use crate::host::Host;
 use crate::netdev::Netdev;
-use weavers_proto::api::ExposeResponse;
+use weavers_api::ExposeResponse;
 use weavers_proto::node::Node;
 
 /// The bridge, through netlink.

@@ -7,7 +7,7 @@ use crate::host::Host;
 use crate::kernel_io::Plane;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use weavers_proto::api::{Allocation, AllocationRow, ExposeResponse, IpamStatus, Released};
+use weavers_api::{Allocation, AllocationRow, ExposeResponse, IpamStatus, Released};
 use weavers_proto::ipam::IpamError;
 use weavers_proto::node::Node;
 

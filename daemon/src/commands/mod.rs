@@ -21,7 +21,7 @@ use ipam::{Allocations, ExposeWaiting, PendingAlloc, Waiter, HOST_OWNER};
 use peers::Peers;
 use std::net::SocketAddr;
 use std::time::Instant;
-use weavers_proto::api::{DropCount, ExposeResponse, PeerAddrs, Status};
+use weavers_api::{DropCount, ExposeResponse, PeerAddrs, Status};
 use weavers_proto::node::{Event, Node};
 
 /// The data-plane task's state beside the node.

@@ -5,7 +5,7 @@
 use crate::host::Host;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-use weavers_proto::api::PeerAddrs;
+use weavers_api::PeerAddrs;
 use weavers_proto::node::Node;
 
 /// UDP port used when a peer address has none.

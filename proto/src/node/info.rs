@@ -1,8 +1,8 @@
 //! Snapshots of the node for the control API.
 
 use super::Node;
-use crate::api::{PeerInfo, PeerState, PendingPeer};
 use std::time::Instant;
+use weavers_api::{PeerInfo, PeerState, PendingPeer};
 
 impl Node {
     /// One row per known host, sorted by name then key.

@@ -3,7 +3,6 @@
 //! filter admits its group and source).
 
 use super::{Io, Node};
-use crate::api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 use crate::groups::{FilterMode, GroupFilter, RemoteIndex};
 use crate::keys::PublicKey;
 use crate::mac::Mac;
@@ -13,6 +12,7 @@ use crate::vnet::VNET_HDR_LEN;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
+use weavers_api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 
 /// Groups with counters at most (a local sender spraying groups cannot grow
 /// the table without bound).

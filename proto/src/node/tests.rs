@@ -1,10 +1,10 @@
 //! Several nodes on a simulated underlay under a fake clock.
 
 use super::*;
-use crate::api::PeerState;
 use crate::mac::Mac;
 use rand::Rng;
 use std::collections::{HashSet, VecDeque};
+use weavers_api::PeerState;
 
 /// What one node emitted during a call.
 #[derive(Default)]

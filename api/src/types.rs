@@ -1,7 +1,7 @@
 //! Control-API types: the JSON the daemon serves on its unix socket and the
 //! command line prints with `--json`.
 //!
-//! Routes (HTTP/1.1 over the unix socket):
+//! Routes (HTTP/1.1 over the unix socket; the paths are in [`routes`](crate::routes)):
 //! - `GET /v1/status` -> [`Status`]
 //! - `GET /v1/peers` -> `Vec<PeerInfo>`
 //! - `POST /v1/peers` with [`PeerAddrs`] -> [`PeerAddrs`] (what was added)
@@ -52,9 +52,13 @@ impl PeerState {
 /// Traffic counters for one peer (frames are layer-2 frames of the overlay).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrafficCounters {
+    /// Frames sent to the peer.
     pub tx_frames: u64,
+    /// Bytes of those frames.
     pub tx_bytes: u64,
+    /// Frames received from the peer.
     pub rx_frames: u64,
+    /// Bytes of those frames.
     pub rx_bytes: u64,
 }
 
@@ -67,6 +71,7 @@ pub struct PeerInfo {
     pub public_key: String,
     /// The underlay address used for the direct session, if any.
     pub endpoint: Option<String>,
+    /// Whether and how the peer is reached.
     pub state: PeerState,
     /// Name of the next hop when the peer is reached through a relay.
     pub via: Option<String>,
@@ -76,6 +81,7 @@ pub struct PeerInfo {
     pub session_age_s: Option<u64>,
     /// Overlay address announced by the peer (`weavers expose`).
     pub overlay_addr: Option<String>,
+    /// Traffic with the peer (flattened into the row in JSON).
     #[serde(flatten)]
     pub traffic: TrafficCounters,
 }
@@ -83,6 +89,7 @@ pub struct PeerInfo {
 /// A configured peer address that has not (yet) produced a known peer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingPeer {
+    /// The address as configured (`HOST[:PORT]`).
     pub endpoint: String,
     /// Handshake attempts since the last success.
     pub attempts: u32,
@@ -91,19 +98,27 @@ pub struct PendingPeer {
 /// `weavers status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
+    /// This host's nickname.
     pub name: String,
+    /// This host's static public key, base64.
     pub public_key: String,
+    /// The daemon's version.
     pub version: String,
+    /// The UDP address the daemon listens on.
     pub listen: String,
+    /// The bridge's name.
     pub bridge: String,
     /// MTU of the bridge and TAP (what the overlay carries).
     pub overlay_mtu: u32,
+    /// This host's address on the bridge (`weavers expose`), with prefix length.
     pub overlay_addr: Option<String>,
+    /// Every known peer.
     pub peers: Vec<PeerInfo>,
     /// Configured addresses not yet matched to a peer.
     pub pending: Vec<PendingPeer>,
     /// Dropped packets by reason.
     pub drops: Vec<DropCount>,
+    /// Noise handshakes since start.
     pub handshakes: HandshakeCounts,
     /// Frames the kernel dropped at the TAP queue before the daemon read
     /// them (the first sign of overload).
@@ -127,13 +142,16 @@ pub struct HandshakeCounts {
 /// How many packets were dropped for one reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropCount {
+    /// The reason, as in the metrics (`replay`, `no_session`...).
     pub reason: String,
+    /// Packets dropped for it since start.
     pub count: u64,
 }
 
 /// A list of peer addresses (`HOST[:PORT]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerAddrs {
+    /// `HOST[:PORT]` each.
     pub peers: Vec<String>,
 }
 
@@ -157,6 +175,7 @@ pub struct ExposeResponse {
 /// The body of every error answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
+    /// What went wrong, in one line for users.
     pub error: String,
 }
 
@@ -165,6 +184,7 @@ pub struct ApiError {
 pub struct FilterInfo {
     /// `"include"` (only `sources`) or `"exclude"` (all but `sources`).
     pub mode: String,
+    /// The source addresses the mode applies to.
     pub sources: Vec<String>,
 }
 
@@ -173,7 +193,9 @@ pub struct FilterInfo {
 pub struct LocalMemberInfo {
     /// The member's IP address (as it reported; 0.0.0.0 if it has none).
     pub address: String,
+    /// The member's MAC address.
     pub mac: String,
+    /// Its source filter (flattened into the row in JSON).
     #[serde(flatten)]
     pub filter: FilterInfo,
     /// Seconds until the membership expires unless the member reports again.
@@ -183,8 +205,11 @@ pub struct LocalMemberInfo {
 /// A peer that announced it wants a group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribedPeer {
+    /// The peer's nickname.
     pub name: String,
+    /// The peer's public key, base64.
     pub public_key: String,
+    /// What it wants of the group (flattened into the row in JSON).
     #[serde(flatten)]
     pub filter: FilterInfo,
 }
@@ -192,23 +217,30 @@ pub struct SubscribedPeer {
 /// Frames and bytes sent to one peer for a group.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSent {
+    /// The peer's nickname.
     pub name: String,
+    /// The peer's public key, base64.
     pub public_key: String,
+    /// Frames sent.
     pub frames: u64,
+    /// Bytes sent.
     pub bytes: u64,
 }
 
 /// Per-group traffic counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCounters {
-    /// Frames (and bytes) sent to the group by local senders.
+    /// Frames sent to the group by local senders.
     pub local_frames: u64,
+    /// Bytes of those frames.
     pub local_bytes: u64,
     /// Copies sent to peers (all peers together).
     pub sent_frames: u64,
+    /// Bytes of those copies.
     pub sent_bytes: u64,
     /// Frames for the group that arrived from peers and were delivered here.
     pub delivered_frames: u64,
+    /// Bytes of those frames.
     pub delivered_bytes: u64,
     /// Local frames no peer wanted: dropped at this host.
     pub dropped_frames: u64,
@@ -219,13 +251,17 @@ pub struct GroupCounters {
 /// One row of `weavers groups`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
+    /// The group address.
     pub group: String,
     /// Whether the group is link-local (224.0.0.0/24, ff02::/16): sent to every peer.
     pub link_local: bool,
     /// This host's merged filter, announced to peers (`None` without local members).
     pub filter: Option<FilterInfo>,
+    /// Members on this host's bridge.
     pub local_members: Vec<LocalMemberInfo>,
+    /// Peers that announced they want the group.
     pub subscribed_peers: Vec<SubscribedPeer>,
+    /// Traffic counters of the group.
     pub counters: GroupCounters,
 }
 
@@ -247,7 +283,9 @@ pub struct DnsAddRequest {
 pub struct DnsEntryInfo {
     /// The full name, e.g. `aapl.orders.aex.weavers.local`.
     pub name: String,
+    /// The address, as text.
     pub addr: String,
+    /// The owner tag it was added with.
     pub owner: Option<String>,
     /// Name of the host that added it.
     pub origin: String,
@@ -260,10 +298,13 @@ pub struct DnsEntryInfo {
 /// error.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsRemoveRequest {
+    /// The name (`NAME` or `NAME.weavers.local`, any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Only this address of the name (needs `name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
+    /// Only entries with this owner tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
@@ -271,6 +312,7 @@ pub struct DnsRemoveRequest {
 /// What `DELETE /v1/dns` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsRemoved {
+    /// The entries removed (maybe none).
     pub removed: Vec<DnsEntryInfo>,
 }
 
@@ -279,10 +321,13 @@ pub struct DnsRemoved {
 pub struct DnsRecordInfo {
     /// The full name, e.g. `aapl.orders.aex.weavers.local`.
     pub name: String,
+    /// The addresses, in the order the origin added them.
     pub addrs: Vec<String>,
     /// Name of the host that added them.
     pub origin: String,
+    /// That host's public key, base64.
     pub origin_key: String,
+    /// The owner tag they were added with.
     pub owner: Option<String>,
 }
 
@@ -290,7 +335,9 @@ pub struct DnsRecordInfo {
 /// gets them (the A answer, then the AAAA answer).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsLookup {
+    /// The full name.
     pub name: String,
+    /// The addresses, A answer first.
     pub addrs: Vec<String>,
 }
 
@@ -305,12 +352,15 @@ pub struct DnsStats {
     pub upstream: Option<String>,
     /// Entries in the merged table.
     pub entries: u64,
+    /// Queries received over UDP.
     pub udp_queries: u64,
+    /// Queries received over TCP.
     pub tcp_queries: u64,
     /// Replies with addresses (or the SOA of the domain).
     pub answers: u64,
     /// Replies for names that exist without an address of the type asked.
     pub nodata: u64,
+    /// Replies saying the name does not exist.
     pub nxdomain: u64,
     /// Names outside the domain without an upstream, or classes other than IN.
     pub refused: u64,
@@ -322,6 +372,7 @@ pub struct DnsStats {
     pub dropped: u64,
     /// Queries passed to the upstream server, and those it did not answer in time.
     pub forwarded: u64,
+    /// Forwarded queries the upstream server did not answer in time.
     pub forward_failed: u64,
     /// TCP connections closed at once because too many were open.
     pub tcp_rejected: u64,
@@ -338,6 +389,7 @@ pub struct AllocateRequest {
 /// The answer to an allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
+    /// The owner of the allocation.
     pub owner: String,
     /// Address with the range's prefix length, e.g. `10.32.0.5/12`.
     pub address: String,
@@ -351,6 +403,7 @@ pub struct Allocation {
 /// `POST /v1/ipam/release`: frees the address of `owner` (idempotent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
+    /// The owner whose address to free.
     pub owner: String,
 }
 
@@ -358,19 +411,23 @@ pub struct ReleaseRequest {
 /// (the host's own address, owner `host`, is always kept).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcRequest {
+    /// The owners whose addresses to keep.
     pub keep: Vec<String>,
 }
 
 /// What a release or GC freed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
+    /// The allocations freed.
     pub released: Vec<AllocationRow>,
 }
 
 /// One allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationRow {
+    /// Who holds the address.
     pub owner: String,
+    /// The address.
     pub address: String,
 }
 
@@ -379,19 +436,26 @@ pub struct AllocationRow {
 pub struct SpanInfo {
     /// First and last address of the span.
     pub first: String,
+    /// Last address of the span.
     pub last: String,
+    /// Addresses in the span.
     pub size: u32,
     /// The owning peer's name (or key when unknown).
     pub owner: String,
+    /// The owning peer's public key, base64.
     pub owner_key: String,
+    /// Whether peers disagree about who owns the span.
     pub conflict: bool,
 }
 
 /// `GET /v1/ipam`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpamStatus {
+    /// The shared range (`--ipalloc-range`), as a CIDR.
     pub range: String,
+    /// Whether the range has been shared out among peers.
     pub seeded: bool,
+    /// How the range is shared out.
     pub spans: Vec<SpanInfo>,
     /// This host's allocations.
     pub allocations: Vec<AllocationRow>,
@@ -406,4 +470,46 @@ pub struct IpamStatus {
 pub struct RmPeerRequest {
     /// The dead peer's name or public key.
     pub peer: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn peer_rows_have_the_documented_json_shape() {
+        let p = PeerInfo {
+            name: "b".into(),
+            public_key: "KEY".into(),
+            endpoint: Some("192.0.2.1:6783".into()),
+            state: PeerState::Relayed,
+            via: Some("c".into()),
+            rtt_us: None,
+            session_age_s: Some(3),
+            overlay_addr: None,
+            traffic: TrafficCounters { tx_frames: 1, tx_bytes: 2, rx_frames: 3, rx_bytes: 4 },
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["state"], "relayed");
+        assert_eq!(v["state"], PeerState::Relayed.as_str());
+        // The counters are fields of the row itself.
+        assert_eq!((v["tx_frames"].as_u64(), v["rx_bytes"].as_u64()), (Some(1), Some(4)));
+        assert!(v.get("traffic").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<PeerInfo>(v).unwrap(), p);
+    }
+
+    #[test]
+    fn optional_request_fields_may_be_left_out() {
+        let r: DnsRemoveRequest = serde_json::from_value(json!({"owner": "c1"})).unwrap();
+        assert_eq!(r, DnsRemoveRequest { owner: Some("c1".into()), ..Default::default() });
+        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"owner": "c1"}));
+        let a: DnsAddRequest = serde_json::from_value(json!({"name": "web", "addr": "10.0.0.1"})).unwrap();
+        assert_eq!(a.owner, None);
+        // An older daemon's status without tap_tx_dropped still reads.
+        let s = json!({"name": "h", "public_key": "K", "version": "0", "listen": "0.0.0.0:6783", "bridge": "weavers",
+            "overlay_mtu": 1376, "overlay_addr": null, "peers": [], "pending": [], "drops": [],
+            "handshakes": {"initiated": 0, "completed": 0, "failed": 0, "rate_limited": 0}});
+        assert_eq!(serde_json::from_value::<Status>(s).unwrap().tap_tx_dropped, 0);
+    }
 }
