@@ -23,6 +23,9 @@ struct Host {
     bytes_out: u64,
 }
 
+/// A message on the simulated wire: (deliver at, sequence, from, to, bytes).
+type InFlight = (Instant, u64, usize, usize, Vec<u8>);
+
 /// Hosts running [`Gossip`] over a network with delay, loss and reordering.
 struct Sim {
     hosts: Vec<Host>,
@@ -30,7 +33,7 @@ struct Sim {
     t0: Instant,
     now: Instant,
     /// (deliver at, sequence) -> (from, to, message)
-    wire: BinaryHeap<Reverse<(Instant, u64, usize, usize, Vec<u8>)>>,
+    wire: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     loss: f64,
     delay: (u64, u64),

@@ -68,7 +68,7 @@ pub struct Entry {
 
 #[derive(Clone, Debug)]
 enum Slot {
-    Live(Entry),
+    Live(Box<Entry>),
     Forgotten { version: u64, until: Instant },
 }
 
@@ -144,7 +144,7 @@ impl Table {
         if dns_changed {
             self.dns_changes += 1;
         }
-        self.slots.insert(key, Slot::Live(Entry { record, signed, advanced: now }));
+        self.slots.insert(key, Slot::Live(Box::new(Entry { record, signed, advanced: now })));
         match old {
             Some((_, true)) => Merge::Updated,
             _ => {
@@ -165,7 +165,7 @@ impl Table {
     /// Every known record.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.slots.values().filter_map(|s| match s {
-            Slot::Live(e) => Some(e),
+            Slot::Live(e) => Some(&**e),
             Slot::Forgotten { .. } => None,
         })
     }

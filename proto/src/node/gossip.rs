@@ -129,7 +129,7 @@ impl Node {
             || self.own.unreachable_more != published.unreachable_more
             || self.own.endpoints != published.endpoints;
         let due = since >= self.cfg.timers.refresh_interval;
-        if !urgent && !due && !(lazy && since >= LAZY_PUBLISH) {
+        if !(urgent || due || (lazy && since >= LAZY_PUBLISH)) {
             return;
         }
         self.own.version = self.stamp(now);
