@@ -66,6 +66,27 @@ pub struct Flags {
     /// TCP); 0 turns it off [default: 53]
     #[arg(long, env = "WEAVERS_DNS_PORT")]
     pub dns_port: Option<u16>,
+    /// Print this host's public key (making the identity in the state dir
+    /// if there is none yet) and exit: what certificates bind and what
+    /// `weavers peer ls` shows
+    #[arg(long)]
+    pub print_public_key: bool,
+}
+
+/// The state dir the flags and the `--config` file name, without reading
+/// anything else (for `--print-public-key`, which needs no password).
+pub fn state_dir(flags: &Flags) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &flags.state_dir {
+        return Ok(d.clone());
+    }
+    let file: FileConfig = match &flags.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    Ok(file.state_dir.unwrap_or_else(|| "/var/lib/weavers".into()))
 }
 
 /// The `--config` file: the same settings, all optional.

@@ -28,6 +28,16 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let flags = config::Flags::parse();
+    if flags.print_public_key {
+        match config::state_dir(&flags).and_then(|d| state::StateDir::open(&d)?.identity()) {
+            Ok(id) => println!("{}", id.public),
+            Err(e) => {
+                eprintln!("weaversd: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(flags)) {
         eprintln!("weaversd: {e:#}");

@@ -448,6 +448,16 @@ fn restart_after_kill9_keeps_identity_and_leaves_no_stale_links() {
         assert_eq!(peers.as_array().unwrap().len(), 2, "h{i} after h2's restart: {peers}");
     }
     assert_eq!(lab.peer_entry(1, "h2").unwrap()["public_key"], key.as_str());
+    // What `weaversd --print-public-key` prints (certificates bind it) is
+    // the key every other host knows h2 by.
+    let out = Command::new(bins::weaversd())
+        .arg("--state-dir")
+        .arg(lab.state_dir(2))
+        .arg("--print-public-key")
+        .output()
+        .expect("runs weaversd");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), key, "--print-public-key");
     assert_one_bridge_one_tap(&lab, 2);
 
     let out = lab.expose(2, &format!("{}/16", overlay(2)));
