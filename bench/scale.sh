@@ -8,13 +8,16 @@
 # host, and writes bench/results/scale.md and scale.json.
 #
 #   sudo bench/scale.sh [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS]
-#                       [--wave N] [--json FILE] [--md FILE]
+#                       [--wave N] [--arp] [--json FILE] [--md FILE]
 #
 # Sizes from 4 to 250 hosts (default 16,64,250). --idle: the idle window
 # (default 30 s; keep it a multiple of 10 s, the daemons' gossip period,
-# whose rounds come in bursts). --cap: the wait for a full mesh (default 60 s
-# up to 64 hosts, 120 s above). --quick: 10 s idle windows and 30 s caps on
-# the probes, for development. A size of 250 hosts takes
+# whose rounds come in bursts). --cap: the wait for a full mesh (default
+# 60 s up to 64 hosts, 120 s above). --arp: hosts resolve each other by ARP
+# instead of permanent neighbour entries; the machine's one neighbour table
+# (gc_thresh3, often 1024 entries) then overflows past about 32 hosts, which
+# stops the mesh whatever the daemons do. --quick: 10 s idle windows and
+# 30 s caps on the probes, for development. A size of 250 hosts takes
 # several minutes and needs a quiet machine (250 daemons on its cores).
 # All traffic stays in the lab's namespaces; every daemon is stopped by its
 # PID and every namespace removed when a size ends, also on Ctrl-C.

@@ -12,7 +12,7 @@
 //! within a second or so) or a panic.
 //!
 //! ```text
-//! scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--json FILE] [--md FILE]
+//! scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--json FILE] [--md FILE]
 //! ```
 
 /// eprintln! that never panics (a closed stderr must not turn a clean-up
@@ -53,15 +53,19 @@ struct Args {
     idle: Option<u64>,
     cap: Option<u64>,
     wave: usize,
+    arp: bool,
     json: PathBuf,
     md: PathBuf,
 }
 
 fn usage() -> ! {
     log!(
-        "usage: scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--json FILE] [--md FILE]\n\
+        "usage: scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--json FILE] \
+         [--md FILE]\n\
          sizes from 4 to 250 hosts; --idle: the idle window (default 30 s; keep it a multiple of 10 s, the \
-         daemons' gossip period); --quick: 10 s idle windows and shorter caps (for development)"
+         daemons' gossip period); --arp: hosts resolve each other by ARP instead of permanent \
+         neighbour entries (the machine's one neighbour table overflows past about 32 hosts); --quick: 10 s idle \
+         windows and shorter caps (for development)"
     );
     std::process::exit(2);
 }
@@ -73,6 +77,7 @@ fn parse_args() -> Args {
         idle: None,
         cap: None,
         wave: 25,
+        arp: false,
         json: PathBuf::from("bench/results/scale.json"),
         md: PathBuf::from("bench/results/scale.md"),
     };
@@ -87,6 +92,7 @@ fn parse_args() -> Args {
             "--idle" => a.idle = Some(val().parse().unwrap_or_else(|_| usage())),
             "--cap" => a.cap = Some(val().parse().unwrap_or_else(|_| usage())),
             "--wave" => a.wave = val().parse().unwrap_or_else(|_| usage()),
+            "--arp" => a.arp = true,
             "--json" => a.json = PathBuf::from(val()),
             "--md" => a.md = PathBuf::from(val()),
             _ => usage(),
@@ -164,6 +170,7 @@ fn machine(args: &Args, cfg: &Cfg, nofile: (u64, u64)) -> Value {
             "settle_s": cfg.settle.as_secs(),
             "probe_cap_s": cfg.probe_cap.as_secs(),
             "wave": cfg.wave,
+            "neighbours": if cfg.arp { "ARP" } else { "permanent entries" },
             "converge_cap": caps.join(", "),
             "converge_poll": polls.join(", "),
         },
@@ -203,12 +210,14 @@ fn main() {
     }
     let cfg = Cfg {
         converge_cap: args.cap.map(Duration::from_secs),
-        settle: Duration::from_secs(if args.quick { 2 } else { 5 }),
+        // The gossip that spreads the new mesh ends a few seconds after it forms.
+        settle: Duration::from_secs(if args.quick { 5 } else { 10 }),
         // A multiple of the daemons' 10 s gossip period: their rounds come
         // in bursts, so another window would catch one burst more or less.
         idle: Duration::from_secs(args.idle.unwrap_or(if args.quick { 10 } else { 30 })),
         probe_cap: Duration::from_secs(if args.quick { 30 } else { 60 }),
         wave: args.wave,
+        arp: args.arp,
     };
     let meta = machine(&args, &cfg, nofile);
     log!(

@@ -28,6 +28,11 @@ pub struct Cfg {
     pub probe_cap: Duration,
     /// Daemons started at once.
     pub wave: usize,
+    /// Hosts resolve each other by ARP (the lab's default) instead of
+    /// permanent neighbour entries. The machine's one neighbour table
+    /// then overflows past about 32 hosts (N*(N-1) entries over its
+    /// gc_thresh3, often 1024): to show that effect, not the daemons'.
+    pub arp: bool,
 }
 
 impl Cfg {
@@ -61,8 +66,9 @@ pub struct SizeRun {
     /// Sessions up at the end of the wait (N*(N-1) when converged).
     pub sessions: usize,
     pub wanted: usize,
-    /// (seconds since the last start, sessions up) at each poll.
-    pub trajectory: Vec<(f64, usize)>,
+    /// Each poll round: (its start and its end in seconds since the last
+    /// start, sessions up). A round takes long when daemons answer slowly.
+    pub trajectory: Vec<(f64, f64, usize)>,
     /// Hosts missing sessions when the wait ended, in short.
     pub missing: Option<String>,
     pub idle: Option<Idle>,
@@ -112,12 +118,19 @@ pub struct Failure {
     /// Seconds until every other host listed it not connected (None: not
     /// all did within the cap).
     pub all_s: Option<f64>,
-    /// Seconds until each host that did saw it.
+    /// Seconds until every other host listed it neither connected nor
+    /// relayed (None: not all did within the cap).
+    pub gone_all_s: Option<f64>,
+    /// Seconds until each host that did saw it not connected.
     pub per_host_s: Vec<f64>,
     /// Hosts that still listed it connected at the cap.
     pub undetected: usize,
+    /// Hosts that still listed it connected or relayed at the cap.
+    pub not_gone: usize,
     /// How the hosts listed it when they first did not as connected.
     pub states: BTreeMap<String, usize>,
+    /// How the hosts listed it when they first did as neither connected nor relayed.
+    pub states_gone: BTreeMap<String, usize>,
     pub poll_ms: u64,
 }
 
@@ -185,7 +198,7 @@ fn measure(n: usize, cfg: &Cfg, run: &mut SizeRun) -> Result<()> {
     // No IPv6 and permanent neighbour entries: the underlay then carries
     // only the daemons' datagrams, and the machine's one ARP table does
     // not overflow (see the lab's module docs).
-    let mut lab = Lab::builder(n).ipv6(false).static_neighbours(true).build().context("build the lab")?;
+    let mut lab = Lab::builder(n).ipv6(false).static_neighbours(!cfg.arp).build().context("build the lab")?;
     run.setup_s = t.elapsed().as_secs_f64();
     log!("  N={n}: lab set up in {:.1} s", run.setup_s);
     // Measures come after the lab so that the lab is dropped last; the
@@ -269,8 +282,11 @@ fn measure_on(lab: &mut Lab, n: usize, cfg: &Cfg, run: &mut SizeRun) -> Result<(
     match failure(lab, &all, victim, cfg.probe_cap) {
         Ok(f) => {
             log!(
-                "  N={n}: h{victim} killed: all others saw it after {}",
-                f.all_s.map_or(format!("never ({} did not)", f.undetected), |s| format!("{s:.2} s"))
+                "  N={n}: h{victim} killed: not connected at all others after {}, neither connected nor relayed after {} \
+                 (first seen as {:?})",
+                f.all_s.map_or(format!("never ({} did not)", f.undetected), |s| format!("{s:.2} s")),
+                f.gone_all_s.map_or(format!("never ({} did not)", f.not_gone), |s| format!("{s:.2} s")),
+                f.states
             );
             run.failure = Some(f);
         }
@@ -284,10 +300,11 @@ fn converge(lab: &Lab, all: &[usize], last_start: Instant, cap: Duration, run: &
     let every = converge_interval(all.len());
     loop {
         let round = Instant::now();
+        let began = last_start.elapsed();
         let snap = lab.mesh_snapshot(all);
         let at = last_start.elapsed();
         run.sessions = snap.sessions();
-        run.trajectory.push((at.as_secs_f64(), run.sessions));
+        run.trajectory.push((began.as_secs_f64(), at.as_secs_f64(), run.sessions));
         if snap.full() {
             run.converge_s = Some(at.as_secs_f64());
             return Ok(());
@@ -397,19 +414,22 @@ fn cut(lab: &Lab, a: usize, b: usize, cap: Duration) -> Result<Cut> {
 }
 
 /// `kill -9` of `victim`'s daemon: how long until every other host lists
-/// it as anything but connected.
+/// it as anything but connected, and until every one lists it as neither
+/// connected nor relayed (or not at all).
 fn failure(lab: &mut Lab, all: &[usize], victim: usize, cap: Duration) -> Result<Failure> {
     let every = failure_interval(all.len());
     let name = format!("h{victim}");
-    let mut pending: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
-    let mut per_host_s = Vec::new();
-    let mut states = BTreeMap::new();
+    // Hosts still to see it gone, and whether each has seen it not connected.
+    let mut pending: Vec<(usize, bool)> = all.iter().copied().filter(|&i| i != victim).map(|i| (i, false)).collect();
+    let others = pending.len();
+    let (mut not_connected_s, mut gone_s) = (Vec::new(), Vec::new());
+    let (mut states, mut states_gone) = (BTreeMap::new(), BTreeMap::new());
     lab.kill9(victim);
     let t = Instant::now();
     let lab = &*lab;
     while !pending.is_empty() && t.elapsed() < cap {
         let round = Instant::now();
-        let views = par::map(&pending, par::WORKERS, |&i| {
+        let views = par::map(&pending, par::WORKERS, |&(i, _)| {
             lab.api_peers_within(i, weavers_tests::lab::POLL_TIMEOUT).map(|rows| {
                 rows.iter()
                     .find(|r| r["name"] == name.as_str())
@@ -418,13 +438,21 @@ fn failure(lab: &mut Lab, all: &[usize], victim: usize, cap: Duration) -> Result
         });
         let at = t.elapsed().as_secs_f64();
         let mut still = Vec::new();
-        for (i, v) in pending.iter().zip(views) {
-            match v {
-                Ok(s) if s != "connected" => {
-                    per_host_s.push(at);
-                    *states.entry(s).or_insert(0) += 1;
-                }
-                _ => still.push(*i),
+        for (&(i, mut seen), v) in pending.iter().zip(views) {
+            let Ok(state) = v else {
+                still.push((i, seen));
+                continue;
+            };
+            if !seen && state != "connected" {
+                seen = true;
+                not_connected_s.push(at);
+                *states.entry(state.clone()).or_insert(0) += 1;
+            }
+            if state != "connected" && state != "relayed" {
+                gone_s.push(at);
+                *states_gone.entry(state).or_insert(0) += 1;
+            } else {
+                still.push((i, seen));
             }
         }
         pending = still;
@@ -433,17 +461,26 @@ fn failure(lab: &mut Lab, all: &[usize], victim: usize, cap: Duration) -> Result
         }
         std::thread::sleep(every.saturating_sub(round.elapsed()));
     }
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     Ok(Failure {
         victim,
-        all_s: pending.is_empty().then(|| per_host_s.iter().copied().fold(0.0, f64::max)),
-        per_host_s,
-        undetected: pending.len(),
+        all_s: (not_connected_s.len() == others).then(|| max(&not_connected_s)),
+        gone_all_s: (gone_s.len() == others).then(|| max(&gone_s)),
+        undetected: others - not_connected_s.len(),
+        not_gone: others - gone_s.len(),
+        per_host_s: not_connected_s,
         states,
+        states_gone,
         poll_ms: every.as_millis() as u64,
     })
 }
 
 impl SizeRun {
+    /// The longest poll round while the mesh formed, in seconds.
+    pub fn slowest_round(&self) -> f64 {
+        self.trajectory.iter().map(|(a, b, _)| b - a).fold(0.0, f64::max)
+    }
+
     /// Everything measured, for the JSON file.
     pub fn to_json(&self) -> Value {
         let idle = self.idle.as_ref().map(|i| {
@@ -457,8 +494,10 @@ impl SizeRun {
             })
         });
         let failure = self.failure.as_ref().map(|f| {
-            json!({"victim": f.victim, "all_s": f.all_s, "median_s": median(&f.per_host_s),
-                "undetected": f.undetected, "states": f.states, "poll_ms": f.poll_ms})
+            json!({"victim": f.victim, "not_connected_all_s": f.all_s, "not_connected_median_s": median(&f.per_host_s),
+                "not_connected_missing": f.undetected, "states_when_not_connected": f.states,
+                "gone_all_s": f.gone_all_s, "gone_missing": f.not_gone, "states_when_gone": f.states_gone,
+                "poll_ms": f.poll_ms})
         });
         let cut = self.cut.as_ref().map(|c| {
             json!({"from": c.from, "to": c.to, "resumed_s": c.resumed_s, "listed": c.listed,
@@ -472,7 +511,12 @@ impl SizeRun {
             "sessions": self.sessions,
             "sessions_wanted": self.wanted,
             "missing": self.missing,
-            "trajectory": self.trajectory.iter().map(|(t, s)| json!([(t * 100.0).round() / 100.0, s])).collect::<Vec<_>>(),
+            "trajectory_start_end_sessions": self
+                .trajectory
+                .iter()
+                .map(|(a, b, s)| json!([(a * 100.0).round() / 100.0, (b * 100.0).round() / 100.0, s]))
+                .collect::<Vec<_>>(),
+            "slowest_poll_round_s": self.slowest_round(),
             "idle": idle,
             "join_to_first_datagram_ms": self.join_ms,
             "failure": failure,

@@ -74,8 +74,9 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
     ));
     md.push_str(
         "| N | full mesh after | sessions up | idle B/s per host: mean | max | all daemons' CPU, % of one core | \
-         RSS per daemon: mean | max | join to first datagram | kill -9 seen by all | path cut: flowing again | \
-         run time | load (1 min) at start, end |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         RSS per daemon: mean | max | join to first datagram | kill -9: not connected at all | kill -9: gone at all | \
+         path cut: flowing again | run time | load (1 min) at start, end |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let idle = r.idle.as_ref();
@@ -87,12 +88,16 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
             Some(s) => format!("{s:.1} s (h{})", f.victim),
             None => format!("not by {} hosts (h{})", f.undetected, f.victim),
         });
+        let gone = r.failure.as_ref().map_or("-".into(), |f| match f.gone_all_s {
+            Some(s) => format!("{s:.1} s"),
+            None => format!("not by {} hosts", f.not_gone),
+        });
         let cut = r.cut.as_ref().map_or("-".into(), |c| match c.resumed_s {
             Some(s) => format!("{s:.1} s (h{}-h{})", c.from, c.to),
             None => format!("never (h{}-h{})", c.from, c.to),
         });
         md.push_str(&format!(
-            "| {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {}, {} |\n",
+            "| {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {}, {} |\n",
             r.n,
             converge,
             r.sessions,
@@ -104,6 +109,7 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
             idle.map_or("-".into(), |i| format!("{:.1} MiB", i.rss_max() as f64 / 1048576.0)),
             r.join_ms.map_or("-".into(), |ms| format!("{ms:.0} ms")),
             failure,
+            gone,
             cut,
             r.total_s,
             r.load.0,
@@ -116,7 +122,8 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
     let s = &meta["settings"];
     md.push_str(&format!(
         "How: each N is a fresh lab of N network namespaces on one underlay bridge (which drops multicast), IPv6 \
-         off and permanent neighbour entries (so the underlay carries only the daemons' datagrams); release \
+         off, neighbours: {} (with permanent entries the underlay carries only the daemons' datagrams, and the \
+         machine's one neighbour table, which ARP would overflow past about 32 hosts, is not in the way); release \
          `weaversd` (log level info), h1 started with no peer and every other host with `--peer` h1 only, {} at \
          a time. The mesh is read from every host's control API (`GET /v1/peers`, what `weavers peer ls --json` \
          prints) in parallel, every {} (every max(250 ms, 4 ms x N)); full mesh = every host lists the N-1 \
@@ -127,8 +134,10 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
          from just before its IP_ADD_MEMBERSHIP to its first datagram. Path cut: 1 kpps of unicast UDP h2 -> \
          hN between overlay addresses; the underlay path between them is blocked (nftables); time until the \
          first datagram sent after the block arrives. Kill: `kill -9` of h(N/2+1)'s daemon; every other host \
-         polled every max(100 ms, 2 ms x N) until none lists it `connected`. Run time: the whole size, lab \
+         polled every max(100 ms, 2 ms x N): time until none lists it `connected`, and until none lists it \
+         `connected` or `relayed` (gone). Run time: the whole size, lab \
          set-up and removal included.\n",
+        s["neighbours"].as_str().unwrap_or("?"),
         s["wave"],
         s["converge_poll"].as_str().unwrap_or("?"),
         s["converge_cap"].as_str().unwrap_or("?"),
@@ -139,6 +148,14 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
         .iter()
         .flat_map(|r| {
             let mut v: Vec<String> = r.errors.iter().map(|e| format!("- N={}: {e}", r.n)).collect();
+            if r.slowest_round() > 1.0 {
+                v.push(format!(
+                    "- N={}: a poll of all hosts took up to {:.1} s while the mesh formed (daemons slow to answer \
+                     their API): the time to a full mesh is known to within that",
+                    r.n,
+                    r.slowest_round()
+                ));
+            }
             if let Some(m) = &r.missing {
                 let lines: Vec<&str> = m.lines().collect();
                 v.push(format!("- N={}: at the cap, {}", r.n, lines.first().unwrap_or(&"")));
