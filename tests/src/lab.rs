@@ -49,7 +49,7 @@ mod mesh;
 mod stats;
 mod underlay;
 
-pub use mesh::{HostView, MeshSnapshot, POLL_TIMEOUT};
+pub use mesh::{HostView, MeshSnapshot, POLL_TIMEOUT, POLL_WORKERS};
 pub use stats::{proc_cpu_seconds, proc_rss_bytes, PortBytes};
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -10,6 +10,10 @@ use super::Lab;
 
 /// How long [`Lab::mesh_snapshot`] waits for each daemon's answer.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Threads [`Lab::mesh_snapshot`] asks daemons with: enough that a round
+/// takes about as long as the slowest daemon's answer, not the sum of the
+/// slow ones' (a thread mostly waits on its socket).
+pub const POLL_WORKERS: usize = 64;
 
 /// What one host lists about the others of a set: their states by host
 /// number, or why its API did not answer.
@@ -98,7 +102,7 @@ impl Lab {
     /// daemon that does not answer within [`POLL_TIMEOUT`] counts as an
     /// error (a busy one must not hold up the whole round).
     pub fn mesh_snapshot(&self, hosts: &[usize]) -> MeshSnapshot {
-        let views = crate::par::map(hosts, crate::par::WORKERS, |&i| {
+        let views = crate::par::map(hosts, POLL_WORKERS, |&i| {
             self.api_peers_within(i, POLL_TIMEOUT)
                 .map(|rows| {
                     rows.iter()

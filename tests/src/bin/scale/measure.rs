@@ -429,7 +429,7 @@ fn failure(lab: &mut Lab, all: &[usize], victim: usize, cap: Duration) -> Result
     let lab = &*lab;
     while !pending.is_empty() && t.elapsed() < cap {
         let round = Instant::now();
-        let views = par::map(&pending, par::WORKERS, |&(i, _)| {
+        let views = par::map(&pending, weavers_tests::lab::POLL_WORKERS, |&(i, _)| {
             lab.api_peers_within(i, weavers_tests::lab::POLL_TIMEOUT).map(|rows| {
                 rows.iter()
                     .find(|r| r["name"] == name.as_str())

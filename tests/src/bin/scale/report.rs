@@ -126,7 +126,7 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
          machine's one neighbour table, which ARP would overflow past about 32 hosts, is not in the way); release \
          `weaversd` (log level info), h1 started with no peer and every other host with `--peer` h1 only, {} at \
          a time. The mesh is read from every host's control API (`GET /v1/peers`, what `weavers peer ls --json` \
-         prints) in parallel, every {} (every max(250 ms, 4 ms x N)); full mesh = every host lists the N-1 \
+         prints), up to 64 hosts at a time, every {} (every max(250 ms, 4 ms x N)); full mesh = every host lists the N-1 \
          others `connected`, timed from the last daemon's start to the end of the first full poll; the wait is \
          capped at {}. Idle: {} s after a {} s pause, bytes sent + received on each host's port of the \
          underlay bridge (the daemons' gossip rounds come in bursts every 10 s: the window is a multiple of that); CPU is utime + stime of all daemons over that window; RSS is VmRSS at its end. Join: \
