@@ -54,7 +54,13 @@ pub fn http_get(sock: &Path, path: &str, timeout: Duration) -> Result<Vec<u8>> {
     s.set_write_timeout(Some(timeout))?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
-    s.take(MAX_ANSWER).read_to_end(&mut raw).context("read the answer")?;
+    match s.take(MAX_ANSWER).read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            bail!("no answer within {timeout:?}")
+        }
+        Err(e) => return Err(e).context("read the answer"),
+    }
     let (status, body) = parse_response(&raw)?;
     if !(200..300).contains(&status) {
         bail!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]).trim());
