@@ -9,10 +9,20 @@
 //!                          drop IP fragments)
 //! ```
 //!
-//! Hosts are numbered from 1, as their names (`h1`, `h2`, ...) and their
-//! underlay addresses (`10.99.0.1`, ...). Everything the lab made is removed
+//! Hosts are numbered from 1, as their names (`h1`, `h2`, ...), their
+//! underlay addresses (`10.99.0.1`, ...) and the MAC addresses of their
+//! `eth0` (`02:99:00:00:00:01`, ...). Everything the lab made is removed
 //! when it is dropped, also when a test panics; on a panic the daemon logs
 //! are printed and the lab's files are kept.
+//!
+//! Large labs (up to 250 hosts) are set up, started and removed with a few
+//! threads at a time (see [`crate::par`]). The kernel's neighbour (ARP)
+//! table is one for all namespaces of the machine, with one limit
+//! (`net.ipv4.neigh.default.gc_thresh3`, often 1024, settable only in the
+//! machine's own namespace): a full mesh of N hosts needs N*(N-1) entries,
+//! over that limit from about 33 hosts, where real hosts would each have a
+//! table of their own. [`LabBuilder::static_neighbours`] gives each host
+//! permanent entries for all the others, which that limit does not count.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -33,8 +43,14 @@ pub const WEAVERS_PORT: u16 = 6783;
 /// The nftables table the lab uses in the underlay namespace.
 const NFT_TABLE: &str = "wvlab";
 
+mod api;
 mod cli;
+mod mesh;
+mod stats;
 mod underlay;
+
+pub use mesh::{HostView, MeshSnapshot, POLL_TIMEOUT, POLL_WORKERS};
+pub use stats::{proc_cpu_seconds, proc_rss_bytes, PortBytes};
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -45,6 +61,7 @@ pub struct LabBuilder {
     drop_multicast: bool,
     drop_fragments: bool,
     ipv6: bool,
+    static_neighbours: bool,
 }
 
 impl LabBuilder {
@@ -69,6 +86,17 @@ impl LabBuilder {
     /// makes frame counters quiet.
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+
+    /// Whether each host gets permanent neighbour entries (`ip neigh ...
+    /// nud permanent`) for every other host's underlay address (default:
+    /// no, hosts use ARP). Needed past about 30 hosts, where the machine's
+    /// one neighbour table would overflow (see the module docs); it also
+    /// keeps ARP off the underlay, so its byte counters show only what the
+    /// daemons send.
+    pub fn static_neighbours(mut self, on: bool) -> Self {
+        self.static_neighbours = on;
         self
     }
 
@@ -199,7 +227,7 @@ impl Lab {
 
     /// A builder for a lab with `n` hosts.
     pub fn builder(n: usize) -> LabBuilder {
-        LabBuilder { hosts: n, drop_multicast: true, drop_fragments: true, ipv6: true }
+        LabBuilder { hosts: n, drop_multicast: true, drop_fragments: true, ipv6: true, static_neighbours: false }
     }
 
     fn setup(&mut self, opts: &LabBuilder) -> Result<()> {
@@ -226,24 +254,33 @@ impl Lab {
         )?;
         self.set_underlay_multicast_drop(opts.drop_multicast)?;
         self.set_underlay_fragment_drop(opts.drop_fragments)?;
-        for i in 1..=opts.hosts {
-            let ns = format!("{}h{i}", self.prefix);
-            netns::add(&ns).with_context(|| format!("create namespace {ns}"))?;
-            self.made.push(ns.clone());
-            if !opts.ipv6 {
-                netns::sysctl(&ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
-                netns::sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
-            }
-            // AEX's engine, recorder and view join 100 groups on one socket
-            // (the default limit is 20 per socket).
-            netns::sysctl(&ns, "net.ipv4.igmp_max_memberships", "1024")?;
-            let port = format!("v{i}");
-            netns::ip(&["-n", &u, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-            netns::ip(&["-n", &u, "link", "set", &port, "master", "br0", "up"])?;
-            let ip = Ipv4Addr::new(10, 99, 0, i as u8);
-            netns::ip(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-            netns::ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            self.hosts.push(HostSlot { ns, ip, daemon: None, opts: None, starts: 0 });
+        let ids: Vec<usize> = (1..=opts.hosts).collect();
+        let made = std::sync::Mutex::new(Vec::new());
+        let results = crate::par::map(&ids, crate::par::WORKERS, |&i| setup_host(&self.prefix, &u, i, opts, &made));
+        // Everything made is recorded before any error is passed on, so that
+        // dropping the lab removes it.
+        let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
+        made.sort_by_key(|(i, _)| *i);
+        self.made.extend(made.into_iter().map(|(_, ns)| ns));
+        for (k, r) in results.into_iter().enumerate() {
+            let ns = r?;
+            self.hosts.push(HostSlot { ns, ip: host_ip(k + 1), daemon: None, opts: None, starts: 0 });
+        }
+        if opts.static_neighbours {
+            let hosts: Vec<(usize, String)> =
+                self.hosts.iter().enumerate().map(|(k, h)| (k + 1, h.ns.clone())).collect();
+            let done = crate::par::map(&hosts, crate::par::WORKERS, |(i, ns)| {
+                let mut lines = String::new();
+                for j in (1..=opts.hosts).filter(|j| j != i) {
+                    lines.push_str(&format!(
+                        "neigh replace {} lladdr {} dev eth0 nud permanent\n",
+                        host_ip(j),
+                        host_mac(j)
+                    ));
+                }
+                netns::ip_batch(Some(ns), &lines).with_context(|| format!("neighbour entries of h{i}"))
+            });
+            done.into_iter().collect::<Result<Vec<()>>>()?;
         }
         Ok(())
     }
@@ -356,6 +393,28 @@ impl Lab {
         assert!(self.slot(i).daemon.is_none(), "h{i} already runs a daemon; stop it first");
         self.slot_mut(i).opts = Some(opts);
         self.spawn_daemon(i);
+        self.wait_listening(&[i], Duration::from_secs(20));
+    }
+
+    /// Starts many daemons, `wave` at a time: each wave is spawned at once,
+    /// then waited for (60 s at most) until every control socket of the
+    /// wave accepts connections, before the next wave. Panics as
+    /// [`Lab::start_daemon`] does. Returns the moment the last daemon was
+    /// spawned. Call it from the test's own thread (see
+    /// [`Lab::start_daemon`]).
+    pub fn start_daemons(&mut self, starts: Vec<(usize, DaemonOpts)>, wave: usize) -> Instant {
+        let mut last = Instant::now();
+        for chunk in starts.chunks(wave.max(1)) {
+            for (i, opts) in chunk {
+                assert!(self.slot(*i).daemon.is_none(), "h{i} already runs a daemon; stop it first");
+                self.slot_mut(*i).opts = Some(opts.clone());
+                self.spawn_daemon(*i);
+                last = Instant::now();
+            }
+            let ids: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+            self.wait_listening(&ids, Duration::from_secs(60));
+        }
+        last
     }
 
     /// Starts host `i`'s daemon again with the options of its last start,
@@ -364,6 +423,7 @@ impl Lab {
         assert!(self.slot(i).daemon.is_none(), "h{i} still runs a daemon; stop or kill it first");
         assert!(self.slot(i).opts.is_some(), "h{i} was never started");
         self.spawn_daemon(i);
+        self.wait_listening(&[i], Duration::from_secs(20));
     }
 
     fn spawn_daemon(&mut self, i: usize) {
@@ -445,21 +505,31 @@ impl Lab {
         }
         let child = cmd.spawn().expect("spawn `ip netns exec ... weaversd`");
         slot.daemon = Some(child);
+    }
 
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// Waits until the control socket of every daemon of `hosts` accepts
+    /// connections; panics with the log of one that exits or never listens
+    /// within `timeout`.
+    fn wait_listening(&mut self, hosts: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<usize> = hosts.to_vec();
         loop {
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            pending.retain(|&i| std::os::unix::net::UnixStream::connect(self.socket(i)).is_err());
+            if pending.is_empty() {
                 return;
             }
-            let slot = self.slot_mut(i);
-            if let Some(status) = slot.daemon.as_mut().unwrap().try_wait().expect("try_wait") {
-                slot.daemon = None;
-                panic!("weaversd on h{i} exited at start ({status}); log:\n{}", self.log_tail(i, 60));
+            for &i in &pending {
+                let slot = self.slot_mut(i);
+                if let Some(status) = slot.daemon.as_mut().expect("a spawned daemon").try_wait().expect("try_wait") {
+                    slot.daemon = None;
+                    panic!("weaversd on h{i} exited at start ({status}); log:\n{}", self.log_tail(i, 60));
+                }
             }
             if Instant::now() > deadline {
+                let i = pending[0];
                 panic!(
-                    "weaversd on h{i} does not listen on {} after 20 s; log:\n{}",
-                    sock.display(),
+                    "weaversd on h{i} does not listen on {} after {timeout:?}; log:\n{}",
+                    self.socket(i).display(),
                     self.log_tail(i, 60)
                 );
             }
@@ -542,7 +612,14 @@ impl Lab {
 
     fn dump_for_failure(&self) {
         eprintln!("\n===== lab {} failed; files kept in {}", self.prefix, self.dir.display());
-        for i in 1..=self.len() {
+        // A large lab's logs are too many to print: the first two hosts and
+        // the last; the others are in the lab's directory.
+        let n = self.len();
+        let shown: Vec<usize> = if n > 8 { vec![1, 2, n] } else { (1..=n).collect() };
+        if n > 8 {
+            eprintln!("(logs of h1, h2 and h{n} only; all are in {})", self.dir.display());
+        }
+        for i in shown {
             if self.log_path(i).exists() {
                 eprintln!("----- h{i} weaversd log (last 80 lines of {}):", self.log_path(i).display());
                 eprintln!("{}", self.log_tail(i, 80));
@@ -565,18 +642,20 @@ impl Drop for Lab {
                 eprintln!("----- peer lists at failure:\n{peers}");
             }
         }
-        for slot in &mut self.hosts {
-            if let Some(child) = slot.daemon.take() {
-                terminate(child, Duration::from_secs(5));
-            }
-        }
+        let children: Vec<Child> = self.hosts.iter_mut().filter_map(|slot| slot.daemon.take()).collect();
+        terminate_all(children, Duration::from_secs(5));
         if failed {
             self.dump_for_failure();
         }
-        for ns in self.made.iter().rev() {
-            if let Err(e) = netns::del(ns) {
+        // Hosts first, the underlay (made first) last.
+        let (underlay, hosts) = self.made.split_first().map_or((None, &[][..]), |(u, h)| (Some(u), h));
+        for r in crate::par::map(hosts, crate::par::WORKERS, |ns| netns::del(ns)) {
+            if let Err(e) = r {
                 eprintln!("lab cleanup: {e:#}");
             }
+        }
+        if let Some(Err(e)) = underlay.map(|u| netns::del(u)) {
+            eprintln!("lab cleanup: {e:#}");
         }
         // Anything else carrying this lab's own prefix (nothing, normally).
         if let Ok(all) = netns::list() {
@@ -669,6 +748,45 @@ impl Host<'_> {
     }
 }
 
+/// The underlay address of host `i`.
+fn host_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, 0, i as u8)
+}
+
+/// The MAC address of host `i`'s `eth0` (locally administered).
+fn host_mac(i: usize) -> String {
+    format!("02:99:00:00:{:02x}:{:02x}", i >> 8, i & 0xff)
+}
+
+/// Makes host `i`'s namespace and its veth to the underlay bridge; records
+/// the namespace in `made` as soon as it exists. Returns its name.
+fn setup_host(
+    prefix: &str,
+    underlay: &str,
+    i: usize,
+    opts: &LabBuilder,
+    made: &std::sync::Mutex<Vec<(usize, String)>>,
+) -> Result<String> {
+    let ns = format!("{prefix}h{i}");
+    netns::add(&ns).with_context(|| format!("create namespace {ns}"))?;
+    made.lock().unwrap_or_else(|p| p.into_inner()).push((i, ns.clone()));
+    if !opts.ipv6 {
+        netns::sysctl(&ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
+        netns::sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
+    }
+    // AEX's engine, recorder and view join 100 groups on one socket
+    // (the default limit is 20 per socket).
+    netns::sysctl(&ns, "net.ipv4.igmp_max_memberships", "1024")?;
+    let port = format!("v{i}");
+    let mac = host_mac(i);
+    netns::ip(&[
+        "-n", underlay, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "address", &mac, "netns", &ns,
+    ])?;
+    netns::ip(&["-n", underlay, "link", "set", &port, "master", "br0", "up"])?;
+    netns::ip_batch(Some(&ns), &format!("addr add {}/24 dev eth0\nlink set eth0 up\n", host_ip(i)))?;
+    Ok(ns)
+}
+
 /// Interface names out of `ip -o link` lines (`3: name@peer: <...`).
 fn link_names(out: &str) -> Vec<String> {
     out.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap_or(n).to_owned()).collect()
@@ -713,6 +831,23 @@ fn terminate(mut child: Child, timeout: Duration) -> Stopped {
     // Never panic here: this runs in Drop, maybe while a test panics.
     let status = child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
     Stopped { status, killed: true, took: start.elapsed() }
+}
+
+/// SIGTERM to every child at once, wait up to `timeout` for all, then
+/// SIGKILL to those left; reaps them all.
+fn terminate_all(mut children: Vec<Child>, timeout: Duration) {
+    for c in &children {
+        signal(c, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    while !children.is_empty() && start.elapsed() < timeout {
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for mut c in children {
+        signal(&c, libc::SIGKILL);
+        let _ = c.wait();
+    }
 }
 
 /// Runs a command with piped output and a time limit (killed past it).

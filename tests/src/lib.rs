@@ -19,6 +19,7 @@ pub mod lab;
 pub mod mcast;
 pub mod netns;
 pub mod packet;
+pub mod par;
 pub mod probe;
 pub mod procs;
 

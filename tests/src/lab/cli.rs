@@ -127,8 +127,14 @@ impl Lab {
         }
     }
 
-    /// Every running host's `peer ls --json`, for failure messages.
+    /// Every running host's `peer ls --json`, for failure messages; in a
+    /// lab of more than 8 hosts, a summary of the sessions missing instead
+    /// (see [`super::MeshSnapshot::summary`]).
     pub fn describe_peers(&self) -> String {
+        if self.len() > 8 {
+            let running: Vec<usize> = (1..=self.len()).filter(|&i| self.slot(i).daemon.is_some()).collect();
+            return format!("{}\n", self.mesh_snapshot(&running).summary(40));
+        }
         let mut s = String::new();
         for i in 1..=self.len() {
             if self.slot(i).daemon.is_some() {
