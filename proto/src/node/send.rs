@@ -34,6 +34,12 @@ impl Node {
             return self.send_fragments(now, dst, hop, h, frame, io);
         }
         if hop == dst {
+            // Sent now as far as liveness is concerned (a peer we send to
+            // and do not hear from gets probed), though the bundle leaves
+            // at the next flush.
+            if let Some(p) = self.peers.get_mut(&dst) {
+                p.live.sent(now);
+            }
             return self.bundle_frame(dst, frame, io);
         }
         let sent = self.send_relayed_frame(now, dst, hop, frame, io);

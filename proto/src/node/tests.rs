@@ -1136,32 +1136,42 @@ fn a_killed_host_is_down_everywhere_within_three_seconds() {
 
 #[test]
 fn a_cut_path_moves_to_a_relay_and_the_rest_of_the_mesh_keeps_both_hosts() {
-    let mut net = full_mesh(6);
-    // h2 and h5 know each other's MACs.
-    net.send_frame(1, BROADCAST, 1);
-    net.send_frame(4, BROADCAST, 2);
+    let mut net = full_mesh(16);
     net.run(Duration::from_secs(2));
-    net.blocked.insert((1, 4));
-    // Traffic from h2 to h5 finds its way again (through a relay).
+    // A pair that does not monitor each other: only the traffic between
+    // them can show the cut.
+    let (a, b) = (0..16)
+        .flat_map(|a| (0..16).map(move |b| (a, b)))
+        .find(|&(a, b)| {
+            let (ka, kb) = (net.key(a), net.key(b));
+            a != b && !net.node(a).monitored.contains(&kb) && !net.node(b).monitored.contains(&ka)
+        })
+        .expect("with 16 hosts and 2 monitors each, some pair does not monitor each other");
+    // They know each other's MACs.
+    net.send_frame(a, BROADCAST, 1);
+    net.send_frame(b, BROADCAST, 2);
+    net.run(Duration::from_secs(2));
+    net.blocked.insert((a, b));
+    // Traffic from a to b finds its way again (through a relay).
     let mut marker = 100;
-    let t = time_until(&mut net, Duration::from_secs(10), |net| {
+    let t = time_until(&mut net, Duration::from_secs(30), |net| {
         marker += 1;
-        net.send_frame(1, mac_of(4), marker);
-        net.markers(4).contains(&marker)
+        net.send_frame(a, mac_of(b), marker);
+        net.markers(b).contains(&marker)
     });
     let t = t.expect("traffic flows again");
     assert!(t <= Duration::from_secs(3), "took {t:?}");
     net.run(Duration::from_secs(20));
-    assert_eq!(net.state(1, 4), Some(PeerState::Relayed));
-    assert_eq!(net.state(4, 1), Some(PeerState::Relayed));
+    assert_eq!(net.state(a, b), Some(PeerState::Relayed));
+    assert_eq!(net.state(b, a), Some(PeerState::Relayed));
     // The cut is between two hosts only: every other host still has both.
-    for i in [0, 2, 3, 5] {
-        assert_eq!(net.state(i, 1), Some(PeerState::Connected), "h{} sees h2", i + 1);
-        assert_eq!(net.state(i, 4), Some(PeerState::Connected), "h{} sees h5", i + 1);
+    for i in (0..16).filter(|i| *i != a && *i != b) {
+        assert_eq!(net.state(i, a), Some(PeerState::Connected), "h{} sees h{}", i + 1, a + 1);
+        assert_eq!(net.state(i, b), Some(PeerState::Connected), "h{} sees h{}", i + 1, b + 1);
     }
     // Healed: direct again.
     net.blocked.clear();
-    let t = time_until(&mut net, Duration::from_secs(60), |net| net.state(1, 4) == Some(PeerState::Connected));
+    let t = time_until(&mut net, Duration::from_secs(60), |net| net.state(a, b) == Some(PeerState::Connected));
     assert!(t.is_some(), "direct again after the heal");
 }
 
