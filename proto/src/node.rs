@@ -220,8 +220,9 @@ pub struct Node {
     // ---- gossip (`gossip`) ----
     /// The own record being built (published when it differs).
     own: PeerRecord,
-    /// Something the own record shows may have changed: check it.
-    own_dirty: bool,
+    /// Publish the own record at the next chance even if unchanged (a
+    /// newer version of it was seen).
+    force_publish: bool,
     /// When the own record was last published.
     own_refreshed: Instant,
     /// Every host's signed record, this one's too, and the protocol.
@@ -295,7 +296,7 @@ impl Node {
             limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
             handshakes: HandshakeCounts::default(),
             own,
-            own_dirty: true,
+            force_publish: false,
             own_refreshed: now,
             gossip,
             observed: gossip::Observed::default(),

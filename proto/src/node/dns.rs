@@ -117,6 +117,5 @@ impl Node {
         self.own.dns = self.dns.own.entries().to_vec();
         self.own.dns_tombstones = self.dns.own.tombstones();
         self.emit(Event::DnsChanged);
-        self.own_dirty = true;
     }
 }

@@ -18,6 +18,10 @@ use std::time::Instant;
 /// reachability or endpoints.
 const LAZY_PUBLISH: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Least time between two versions that differ only in hosts that became
+/// reachable again.
+const SLOW_PUBLISH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most distinct observed addresses of this host remembered.
 const MAX_OBSERVED: usize = 16;
 
@@ -63,7 +67,6 @@ impl Node {
     pub fn set_overlay_addr(&mut self, addr: Option<(IpAddr, u8)>) {
         if self.own.overlay_addr != addr {
             self.own.overlay_addr = addr;
-            self.own_dirty = true;
         }
     }
 
@@ -91,10 +94,12 @@ impl Node {
         self.gossip.own()
     }
 
-    /// Rebuilds the own record from what this host announces; when
-    /// anything differs from the published one (or a refresh is due, or
-    /// something asked for it), stamps a new version, signs it and pushes
-    /// it to every peer.
+    /// Rebuilds the own record from what this host announces (every tick:
+    /// cheap, and nothing has to remember to ask for it); when anything
+    /// differs from the published one (or a refresh is due, or a newer
+    /// version of ours was seen), stamps a new version, signs it and pushes
+    /// it to every peer. A record whose content did not change is never
+    /// republished: a forming mesh changes sessions by the thousand.
     pub(super) fn refresh_own(&mut self, now: Instant, io: &mut impl Io) {
         self.dns_tick(now);
         let mut unreachable: Vec<u64> = self
@@ -118,23 +123,31 @@ impl Node {
         // endpoints: these change with every session while a mesh forms)
         // at most once per LAZY_PUBLISH, so a forming mesh does not send a
         // record per session.
-        let urgent = self.own.groups != published.groups
+        let urgent = self.force_publish
+            || self.own.groups != published.groups
             || self.own.dns != published.dns
             || self.own.dns_tombstones != published.dns_tombstones
             || self.own.overlay_addr != published.overlay_addr
             || self.own.ipam != published.ipam
             || self.own.name != published.name;
-        let lazy = self.own_dirty
-            || self.own.unreachable != published.unreachable
-            || self.own.unreachable_more != published.unreachable_more
-            || self.own.endpoints != published.endpoints;
+        // A host newly unreachable must stop being chosen as a relay
+        // soon; one reachable again can wait (a stale entry only makes this
+        // host look like a worse relay than it is). While a mesh forms,
+        // the list only shrinks, so forming costs no republishing.
+        let (mine, theirs) = (&self.own, published);
+        let grew = (mine.unreachable_more && !theirs.unreachable_more)
+            || (!mine.unreachable_more
+                && !theirs.unreachable_more
+                && mine.unreachable.iter().any(|k| !theirs.unreachable.contains(k)));
+        let lazy = grew || mine.endpoints != theirs.endpoints;
+        let slow = mine.unreachable != theirs.unreachable || mine.unreachable_more != theirs.unreachable_more;
         let due = since >= self.cfg.timers.refresh_interval;
-        if !(urgent || due || (lazy && since >= LAZY_PUBLISH)) {
+        if !(urgent || due || (lazy && since >= LAZY_PUBLISH) || (slow && since >= SLOW_PUBLISH)) {
             return;
         }
         self.own.version = self.stamp(now);
         self.own_refreshed = now;
-        self.own_dirty = false;
+        self.force_publish = false;
         let signed = SignedRecord::sign(&self.own, &self.cfg.keypair);
         self.gossip.publish(signed, self.own.clone(), now);
         self.drain_gossip(now, io);
@@ -194,7 +207,7 @@ impl Node {
                     // A record of ours from before a restart that lost state:
                     // move past it.
                     self.last_stamp = self.last_stamp.max(v);
-                    self.own_dirty = true;
+                    self.force_publish = true;
                 }
             }
         }

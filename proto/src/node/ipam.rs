@@ -50,7 +50,6 @@ impl Node {
         if ring.range() == self.ipam.ring.range() {
             self.ipam.ring = ring;
             self.ipam.alloc = alloc;
-            self.own_dirty = true;
         }
     }
 
@@ -67,7 +66,6 @@ impl Node {
         match self.ipam.alloc.allocate(&self.ipam.ring, me, owner) {
             Ok(offset) => {
                 self.emit(Event::IpamChanged);
-                self.own_dirty = true;
                 let range = self.ipam.ring.range();
                 Ok((range.addr(offset).expect("allocated inside the range"), range.prefix()))
             }
@@ -83,7 +81,6 @@ impl Node {
     pub fn ipam_release(&mut self, owner: &str) -> Option<Ipv4Addr> {
         let offset = self.ipam.alloc.release(owner)?;
         self.emit(Event::IpamChanged);
-        self.own_dirty = true;
         self.ipam.ring.range().addr(offset)
     }
 
@@ -100,7 +97,6 @@ impl Node {
         if !gone.is_empty() {
             self.ipam.alloc.release_all_except(keep);
             self.emit(Event::IpamChanged);
-            self.own_dirty = true;
         }
         gone
     }
@@ -125,7 +121,6 @@ impl Node {
         let taken = self.ipam.ring.take_over(self.public_key(), dead);
         if !taken.is_empty() {
             self.emit(Event::IpamChanged);
-            self.own_dirty = true;
         }
         Ok(taken.len())
     }
@@ -187,7 +182,6 @@ impl Node {
         let yielded = self.ipam.ring.yield_seed(!self.ipam.alloc.is_empty());
         if res.changed || yielded {
             self.emit(Event::IpamChanged);
-            self.own_dirty = true;
         }
     }
 
@@ -209,7 +203,6 @@ impl Node {
             let stamp = self.stamp(now);
             if self.ipam.ring.seed(me, &connected, stamp) {
                 self.emit(Event::IpamChanged);
-                self.own_dirty = true;
             }
         }
         if self.ipam.last_resend.is_some_and(|l| now.saturating_duration_since(l) < RESEND) {
@@ -258,14 +251,12 @@ impl Node {
                 // ring), after the daemon has saved the ring.
                 if self.ipam.ring.donate(me, from, want, &self.ipam.alloc).is_some() {
                     self.emit(Event::IpamChanged);
-                    self.own_dirty = true;
                     self.ipam.last_resend = None;
                 }
             }
             IpamMessage::Donation(d) if d.from == from && d.to == me => {
                 if self.ipam.ring.accept_donation(me, &d).is_ok_and(|r| r.changed) {
                     self.emit(Event::IpamChanged);
-                    self.own_dirty = true;
                 }
             }
             IpamMessage::Donation(_) => self.drops.count(DropReason::BadPayload),

@@ -56,7 +56,6 @@ impl Node {
         self.gossip.peer_down(&key);
         self.members_dirty = true;
         self.routes_dirty = true;
-        self.own_dirty = true;
     }
 
     /// An authenticated packet from `key` (a direct peer) arrived.
@@ -66,7 +65,6 @@ impl Node {
             // Back from down.
             self.members_dirty = true;
             self.routes_dirty = true;
-            self.own_dirty = true;
             self.gossip_peer_up(now, key, io);
         }
     }

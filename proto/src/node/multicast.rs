@@ -98,9 +98,7 @@ impl Node {
 
     /// Expires silent members.
     pub(super) fn expire_members(&mut self, now: Instant) {
-        if self.local_groups.expire(now) {
-            self.own_dirty = true;
-        }
+        if self.local_groups.expire(now) {}
     }
 
     /// An IGMP/MLD message from a local member: it feeds the group table
@@ -117,7 +115,6 @@ impl Node {
         }
         let ttl = self.cfg.timers.membership_interval();
         if self.local_groups.apply(src_mac, &msg, now, ttl) {
-            self.own_dirty = true;
             // Push the change at the next tick rather than waiting for a refresh.
             self.next_tick = self.next_tick.min(now);
         }

@@ -240,7 +240,6 @@ impl Node {
             self.members_dirty = true;
             self.emit(Event::PeersChanged);
             self.routes_dirty = true;
-            self.own_dirty = true;
             self.remote_groups_dirty = true;
         }
     }
@@ -267,7 +266,6 @@ impl Node {
         }
         self.indices.sessions.insert(index, key);
         self.routes_dirty = true;
-        self.own_dirty = true;
         self.members_dirty = true;
         self.emit(Event::PeersChanged);
     }
@@ -281,7 +279,6 @@ impl Node {
                 }
                 p.previous = p.current.replace(s);
                 self.routes_dirty = true;
-                self.own_dirty = true;
                 self.members_dirty = true;
             }
         }

@@ -78,7 +78,6 @@ impl Node {
         }
         if !removed.is_empty() {
             self.routes_dirty = true;
-            self.own_dirty = true;
             self.members_dirty = true;
         }
         for i in removed {
