@@ -69,6 +69,12 @@ impl Guard {
         }
     }
 
+    /// Addresses this host holds a cookie for.
+    #[cfg(test)]
+    pub(super) fn cookies_held(&self) -> usize {
+        self.jar.len()
+    }
+
     /// The key of mac1 on messages of `pattern` to this host.
     fn mac1_in(&self, pattern: Pattern) -> &Mac1Key {
         match pattern {

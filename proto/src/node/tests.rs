@@ -1232,3 +1232,5 @@ fn forged_and_frozen_records_are_refused_and_counted() {
     assert!(v2 > v && v2 < now.elapsed().as_millis() as u64 + 1_800_000_000_000, "{v} -> {v2}");
     assert!(net.all_connected());
 }
+
+mod flood;
