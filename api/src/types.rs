@@ -137,6 +137,18 @@ pub struct HandshakeCounts {
     pub failed: u64,
     /// Handshake messages refused by the rate limiter.
     pub rate_limited: u64,
+    /// Handshake messages refused for a bad mac1 (sent without the network
+    /// key): no other work was done for them.
+    #[serde(default)]
+    pub mac1_refused: u64,
+    /// Initiations answered with a cookie reply instead of a handshake
+    /// (this host was under load).
+    #[serde(default)]
+    pub cookies_sent: u64,
+    /// Cookie replies refused: for no handshake in flight, from the wrong
+    /// address, or that did not open.
+    #[serde(default)]
+    pub cookies_refused: u64,
 }
 
 /// How many packets were dropped for one reason.
@@ -506,10 +518,13 @@ mod tests {
         assert_eq!(serde_json::to_value(&r).unwrap(), json!({"owner": "c1"}));
         let a: DnsAddRequest = serde_json::from_value(json!({"name": "web", "addr": "10.0.0.1"})).unwrap();
         assert_eq!(a.owner, None);
-        // An older daemon's status without tap_tx_dropped still reads.
+        // An older daemon's status without tap_tx_dropped still reads...
         let s = json!({"name": "h", "public_key": "K", "version": "0", "listen": "0.0.0.0:6783", "bridge": "weavers",
             "overlay_mtu": 1376, "overlay_addr": null, "peers": [], "pending": [], "drops": [],
             "handshakes": {"initiated": 0, "completed": 0, "failed": 0, "rate_limited": 0}});
-        assert_eq!(serde_json::from_value::<Status>(s).unwrap().tap_tx_dropped, 0);
+        let st = serde_json::from_value::<Status>(s).unwrap();
+        assert_eq!(st.tap_tx_dropped, 0);
+        // Nor without the mac1 and cookie counters.
+        assert_eq!((st.handshakes.mac1_refused, st.handshakes.cookies_sent, st.handshakes.cookies_refused), (0, 0, 0));
     }
 }

@@ -332,8 +332,9 @@ pub fn status_page(s: &Status) -> String {
     let h = s.handshakes;
     let _ = writeln!(
         out,
-        "\nhandshakes: {} initiated, {} completed, {} failed, {} rate limited",
-        h.initiated, h.completed, h.failed, h.rate_limited
+        "\nhandshakes: {} initiated, {} completed, {} failed, {} rate limited, {} bad mac1, {} cookies sent, {} \
+         cookies refused",
+        h.initiated, h.completed, h.failed, h.rate_limited, h.mac1_refused, h.cookies_sent, h.cookies_refused
     );
     let drops: Vec<String> =
         s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
@@ -479,7 +480,15 @@ c     cKEY456789...  -               relayed     b          -      12345        
                 DropCount { reason: "replay".into(), count: 2 },
                 DropCount { reason: "bad_tag".into(), count: 0 },
             ],
-            handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
+            handshakes: HandshakeCounts {
+                initiated: 4,
+                completed: 3,
+                failed: 1,
+                rate_limited: 0,
+                mac1_refused: 7,
+                cookies_sent: 2,
+                cookies_refused: 1,
+            },
             tap_tx_dropped: 0,
         };
         let text = status_page(&status);
@@ -493,7 +502,7 @@ c     cKEY456789...  -               relayed     b          -      12345        
             "peers: 2 (1 connected, 0 relayed, 0 connecting, 1 unreachable)",
             "addresses not yet connected: 1",
             "192.0.2.9:6783         3",
-            "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited",
+            "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused",
             "drops: replay 2",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");

@@ -68,7 +68,7 @@ fn status() -> Status {
         peers: vec![peer("beta", PeerState::Connected, Some(1234)), peer("gamma", PeerState::Connecting, None)],
         pending: vec![],
         drops: vec![DropCount { reason: "replay".into(), count: 5 }],
-        handshakes: HandshakeCounts { initiated: 3, completed: 2, failed: 0, rate_limited: 0 },
+        handshakes: HandshakeCounts { initiated: 3, completed: 2, mac1_refused: 5, ..Default::default() },
         tap_tx_dropped: 0,
     }
 }
@@ -191,7 +191,7 @@ async fn cli_against_the_api_server() {
         "name             alpha",
         "overlay MTU      1376",
         "peers: 2 (1 connected, 0 relayed, 1 connecting, 0 unreachable)",
-        "handshakes: 3 initiated, 2 completed, 0 failed, 0 rate limited",
+        "handshakes: 3 initiated, 2 completed, 0 failed, 0 rate limited, 5 bad mac1, 0 cookies sent, 0 cookies refused",
         "drops: replay 5",
     ] {
         assert!(text.lines().any(|l| l == want), "missing {want:?} in:\n{text}");

@@ -14,7 +14,7 @@
 //! weavers_peer_bytes_total{peer="b",public_key="..",direction="rx"} 980
 //! weavers_peer_rtt_seconds{peer="b",public_key=".."} 0.00042
 //! weavers_drops_total{reason="replay"} 3
-//! weavers_handshakes_total{result="initiated|completed|failed|rate_limited"} 4
+//! weavers_handshakes_total{result="initiated|completed|failed|rate_limited|mac1_refused|cookies_sent|cookies_refused"} 4
 //! ```
 //!
 //! Label values come from the network (peer names are gossiped), so they are
@@ -181,7 +181,9 @@ impl Collector for Snapshot {
         let h = s.handshakes;
         let mut m = enc.encode_descriptor(
             "weavers_handshakes",
-            "Noise handshakes: started here, completed (either role), failed, refused by the rate limiter.",
+            "Noise handshakes: started here, completed (either role), failed, refused by the rate limiter, \
+             refused for a bad mac1 (no network key: no work done), initiations answered with a cookie (under \
+             load), cookie replies refused.",
             None,
             MetricType::Counter,
         )?;
@@ -190,6 +192,9 @@ impl Collector for Snapshot {
             ("completed", h.completed),
             ("failed", h.failed),
             ("rate_limited", h.rate_limited),
+            ("mac1_refused", h.mac1_refused),
+            ("cookies_sent", h.cookies_sent),
+            ("cookies_refused", h.cookies_refused),
         ] {
             let labels = [("result", Esc(result))];
             ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
@@ -302,7 +307,15 @@ mod tests {
             ],
             pending: vec![],
             drops: vec![DropCount { reason: "replay".into(), count: 3 }],
-            handshakes: HandshakeCounts { initiated: 4, completed: 3, failed: 1, rate_limited: 0 },
+            handshakes: HandshakeCounts {
+                initiated: 4,
+                completed: 3,
+                failed: 1,
+                rate_limited: 0,
+                mac1_refused: 7,
+                cookies_sent: 2,
+                cookies_refused: 1,
+            },
             tap_tx_dropped: 0,
         }
     }
@@ -329,6 +342,9 @@ mod tests {
             "weavers_handshakes_total{result=\"completed\"} 3",
             "weavers_handshakes_total{result=\"failed\"} 1",
             "weavers_handshakes_total{result=\"rate_limited\"} 0",
+            "weavers_handshakes_total{result=\"mac1_refused\"} 7",
+            "weavers_handshakes_total{result=\"cookies_sent\"} 2",
+            "weavers_handshakes_total{result=\"cookies_refused\"} 1",
             "# EOF",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");

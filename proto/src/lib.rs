@@ -2,9 +2,11 @@
 //! of its own. The daemon feeds it datagrams, frames and the current time;
 //! it answers with datagrams to send and frames to deliver.
 
+pub mod cookie;
 pub mod dns;
 pub mod gossip;
 pub mod groups;
+pub mod hsmac;
 pub mod ipam;
 pub mod keys;
 pub mod liveness;

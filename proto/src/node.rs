@@ -33,7 +33,7 @@
 //! - `liveness`: which peers this host monitors, probes, suspicions, and
 //!   what a peer found down changes.
 //! - `handshake`: Noise handshakes, started and answered, and the sessions
-//!   they install.
+//!   they install; mac1, budgets and cookies before any of it.
 //! - `recv`: DATA packets in: opened, their payloads dispatched, frames
 //!   delivered to the TAP.
 //! - `timers`: the periodic connection upkeep: handshake timeouts and
@@ -61,7 +61,6 @@ use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
 use crate::liveness::ProbeConfig;
 use crate::mac::{self, Mac, MacTable};
-use crate::ratelimit::HandshakeLimiter;
 use crate::snoop::{self, FrameClass};
 use crate::stats::{DropReason, Drops};
 use crate::vnet::VNET_HDR_LEN;
@@ -214,7 +213,8 @@ pub struct Node {
     /// Local indices of sessions and handshakes in flight.
     indices: Indices,
     bootstraps: Vec<Bootstrap>,
-    limiter: HandshakeLimiter,
+    /// MAC keys, budgets and cookies: what keeps handshakes cheap.
+    guard: handshake::Guard,
     handshakes: HandshakeCounts,
 
     // ---- gossip (`gossip`) ----
@@ -293,7 +293,7 @@ impl Node {
             by_short: HashMap::new(),
             indices: Indices::default(),
             bootstraps: Vec::new(),
-            limiter: HandshakeLimiter::new(5.0, 20.0, 500.0, now),
+            guard: handshake::Guard::new(&cfg.network_key, &cfg.keypair.public, now),
             handshakes: HandshakeCounts::default(),
             own,
             force_publish: false,
@@ -359,14 +359,17 @@ impl Node {
             Err(_) => return self.drops.count(DropReason::Malformed),
         };
         match packet {
-            Packet::HandshakeInit { sender, pattern, noise } => self.on_init(now, from, sender, pattern, noise, io),
-            Packet::HandshakeResponse { sender, receiver, noise } => {
-                self.on_response(now, from, sender, receiver, noise, io)
+            Packet::HandshakeInit { sender, pattern, hint, noise, macs } => {
+                self.on_init(now, from, sender, pattern, hint, noise, macs, io)
+            }
+            Packet::HandshakeResponse { sender, receiver, noise, macs } => {
+                self.on_response(now, from, sender, receiver, noise, macs, io)
             }
             Packet::HandshakeFinal { sender, receiver, noise } => self.on_final(now, from, sender, receiver, noise, io),
             Packet::Data { receiver, counter, ciphertext } => {
                 self.on_data(now, from, receiver, counter, ciphertext, io)
             }
+            Packet::CookieReply { receiver, nonce, sealed } => self.on_cookie(now, from, receiver, nonce, sealed, io),
         }
     }
 

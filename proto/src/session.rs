@@ -1,7 +1,9 @@
 //! Noise handshakes and the transport sessions they produce.
 //!
 //! Two patterns, both with the network PSK mixed in so that a host without
-//! the password fails at its first message:
+//! the password fails at its first message (in practice it fails earlier,
+//! at the mac1 every handshake message carries, see [`crate::hsmac`]: the
+//! Noise state below is never made for it):
 //! - `XXpsk0` when the initiator does not know the responder's key (a new
 //!   `--peer` address). The PSK tag on message 1 lets the responder reject
 //!   strangers before any Diffie-Hellman work.

@@ -34,11 +34,17 @@ pub enum DropReason {
     NoListeners,
     /// A super-frame whose fragments did not all arrive in time.
     Incomplete,
+    /// A handshake message whose mac1 did not verify (no network key):
+    /// refused before any other work.
+    BadMac1,
+    /// A cookie reply for no handshake in flight, from the wrong address,
+    /// or that did not open.
+    BadCookie,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -54,6 +60,8 @@ impl DropReason {
         DropReason::BadMembership,
         DropReason::NoListeners,
         DropReason::Incomplete,
+        DropReason::BadMac1,
+        DropReason::BadCookie,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -74,6 +82,8 @@ impl DropReason {
             DropReason::BadMembership => "bad_membership",
             DropReason::NoListeners => "no_listeners",
             DropReason::Incomplete => "incomplete",
+            DropReason::BadMac1 => "bad_mac1",
+            DropReason::BadCookie => "bad_cookie",
         }
     }
 }

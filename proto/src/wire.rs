@@ -2,11 +2,42 @@
 //!
 //! ```text
 //! all:        version u8 (=1) | type u8 | ...
-//! HS_INIT 1:  sender_index u32 | pattern u8 (0 = XX, 1 = IK) | noise message
-//! HS_RESP 2:  sender_index u32 | receiver_index u32 | noise message
+//! HS_INIT 1:  sender_index u32 | pattern u8 (0 = XX, 1 = IK) | hint u32 | noise message
+//!             | mac1 [16] | mac2 [16]
+//! HS_RESP 2:  sender_index u32 | receiver_index u32 | noise message | mac1 [16]
 //! HS_FINAL 3: sender_index u32 | receiver_index u32 | noise message (XX only)
 //! DATA 4:     receiver_index u32 | counter u64 | AEAD(plaintext) (16-byte tag)
+//! COOKIE 5:   receiver_index u32 | nonce [24] | XChaCha20-Poly1305(cookie [16]) (16-byte tag)
 //! ```
+//!
+//! The handshake MACs ([`crate::hsmac`]) are WireGuard's, keyed with the
+//! network key:
+//!
+//! - `mac1` is a keyed BLAKE2s-128 over every byte before it, keyed by what
+//!   the sender knows before it starts: the network key, and the
+//!   receiver's static key when the sender knows it (an IK initiation, and
+//!   any IK response); XX messages are keyed by the network key alone. The
+//!   receiver checks it before anything else, so a datagram from a host
+//!   without the password costs one BLAKE2s and nothing more.
+//! - `mac2` (initiations only) is a keyed BLAKE2s-128 over every byte
+//!   before it (mac1 included), keyed by the last cookie the responder
+//!   gave this source ([`crate::cookie`]); 16 zero bytes when there is
+//!   none. A valid mac2 proves the initiator receives at its source
+//!   address: an overloaded responder serves only those.
+//! - `hint` (initiations) is the responder's local index of the session
+//!   the initiator is replacing (0 when none): an IK rekey from a known
+//!   peer's endpoint is charged to that peer's own budget
+//!   ([`crate::ratelimit`]). It is the index the DATA packets already
+//!   carry in the clear, so it tells an observer nothing new.
+//! - A COOKIE reply answers an initiation when the responder is under load
+//!   instead of the handshake: `receiver_index` is the initiation's
+//!   sender index, the key is derived like mac1's (network key and, for
+//!   IK, the responder's static key) and the associated data is the
+//!   initiation's mac1, so only the host that sent that initiation can
+//!   open it. It is shorter than any initiation: no amplification.
+//!
+//! Hosts before the MACs (same version byte) fail every handshake with
+//! hosts that have them: every host of a network runs the same release.
 //!
 //! The plaintext of a DATA packet starts with a [`Kind`] byte:
 //!
@@ -40,7 +71,7 @@
 //! `payload` submodule, re-exported here.
 //!
 //! Integers are big-endian. Only handshake messages expose anything unencrypted, and
-//! those are Noise messages: ephemeral keys and ciphertext.
+//! those are Noise messages (ephemeral keys and ciphertext), indices and MACs.
 
 mod payload;
 
@@ -87,7 +118,24 @@ pub enum PacketType {
     HandshakeResponse = 2,
     HandshakeFinal = 3,
     Data = 4,
+    CookieReply = 5,
 }
+
+/// Length of mac1 and mac2.
+pub const MAC_LEN: usize = 16;
+/// Bytes of an initiation before its Noise message: version, type, sender
+/// index, pattern, hint.
+pub const INIT_HEADER_LEN: usize = 11;
+/// Bytes of a response or final message before its Noise message.
+pub const REPLY_HEADER_LEN: usize = 10;
+/// Bytes an initiation carries after its Noise message: mac1 and mac2.
+pub const INIT_MACS_LEN: usize = 2 * MAC_LEN;
+/// Length of a cookie reply's nonce (XChaCha20-Poly1305).
+pub const COOKIE_NONCE_LEN: usize = 24;
+/// Length of a cookie reply's sealed cookie: the cookie and its tag.
+pub const SEALED_COOKIE_LEN: usize = MAC_LEN + TAG_LEN;
+/// Length of a cookie reply.
+pub const COOKIE_REPLY_LEN: usize = 2 + 4 + COOKIE_NONCE_LEN + SEALED_COOKIE_LEN;
 
 /// Which Noise pattern a handshake uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,15 +196,32 @@ pub enum WireError {
     Type(u8),
     #[error("unknown handshake pattern {0}")]
     Pattern(u8),
+    #[error("cookie reply of the wrong length")]
+    CookieLength,
+}
+
+/// The MACs that end a handshake message, with the bytes each covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Macs<'a> {
+    /// Everything before mac1: what mac1 covers.
+    pub mac1_covered: &'a [u8],
+    pub mac1: &'a [u8; MAC_LEN],
+    /// Initiations: everything before mac2 (mac1 included), and mac2.
+    pub mac2: Option<(&'a [u8], &'a [u8; MAC_LEN])>,
+}
+
+fn mac_at(b: &[u8], at: usize) -> &[u8; MAC_LEN] {
+    b[at..at + MAC_LEN].try_into().expect("length checked")
 }
 
 /// A parsed datagram, borrowing its bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Packet<'a> {
-    HandshakeInit { sender: u32, pattern: Pattern, noise: &'a [u8] },
-    HandshakeResponse { sender: u32, receiver: u32, noise: &'a [u8] },
+    HandshakeInit { sender: u32, pattern: Pattern, hint: u32, noise: &'a [u8], macs: Macs<'a> },
+    HandshakeResponse { sender: u32, receiver: u32, noise: &'a [u8], macs: Macs<'a> },
     HandshakeFinal { sender: u32, receiver: u32, noise: &'a [u8] },
     Data { receiver: u32, counter: u64, ciphertext: &'a [u8] },
+    CookieReply { receiver: u32, nonce: &'a [u8; COOKIE_NONCE_LEN], sealed: &'a [u8; SEALED_COOKIE_LEN] },
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -175,21 +240,37 @@ impl<'a> Packet<'a> {
         let need = |n: usize| if b.len() < n { Err(WireError::Truncated) } else { Ok(()) };
         match b[1] {
             1 => {
-                need(7)?;
+                need(INIT_HEADER_LEN + INIT_MACS_LEN)?;
                 let pattern = match b[6] {
                     0 => Pattern::Xx,
                     1 => Pattern::Ik,
                     p => return Err(WireError::Pattern(p)),
                 };
-                Ok(Packet::HandshakeInit { sender: u32_at(b, 2), pattern, noise: &b[7..] })
+                let (m1, m2) = (b.len() - INIT_MACS_LEN, b.len() - MAC_LEN);
+                Ok(Packet::HandshakeInit {
+                    sender: u32_at(b, 2),
+                    pattern,
+                    hint: u32_at(b, 7),
+                    noise: &b[INIT_HEADER_LEN..m1],
+                    macs: Macs { mac1_covered: &b[..m1], mac1: mac_at(b, m1), mac2: Some((&b[..m2], mac_at(b, m2))) },
+                })
             }
-            2 | 3 => {
-                need(10)?;
-                let (sender, receiver, noise) = (u32_at(b, 2), u32_at(b, 6), &b[10..]);
-                Ok(if b[1] == 2 {
-                    Packet::HandshakeResponse { sender, receiver, noise }
-                } else {
-                    Packet::HandshakeFinal { sender, receiver, noise }
+            2 => {
+                need(REPLY_HEADER_LEN + MAC_LEN)?;
+                let m1 = b.len() - MAC_LEN;
+                Ok(Packet::HandshakeResponse {
+                    sender: u32_at(b, 2),
+                    receiver: u32_at(b, 6),
+                    noise: &b[REPLY_HEADER_LEN..m1],
+                    macs: Macs { mac1_covered: &b[..m1], mac1: mac_at(b, m1), mac2: None },
+                })
+            }
+            3 => {
+                need(REPLY_HEADER_LEN)?;
+                Ok(Packet::HandshakeFinal {
+                    sender: u32_at(b, 2),
+                    receiver: u32_at(b, 6),
+                    noise: &b[REPLY_HEADER_LEN..],
                 })
             }
             4 => {
@@ -198,6 +279,16 @@ impl<'a> Packet<'a> {
                     receiver: u32_at(b, 2),
                     counter: u64::from_be_bytes(b[6..14].try_into().expect("length checked")),
                     ciphertext: &b[DATA_HEADER_LEN..],
+                })
+            }
+            5 => {
+                if b.len() != COOKIE_REPLY_LEN {
+                    return Err(WireError::CookieLength);
+                }
+                Ok(Packet::CookieReply {
+                    receiver: u32_at(b, 2),
+                    nonce: b[6..6 + COOKIE_NONCE_LEN].try_into().expect("length checked"),
+                    sealed: b[6 + COOKIE_NONCE_LEN..].try_into().expect("length checked"),
                 })
             }
             t => Err(WireError::Type(t)),
@@ -211,22 +302,41 @@ pub fn write_handshake_header(out: &mut [u8], ty: PacketType, sender: u32, secon
     out[1] = ty as u8;
     out[2..6].copy_from_slice(&sender.to_be_bytes());
     match second {
-        HandshakeSecond::Pattern(p) => {
-            out[6] = p as u8;
-            7
+        HandshakeSecond::Init { pattern, hint } => {
+            out[6] = pattern as u8;
+            out[7..11].copy_from_slice(&hint.to_be_bytes());
+            INIT_HEADER_LEN
         }
         HandshakeSecond::Receiver(r) => {
             out[6..10].copy_from_slice(&r.to_be_bytes());
-            10
+            REPLY_HEADER_LEN
         }
     }
 }
 
-/// The field after the sender index in a handshake header.
+/// The fields after the sender index in a handshake header.
 #[derive(Clone, Copy, Debug)]
 pub enum HandshakeSecond {
-    Pattern(Pattern),
+    /// An initiation's pattern and hint (the responder's index of the
+    /// session being replaced, 0 when none).
+    Init { pattern: Pattern, hint: u32 },
+    /// A response's or final message's receiver index.
     Receiver(u32),
+}
+
+/// Writes a cookie reply into `out[..COOKIE_REPLY_LEN]`.
+pub fn write_cookie_reply(
+    out: &mut [u8],
+    receiver: u32,
+    nonce: &[u8; COOKIE_NONCE_LEN],
+    sealed: &[u8; SEALED_COOKIE_LEN],
+) -> usize {
+    out[0] = VERSION;
+    out[1] = PacketType::CookieReply as u8;
+    out[2..6].copy_from_slice(&receiver.to_be_bytes());
+    out[6..6 + COOKIE_NONCE_LEN].copy_from_slice(nonce);
+    out[6 + COOKIE_NONCE_LEN..COOKIE_REPLY_LEN].copy_from_slice(sealed);
+    COOKIE_REPLY_LEN
 }
 
 /// Writes a DATA header into `out[..DATA_HEADER_LEN]`.
@@ -245,11 +355,43 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut b = [0u8; 64];
-        let n = write_handshake_header(&mut b, PacketType::HandshakeInit, 7, HandshakeSecond::Pattern(Pattern::Ik));
-        assert_eq!(
-            Packet::parse(&b[..n + 3]),
-            Ok(Packet::HandshakeInit { sender: 7, pattern: Pattern::Ik, noise: &[0, 0, 0] })
+        let n = write_handshake_header(
+            &mut b,
+            PacketType::HandshakeInit,
+            7,
+            HandshakeSecond::Init { pattern: Pattern::Ik, hint: 0x0102_0304 },
         );
+        b[n..n + 3].copy_from_slice(&[9, 9, 9]);
+        b[n + 3..n + 3 + MAC_LEN].fill(0xaa);
+        b[n + 3 + MAC_LEN..n + 3 + 2 * MAC_LEN].fill(0xbb);
+        let end = n + 3 + INIT_MACS_LEN;
+        assert_eq!(
+            Packet::parse(&b[..end]),
+            Ok(Packet::HandshakeInit {
+                sender: 7,
+                pattern: Pattern::Ik,
+                hint: 0x0102_0304,
+                noise: &[9, 9, 9],
+                macs: Macs {
+                    mac1_covered: &b[..n + 3],
+                    mac1: &[0xaa; MAC_LEN],
+                    mac2: Some((&b[..end - MAC_LEN], &[0xbb; MAC_LEN])),
+                },
+            })
+        );
+        assert_eq!(Packet::parse(&b[..INIT_HEADER_LEN + INIT_MACS_LEN - 1]), Err(WireError::Truncated));
+        let n = write_handshake_header(&mut b, PacketType::HandshakeResponse, 7, HandshakeSecond::Receiver(9));
+        b[n..n + MAC_LEN].fill(0xcc);
+        assert_eq!(
+            Packet::parse(&b[..n + MAC_LEN]),
+            Ok(Packet::HandshakeResponse {
+                sender: 7,
+                receiver: 9,
+                noise: &[],
+                macs: Macs { mac1_covered: &b[..n], mac1: &[0xcc; MAC_LEN], mac2: None },
+            })
+        );
+        assert_eq!(Packet::parse(&b[..n + MAC_LEN - 1]), Err(WireError::Truncated));
         let n = write_handshake_header(&mut b, PacketType::HandshakeFinal, 7, HandshakeSecond::Receiver(9));
         assert_eq!(Packet::parse(&b[..n]), Ok(Packet::HandshakeFinal { sender: 7, receiver: 9, noise: &[] }));
         write_data_header(&mut b, 5, u64::MAX - 1);
@@ -260,6 +402,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(Packet::parse(&b[..DATA_HEADER_LEN]), Err(WireError::Truncated));
+        let n = write_cookie_reply(&mut b, 11, &[1; COOKIE_NONCE_LEN], &[2; SEALED_COOKIE_LEN]);
+        assert_eq!(n, 62);
+        assert_eq!(
+            Packet::parse(&b[..n]),
+            Ok(Packet::CookieReply { receiver: 11, nonce: &[1; COOKIE_NONCE_LEN], sealed: &[2; SEALED_COOKIE_LEN] })
+        );
+        assert_eq!(Packet::parse(&b[..n - 1]), Err(WireError::CookieLength));
+        assert_eq!(Packet::parse(&b[..n + 1]), Err(WireError::CookieLength));
         assert_eq!(Packet::parse(&[2, 4]), Err(WireError::Version(2)));
         assert_eq!(Packet::parse(&[1, 9]), Err(WireError::Type(9)));
     }

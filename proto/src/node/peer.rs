@@ -125,6 +125,8 @@ pub(super) enum Target {
 pub(super) struct Outgoing {
     pub(super) hs: Handshake,
     pub(super) target: Target,
+    /// The initiation as sent (for a cookie reply).
+    pub(super) init: crate::cookie::PendingInit,
 }
 
 /// An XX handshake this node answered, waiting for the final message.

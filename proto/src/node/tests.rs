@@ -386,7 +386,10 @@ fn a_host_with_another_password_never_connects() {
     assert!(net.node(2).peer_infos(now).is_empty(), "nor the stranger h1's");
     net.send_frame(2, BROADCAST, 1);
     assert!(net.markers(0).is_empty() && net.markers(1).is_empty());
-    assert!(net.node(0).drops().get(DropReason::HandshakeFailed) > 0);
+    // Refused at mac1: not one handshake attempted for the stranger.
+    assert!(net.node(0).drops().get(DropReason::BadMac1) > 0);
+    assert!(net.node(0).handshakes().mac1_refused > 0);
+    assert_eq!(net.node(0).handshakes().failed, 0);
 }
 
 #[test]
@@ -1239,3 +1242,5 @@ fn forged_and_frozen_records_are_refused_and_counted() {
     assert!(v2 > v && v2 < now.elapsed().as_millis() as u64 + 1_800_000_000_000, "{v} -> {v2}");
     assert!(net.all_connected());
 }
+
+mod flood;
