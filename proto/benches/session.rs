@@ -1,5 +1,6 @@
-//! The session layer's costs: full handshakes per second (XX and IK), and
-//! seal+open of 64-byte and 1400-byte frames.
+//! The session layer's costs: full handshakes per second (XX and IK),
+//! seal+open of 64-byte and 1400-byte frames, and the network key's
+//! derivation from the password (what one offline password guess costs).
 //!
 //! `cargo bench -p weavers-proto --bench session`
 
@@ -33,7 +34,7 @@ fn handshake(pattern: Pattern, a: &StaticKeypair, b: &StaticKeypair, psk: &Netwo
 fn handshakes(c: &mut Criterion) {
     let a = StaticKeypair::generate();
     let b = StaticKeypair::generate();
-    let psk = NetworkKey::from_password(b"bench");
+    let psk = NetworkKey([7; 32]);
     let mut g = c.benchmark_group("handshake");
     g.throughput(Throughput::Elements(1));
     for (name, p) in [("xx", Pattern::Xx), ("ik", Pattern::Ik)] {
@@ -45,7 +46,7 @@ fn handshakes(c: &mut Criterion) {
 fn seal_open(c: &mut Criterion) {
     let a = StaticKeypair::generate();
     let b = StaticKeypair::generate();
-    let psk = NetworkKey::from_password(b"bench");
+    let psk = NetworkKey([7; 32]);
     let (mut tx, mut rx) = handshake(Pattern::Ik, &a, &b, &psk);
     let mut g = c.benchmark_group("seal_open");
     for size in [64usize, 1400] {
@@ -97,5 +98,16 @@ fn ciphers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, handshakes, seal_open, ciphers);
+/// Argon2id with the parameters the daemon uses: the time one password
+/// guess costs, quoted in the README.
+fn network_key(c: &mut Criterion) {
+    let mut g = c.benchmark_group("network_key");
+    g.sample_size(10);
+    g.bench_function("derive", |bench| {
+        bench.iter(|| black_box(NetworkKey::derive(black_box(b"correct horse battery staple"), "weavers").unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, handshakes, seal_open, ciphers, network_key);
 criterion_main!(benches);

@@ -56,11 +56,21 @@ fn timers() -> Timers {
     Timers { forget_after: Duration::from_secs(60), ..Timers::default() }
 }
 
+/// The network key of `password`, derived once per test process: Argon2
+/// costs a good part of a second, and the tests start hundreds of nodes.
+fn network_key(password: &[u8]) -> NetworkKey {
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<HashMap<Vec<u8>, NetworkKey>>> = std::sync::OnceLock::new();
+    let mut keys = KEYS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    keys.entry(password.to_vec())
+        .or_insert_with(|| NetworkKey::derive(password, crate::keys::DEFAULT_NETWORK).expect("valid password"))
+        .clone()
+}
+
 fn config(i: usize, password: &[u8]) -> Config {
     Config {
         name: format!("h{}", i + 1),
         keypair: StaticKeypair::generate(),
-        network_key: NetworkKey::from_password(password),
+        network_key: network_key(password),
         overlay_mtu: 1400,
         timers: timers(),
         unix_ms: 1_700_000_000_000,
