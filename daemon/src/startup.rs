@@ -25,7 +25,7 @@ use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixListener};
 use weavers_proto::ipam::Range;
 use weavers_proto::keys::{NetworkKey, PublicKey, StaticKeypair};
-use weavers_proto::node::{Config, Node, Timers};
+use weavers_proto::node::{Config, KnownPeer, Node, Timers};
 
 /// A daemon ready to run, and what `main` needs to run and tear it down.
 pub struct Started {
@@ -189,11 +189,13 @@ fn restore_dns(node: &mut Node, state: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hosts met before, to reconnect to.
+/// Hosts met before, to reconnect to, with the last handshake timestamp
+/// each one's initiations must exceed.
 fn restore_known_peers(node: &mut Node, peers_file: &PeersFile, now: Instant) {
     for k in &peers_file.known {
-        if let (Some(key), Ok(ep)) = (PublicKey::from_base64(&k.public_key), k.endpoint.parse()) {
-            node.add_known_peer(key, ep, &k.name, now);
+        if let (Some(key), Ok(endpoint)) = (PublicKey::from_base64(&k.public_key), k.endpoint.parse()) {
+            let known = KnownPeer { key, endpoint, name: k.name.clone(), last_handshake: k.last_handshake };
+            node.add_known_peer(&known, now);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! they produce.
 
 use super::peer::{Incoming, Outgoing, Target};
-use super::{Io, Node};
+use super::{Event, Io, Node};
 use crate::keys::PublicKey;
 use crate::session::{Handshake, Session};
 use crate::stats::DropReason;
@@ -144,6 +144,8 @@ impl Node {
                 p.last_hs_timestamp = payload.timestamp;
                 p.endpoint = Some(from);
                 p.set_name(&payload.name);
+                // Saved, so a restart does not accept this initiation again.
+                self.emit(Event::PeersChanged);
                 if let Some(a) = payload.observed {
                     self.observed.report(a, key);
                 }
