@@ -1,8 +1,9 @@
 //! Start-up: from settings to a data plane ready to run. Derives the
 //! network key, opens the state dir, sizes the overlay MTU, binds the
 //! mesh's UDP socket, sets up the bridge and the TAP, binds the control
-//! socket, builds the node and restores what the state dir kept (IPAM, DNS entries, known peers), then
-//! connects to the peers given and added and restores the exposed address.
+//! socket, builds the node and restores what the state dir kept (IPAM, DNS
+//! entries, known peers), then connects to the peers given and added and
+//! restores the exposed address.
 
 use crate::api;
 use crate::commands::Control;
