@@ -10,6 +10,7 @@ install -m 0644 dist/weaversd.service /etc/systemd/system/weaversd.service
 install -d -m 0700 /etc/weavers
 [ -e /etc/weavers/weaversd.toml ] || install -m 0600 dist/weaversd.toml /etc/weavers/weaversd.toml
 if [ ! -e /etc/weavers/password ]; then
-    echo "Now put the network password in /etc/weavers/password (chmod 600), the same on every host," >&2
+    echo "Now put the network password in /etc/weavers/password (chmod 600), the same on every host" >&2
+    echo "(on the first: umask 077; weavers password generate > /etc/weavers/password)," >&2
 fi
 echo "then: systemctl daemon-reload && systemctl enable --now weaversd" >&2

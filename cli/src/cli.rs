@@ -84,6 +84,23 @@ pub enum Command {
     /// The shared address range: who owns which part, this host's allocations
     #[command(subcommand)]
     Ipam(IpamCommand),
+
+    /// Network passwords (needs no daemon)
+    #[command(subcommand)]
+    Password(PasswordCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum PasswordCommand {
+    /// Print a new strong network password
+    #[command(long_about = "Print a new strong network password: 32 random bytes from the \
+        operating system's generator, in URL-safe base64 (43 characters), on one line and \
+        nothing else, so that\n\n    \
+        weavers password generate > /etc/weavers/password\n\n\
+        makes the password file (then chmod 600 it and copy it to every host of the network). \
+        Talks to no daemon.\n\n\
+        With --json: {\"password\": \"...\"}.")]
+    Generate,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -329,6 +346,13 @@ mod tests {
         assert!(parse(&["dns", "rm"]).is_err());
         assert!(parse(&["dns", "lookup"]).is_err());
         assert!(parse(&["dns"]).is_err());
+    }
+
+    #[test]
+    fn password_generate() {
+        assert_eq!(parse(&["password", "generate"]).unwrap().command, Command::Password(PasswordCommand::Generate));
+        assert!(parse(&["password"]).is_err());
+        assert!(parse(&["password", "generate", "extra"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod password;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use weavers_api::{
     DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
 };
 
-use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PeerCommand};
+use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,6 +102,7 @@ async fn run(cli: &Cli) -> Result<String, ClientError> {
             let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
         }
+        Command::Password(PasswordCommand::Generate) => Ok(password::output(&password::generate(), cli.json)),
         Command::Expose(args) => {
             let req = ExposeRequest { cidr: args.cidr.clone() };
             let body = client.send_raw(Method::POST, routes::EXPOSE, &req).await?;

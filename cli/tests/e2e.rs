@@ -363,3 +363,17 @@ async fn help_explains_every_command() {
         assert!(text.contains(word), "peer --help lacks {word}:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_generate_prints_one_line_without_a_daemon() {
+    let dir = TempDir::new("password");
+    let o = weavers(Some(&dir.0.join("missing.sock")), &["password", "generate"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line = text.strip_suffix('\n').expect("ends with a newline");
+    assert_eq!(line.len(), 43, "{text:?}");
+    assert!(!line.contains('\n') && line.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let again = weavers(None, &["password", "generate"]).await;
+    assert_ne!(stdout(&again), text, "a new password each time");
+}

@@ -6,6 +6,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use weavers_proto::keys;
 
 /// weaversd: joins this host to an encrypted layer-2 overlay on which IP
 /// multicast reaches only the hosts that listen.
@@ -37,6 +38,11 @@ pub struct Flags {
     /// or set WEAVERS_PASSWORD
     #[arg(long, env = "WEAVERS_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
+    /// The network's name: salts the key derived from the password, so
+    /// every host of a network must give the same one (1 to 64 letters,
+    /// digits, '-', '_' or '.') [default: weavers]
+    #[arg(long, env = "WEAVERS_NETWORK")]
+    pub network: Option<String>,
     /// Peer to join at start, HOST or HOST:PORT (repeatable; the
     /// environment variable takes a comma-separated list)
     #[arg(long, env = "WEAVERS_PEER", value_delimiter = ',')]
@@ -98,6 +104,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     password_file: Option<PathBuf>,
     password: Option<String>,
+    network: Option<String>,
     #[serde(default)]
     peer: Vec<String>,
     name: Option<String>,
@@ -116,6 +123,8 @@ pub struct Settings {
     pub socket: PathBuf,
     pub listen: SocketAddr,
     pub password: Vec<u8>,
+    /// The network's name (`--network`), the salt of the network key.
+    pub network: String,
     pub peers: Vec<String>,
     pub name: String,
     pub bridge: String,
@@ -138,7 +147,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let password = if let Some(p) = flags.password_file.as_ref().or(file.password_file.as_ref()) {
-            std::fs::read(p).with_context(|| format!("reading password file {}", p.display()))?
+            crate::password::read_file(p)?
         } else if let Ok(p) = std::env::var("WEAVERS_PASSWORD") {
             p.into_bytes()
         } else if let Some(p) = file.password {
@@ -148,6 +157,10 @@ impl Settings {
         };
         if password.trim_ascii().is_empty() {
             bail!("the network password is empty");
+        }
+        let network = flags.network.or(file.network).unwrap_or_else(|| keys::DEFAULT_NETWORK.into());
+        if !keys::is_valid_network_name(&network) {
+            bail!("--network {network:?}: use 1 to {} letters, digits, '-', '_' or '.'", keys::MAX_NETWORK_LEN);
         }
         let bridge = flags.bridge.or(file.bridge).unwrap_or_else(|| "weavers".into());
         if bridge.is_empty()
@@ -172,6 +185,7 @@ impl Settings {
             socket: flags.socket.or(file.socket).unwrap_or_else(|| "/run/weavers/weavers.sock".into()),
             listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:6783".parse().expect("valid")),
             password,
+            network,
             peers: if flags.peer.is_empty() { file.peer } else { flags.peer },
             name,
             bridge,
@@ -218,6 +232,15 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:6783".parse().unwrap());
         assert_eq!(s.dns_upstream, Some("192.0.2.53:53".parse().unwrap()));
         assert_eq!(s.dns_port, 53);
+        assert_eq!(s.network, "weavers", "the default network name");
+        std::fs::write(&cfg, "password = \"s3cret\"\nnetwork = \"prod-eu\"\n").unwrap();
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap()]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().network, "prod-eu");
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--network", "lab"]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().network, "lab", "the flag wins");
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--network", "a b"]).unwrap();
+        let e = format!("{:#}", Settings::load(flags).unwrap_err());
+        assert!(e.starts_with("--network \"a b\""), "{e}");
         std::fs::write(&cfg, "nmae = \"typo\"\n").unwrap();
         let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap()]).unwrap();
         assert!(Settings::load(flags).is_err(), "unknown keys are refused");

@@ -31,7 +31,12 @@ impl Host {
         self.peers_file.known = node
             .known_peers()
             .into_iter()
-            .map(|(k, e, n)| KnownPeer { public_key: k.to_base64(), endpoint: e.to_string(), name: n })
+            .map(|k| KnownPeer {
+                public_key: k.key.to_base64(),
+                endpoint: k.endpoint.to_string(),
+                name: k.name,
+                last_handshake: k.last_handshake,
+            })
             .collect();
         self.peers_file.known.sort_by(|a, b| a.public_key.cmp(&b.public_key));
         if let Err(e) = self.state.save_peers(&self.peers_file) {

@@ -14,6 +14,7 @@ mod host;
 mod kernel_io;
 mod metrics;
 mod netdev;
+mod password;
 mod startup;
 mod state;
 mod udp;

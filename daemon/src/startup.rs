@@ -1,8 +1,9 @@
-//! Start-up: from settings to a data plane ready to run. Opens the state
-//! dir, sizes the overlay MTU, binds the mesh's UDP socket, sets up the
-//! bridge and the TAP, binds the control socket, builds the node and
-//! restores what the state dir kept (IPAM, DNS entries, known peers), then
-//! connects to the peers given and added and restores the exposed address.
+//! Start-up: from settings to a data plane ready to run. Derives the
+//! network key, opens the state dir, sizes the overlay MTU, binds the
+//! mesh's UDP socket, sets up the bridge and the TAP, binds the control
+//! socket, builds the node and restores what the state dir kept (IPAM, DNS
+//! entries, known peers), then connects to the peers given and added and
+//! restores the exposed address.
 
 use crate::api;
 use crate::commands::Control;
@@ -12,6 +13,7 @@ use crate::dns::DnsService;
 use crate::host::Host;
 use crate::kernel_io::Plane;
 use crate::netdev::{Netdev, Tap};
+use crate::password;
 use crate::state::{PeersFile, StateDir};
 use crate::udp::{self, TxBatch};
 use anyhow::Context;
@@ -24,7 +26,7 @@ use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixListener};
 use weavers_proto::ipam::Range;
 use weavers_proto::keys::{NetworkKey, PublicKey, StaticKeypair};
-use weavers_proto::node::{Config, Node, Timers};
+use weavers_proto::node::{Config, KnownPeer, Node, Timers};
 
 /// A daemon ready to run, and what `main` needs to run and tear it down.
 pub struct Started {
@@ -44,6 +46,9 @@ pub struct Started {
 
 /// Sets everything up, in the order the module docs give.
 pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
+    // First: a bad password or network name stops the daemon before it
+    // changes anything on the host.
+    let network_key = password::network_key(&settings.password, &settings.network)?;
     let state = StateDir::open(&settings.state_dir)?;
     let keypair = state.identity()?;
     let mut peers_file = state.peers()?;
@@ -64,7 +69,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
     let listener = api::bind(&settings.socket)?;
     let public_key = keypair.public;
     let now = Instant::now();
-    let mut node = new_node(settings, keypair, overlay_mtu, ipam_range, now);
+    let mut node = new_node(settings, keypair, network_key, overlay_mtu, ipam_range, now);
     restore_ipam(&mut node, &state, ipam_range)?;
     restore_dns(&mut node, &state)?;
     restore_known_peers(&mut node, &peers_file, now);
@@ -133,14 +138,21 @@ async fn open_tap(netdev: &Netdev, bridge: &str, tap_name: &str, overlay_mtu: us
 }
 
 /// The node, with a fresh seed and the wall clock for its gossip.
-fn new_node(settings: &Settings, keypair: StaticKeypair, overlay_mtu: usize, ipam_range: Range, now: Instant) -> Node {
+fn new_node(
+    settings: &Settings,
+    keypair: StaticKeypair,
+    network_key: NetworkKey,
+    overlay_mtu: usize,
+    ipam_range: Range,
+    now: Instant,
+) -> Node {
     let unix_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     Node::new(
         Config {
             name: settings.name.clone(),
             keypair,
-            network_key: NetworkKey::from_password(&settings.password),
+            network_key,
             overlay_mtu,
             timers: Timers { query_interval: settings.query_interval, ..Timers::default() },
             unix_ms,
@@ -178,11 +190,13 @@ fn restore_dns(node: &mut Node, state: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hosts met before, to reconnect to.
+/// Hosts met before, to reconnect to, with the last handshake timestamp
+/// each one's initiations must exceed.
 fn restore_known_peers(node: &mut Node, peers_file: &PeersFile, now: Instant) {
     for k in &peers_file.known {
-        if let (Some(key), Ok(ep)) = (PublicKey::from_base64(&k.public_key), k.endpoint.parse()) {
-            node.add_known_peer(key, ep, &k.name, now);
+        if let (Some(key), Ok(endpoint)) = (PublicKey::from_base64(&k.public_key), k.endpoint.parse()) {
+            let known = KnownPeer { key, endpoint, name: k.name.clone(), last_handshake: k.last_handshake };
+            node.add_known_peer(&known, now);
         }
     }
 }

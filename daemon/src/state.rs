@@ -32,6 +32,11 @@ pub struct KnownPeer {
     pub public_key: String,
     pub endpoint: String,
     pub name: String,
+    /// The highest handshake timestamp accepted from it, restored so that
+    /// an IK initiation captured before a restart is still refused (0 in
+    /// files from before this field).
+    #[serde(default)]
+    pub last_handshake: u64,
 }
 
 /// What `peers.json` holds.
@@ -179,9 +184,26 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         std::fs::set_permissions(dir.join(IDENTITY), std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(s.identity().is_err(), "a key others can read is refused");
-        let p = PeersFile { added: vec!["10.0.0.1".into()], known: vec![], exposed: Some("10.32.0.1/12".into()) };
+        let known = KnownPeer {
+            public_key: a.public.to_base64(),
+            endpoint: "10.0.0.2:6783".into(),
+            name: "h2".into(),
+            last_handshake: 1_700_000_000_123,
+        };
+        let p = PeersFile {
+            added: vec!["10.0.0.1".into()],
+            known: vec![known.clone()],
+            exposed: Some("10.32.0.1/12".into()),
+        };
         s.save_peers(&p).unwrap();
         assert_eq!(s.peers().unwrap(), p);
+        // A file from before handshake timestamps were kept still loads.
+        let old = format!(
+            r#"{{"known": [{{"public_key": "{}", "endpoint": "10.0.0.2:6783", "name": "h2"}}]}}"#,
+            known.public_key
+        );
+        std::fs::write(dir.join(PEERS), old).unwrap();
+        assert_eq!(s.peers().unwrap().known, vec![KnownPeer { last_handshake: 0, ..known }]);
         assert_eq!(s.dns().unwrap(), DnsFile::default());
         let d = DnsFile {
             entries: vec![weavers_proto::dns::DnsEntry {

@@ -1,7 +1,9 @@
 //! The session layer's costs: full handshakes per second (XX and IK),
-//! seal+open of 64-byte and 1400-byte frames, and what a junk initiation
+//! seal+open of 64-byte and 1400-byte frames, what a junk initiation
 //! costs a responder (refused at mac1; answered with a cookie under load;
-//! and, for comparison, refused by Noise as before mac1 existed).
+//! and, for comparison, refused by Noise as before mac1 existed), and the
+//! network key's derivation from the password (what one offline password
+//! guess costs).
 //!
 //! `cargo bench -p weavers-proto --bench session`
 
@@ -38,7 +40,7 @@ fn handshake(pattern: Pattern, a: &StaticKeypair, b: &StaticKeypair, psk: &Netwo
 fn handshakes(c: &mut Criterion) {
     let a = StaticKeypair::generate();
     let b = StaticKeypair::generate();
-    let psk = NetworkKey::from_password(b"bench");
+    let psk = NetworkKey([7; 32]);
     let mut g = c.benchmark_group("handshake");
     g.throughput(Throughput::Elements(1));
     for (name, p) in [("xx", Pattern::Xx), ("ik", Pattern::Ik)] {
@@ -50,7 +52,7 @@ fn handshakes(c: &mut Criterion) {
 fn seal_open(c: &mut Criterion) {
     let a = StaticKeypair::generate();
     let b = StaticKeypair::generate();
-    let psk = NetworkKey::from_password(b"bench");
+    let psk = NetworkKey([7; 32]);
     let (mut tx, mut rx) = handshake(Pattern::Ik, &a, &b, &psk);
     let mut g = c.benchmark_group("seal_open");
     for size in [64usize, 1400] {
@@ -129,7 +131,7 @@ fn junk_initiation(pattern: Pattern, body: usize, mac1: Option<&Mac1Key>) -> Vec
 
 /// What one junk initiation costs a responder.
 fn junk(c: &mut Criterion) {
-    let psk = NetworkKey::from_password(b"bench");
+    let psk = NetworkKey::derive(b"bench", "weavers").unwrap();
     let responder = StaticKeypair::generate();
     let now = Instant::now();
     let cfg = Config {
@@ -181,5 +183,16 @@ fn junk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, handshakes, seal_open, ciphers, junk);
+/// Argon2id with the parameters the daemon uses: the time one password
+/// guess costs, quoted in the README.
+fn network_key(c: &mut Criterion) {
+    let mut g = c.benchmark_group("network_key");
+    g.sample_size(10);
+    g.bench_function("derive", |bench| {
+        bench.iter(|| black_box(NetworkKey::derive(black_box(b"correct horse battery staple"), "weavers").unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, handshakes, seal_open, ciphers, junk, network_key);
 criterion_main!(benches);

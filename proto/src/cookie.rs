@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn cookie_round_trip_proves_the_address() {
         let mut rng = StdRng::seed_from_u64(1);
-        let psk = NetworkKey::from_password(b"pw");
+        let psk = NetworkKey([0x70; 32]);
         let responder = StaticKeypair::generate();
         let t0 = Instant::now();
         let src = addr("10.0.0.9:6783");
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn a_cookie_reply_opens_only_for_its_initiation_and_key() {
         let mut rng = StdRng::seed_from_u64(2);
-        let psk = NetworkKey::from_password(b"pw");
+        let psk = NetworkKey([0x70; 32]);
         let responder = StaticKeypair::generate();
         let key = CookieKey::new(&psk, Some(&responder.public));
         let cookie = CookieMinter::default().cookie(Instant::now(), addr("10.0.0.9:1"), &mut rng);
@@ -272,7 +272,7 @@ mod tests {
         assert!(open(&key, &nonce, &[3; MAC_LEN], &sealed).is_none(), "another initiation's mac1");
         assert!(open(&key, &[9; COOKIE_NONCE_LEN], &mac1, &sealed).is_none(), "another nonce");
         assert!(open(&CookieKey::new(&psk, None), &nonce, &mac1, &sealed).is_none(), "XX key");
-        let stranger = CookieKey::new(&NetworkKey::from_password(b"guess"), Some(&responder.public));
+        let stranger = CookieKey::new(&NetworkKey([0x67; 32]), Some(&responder.public));
         assert!(open(&stranger, &nonce, &mac1, &sealed).is_none(), "without the network key");
         for i in 0..SEALED_COOKIE_LEN {
             let mut t = sealed;

@@ -72,6 +72,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+pub use peer::KnownPeer;
 pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
 /// Where the node's output goes.
@@ -176,8 +177,9 @@ pub struct Config {
 /// heard", not how often.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A peer was learned, dropped or (re)connected: save
-    /// [`Node::known_peers`] (peers.json), so a restart reconnects.
+    /// A peer was learned, dropped or (re)connected, or a handshake from it
+    /// was accepted: save [`Node::known_peers`] (peers.json), so a restart
+    /// reconnects and still refuses replayed handshakes.
     PeersChanged,
     /// The IPAM ring or this host's allocations changed: save
     /// [`Node::ipam_snapshot`] (ipam.json). Space this host gives away

@@ -633,19 +633,38 @@ fn sigterm_exits_zero_and_removes_bridge_and_tap() {
 
 #[test]
 fn password_from_env_and_file_and_a_custom_port_interoperate() {
-    let Some(mut lab) = lab_or_skip(2) else { return };
-    // h1: password file (with a trailing newline), UDP port 7777.
-    lab.start_daemon(1, DaemonOpts { listen: Some("0.0.0.0:7777".into()), ..DaemonOpts::new() });
-    // h2: the same password from WEAVERS_PASSWORD, peer given as HOST:PORT.
+    let Some(mut lab) = lab_or_skip(3) else { return };
+    // h1: password file (with a trailing newline), UDP port 7777, the
+    // network named by the flag.
+    lab.start_daemon(
+        1,
+        DaemonOpts { listen: Some("0.0.0.0:7777".into()), ..DaemonOpts::new() }.arg("--network").arg("lab-net"),
+    );
+    // h2: the same password from WEAVERS_PASSWORD, the same network from
+    // WEAVERS_NETWORK, peer given as HOST:PORT.
     lab.start_daemon(
         2,
-        DaemonOpts { password_env: true, peer_addrs: vec![format!("{}:7777", lab.ip(1))], ..DaemonOpts::new() },
+        DaemonOpts { password_env: true, peer_addrs: vec![format!("{}:7777", lab.ip(1))], ..DaemonOpts::new() }
+            .env("WEAVERS_NETWORK", "lab-net"),
     );
+    // h3: the right password on another network (the default name): the
+    // key it derives differs, so it never gets in.
+    lab.start_daemon(3, DaemonOpts { peer_addrs: vec![format!("{}:7777", lab.ip(1))], ..DaemonOpts::new() });
     lab.wait_mesh(&[1, 2], MESH_DEADLINE);
     let row = lab.peer_entry(2, "h1").unwrap();
     assert_eq!(row["endpoint"], format!("{}:7777", lab.ip(1)), "{row}");
     expose_all(&lab, &[1, 2]);
     assert_overlay_ping(&lab, 2, 1);
+    assert!(
+        wait_until(MESH_DEADLINE, || handshakes(&lab.status_json(1), "failed") >= 1),
+        "h1 counts no failed handshake from the host on another network: {}",
+        lab.status_json(1)
+    );
+    assert!(lab.peer_entry(1, "h3").is_none(), "h1 lists the host on another network: {}", lab.peers_json(1));
+    assert!(
+        lab.log(1).contains("every holder of the network password is trusted"),
+        "h1 does not say what the password grants"
+    );
 }
 
 #[test]
@@ -667,6 +686,29 @@ fn peer_add_connects_now_and_survives_a_restart() {
 
 // ---------------------------------------------------------------------
 // The command line without a daemon (needs no namespaces).
+
+#[test]
+fn a_password_file_others_can_read_stops_the_daemon_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("weavers-pwmode-{}-{}", std::process::id(), random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{}\n", random_hex(32))).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new(bins::weaversd());
+    cmd.arg("--password-file").arg(&file).arg("--state-dir").arg(dir.join("state"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("WEAVERS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = weavers_tests::lab::output_with_timeout(cmd, 10 * SEC).expect("run weaversd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("readable by its group or others") && err.contains("chmod 600"), "{err}");
+    assert!(!dir.join("state").exists(), "it refused before making its state dir");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
 #[test]
 fn cli_without_a_daemon_prints_one_line_and_exits_1() {

@@ -26,7 +26,7 @@
 //! [`crate::ratelimit`].
 
 use super::peer::{Incoming, Outgoing, Target};
-use super::{Io, Node};
+use super::{Event, Io, Node};
 use crate::cookie::{self, CookieJar, CookieMinter, PendingInit};
 use crate::hsmac::{CookieKey, Mac1Key};
 use crate::keys::{NetworkKey, PublicKey};
@@ -273,6 +273,8 @@ impl Node {
                 p.last_hs_timestamp = payload.timestamp;
                 p.endpoint = Some(from);
                 p.set_name(&payload.name);
+                // Saved, so a restart does not accept this initiation again.
+                self.emit(Event::PeersChanged);
                 if let Some(a) = payload.observed {
                     self.observed.report(a, key);
                 }

@@ -95,6 +95,22 @@ impl Peer {
     }
 }
 
+/// A host to remember across a restart: what [`Node::known_peers`] gives
+/// and [`Node::add_known_peer`] takes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// Its identity.
+    pub key: PublicKey,
+    /// Where its last direct session was (or was last tried).
+    pub endpoint: SocketAddr,
+    /// The name it announced.
+    pub name: String,
+    /// The highest handshake timestamp accepted from it (its clock, in
+    /// milliseconds; 0 if none): an IK initiation must carry a greater
+    /// one, so a captured initiation cannot be replayed.
+    pub last_handshake: u64,
+}
+
 /// Which of a peer's session slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Slot {
@@ -197,23 +213,36 @@ impl Node {
     }
 
     /// Adds a host known from an earlier run (its key and last endpoint),
-    /// reconnected by an IK handshake.
-    pub fn add_known_peer(&mut self, key: PublicKey, endpoint: SocketAddr, name: &str, now: Instant) {
-        if key == self.public_key() {
+    /// reconnected by an IK handshake. Its last handshake timestamp is
+    /// restored too: an IK initiation captured before the restart is then
+    /// still refused as a replay.
+    pub fn add_known_peer(&mut self, known: &KnownPeer, now: Instant) {
+        if known.key == self.public_key() {
             return;
         }
-        let p = self.peer_entry(key, now);
+        let p = self.peer_entry(known.key, now);
         if p.endpoint.is_none() {
-            p.endpoint = Some(endpoint);
+            p.endpoint = Some(known.endpoint);
         }
         if p.name.is_empty() {
-            p.name = name.chars().take(crate::gossip::record::MAX_NAME_LEN).collect();
+            p.name = known.name.chars().take(crate::gossip::record::MAX_NAME_LEN).collect();
         }
+        p.last_hs_timestamp = p.last_hs_timestamp.max(known.last_handshake);
     }
 
-    /// Hosts worth remembering across a restart: key, endpoint, name.
-    pub fn known_peers(&self) -> Vec<(PublicKey, SocketAddr, String)> {
-        self.peers.values().filter_map(|p| Some((p.key, p.endpoint?, p.name.clone()))).collect()
+    /// Hosts worth remembering across a restart (those with an endpoint).
+    pub fn known_peers(&self) -> Vec<KnownPeer> {
+        self.peers
+            .values()
+            .filter_map(|p| {
+                Some(KnownPeer {
+                    key: p.key,
+                    endpoint: p.endpoint?,
+                    name: p.name.clone(),
+                    last_handshake: p.last_hs_timestamp,
+                })
+            })
+            .collect()
     }
 
     /// The peer with this key, added if it is new.

@@ -56,11 +56,21 @@ fn timers() -> Timers {
     Timers { forget_after: Duration::from_secs(60), ..Timers::default() }
 }
 
+/// The network key of `password`, derived once per test process: Argon2
+/// costs a good part of a second, and the tests start hundreds of nodes.
+fn network_key(password: &[u8]) -> NetworkKey {
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<HashMap<Vec<u8>, NetworkKey>>> = std::sync::OnceLock::new();
+    let mut keys = KEYS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    keys.entry(password.to_vec())
+        .or_insert_with(|| NetworkKey::derive(password, crate::keys::DEFAULT_NETWORK).expect("valid password"))
+        .clone()
+}
+
 fn config(i: usize, password: &[u8]) -> Config {
     Config {
         name: format!("h{}", i + 1),
         keypair: StaticKeypair::generate(),
-        network_key: NetworkKey::from_password(password),
+        network_key: network_key(password),
         overlay_mtu: 1400,
         timers: timers(),
         unix_ms: 1_700_000_000_000,
@@ -443,6 +453,69 @@ fn a_restarted_host_with_the_same_key_reconnects() {
     net.nodes[2] = Some(Node::new(cfg, net.now));
     net.bootstrap(2, 0);
     net.run(Duration::from_secs(5));
+    assert!(net.all_connected());
+}
+
+/// The IK initiations that went from node `from` to node `to`.
+fn ik_initiations(net: &Net, from: usize, to: usize) -> Vec<Vec<u8>> {
+    net.wire_log
+        .iter()
+        .filter(|(i, j, d)| {
+            (*i, *j) == (from, to)
+                && matches!(Packet::parse(d), Ok(Packet::HandshakeInit { pattern: crate::wire::Pattern::Ik, .. }))
+        })
+        .map(|(_, _, d)| d.clone())
+        .collect()
+}
+
+#[test]
+fn an_ik_initiation_captured_before_a_restart_is_refused_after_it() {
+    let mut net = Net::new(2);
+    net.bootstrap(1, 0);
+    net.run(Duration::from_secs(3));
+    assert!(net.all_connected());
+    // h1 saves its known peers whenever it says they changed, as the
+    // daemon does (peers.json); h2 rekeys by IK after two minutes.
+    let mut saved = net.node(0).known_peers();
+    for _ in 0..130 {
+        net.run(Duration::from_secs(1));
+        if events(&mut net, 0).contains(&Event::PeersChanged) {
+            saved = net.node(0).known_peers();
+        }
+    }
+    let replay = ik_initiations(&net, 1, 0).pop().expect("h2 rekeyed by IK");
+    assert_eq!(net.node(0).drops().get(DropReason::Replay), 0, "h1 took every initiation so far");
+    let stamp = saved.iter().find(|k| k.key == net.key(1)).map(|k| k.last_handshake);
+    assert!(stamp.is_some_and(|s| s > 0), "h1 saved h2's handshake timestamp: {saved:?}");
+
+    // h1 restarts with its key and what it saved; an attacker replays the
+    // captured initiation to it.
+    let mut cfg = config(0, b"pw");
+    cfg.keypair = net.nodes[0].take().unwrap().cfg.keypair.clone();
+    cfg.unix_ms += 200_000;
+    let (now, from) = (net.now, net.addrs[1]);
+    let restarted = |known: &[KnownPeer]| {
+        let mut n = Node::new(cfg.clone(), now);
+        for k in known {
+            n.add_known_peer(k, now);
+        }
+        n
+    };
+    let answers = |n: &mut Node| {
+        let mut out = Out::default();
+        n.handle_datagram(now, from, &replay, &mut out);
+        !out.sent.is_empty()
+    };
+    let forgetful: Vec<KnownPeer> = saved.iter().map(|k| KnownPeer { last_handshake: 0, ..k.clone() }).collect();
+    assert!(answers(&mut restarted(&forgetful)), "without the saved timestamp the replay would be answered");
+    let mut h1 = restarted(&saved);
+    assert!(!answers(&mut h1), "the replayed initiation is answered after the restart");
+    assert_eq!(h1.drops().get(DropReason::Replay), 1);
+    assert_eq!(h1.handshakes().completed, 0);
+
+    // The real h2 still gets back in, with newer timestamps.
+    net.nodes[0] = Some(h1);
+    net.run(Duration::from_secs(10));
     assert!(net.all_connected());
 }
 

@@ -169,7 +169,7 @@ fn under_load_a_proven_source_joins_at_once_and_known_peers_rekey_on_their_own_b
     // A member floods h1 with initiations it can make: valid mac1, garbage
     // Noise, from a thousand spoofed addresses, ten times the global budget.
     let mut rng = StdRng::seed_from_u64(17);
-    let psk = NetworkKey::from_password(b"pw");
+    let psk = super::network_key(b"pw");
     let pool = junk_pool(&mut rng, 1024, Some(&Mac1Key::new(&psk, None)));
     let (mut next, mut round, mut cookies) = (0, 0u32, 0);
     let start = net.now;
@@ -243,7 +243,7 @@ fn hostile_cookie_replies_and_responses_are_counted_and_change_nothing() {
     let at = init.len() - 2 * MAC_LEN;
     let mac1: [u8; MAC_LEN] = init[at..at + MAC_LEN].try_into().unwrap();
     let h1 = net.addrs[0];
-    let psk = NetworkKey::from_password(b"pw");
+    let psk = super::network_key(b"pw");
     let key = CookieKey::new(&psk, None);
     let cookie = Cookie([0x42; MAC_LEN]);
 
@@ -253,7 +253,7 @@ fn hostile_cookie_replies_and_responses_are_counted_and_change_nothing() {
         (h1, cookie_reply(&key, sender ^ 1, &mac1, &cookie)),
         (junk_source(1), cookie_reply(&key, sender, &mac1, &cookie)),
         (h1, cookie_reply(&key, sender, &[0; MAC_LEN], &cookie)),
-        (h1, cookie_reply(&CookieKey::new(&NetworkKey::from_password(b"guess"), None), sender, &mac1, &cookie)),
+        (h1, cookie_reply(&CookieKey::new(&super::network_key(b"guess"), None), sender, &mac1, &cookie)),
     ];
     for (from, d) in &hostile {
         assert!(to_h2(&mut net, *from, d).is_empty(), "a hostile cookie reply is not answered");
