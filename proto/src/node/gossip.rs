@@ -135,10 +135,11 @@ impl Node {
         // host look like a worse relay than it is). While a mesh forms,
         // the list only shrinks, so forming costs no republishing.
         let (mine, theirs) = (&self.own, published);
-        let grew = (mine.unreachable_more && !theirs.unreachable_more)
-            || (!mine.unreachable_more
-                && !theirs.unreachable_more
-                && mine.unreachable.iter().any(|k| !theirs.unreachable.contains(k)));
+        let grew = if theirs.unreachable_more {
+            false
+        } else {
+            mine.unreachable_more || mine.unreachable.iter().any(|k| !theirs.unreachable.contains(k))
+        };
         let lazy = grew || mine.endpoints != theirs.endpoints;
         let slow = mine.unreachable != theirs.unreachable || mine.unreachable_more != theirs.unreachable_more;
         let due = since >= self.cfg.timers.refresh_interval;
