@@ -34,13 +34,7 @@ impl Node {
             return self.send_fragments(now, dst, hop, h, frame, io);
         }
         if hop == dst {
-            // Sent now as far as liveness is concerned (a peer we send to
-            // and do not hear from gets probed), though the bundle leaves
-            // at the next flush.
-            if let Some(p) = self.peers.get_mut(&dst) {
-                p.live.sent(now);
-            }
-            return self.bundle_frame(dst, frame, io);
+            return self.bundle_frame(now, dst, frame, io);
         }
         let sent = self.send_relayed_frame(now, dst, hop, frame, io);
         if sent {
@@ -63,7 +57,7 @@ impl Node {
     /// 2-byte length): at small frame sizes the per-datagram cost dominates,
     /// so this is what keeps pps and multicast fan-out up. Nothing waits
     /// for more frames: the daemon flushes after each batch it read.
-    fn bundle_frame(&mut self, dst: PublicKey, frame: &[u8], io: &mut impl Io) -> bool {
+    fn bundle_frame(&mut self, now: Instant, dst: PublicKey, frame: &[u8], io: &mut impl Io) -> bool {
         let budget = self.bundle_budget();
         let Some(p) = self.peers.get_mut(&dst).filter(|p| p.current.is_some() && p.endpoint.is_some()) else {
             self.drops.count(DropReason::NoRoute);
@@ -87,6 +81,10 @@ impl Node {
         }
         let pushed = wire::push_bundled(&mut p.bundle, frame);
         debug_assert!(pushed, "length checked above");
+        // Sent now as far as liveness is concerned (a peer we send to and
+        // do not hear from gets probed), though the bundle leaves at the
+        // next flush.
+        p.live.sent(now);
         p.traffic.tx_frames += 1;
         p.traffic.tx_bytes += frame.len() as u64;
         true
