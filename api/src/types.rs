@@ -18,6 +18,8 @@
 //! - `DELETE /v1/dns` with [`DnsRemoveRequest`] -> [`DnsRemoved`]
 //! - `GET /v1/dns/lookup?name=NAME` -> [`DnsLookup`] (404 for an unknown name)
 //! - `GET /v1/dns/stats` -> [`DnsStats`]
+//! - `GET /v1/revocations` -> `Vec<RevocationInfo>`
+//! - `POST /v1/revocations` with [`RevocationRequest`] -> [`RevocationInfo`]
 //!
 //! Errors come back with a 4xx/5xx status and an [`ApiError`] body.
 
@@ -482,6 +484,28 @@ pub struct IpamStatus {
 pub struct RmPeerRequest {
     /// The dead peer's name or public key.
     pub peer: String,
+}
+
+/// `POST /v1/revocations`: a revocation signed by the network's
+/// authority (its text form, as `weavers ca revoke` makes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRequest {
+    /// The revocation's text form.
+    pub revocation: String,
+}
+
+/// One revocation this host holds (`GET /v1/revocations`, and the answer
+/// to a `POST`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    /// The host name whose certificates are void.
+    pub name: String,
+    /// Certificates of the name valid from this moment or earlier are
+    /// void (unix seconds).
+    pub revoked_at: u64,
+    /// In a `POST` answer: whether it was new to this host.
+    #[serde(default)]
+    pub new: bool,
 }
 
 #[cfg(test)]

@@ -108,7 +108,12 @@ impl AuthorityKey {
         if !crate::is_valid_name(name) {
             return Err(CertError::Name("revocation"));
         }
-        let body = RevocationBody { version: FORMAT_VERSION, authority: self.public(), name: name.to_owned(), revoked_at: now };
+        let body = RevocationBody {
+            version: FORMAT_VERSION,
+            authority: self.public(),
+            name: name.to_owned(),
+            revoked_at: now,
+        };
         let bytes = postcard::to_allocvec(&body).expect("serializes");
         let sig = self.sign(Revocation::KIND, &bytes);
         Ok(Revocation::from_parts(body, [bytes.as_slice(), &sig].concat()))

@@ -47,8 +47,7 @@ impl Revocation {
     /// Reads the binary form and checks that `authority` signed it.
     pub fn decode(bytes: &[u8], authority: &Authority) -> Result<Revocation, CertError> {
         let (body_bytes, sig) = split_signed(Self::KIND, bytes)?;
-        let body: RevocationBody =
-            postcard::from_bytes(body_bytes).map_err(|_| CertError::Malformed(Self::KIND))?;
+        let body: RevocationBody = postcard::from_bytes(body_bytes).map_err(|_| CertError::Malformed(Self::KIND))?;
         if body.version != FORMAT_VERSION {
             return Err(CertError::Version(Self::KIND, body.version));
         }
