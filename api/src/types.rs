@@ -151,6 +151,11 @@ pub struct HandshakeCounts {
     /// address, or that did not open.
     #[serde(default)]
     pub cookies_refused: u64,
+    /// Handshakes refused because the peer's certificate was missing,
+    /// forged, expired, revoked or for another key (network-authority
+    /// mode).
+    #[serde(default)]
+    pub certs_refused: u64,
 }
 
 /// How many packets were dropped for one reason.
@@ -258,6 +263,14 @@ pub struct GroupCounters {
     pub delivered_bytes: u64,
     /// Local frames no peer wanted: dropped at this host.
     pub dropped_frames: u64,
+    /// Frames from peers whose certificate does not allow them to publish
+    /// to the group, and local frames when this host's does not: dropped.
+    #[serde(default)]
+    pub refused_frames: u64,
+    /// Copies not sent to subscribed peers whose certificate does not
+    /// allow them to receive the group.
+    #[serde(default)]
+    pub refused_copies: u64,
     /// Copies per peer.
     pub sent_per_peer: Vec<PeerSent>,
 }

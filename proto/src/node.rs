@@ -25,6 +25,8 @@
 //!   control messages too big for a datagram).
 //! - `send`: payloads out to peers: frames bundled per peer and flushed,
 //!   relayed or cut in pieces; control messages; keepalive pings.
+//! - `trust`: network-authority mode: peers' certificates, revocations,
+//!   the permissions they give.
 //! - `multicast`: snooping, the querier, pruned replication, group counters.
 //! - `ipam`: the shared address ring and this host's allocations.
 //! - `dns`: the overlay DNS entries.
@@ -54,6 +56,7 @@ mod relay;
 mod routes;
 mod send;
 mod timers;
+mod trust;
 
 use crate::gossip::record::{PeerRecord, SignedRecord};
 use crate::gossip::sync::{Gossip, SyncConfig};
@@ -73,6 +76,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 pub use peer::KnownPeer;
+pub use trust::{Trust, DIGEST_INTERVAL, MAX_REVOCATIONS};
 pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
 /// Where the node's output goes.
@@ -170,6 +174,10 @@ pub struct Config {
     pub seed: u64,
     /// The range IPAM shares out (`--ipalloc-range`).
     pub ipam_range: crate::ipam::Range,
+    /// Network-authority mode (`--ca`, `--cert`): peers need a valid
+    /// certificate, and their permissions apply. `None`: password mode,
+    /// every holder of the network key is trusted.
+    pub trust: Option<Trust>,
 }
 
 /// Something the daemon should act on, from [`Node::poll_event`]. Each is
@@ -192,6 +200,8 @@ pub enum Event {
     /// This host's own DNS entries changed: save [`Node::dns_own_entries`]
     /// (dns.json).
     OwnDnsChanged,
+    /// A new revocation was taken: save [`Node::revocations`].
+    RevocationsChanged,
 }
 
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
@@ -218,6 +228,8 @@ pub struct Node {
     /// MAC keys, budgets and cookies: what keeps handshakes cheap.
     guard: handshake::Guard,
     handshakes: HandshakeCounts,
+    /// Network-authority mode's state (`trust`).
+    trust: Option<trust::TrustState>,
 
     // ---- gossip (`gossip`) ----
     /// The own record being built (published when it differs).
@@ -297,6 +309,7 @@ impl Node {
             bootstraps: Vec::new(),
             guard: handshake::Guard::new(&cfg.network_key, &cfg.keypair.public, now),
             handshakes: HandshakeCounts::default(),
+            trust: cfg.trust.as_ref().map(|t| trust::TrustState::new(t, now)),
             own,
             force_publish: false,
             own_refreshed: now,
@@ -444,6 +457,7 @@ impl Node {
         self.next_tick = now + self.cfg.timers.tick;
         self.expire_handshakes(now);
         self.expire_sessions(now);
+        self.trust_tick(now, io);
         self.dial_bootstraps(now, io);
         self.maintain_peers(now, io);
         self.liveness_tick(now, io);

@@ -40,11 +40,19 @@ pub enum DropReason {
     /// A cookie reply for no handshake in flight, from the wrong address,
     /// or that did not open.
     BadCookie,
+    /// A handshake whose peer had no valid certificate from this network's
+    /// authority (missing, forged, expired, revoked, or for another key),
+    /// or a revocation that did not verify.
+    BadCertificate,
+    /// A group frame its certificate does not allow: from a peer that may
+    /// not publish to the group, or from a local sender on a host that may
+    /// not.
+    NotPermitted,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -62,6 +70,8 @@ impl DropReason {
         DropReason::Incomplete,
         DropReason::BadMac1,
         DropReason::BadCookie,
+        DropReason::BadCertificate,
+        DropReason::NotPermitted,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -84,6 +94,8 @@ impl DropReason {
             DropReason::Incomplete => "incomplete",
             DropReason::BadMac1 => "bad_mac1",
             DropReason::BadCookie => "bad_cookie",
+            DropReason::BadCertificate => "bad_certificate",
+            DropReason::NotPermitted => "not_permitted",
         }
     }
 }

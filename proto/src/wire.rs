@@ -167,6 +167,12 @@ pub enum Kind {
     Ipam = 7,
     /// A host the sender's monitoring found down (its 32-byte key).
     Suspect = 8,
+    /// A revocation signed by the network's authority (its binary form),
+    /// passed from host to host.
+    Revocation = 9,
+    /// A digest of the revocations the sender keeps (a flag byte, 1 when it
+    /// answers one, and 8 bytes): a peer keeping others sends them.
+    RevocationDigest = 10,
 }
 
 impl Kind {
@@ -180,6 +186,8 @@ impl Kind {
             6 => Kind::Fragment,
             7 => Kind::Ipam,
             8 => Kind::Suspect,
+            9 => Kind::Revocation,
+            10 => Kind::RevocationDigest,
             _ => return None,
         })
     }

@@ -223,6 +223,10 @@ impl Node {
 
     /// Another host's record arrived (new or newer).
     fn on_record(&mut self, now: Instant, key: PublicKey) {
+        if self.is_barred(&key) {
+            // Revoked: its record may circulate, but it is not a peer.
+            return;
+        }
         let Some(r) = self.record(&key) else { return };
         let name = r.name.clone();
         let endpoints = r.endpoints.clone();

@@ -104,6 +104,8 @@ impl Node {
             Kind::Gossip => self.on_gossip(now, from, body, io),
             Kind::Suspect => self.on_suspect(now, from, body, io),
             Kind::Ipam => self.on_ipam_message(from, body),
+            Kind::Revocation => self.on_revocation(now, from, body, io),
+            Kind::RevocationDigest => self.on_revocation_digest(now, from, body, io),
             _ => self.drops.count(DropReason::BadPayload),
         }
     }
@@ -151,7 +153,7 @@ impl Node {
             return self.drops.count(DropReason::Oversize);
         }
         let (dmac, smac) = macs_of(frame);
-        if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(frame) {
+        if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(&src, frame) {
             return;
         }
         self.macs.learn(smac, src, now);

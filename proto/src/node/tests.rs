@@ -76,6 +76,7 @@ fn config(i: usize, password: &[u8]) -> Config {
         unix_ms: 1_700_000_000_000,
         seed: i as u64,
         ipam_range: crate::ipam::Range::default(),
+        trust: None,
     }
 }
 
@@ -85,12 +86,17 @@ impl Net {
     }
 
     fn with_passwords(pw: &[&[u8]]) -> Self {
+        Self::with_configs(pw.iter().enumerate().map(|(i, p)| config(i, p)).collect())
+    }
+
+    fn with_configs(cfgs: Vec<Config>) -> Self {
         let now = Instant::now();
-        let nodes: Vec<Option<Node>> = pw.iter().enumerate().map(|(i, p)| Some(Node::new(config(i, p), now))).collect();
+        let n = cfgs.len();
+        let nodes: Vec<Option<Node>> = cfgs.into_iter().map(|c| Some(Node::new(c, now))).collect();
         Net {
             keys: nodes.iter().map(|n| n.as_ref().unwrap().public_key()).collect(),
             nodes,
-            addrs: (0..pw.len()).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 6783))).collect(),
+            addrs: (0..n).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 6783))).collect(),
             now,
             in_flight: VecDeque::new(),
             blocked: HashSet::new(),
@@ -99,8 +105,8 @@ impl Net {
             mtu: None,
             too_big: 0,
             rng: StdRng::seed_from_u64(7),
-            delivered: vec![Vec::new(); pw.len()],
-            offloaded: vec![Vec::new(); pw.len()],
+            delivered: vec![Vec::new(); n],
+            offloaded: vec![Vec::new(); n],
             wire_log: Vec::new(),
         }
     }
@@ -1168,3 +1174,4 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 
 mod flood;
 mod liveness;
+mod trust;
