@@ -14,7 +14,7 @@
 //! weavers_peer_bytes_total{peer="b",public_key="..",direction="rx"} 980
 //! weavers_peer_rtt_seconds{peer="b",public_key=".."} 0.00042
 //! weavers_drops_total{reason="replay"} 3
-//! weavers_handshakes_total{result="initiated|completed|failed|rate_limited|mac1_refused|cookies_sent|cookies_refused"} 4
+//! weavers_handshakes_total{result="initiated|completed|failed|rate_limited|mac1_refused|cookies_sent|cookies_refused|certs_refused"} 4
 //! ```
 //!
 //! Label values come from the network (peer names are gossiped), so they are
@@ -183,7 +183,7 @@ impl Collector for Snapshot {
             "weavers_handshakes",
             "Noise handshakes: started here, completed (either role), failed, refused by the rate limiter, \
              refused for a bad mac1 (no network key: no work done), initiations answered with a cookie (under \
-             load), cookie replies refused.",
+             load), cookie replies refused, peers refused for their certificate (network-authority mode).",
             None,
             MetricType::Counter,
         )?;
@@ -195,6 +195,7 @@ impl Collector for Snapshot {
             ("mac1_refused", h.mac1_refused),
             ("cookies_sent", h.cookies_sent),
             ("cookies_refused", h.cookies_refused),
+            ("certs_refused", h.certs_refused),
         ] {
             let labels = [("result", Esc(result))];
             ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
@@ -315,6 +316,7 @@ mod tests {
                 mac1_refused: 7,
                 cookies_sent: 2,
                 cookies_refused: 1,
+                certs_refused: 5,
             },
             tap_tx_dropped: 0,
         }
@@ -345,6 +347,7 @@ mod tests {
             "weavers_handshakes_total{result=\"mac1_refused\"} 7",
             "weavers_handshakes_total{result=\"cookies_sent\"} 2",
             "weavers_handshakes_total{result=\"cookies_refused\"} 1",
+            "weavers_handshakes_total{result=\"certs_refused\"} 5",
             "# EOF",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
