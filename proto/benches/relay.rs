@@ -1,7 +1,8 @@
 //! What a relayed 64-byte frame costs, end to end through three nodes in
 //! one thread: the source sealing it for the relay, the relay opening and
 //! re-sealing it, the destination opening and delivering it. Beside it, the
-//! same frame sent directly (one seal, one open), for the ratio.
+//! same frame sent directly (one seal, one open), for the ratio; and the
+//! X25519 a pair of hosts pays once before relaying end to end.
 //!
 //! `cargo bench -p weavers-proto --bench relay`
 
@@ -175,5 +176,18 @@ fn relayed_frame(c: &mut Criterion) {
     assert_eq!(one_frame(&mut m, &relayed, &[1, 2]), 1, "still arriving after the run");
 }
 
-criterion_group!(benches, relayed_frame);
+/// The one X25519 a pair of hosts pays the first time one relays to the
+/// other (the end-to-end pair secret, `weavers_proto::e2e`).
+fn pair_secret(c: &mut Criterion) {
+    let (a, b) = (StaticKeypair::generate(), StaticKeypair::generate());
+    let mut g = c.benchmark_group("relay_pair");
+    g.bench_function("x25519", |bench| {
+        bench.iter(|| {
+            curve25519_dalek::montgomery::MontgomeryPoint(std::hint::black_box(b.public.0)).mul_clamped(a.private)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, relayed_frame, pair_secret);
 criterion_main!(benches);

@@ -40,11 +40,20 @@ pub enum DropReason {
     /// A cookie reply for no handshake in flight, from the wrong address,
     /// or that did not open.
     BadCookie,
+    /// A relayed payload for this host that did not open end to end: not
+    /// sealed by the source its header names (a forgery by a relay or any
+    /// other peer), altered on the way, or claiming a source whose key
+    /// gives no shared secret.
+    RelayForged,
+    /// A host's end-to-end relay state evicted to make room for another
+    /// ([`crate::e2e::MAX_PAIRS`]): not a packet, but this host may then
+    /// accept once more a replay of that host's earlier relayed packets.
+    RelayPairEvicted,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -62,6 +71,8 @@ impl DropReason {
         DropReason::Incomplete,
         DropReason::BadMac1,
         DropReason::BadCookie,
+        DropReason::RelayForged,
+        DropReason::RelayPairEvicted,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -84,6 +95,8 @@ impl DropReason {
             DropReason::Incomplete => "incomplete",
             DropReason::BadMac1 => "bad_mac1",
             DropReason::BadCookie => "bad_cookie",
+            DropReason::RelayForged => "relay_forged",
+            DropReason::RelayPairEvicted => "relay_pair_evicted",
         }
     }
 }
