@@ -5,6 +5,11 @@
 //! X25519 a pair of hosts pays once before relaying end to end.
 //!
 //! `cargo bench -p weavers-proto --bench relay`
+//!
+//! On the 2 shared cores (release, builds before and after run in turn):
+//! relayed 0.89-0.93 us before the end-to-end seal, 1.15-1.23 us with it
+//! (one more AES-GCM seal and open, two cache lookups); direct 0.45-0.50 us
+//! either way; the X25519 42 us.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::net::SocketAddr;
