@@ -87,7 +87,7 @@ const PAIR_LABEL: &[u8] = b"weavers relay e2e v1\0";
 const EPOCH_RANDOM_BITS: u32 = 20;
 
 /// The epoch of a start at `unix_ms` (wall clock): the milliseconds, then
-/// [`EPOCH_RANDOM_BITS`] of `random`, so two starts in the same
+/// 20 bits of `random`, so two starts in the same
 /// millisecond (a clock set back) still differ unless the random bits
 /// collide too.
 pub fn epoch(unix_ms: u64, random: u32) -> u64 {
