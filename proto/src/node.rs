@@ -19,8 +19,9 @@
 //!   session, promoting a confirmed one), sealing on the current session,
 //!   the local session indices, the configured bootstrap addresses.
 //! - `routes`: next hops, direct or through a relay.
-//! - `relay`: relaying: wrapping a frame for a relay on send; passing a
-//!   relayed payload on, or unwrapping it when it is for this host.
+//! - `relay`: relaying: wrapping a frame for a relay on send, sealed end
+//!   to end for its destination; passing a relayed payload on unopened, or
+//!   opening it when it is for this host.
 //! - `offload`: reassembling messages that came in pieces (super-frames,
 //!   control messages too big for a datagram).
 //! - `send`: payloads out to peers: frames bundled per peer and flushed,
@@ -70,7 +71,7 @@ use crate::vnet::VNET_HDR_LEN;
 use crate::wire::{self, Packet, ETH_HEADER_LEN};
 use peer::{Bootstrap, Indices, Peer};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng as _, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -170,7 +171,8 @@ pub struct Config {
     /// Wall-clock milliseconds at start: the base of gossip versions and
     /// handshake timestamps, so they keep growing across restarts.
     pub unix_ms: u64,
-    /// Seed for session indices and jitter.
+    /// Seed for session indices, jitter and the random bits of the relay
+    /// epoch ([`crate::e2e::epoch`]): fresh at every start.
     pub seed: u64,
     /// The range IPAM shares out (`--ipalloc-range`).
     pub ipam_range: crate::ipam::Range,
@@ -203,6 +205,10 @@ pub enum Event {
     /// A new revocation was taken: save [`Node::revocations`].
     RevocationsChanged,
 }
+
+/// Mixed into the seed for the random bits of the relay epoch (a stream of
+/// its own, so the node's other draws stay as they were).
+const RELAY_EPOCH_SEED: u64 = 0x7265_6c61_7965_706f;
 
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
 const BUF_LEN: usize = wire::MAX_DATAGRAM + 64;
@@ -274,6 +280,8 @@ pub struct Node {
     rx: Box<[u8]>,
     /// Messages that came in pieces, being put together.
     reassembly: offload::Reassembly,
+    /// End-to-end keys of relayed payloads.
+    relay_keys: crate::e2e::RelayKeys,
 
     // ---- multicast (`multicast`) ----
     local_groups: LocalGroups,
@@ -329,6 +337,10 @@ impl Node {
             sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
             rx: vec![0u8; BUF_LEN].into_boxed_slice(),
             reassembly: offload::Reassembly::default(),
+            relay_keys: crate::e2e::RelayKeys::new(
+                &cfg.keypair,
+                crate::e2e::epoch(cfg.unix_ms, StdRng::seed_from_u64(cfg.seed ^ RELAY_EPOCH_SEED).gen()),
+            ),
             local_groups: LocalGroups::new(),
             remote_groups: RemoteIndex::default(),
             remote_groups_dirty: false,

@@ -48,11 +48,20 @@ pub enum DropReason {
     /// not publish to the group, or from a local sender on a host that may
     /// not.
     NotPermitted,
+    /// A relayed payload for this host that did not open end to end: not
+    /// sealed by the source its header names (a forgery by a relay or any
+    /// other peer), altered on the way, or claiming a source whose key
+    /// gives no shared secret.
+    RelayForged,
+    /// A host's end-to-end relay state evicted to make room for another
+    /// ([`crate::e2e::MAX_PAIRS`]): not a packet, but this host may then
+    /// accept once more a replay of that host's earlier relayed packets.
+    RelayPairEvicted,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -72,6 +81,8 @@ impl DropReason {
         DropReason::BadCookie,
         DropReason::BadCertificate,
         DropReason::NotPermitted,
+        DropReason::RelayForged,
+        DropReason::RelayPairEvicted,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -96,6 +107,8 @@ impl DropReason {
             DropReason::BadCookie => "bad_cookie",
             DropReason::BadCertificate => "bad_certificate",
             DropReason::NotPermitted => "not_permitted",
+            DropReason::RelayForged => "relay_forged",
+            DropReason::RelayPairEvicted => "relay_pair_evicted",
         }
     }
 }
