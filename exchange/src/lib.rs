@@ -17,7 +17,9 @@
 //!   responses);
 //! - [`journal`]: the append-only file of sequenced inputs;
 //! - [`stream`]: reliable MoldUDP64 streams (numbering, history, gaps) as
-//!   state machines.
+//!   state machines;
+//! - [`auth`]: the keys, tags and freshness checks that authenticate every
+//!   stream and the replication channel.
 //!
 //! The processes (with I/O) are in [`app`], sharing [`net`]; how they fit
 //! together is in `ARCHITECTURE.md`.
@@ -25,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod book;
 pub mod dedup;
 pub mod events;

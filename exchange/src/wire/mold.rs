@@ -23,6 +23,10 @@ pub const HEADER_LEN: usize = 20;
 pub const END_OF_SESSION: u16 = 0xffff;
 /// Bytes of a re-request.
 pub const REREQUEST_LEN: usize = 20;
+/// Spare room every built packet has for the authentication trailer that
+/// is appended when it is sealed (`crate::auth::seal`), so sealing never
+/// reallocates.
+pub const SEAL_ROOM: usize = 32;
 
 /// A MoldUDP64 session name.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,7 +147,7 @@ impl PacketBuilder {
     /// A packet of at most `max_len` bytes (at least the header) whose first
     /// message will be `seq`.
     pub fn new(session: Session, seq: u64, max_len: usize) -> PacketBuilder {
-        let mut buf = Vec::with_capacity(max_len.min(65_535));
+        let mut buf = Vec::with_capacity(max_len.min(65_535) + SEAL_ROOM);
         buf.put(&session.0);
         buf.put_u64(seq);
         buf.put_u16(0);

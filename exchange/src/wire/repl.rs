@@ -13,6 +13,9 @@
 //! 'F' fenced   DR -> primary: epoch u32 (a newer primary exists: stop trading)
 //! ```
 //!
+//! On the overlay every frame is sealed (`crate::auth::channel`: a tag
+//! after the payload, the length counting it, nonces exchanged first).
+//!
 //! After `W`, the primary sends records from `have + 1` on (from its own
 //! journal if it already has them). A DR that has more records than the
 //! primary, or a primary whose epoch is below the DR's, is refused.
@@ -124,11 +127,12 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(ReplMessage, usize)>, DecodeEr
     if buf.len() < 4 + len {
         return Ok(None);
     }
-    let m = decode_message(&buf[4..4 + len])?;
+    let m = decode_body(&buf[4..4 + len])?;
     Ok(Some((m, 4 + len)))
 }
 
-fn decode_message(b: &[u8]) -> Result<ReplMessage, DecodeError> {
+/// Decodes a frame's body (type and payload, without the length).
+pub fn decode_body(b: &[u8]) -> Result<ReplMessage, DecodeError> {
     let mut r = Reader::new(b);
     let m = match r.u8()? {
         b'H' => {
