@@ -100,6 +100,10 @@ pub enum RejectReason {
     /// Cancel or reduce of an order that is not resting (never was, already
     /// filled or cancelled, or another symbol) (wire 5).
     UnknownOrder,
+    /// The gateway cannot take the request now: its queue to the engines
+    /// or its table of requests awaiting an answer is full (wire 6; a
+    /// gateway's own answer, never an engine's).
+    GatewayBusy,
 }
 
 impl RejectReason {
@@ -111,6 +115,7 @@ impl RejectReason {
             RejectReason::BadQuantity => 3,
             RejectReason::DuplicateClientOrderId => 4,
             RejectReason::UnknownOrder => 5,
+            RejectReason::GatewayBusy => 6,
         }
     }
 
@@ -122,6 +127,7 @@ impl RejectReason {
             3 => RejectReason::BadQuantity,
             4 => RejectReason::DuplicateClientOrderId,
             5 => RejectReason::UnknownOrder,
+            6 => RejectReason::GatewayBusy,
             _ => return None,
         })
     }

@@ -20,7 +20,7 @@ use super::KEY_LEN;
 use crate::wire::mold::Session;
 use blake2::digest::consts::U16;
 use blake2::digest::{KeyInit, Mac};
-use blake2::{Blake2s256, Blake2sMac, Blake2sMac256, Digest};
+use blake2::{Blake2sMac, Blake2sMac256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
@@ -223,16 +223,9 @@ impl Keyring {
 
     /// Reads a key file, refusing one that group or others may read.
     pub fn load(path: &Path) -> Result<Keyring, KeyError> {
-        use std::os::unix::fs::PermissionsExt;
-        let shown = path.display().to_string();
-        let io = |source| KeyError::Io { path: shown.clone(), source };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed { path: shown, mode: mode & 0o7777 });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let text = read_private(path)?;
         Keyring::parse(&text).map_err(|e| match e {
-            KeyError::Syntax { line, why } => KeyError::Syntax { line, why: format!("{shown}: {why}") },
+            KeyError::Syntax { line, why } => KeyError::Syntax { line, why: format!("{}: {why}", path.display()) },
             e => e,
         })
     }
@@ -255,11 +248,7 @@ impl Keyring {
     /// Writes a new key file, mode 0600 from its creation; an existing
     /// file is not overwritten.
     pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
-        f.write_all(self.to_text().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)
+        write_private(path, &self.to_text())
     }
 
     /// The names of the keys held (`md`, `gw.1`, `dr`).
@@ -312,11 +301,27 @@ impl Keyring {
     }
 }
 
-/// A digest of a key for logs: which key, never the key (BLAKE2s of it,
-/// first 4 bytes).
-pub fn fingerprint(k: &RootKey) -> String {
-    let d = Blake2s256::digest(k.0);
-    hex(&d[..4])
+/// Reads a secret file (keys, logins, passwords), refusing one that group
+/// or others may read.
+pub fn read_private(path: &Path) -> Result<String, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display().to_string();
+    let io = |source| KeyError::Io { path: shown.clone(), source };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed { path: shown, mode: mode & 0o7777 });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+/// Writes a new secret file, mode 0600 from its creation; an existing file
+/// is not overwritten.
+pub fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 #[cfg(test)]

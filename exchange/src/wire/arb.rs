@@ -20,7 +20,7 @@ pub(crate) fn tif() -> impl Strategy<Value = TimeInForce> {
 }
 
 fn reject_reason() -> impl Strategy<Value = RejectReason> {
-    (1u8..=5).prop_map(|b| RejectReason::from_byte(b).unwrap())
+    (1u8..=6).prop_map(|b| RejectReason::from_byte(b).unwrap())
 }
 
 fn cancel_reason() -> impl Strategy<Value = CancelReason> {

@@ -2,7 +2,9 @@
 //! (brokers `A..=B` × customers `1..=N`, user `bBBBcCCC`), each sending
 //! `--rate` orders a second on a fixed schedule (phases spread over the
 //! sessions); order-to-answer latency from the intended send time (so
-//! coordinated omission is accounted for) in an HDR histogram.
+//! coordinated omission is accounted for) in an HDR histogram. Each
+//! session logs in with its broker/dealer's password, from `--passwords`
+//! (`bBBB PASSWORD` lines, mode 0600, as `aex logins` writes them).
 
 mod gen;
 mod results;
@@ -11,7 +13,8 @@ mod session;
 use gen::OrderGen;
 use results::Stats;
 
-use super::gateway::{pad_password, raise_nofile, user_name, write_json_atomic};
+use super::gateway::login::load_passwords;
+use super::gateway::{raise_nofile, user_name, write_json_atomic};
 use crate::net;
 use crate::symbols::SymbolTable;
 use anyhow::{bail, Context};
@@ -42,9 +45,9 @@ pub struct Args {
     /// How long to send, in seconds
     #[arg(long)]
     pub duration: f64,
-    /// The gateway's password
+    /// The broker/dealers' passwords, `bBBB PASSWORD` a line (mode 0600)
     #[arg(long)]
-    pub password: String,
+    pub passwords: PathBuf,
     /// Seed of the random orders (session i uses seed + i)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -98,17 +101,21 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     if !(args.duration >= 0.0 && args.duration.is_finite()) {
         bail!("--duration: want a number of seconds");
     }
-    let password = pad_password(&args.password).context("--password: at most 16 bytes")?;
+    let passwords = load_passwords(&args.passwords).context("--passwords")?;
+    let mut users: Vec<([u8; 8], [u8; 16])> = Vec::new();
+    for b in args.brokers.0..=args.brokers.1 {
+        let pw = *passwords
+            .get(&b)
+            .with_context(|| format!("--passwords {}: no password for b{b:03}", args.passwords.display()))?;
+        users.extend((1..=args.customers).map(|c| (user_name(b, c), pw)));
+    }
     let gateway = resolve_gateway(&args.gateway, args.dns)?;
     raise_nofile();
-    let users: Vec<[u8; 8]> =
-        (args.brokers.0..=args.brokers.1).flat_map(|b| (1..=args.customers).map(move |c| user_name(b, c))).collect();
     // Client order ids: increasing per session and distinct from any earlier
     // run's (the engine remembers ids per session), so start at the clock.
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let plan = Arc::new(session::Plan {
         gateway,
-        password,
         rate: args.rate,
         sessions: users.len(),
         first_client_id: now_ms << 20,
@@ -117,7 +124,12 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     rt.block_on(drive(args, table, users, plan))
 }
 
-async fn drive(args: Args, table: &SymbolTable, users: Vec<[u8; 8]>, plan: Arc<session::Plan>) -> anyhow::Result<()> {
+async fn drive(
+    args: Args,
+    table: &SymbolTable,
+    users: Vec<([u8; 8], [u8; 16])>,
+    plan: Arc<session::Plan>,
+) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     let (start_tx, start_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,7 +138,8 @@ async fn drive(args: Args, table: &SymbolTable, users: Vec<[u8; 8]>, plan: Arc<s
     for (i, user) in users.into_iter().enumerate() {
         let ctl = session::Control { start: start_rx.clone(), stop: stop_rx.clone() };
         let gen = OrderGen::new(table, args.seed.wrapping_add(i as u64));
-        tasks.push(tokio::spawn(session::run(i, user, gen, plan.clone(), stats.clone(), ctl)));
+        let (user, password) = user;
+        tasks.push(tokio::spawn(session::run(i, user, password, gen, plan.clone(), stats.clone(), ctl)));
     }
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;

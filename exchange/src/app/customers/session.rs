@@ -24,8 +24,6 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 pub struct Plan {
     /// The gateway.
     pub gateway: SocketAddr,
-    /// The password, padded.
-    pub password: [u8; 16],
     /// Orders a second per session.
     pub rate: f64,
     /// Number of sessions.
@@ -83,9 +81,18 @@ async fn connect(addr: SocketAddr) -> Option<TcpStream> {
     }
 }
 
-/// Runs session number `i` (from 0) as user `user` until told to stop and
-/// its answers are in (or [`DRAIN`] passed).
-pub async fn run(i: usize, user: [u8; 8], mut gen: OrderGen, plan: Arc<Plan>, stats: Arc<Stats>, mut ctl: Control) {
+/// Runs session number `i` (from 0) as user `user` (with its
+/// broker/dealer's padded `password`) until told to stop and its answers
+/// are in (or [`DRAIN`] passed).
+pub async fn run(
+    i: usize,
+    user: [u8; 8],
+    password: [u8; 16],
+    mut gen: OrderGen,
+    plan: Arc<Plan>,
+    stats: Arc<Stats>,
+    mut ctl: Control,
+) {
     let Some(stream) = connect(plan.gateway).await else {
         stats.login_failures.fetch_add(1, Relaxed);
         return;
@@ -94,7 +101,7 @@ pub async fn run(i: usize, user: [u8; 8], mut gen: OrderGen, plan: Arc<Plan>, st
     let (mut rd, mut wr) = stream.into_split();
     let mut frames = Frames { buf: Vec::with_capacity(4096) };
     let mut out = Vec::with_capacity(64);
-    oe::encode_frame(&OeMessage::Login { user, password: plan.password }, &mut out);
+    oe::encode_frame(&OeMessage::Login { user, password }, &mut out);
     let login = async {
         wr.write_all(&out).await.ok()?;
         frames.next(&mut rd).await

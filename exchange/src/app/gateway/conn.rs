@@ -2,11 +2,17 @@
 //! core) and messages out (from the core), heartbeats both ways.
 //!
 //! Anything malformed closes the connection. A customer silent for
-//! [`IDLE_TIMEOUT`] is disconnected.
+//! [`IDLE_TIMEOUT`] is disconnected. The queue to the core is bounded
+//! ([`EVENT_QUEUE`]): when it is full a login is refused
+//! (`LoginRejected(Unavailable)`) and a request is rejected at once
+//! (`GatewayBusy`), never queued without bound.
 
-use super::login::check_login;
+use super::limits::Ticket;
+use super::login::Logins;
+use crate::events::{RejectReason, RequestKind};
 use crate::types::SessionId;
-use crate::wire::oe::{self, OeMessage};
+use crate::wire::oe::{self, LoginReject, OeMessage};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +30,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// that the gateway disconnects it (its orders are still answered to the
 /// engine's satisfaction: the acks log and resends do not depend on it).
 pub const OUT_QUEUE: usize = 65_536;
+/// Events queued from all connections to the core, at most.
+pub const EVENT_QUEUE: usize = 65_536;
 
 /// What a connection tells the core.
 #[derive(Debug)]
@@ -54,10 +62,21 @@ pub enum Event {
         /// The connection's number.
         conn: u64,
     },
-    /// A connection sent something malformed (and was closed).
-    Malformed,
-    /// A login was refused.
-    LoginRefused,
+}
+
+/// What the connections count themselves (the core adds them to its status).
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections that sent something malformed (and were closed).
+    pub malformed: AtomicU64,
+    /// Logins refused (unknown user, wrong password).
+    pub logins_refused: AtomicU64,
+    /// Logins refused unchecked: their source failed too often lately.
+    pub logins_throttled: AtomicU64,
+    /// Connections closed at once by the connection limits.
+    pub connections_refused: AtomicU64,
+    /// Logins and requests refused because the queue to the core was full.
+    pub busy_rejects: AtomicU64,
 }
 
 /// What every connection needs to know.
@@ -65,8 +84,10 @@ pub enum Event {
 pub struct ConnCtx {
     /// The gateway's id.
     pub gw: u8,
-    /// The password, padded as the login carries it.
-    pub password: [u8; 16],
+    /// Who may log in.
+    pub logins: Logins,
+    /// The counters.
+    pub stats: Arc<ConnStats>,
 }
 
 enum Read {
@@ -75,34 +96,59 @@ enum Read {
     Malformed,
 }
 
-/// Serves one connection until it ends.
-pub async fn serve(stream: TcpStream, conn: u64, ctx: Arc<ConnCtx>, events: mpsc::UnboundedSender<Event>) {
+async fn refuse_login(wr: &mut tokio::net::tcp::OwnedWriteHalf, why: LoginReject, counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+    let mut out = Vec::new();
+    oe::encode_frame(&OeMessage::LoginRejected(why), &mut out);
+    let _ = wr.write_all(&out).await;
+}
+
+/// The reject of a request the core could not take (its queue was full).
+fn busy(msg: &OeMessage) -> Option<OeMessage> {
+    let (client_id, request) = match *msg {
+        OeMessage::Enter(o) => (o.client_id, RequestKind::Enter),
+        OeMessage::Cancel { client_id } => (client_id, RequestKind::Cancel),
+        OeMessage::Reduce { client_id, .. } => (client_id, RequestKind::Reduce),
+        _ => return None,
+    };
+    let time = crate::auth::unix_ns();
+    Some(OeMessage::Rejected { client_id, request, reason: RejectReason::GatewayBusy, time })
+}
+
+/// Serves one admitted connection (`ticket`: its place under the limits)
+/// until it ends.
+pub async fn serve(stream: TcpStream, conn: u64, ticket: Ticket, ctx: Arc<ConnCtx>, events: mpsc::Sender<Event>) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let mut reader = FrameReader { buf: Vec::with_capacity(4096) };
     let first = tokio::time::timeout(LOGIN_TIMEOUT, reader.next(&mut rd)).await;
+    let stats = &ctx.stats;
     let session = match first {
         Ok(Read::Frame(OeMessage::Login { user, password })) => {
-            match check_login(ctx.gw, &ctx.password, &user, &password) {
+            if !ticket.may_log_in() {
+                return refuse_login(&mut wr, LoginReject::Unavailable, &stats.logins_throttled).await;
+            }
+            match ctx.logins.check(ctx.gw, &user, &password) {
                 Ok(s) => s,
                 Err(r) => {
-                    let mut out = Vec::new();
-                    oe::encode_frame(&OeMessage::LoginRejected(r), &mut out);
-                    let _ = wr.write_all(&out).await;
-                    let _ = events.send(Event::LoginRefused);
-                    return;
+                    ticket.login_failed();
+                    return refuse_login(&mut wr, r, &stats.logins_refused).await;
                 }
             }
         }
         Ok(Read::Eof) | Err(_) => return,
         Ok(_) => {
-            let _ = events.send(Event::Malformed);
+            stats.malformed.fetch_add(1, Relaxed);
             return;
         }
     };
     let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
-    if events.send(Event::Login { session, conn, tx }).is_err() {
-        return;
+    match events.try_send(Event::Login { session, conn, tx }) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return refuse_login(&mut wr, LoginReject::Unavailable, &stats.busy_rejects).await;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => return,
     }
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
@@ -130,12 +176,24 @@ pub async fn serve(stream: TcpStream, conn: u64, ctx: Arc<ConnCtx>, events: mpsc
                 match r {
                     Read::Frame(OeMessage::Heartbeat) => {}
                     Read::Frame(msg @ (OeMessage::Enter(_) | OeMessage::Cancel { .. } | OeMessage::Reduce { .. })) => {
-                        if events.send(Event::Request { session, conn, msg }).is_err() {
-                            break;
+                        match events.try_send(Event::Request { session, conn, msg }) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(Event::Request { msg, .. })) => {
+                                stats.busy_rejects.fetch_add(1, Relaxed);
+                                out.clear();
+                                if let Some(r) = busy(&msg) {
+                                    oe::encode_frame(&r, &mut out);
+                                }
+                                if wr.write_all(&out).await.is_err() {
+                                    break;
+                                }
+                                last_write = Instant::now();
+                            }
+                            Err(_) => break,
                         }
                     }
                     Read::Frame(_) | Read::Malformed => {
-                        let _ = events.send(Event::Malformed);
+                        stats.malformed.fetch_add(1, Relaxed);
                         break;
                     }
                     Read::Eof => break,
@@ -156,7 +214,9 @@ pub async fn serve(stream: TcpStream, conn: u64, ctx: Arc<ConnCtx>, events: mpsc
             }
         }
     }
-    let _ = events.send(Event::Gone { session, conn });
+    // Waits for room: the core must hear of every end.
+    let _ = events.send(Event::Gone { session, conn }).await;
+    drop(ticket);
 }
 
 /// Frames off a socket, cancel-safe: bytes read are kept in `buf` even when

@@ -1,10 +1,16 @@
 //! `aex gateway`: TCP order entry (`wire::oe`) for a broker/dealer's
 //! customers, one orders stream per symbol to the engines, reports back.
 //!
-//! - Customers log in as `bBBBcCCC` with the gateway's password; their
+//! - Customers log in as `bBBBcCCC` with broker/dealer BBB's password
+//!   (`--logins`: a salted hash per broker/dealer, [`login`]); their
 //!   engine session is `id << 24 | BBB << 12 | CCC`. A second login of a
 //!   session that is connected **replaces** the old connection (which is
-//!   closed), so a customer that lost its connection can come back at once.
+//!   closed), so a customer that lost its connection can come back at once;
+//!   only its own broker/dealer's password can do that.
+//! - Connections are capped in all and per source address, and a source
+//!   whose logins fail too often is refused unchecked for a minute
+//!   ([`limits`]); the queue to the core and the requests awaiting an
+//!   answer are bounded, and a full one refuses (`GatewayBusy`).
 //! - Orders go into the symbol's stream `gNNN.SSS` to its orders group
 //!   (found by DNS) on port 7701, from the one unicast socket; packets are
 //!   flushed every event-loop turn. Requests unanswered after
@@ -12,25 +18,30 @@
 //! - Reports (`r.NAME` streams) come back on the same socket; gaps are
 //!   re-requested from the packets' source; reports from an epoch lower
 //!   than one seen on that stream are dropped (fencing).
+//! - Every datagram is sealed under its stream's key, derived from this
+//!   gateway's `gw.N` key (`--keys`); one that does not verify, or is stale,
+//!   is dropped and counted (`crate::auth`).
 //! - `--acks FILE`: `session client_id order_id seq epoch` per first
 //!   acknowledgement; `--status FILE`: JSON counters every second.
 
 mod conn;
 mod core;
-mod login;
+pub mod limits;
+pub mod login;
 mod route;
 
 pub use login::{pad_password, user_name};
 
 use crate::app::acks_file::AckLog;
 use crate::app::overlay::OverlayArgs;
+use crate::auth::Keyring;
 use crate::net;
 use crate::symbols::SymbolTable;
 use crate::wire::mold::Session;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
@@ -45,9 +56,24 @@ pub struct Args {
     /// TCP address to accept customers on
     #[arg(long)]
     pub listen: SocketAddr,
-    /// The password customers log in with (at most 16 ASCII characters)
+    /// Who may log in: `bBBB SALT HASH` a line, a salted hash of each
+    /// broker/dealer's password (`aex logins` writes it); mode 0600
     #[arg(long)]
-    pub password: String,
+    pub logins: PathBuf,
+    /// The key file with this gateway's key, `gw.ID` (`aex keys` writes
+    /// it); mode 0600
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Customer connections at once, in all
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Customer connections at once from one source address
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections_per_source: usize,
+    /// Failed logins a source address may have in a minute; beyond, its
+    /// logins are refused unchecked until the minute is over
+    #[arg(long, default_value_t = 10)]
+    pub max_login_failures: u32,
     /// Log of first acknowledgements (`session client_id order_id seq epoch`), appended
     #[arg(long)]
     pub acks: Option<PathBuf>,
@@ -117,10 +143,15 @@ pub fn raise_nofile() {
 
 /// Runs the gateway until SIGINT or SIGTERM.
 pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
-    let password = pad_password(&args.password).context("--password: at most 16 bytes")?;
-    if args.password.is_empty() || !args.password.bytes().all(|b| b.is_ascii_graphic()) {
-        bail!("--password: 1 to 16 printable ASCII characters without spaces");
+    let logins = login::Logins::load(&args.logins).context("--logins")?;
+    if logins.is_empty() {
+        bail!("--logins {}: no broker/dealer may log in", args.logins.display());
     }
+    let keys = Keyring::load(&args.keys).context("--keys")?;
+    let root = keys
+        .gateway(args.id)
+        .with_context(|| format!("--keys {}: no key `gw.{}` for this gateway", args.keys.display(), args.id))?
+        .clone();
     let (dns, bind) = (args.overlay.dns()?, args.overlay.bind()?);
     let groups = net::resolve_groups(dns, table.iter(), net::GroupKind::Orders, args.overlay.wait())
         .context("resolving the orders groups")?;
@@ -133,7 +164,9 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     // One thread: the core is single-threaded anyway, and on a busy host a
     // multi-threaded runtime spent its time waking tasks across cores.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut core = core::Core::new(args.id, table, &groups, Duration::from_millis(args.resend_after_ms.max(1)), acks);
+    let local = udp.local_addr()?;
+    let resend_after = Duration::from_millis(args.resend_after_ms.max(1));
+    let mut core = core::Core::new(args.id, table, &groups, resend_after, acks, root, local);
     if let Some(p) = &args.state {
         let positions = read_state(p)?;
         if !positions.is_empty() {
@@ -141,25 +174,38 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         }
         core.resume_reports(positions);
     }
-    rt.block_on(serve(args, password, udp, core))
+    rt.block_on(serve(args, logins, udp, core))
 }
 
-async fn serve(args: Args, password: [u8; 16], udp: std::net::UdpSocket, mut core: core::Core) -> anyhow::Result<()> {
+async fn serve(args: Args, logins: login::Logins, udp: std::net::UdpSocket, mut core: core::Core) -> anyhow::Result<()> {
     let udp = UdpSocket::from_std(udp)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("aex gateway {}: customers on {}, orders from {}", args.id, listener.local_addr()?, udp.local_addr()?);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(conn::ConnCtx { gw: args.id, password });
+    let (ev_tx, mut ev_rx) = mpsc::channel(conn::EVENT_QUEUE);
+    let stats = core.conn_stats();
+    let ctx = Arc::new(conn::ConnCtx { gw: args.id, logins, stats: stats.clone() });
+    let admission = Arc::new(Mutex::new(limits::Admission::new(limits::Limits {
+        max_connections: args.max_connections,
+        max_per_source: args.max_connections_per_source,
+        max_failures: args.max_login_failures,
+        failure_window: Duration::from_secs(60),
+    })));
     {
         let ev_tx = ev_tx.clone();
         tokio::spawn(async move {
             let mut next_conn = 0u64;
             loop {
                 match listener.accept().await {
-                    Ok((s, _)) => {
-                        next_conn += 1;
-                        tokio::spawn(conn::serve(s, next_conn, ctx.clone(), ev_tx.clone()));
-                    }
+                    Ok((s, peer)) => match limits::Ticket::take(&admission, peer.ip()) {
+                        Ok(ticket) => {
+                            next_conn += 1;
+                            tokio::spawn(conn::serve(s, next_conn, ticket, ctx.clone(), ev_tx.clone()));
+                        }
+                        // Closed at once (dropping the stream): counted.
+                        Err(_) => {
+                            stats.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    },
                     Err(e) => {
                         // Out of descriptors and the like: wait, do not spin.
                         eprintln!("aex gateway: accept: {e}");
@@ -231,13 +277,13 @@ async fn serve(args: Args, password: [u8; 16], udp: std::net::UdpSocket, mut cor
     core.flush_acks();
     write_status(args.status.as_deref(), &core);
     write_state(args.state.as_deref(), &core);
-    eprintln!("aex gateway {}: stopped; {}", args.id, serde_json::to_string(&core.counters)?);
+    eprintln!("aex gateway {}: stopped; {}", args.id, serde_json::to_string(&core.status())?);
     Ok(())
 }
 
 fn write_status(path: Option<&Path>, core: &core::Core) {
     let Some(path) = path else { return };
-    let v = serde_json::to_value(core.counters).unwrap_or_default();
+    let v = serde_json::to_value(core.status()).unwrap_or_default();
     if let Err(e) = write_json_atomic(path, &v) {
         eprintln!("aex gateway: writing {}: {e}", path.display());
     }

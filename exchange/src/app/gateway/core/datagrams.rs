@@ -1,0 +1,156 @@
+//! The gateway's unicast socket: its orders streams out (sealed under each
+//! stream's key), the engines' reports in, and re-requests both ways. Every
+//! datagram must verify under the key of its stream before anything in it
+//! is believed: a report that does not verify never reaches the epoch
+//! fence, and a re-request that does not, or that is stale, is never
+//! answered.
+
+use super::{Core, OrdersStream, ReportStream, MAX_REPORT_STREAMS, REPORT_PATIENCE_NS};
+use crate::app::gateway::route::Fence;
+use crate::auth::{self, AuthError, Kind, StreamKey, StreamKind};
+use crate::stream::{Receiver, Start};
+use crate::wire::mold::{Packet, Session};
+use crate::wire::report;
+use std::net::SocketAddr;
+
+impl Core {
+    fn refused(&mut self, e: AuthError) {
+        match e {
+            AuthError::Malformed => self.counters.dropped_malformed += 1,
+            AuthError::Forged => self.counters.dropped_unauthenticated += 1,
+            AuthError::Stale => self.counters.dropped_stale += 1,
+        }
+    }
+
+    /// Handles a datagram on the unicast socket.
+    pub fn on_datagram(&mut self, d: &[u8], from: SocketAddr) {
+        let now = auth::unix_ns();
+        let Some((kind, session)) = auth::peek(d) else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        match kind {
+            Kind::ReRequest => self.on_rerequest(d, session, from, now),
+            Kind::Packet => self.on_report_packet(d, session, from, now),
+        }
+    }
+
+    /// A re-request for one of our orders streams (from an engine with a
+    /// gap): answered to the address it was sealed for, once.
+    fn on_rerequest(&mut self, d: &[u8], session: Session, from: SocketAddr, now: u64) {
+        let Some(s) = self.by_session.get(&session).and_then(|i| self.streams.get(i)) else {
+            // No stream of ours: no key it could verify under.
+            self.counters.dropped_unauthenticated += 1;
+            return;
+        };
+        let req = match auth::open_rerequest(&s.key, &mut self.replay, from, d, now) {
+            Ok(r) => r,
+            Err(e) => return self.refused(e),
+        };
+        let mut packets = Vec::new();
+        s.sender.retransmit(&req, &mut packets);
+        for p in &mut packets {
+            s.key.seal(Kind::Packet, self.local, p);
+        }
+        self.counters.rerequests_answered += 1;
+        self.out.extend(packets.into_iter().map(|p| (p, from)));
+    }
+
+    fn on_report_packet(&mut self, d: &[u8], session: Session, from: SocketAddr, now: u64) {
+        if !session.0.starts_with(b"r.") {
+            // Not a report stream: nothing we hold a key for.
+            self.counters.dropped_unauthenticated += 1;
+            return;
+        }
+        let fresh_key;
+        let key = match self.reports.get(&session) {
+            Some(rs) => &rs.key,
+            None => {
+                fresh_key = StreamKey::derive(&self.root, StreamKind::Reports, &session);
+                &fresh_key
+            }
+        };
+        let body = match key.open_fresh(from, d, now) {
+            Ok(o) => o.body,
+            Err(e) => return self.refused(e),
+        };
+        let Ok(p) = Packet::decode(body) else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        if !self.reports.contains_key(&session) {
+            if self.reports.len() >= MAX_REPORT_STREAMS {
+                self.counters.dropped_malformed += 1;
+                return;
+            }
+            let key = StreamKey::derive(&self.root, StreamKind::Reports, &session);
+            let start = self.resume.get(&session).copied().map_or(Start::AtOne, Start::At);
+            self.reports.insert(session, ReportStream { rx: Receiver::new(start), source: from, fence: Fence::default(), key });
+        }
+        let mono = self.now_ns();
+        let Some(rs) = self.reports.get_mut(&session) else { return };
+        rs.source = from;
+        let arrival = rs.rx.on_packet(p.seq, usize::from(p.message_count()), mono);
+        let mut reps = Vec::with_capacity(arrival.take);
+        for (_, m) in p.messages().skip(arrival.skip).take(arrival.take) {
+            match report::decode(m) {
+                Ok(r) => reps.push(r),
+                Err(_) => self.counters.dropped_malformed += 1,
+            }
+        }
+        self.counters.reports_in += arrival.take as u64;
+        for rep in reps {
+            let Some(rs) = self.reports.get_mut(&session) else { break };
+            let before = rs.fence.highest();
+            if !rs.fence.admit(rep.epoch) {
+                self.counters.stale_epoch_dropped += 1;
+                continue;
+            }
+            if before.is_some_and(|b| rep.epoch > b) {
+                self.on_new_primary();
+            }
+            self.on_report(&rep);
+        }
+    }
+
+    /// Re-requests for the gaps of every report stream, sealed, to where
+    /// each stream's packets come from; gaps given up after their patience.
+    pub(super) fn poll_report_gaps(&mut self) {
+        let now_ns = self.now_ns();
+        for (session, rs) in &mut self.reports {
+            if let Some(req) = rs.rx.poll_request(*session, now_ns) {
+                self.counters.report_gaps_requested += 1;
+                let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.next());
+                self.out.push((d, rs.source));
+            }
+            self.counters.report_messages_lost += rs.rx.give_up_after(now_ns, REPORT_PATIENCE_NS);
+        }
+    }
+
+    /// Packets of every orders stream with new messages, sealed.
+    pub fn flush(&mut self) {
+        let mut packets = Vec::new();
+        for s in self.streams.values_mut() {
+            if s.sender.has_unsent() {
+                packets.clear();
+                s.sender.take_packets(&mut packets);
+                let OrdersStream { key, group, .. } = &*s;
+                for mut p in packets.drain(..) {
+                    key.seal(Kind::Packet, self.local, &mut p);
+                    self.out.push((p, *group));
+                }
+            }
+        }
+    }
+
+    /// A heartbeat on every orders stream that has sent anything.
+    pub fn heartbeats(&mut self) {
+        for s in self.streams.values() {
+            if s.sender.next_seq() > 1 {
+                let mut hb = s.sender.heartbeat();
+                s.key.seal(Kind::Packet, self.local, &mut hb);
+                self.out.push((hb, s.group));
+            }
+        }
+    }
+}
