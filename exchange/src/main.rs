@@ -57,6 +57,32 @@ enum Cmd {
     /// them before acknowledging, fences older epochs, and on the primary's
     /// loss can replace itself with a recovering engine (pilot light)
     Journal(aex::app::dr_journal::Args),
+    /// Make a deployment's stream keys, one file per role (mode 0600, never
+    /// overwritten): DIR/engine.keys (md, gw.N, dr: the engines and a DR
+    /// site that may become one), DIR/md.keys (md: record, view),
+    /// DIR/gwN.keys (gw.N: gateway N), DIR/dr.keys (dr: `aex journal`)
+    Keys {
+        /// The directory to write the files into (created if absent)
+        #[arg(long)]
+        dir: PathBuf,
+        /// The gateways' ids, `A-B` or a list (`1,2`)
+        #[arg(long)]
+        gateways: String,
+    },
+    /// Make random passwords for broker/dealers: the gateways' logins file
+    /// (a salted hash each) and the broker/dealers' passwords file (both
+    /// mode 0600, never overwritten)
+    Logins {
+        /// Broker/dealer numbers, `A-B` (or `A`), each 1..=999
+        #[arg(long, value_parser = aex::app::customers::parse_range)]
+        brokers: (u16, u16),
+        /// The gateways' file (`bBBB SALT HASH` a line): `aex gateway --logins`
+        #[arg(long)]
+        logins: PathBuf,
+        /// The broker/dealers' file (`bBBB PASSWORD` a line): `aex customers --passwords`
+        #[arg(long)]
+        passwords: PathBuf,
+    },
 }
 
 /// Runs a process's `run`, printing its error as `aex: ...` (exit 1).
@@ -80,6 +106,53 @@ fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
     }
 }
 
+/// Parses gateway ids: `A-B` or `1,2,5` (each 1..=255).
+fn parse_ids(spec: &str) -> anyhow::Result<Vec<u8>> {
+    let mut ids = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let p = |x: &str| x.trim().parse::<u8>().ok().filter(|&n| n > 0);
+        match (p(a), p(b)) {
+            (Some(a), Some(b)) if a <= b => ids.extend(a..=b),
+            _ => anyhow::bail!("--gateways {spec}: want ids 1..=255 as A-B or a list"),
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    anyhow::ensure!(!ids.is_empty(), "--gateways {spec}: no gateway");
+    Ok(ids)
+}
+
+/// `aex keys`: one key file per role.
+fn make_keys(dir: &std::path::Path, gateways: &str) -> anyhow::Result<()> {
+    use aex::auth::Keyring;
+    let ids = parse_ids(gateways)?;
+    std::fs::create_dir_all(dir)?;
+    let all = Keyring::generate(ids.iter().copied());
+    let mut files = vec![("engine.keys".to_string(), all.clone()), ("md.keys".to_string(), all.market_data_only())];
+    for &g in &ids {
+        files.push((format!("gw{g}.keys"), all.gateway_only(g)));
+    }
+    files.push(("dr.keys".to_string(), all.dr_only()));
+    for (name, ring) in &files {
+        ring.write_new(&dir.join(name))?;
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    println!("wrote {} in {}", names.join(" "), dir.display());
+    Ok(())
+}
+
+/// `aex logins`: random passwords, their hashes for the gateways.
+fn make_logins(brokers: (u16, u16), logins: &std::path::Path, passwords: &std::path::Path) -> anyhow::Result<()> {
+    use aex::app::gateway::login::{passwords_text, Logins};
+    use aex::auth::keys::write_private;
+    let (l, pws) = Logins::generate(brokers.0..=brokers.1);
+    write_private(logins, &l.to_text())?;
+    write_private(passwords, &passwords_text(&pws))?;
+    println!("wrote {} and {} for {} broker/dealers", logins.display(), passwords.display(), pws.len());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let table = match load(cli.symbols.as_ref()) {
@@ -96,6 +169,8 @@ fn main() -> ExitCode {
         Cmd::View(args) => exit_with(aex::app::view::run(args, &table)),
         Cmd::Gateway(args) => exit_with(aex::app::gateway::run(args, &table)),
         Cmd::Customers(args) => exit_with(aex::app::customers::run(args, &table)),
+        Cmd::Keys { dir, gateways } => exit_with(make_keys(&dir, &gateways)),
+        Cmd::Logins { brokers, logins, passwords } => exit_with(make_logins(brokers, &logins, &passwords)),
         Cmd::Engine(args) => match aex::app::engine::run(args, &table) {
             // Fenced by DR: a newer primary exists (status 3, for supervisors).
             Err(e) if e.downcast_ref::<aex::app::engine::FencedError>().is_some() => {

@@ -238,42 +238,9 @@ pub fn unicast_socket(addr: Ipv4Addr, port: u16, nonblocking: bool) -> io::Resul
     Ok(s.into())
 }
 
-/// What a datagram on a unicast socket is, by the rule of `ARCHITECTURE.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatagramKind {
-    /// A re-request (20 bytes, count 1..=0xFFFE).
-    ReRequest,
-    /// A Mold packet (data, heartbeat or end of session).
-    Packet,
-}
-
-/// Classifies a datagram (None: too short to be either).
-pub fn classify(d: &[u8]) -> Option<DatagramKind> {
-    use crate::wire::mold::{END_OF_SESSION, HEADER_LEN, REREQUEST_LEN};
-    if d.len() < HEADER_LEN {
-        return None;
-    }
-    if d.len() == REREQUEST_LEN {
-        let count = u16::from_be_bytes([d[18], d[19]]);
-        if count != 0 && count != END_OF_SESSION {
-            return Some(DatagramKind::ReRequest);
-        }
-    }
-    Some(DatagramKind::Packet)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::mold::{heartbeat, ReRequest, Session};
-
-    #[test]
-    fn classify_tells_rerequests_from_heartbeats() {
-        let s = Session::new("g001.001").unwrap();
-        assert_eq!(classify(&ReRequest { session: s, seq: 5, count: 3 }.encode()), Some(DatagramKind::ReRequest));
-        assert_eq!(classify(&heartbeat(s, 5)), Some(DatagramKind::Packet));
-        assert_eq!(classify(&[0; 5]), None);
-    }
 
     #[test]
     fn symbol_ranges() {

@@ -7,18 +7,19 @@
 //! `aex engine --journal SAME_FILE ...`, which replays the journal and
 //! takes over at the next sequence number. A hot standby (`aex engine
 //! --standby-listen`) keeps the same [`DrJournal`] through [`serve`] and
-//! applies what it makes durable.
+//! applies what it makes durable. The connection is authenticated under
+//! the `dr` key (`--keys`; [`super::dr_server`]).
 
+pub use super::dr_server::{serve, ServeOpts, Served};
+use crate::auth::Keyring;
 use crate::journal::{self, Writer};
 use crate::symbols::SymbolTable;
 use crate::types::{Epoch, Seq};
-use crate::wire::repl::{self, ReplMessage};
 use anyhow::{bail, Context, Result};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Flags of `aex journal`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +44,10 @@ pub struct Args {
     /// A JSON status file rewritten every second
     #[arg(long)]
     status: Option<PathBuf>,
+    /// The key file with the `dr` key (`aex keys`); mode 0600. The engine
+    /// that `--on-failover` starts needs its own `--keys` (the engine's)
+    #[arg(long)]
+    keys: PathBuf,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -201,13 +206,6 @@ impl DrJournal {
     }
 }
 
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    buf: Vec<u8>,
-    greeted: bool,
-}
-
 /// Runs `aex journal`.
 pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
     // SAFETY: the handler only stores to an atomic.
@@ -215,6 +213,7 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+    let key = Keyring::load(&args.keys).context("--keys")?.dr().context("--keys")?.clone();
     let mut dr = DrJournal::open(&args.journal)?;
     let listener = TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(
@@ -228,6 +227,7 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
         failover_after: Duration::from_millis(args.failover_after_ms),
         status: args.status.clone(),
         on_durable: None,
+        key,
     };
     loop {
         match serve(&listener, &mut dr, &opts, &STOP)? {
@@ -248,179 +248,6 @@ pub fn run(args: Args, _table: &SymbolTable) -> Result<()> {
                 }
             },
         }
-    }
-}
-
-/// How [`serve`] behaves.
-#[derive(Clone, Debug)]
-pub struct ServeOpts {
-    /// The primary is lost after this long without a frame (once heard).
-    pub failover_after: Duration,
-    /// A JSON status file rewritten every second.
-    pub status: Option<PathBuf>,
-    /// Where every durable record goes once synced (a hot standby's
-    /// applier; the journal must [`DrJournal::keep_durable`]).
-    pub on_durable: Option<std::sync::mpsc::Sender<Vec<crate::events::SequencedInput>>>,
-}
-
-/// Why [`serve`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Served {
-    /// `stop` was set.
-    Stopped,
-    /// The primary fell silent for `failover_after`.
-    PrimaryLost,
-}
-
-/// Takes a primary's records on `listener` into `dr` until `stop` is set or
-/// the primary (once heard, and not ended cleanly) falls silent.
-pub fn serve(listener: &TcpListener, dr: &mut DrJournal, opts: &ServeOpts, stop: &AtomicBool) -> Result<Served> {
-    listener.set_nonblocking(true)?;
-    let mut conn: Option<Conn> = None;
-    // Armed once a primary has been heard; disarmed by its clean end.
-    let mut armed = false;
-    let mut last_heard = Instant::now();
-    let mut last_status = Instant::now() - Duration::from_secs(2);
-    let (mut refused, mut connections) = (0u64, 0u64);
-    let mut out = Vec::new();
-    let mut rbuf = vec![0u8; 256 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                // A new primary connection replaces the old one (a restart).
-                stream.set_nonblocking(false)?;
-                stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(Duration::from_millis(20)))?;
-                connections += 1;
-                conn = Some(Conn { stream, peer, buf: Vec::new(), greeted: false });
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => eprintln!("aex journal: accept: {e}"),
-        }
-        let mut drop_conn = false;
-        if let Some(c) = conn.as_mut() {
-            match c.stream.read(&mut rbuf) {
-                Ok(0) => drop_conn = true,
-                Ok(n) => {
-                    c.buf.extend_from_slice(&rbuf[..n]);
-                    last_heard = Instant::now();
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(_) => drop_conn = true,
-            }
-            out.clear();
-            let mut at = 0;
-            loop {
-                match repl::decode_frame(&c.buf[at..]) {
-                    Ok(None) => break,
-                    Ok(Some((m, n))) => {
-                        at += n;
-                        match handle(dr, c, m, &mut out, &mut armed) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                refused += 1;
-                                drop_conn = true;
-                                break;
-                            }
-                            Err(e) => {
-                                eprintln!("aex journal: primary {}: {e:#}; closing", c.peer);
-                                drop_conn = true;
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("aex journal: primary {}: malformed frame ({e}); closing", c.peer);
-                        drop_conn = true;
-                        break;
-                    }
-                }
-            }
-            c.buf.drain(..at);
-            if let Some(seq) = dr.sync()? {
-                repl::encode(&ReplMessage::Durable(seq), &mut out);
-                if let Some(tx) = &opts.on_durable {
-                    let _ = tx.send(dr.take_durable());
-                }
-            }
-            if !out.is_empty() && c.stream.write_all(&out).is_err() {
-                drop_conn = true;
-            }
-        } else {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if drop_conn {
-            conn = None;
-        }
-        if armed && last_heard.elapsed() >= opts.failover_after {
-            eprintln!(
-                "aex journal: primary silent for {} ms; {} records durable, fence epoch {}",
-                last_heard.elapsed().as_millis(),
-                dr.have(),
-                dr.fence()
-            );
-            write_status(opts, dr, false, refused, connections, 1);
-            return Ok(Served::PrimaryLost);
-        }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
-            write_status(opts, dr, conn.is_some(), refused, connections, 0);
-        }
-    }
-    write_status(opts, dr, false, refused, connections, 0);
-    Ok(Served::Stopped)
-}
-
-/// Handles one frame; Ok(false) when the primary was refused.
-fn handle(dr: &mut DrJournal, c: &mut Conn, m: ReplMessage, out: &mut Vec<u8>, armed: &mut bool) -> Result<bool> {
-    match m {
-        ReplMessage::Hello { epoch, name, symbols } => match dr.hello(epoch, &name, &symbols) {
-            Ok((have, epoch)) => {
-                eprintln!("aex journal: primary {} ({name}, epoch {epoch}) connected; DR holds {have}", c.peer);
-                c.greeted = true;
-                *armed = true;
-                repl::encode(&ReplMessage::Welcome { have, epoch }, out);
-                Ok(true)
-            }
-            Err(Refusal::Fenced(fence)) => {
-                eprintln!("aex journal: primary {} has epoch {epoch} below the fence {fence}: fenced", c.peer);
-                repl::encode(&ReplMessage::Fenced(fence), out);
-                let _ = c.stream.write_all(out);
-                out.clear();
-                Ok(false)
-            }
-            Err(Refusal::OtherEngine(n)) => bail!("engine {name:?} is not this journal's ({n})"),
-            Err(Refusal::Io(e)) => bail!("creating the journal: {e}"),
-        },
-        _ if !c.greeted => bail!("a frame before hello"),
-        ReplMessage::Records(recs) => {
-            dr.append(&recs)?;
-            Ok(true)
-        }
-        ReplMessage::Tick(_) => Ok(true),
-        ReplMessage::End => {
-            eprintln!("aex journal: primary {} ended cleanly", c.peer);
-            *armed = false;
-            Ok(true)
-        }
-        other => bail!("unexpected {other:?} from the primary"),
-    }
-}
-
-fn write_status(opts: &ServeOpts, dr: &DrJournal, connected: bool, refused: u64, connections: u64, failovers: u64) {
-    let Some(path) = &opts.status else { return };
-    let v = serde_json::json!({
-        "role": "journal",
-        "have": dr.have(),
-        "fence_epoch": dr.fence(),
-        "primary_connected": connected,
-        "connections": connections,
-        "refused": refused,
-        "failovers": failovers,
-    });
-    let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, v.to_string()).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
     }
 }
 

@@ -9,16 +9,19 @@
 //! each with its own epoch).
 //!
 //! Every datagram is hostile: anything that does not decode, or belongs to
-//! no stream of ours, is counted and dropped. The decisions are in
-//! [`Streams`] (no sockets, no clock; tested below); [`Feed`] adds the
-//! sockets.
+//! no stream of ours, is counted and dropped; a packet must verify under
+//! its stream's key (from the `md` key, `--keys`) from the address it came
+//! from, and be fresh, before anything in it is believed (`crate::auth`),
+//! and our re-requests go out sealed. The decisions are in [`Streams`] (no
+//! sockets; tested below); [`Feed`] adds the sockets.
 
-use crate::net::{self, DatagramKind, GroupKind};
+use crate::auth::{self, AuthError, Keyring, Kind, RequestClock, RootKey, StreamKey, StreamKind};
+use crate::net::{self, GroupKind};
 use crate::stream::{Receiver, Start};
 use crate::symbols::SymbolTable;
 use crate::types::{Epoch, SymbolIndex};
 use crate::wire::itch::{self, ItchMessage};
-use crate::wire::mold::{Packet, ReRequest, Session};
+use crate::wire::mold::{Packet, Session};
 use anyhow::{anyhow, Context};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +42,10 @@ pub struct FeedArgs {
     /// Symbol indices to subscribe to (`1-50,60`); default all
     #[arg(long)]
     pub only: Option<String>,
+    /// The key file with the market-data key, `md` (`aex keys` writes it as
+    /// md.keys); mode 0600
+    #[arg(long)]
+    pub keys: std::path::PathBuf,
     /// Where it meets the overlay.
     #[command(flatten)]
     pub overlay: crate::app::overlay::OverlayArgs,
@@ -72,6 +79,11 @@ pub struct FeedStats {
     pub stale_epoch_dropped: u64,
     /// Datagrams or messages that did not decode, or belong to no stream of ours.
     pub dropped_malformed: u64,
+    /// Datagrams refused for a tag that does not verify (forged, altered,
+    /// sent from another address than sealed for).
+    pub dropped_unauthenticated: u64,
+    /// Authentic datagrams sealed too long ago (a replay).
+    pub dropped_stale: u64,
     /// The highest epoch seen on any stream.
     pub epoch: Epoch,
 }
@@ -79,6 +91,7 @@ pub struct FeedStats {
 struct StreamState {
     symbol: SymbolIndex,
     session: Session,
+    key: StreamKey,
     rx: Receiver,
     /// The highest epoch seen on this stream.
     epoch: Epoch,
@@ -97,23 +110,33 @@ pub struct Streams {
     streams: Vec<StreamState>,
     by_session: HashMap<Session, usize>,
     stats: FeedStats,
+    /// Our unicast socket's address (our re-requests are sealed for it).
+    local: SocketAddr,
+    clock: RequestClock,
 }
 
 impl Streams {
-    /// One stream per symbol, each starting as `start` says.
-    pub fn new(symbols: impl IntoIterator<Item = SymbolIndex>, start: Start) -> Streams {
+    /// One stream per symbol, each starting as `start` says, keyed from the
+    /// `md` root key; `local` is our unicast socket.
+    pub fn new(
+        symbols: impl IntoIterator<Item = SymbolIndex>,
+        start: Start,
+        md: &RootKey,
+        local: SocketAddr,
+    ) -> Streams {
         let streams: Vec<StreamState> = symbols
             .into_iter()
             .map(|s| StreamState {
                 symbol: s,
                 session: md_session(s),
+                key: StreamKey::derive(md, StreamKind::MarketData, &md_session(s)),
                 rx: Receiver::new(start),
                 epoch: 0,
                 source: None,
             })
             .collect();
         let by_session = streams.iter().enumerate().map(|(i, s)| (s.session, i)).collect();
-        Streams { streams, by_session, stats: FeedStats::default() }
+        Streams { streams, by_session, stats: FeedStats::default(), local, clock: RequestClock::default() }
     }
 
     /// The counters.
@@ -132,23 +155,31 @@ impl Streams {
     }
 
     /// Handles one datagram from `from` (on the group socket when
-    /// `from_group`), appending what it delivers to `out`.
+    /// `from_group`), appending what it delivers to `out`; `now_ns` is the
+    /// monotonic clock of the streams' timers.
     pub fn on_datagram(&mut self, d: &[u8], from: SocketAddr, from_group: bool, now_ns: u64, out: &mut Vec<Delivered>) {
         self.stats.datagrams += 1;
-        if net::classify(d) != Some(DatagramKind::Packet) {
+        let Some((Kind::Packet, session)) = auth::peek(d) else {
             // Re-requests are not ours to answer; short datagrams are junk.
             self.stats.dropped_malformed += 1;
             return;
-        }
-        let Ok(p) = Packet::decode(d) else {
-            self.stats.dropped_malformed += 1;
-            return;
         };
-        let Some(&i) = self.by_session.get(&p.session) else {
-            self.stats.dropped_malformed += 1;
+        let Some(&i) = self.by_session.get(&session) else {
+            // No stream of ours: no key it could verify under.
+            self.stats.dropped_unauthenticated += 1;
             return;
         };
         let st = &mut self.streams[i];
+        let body = match st.key.open_fresh(from, d, auth::unix_ns()) {
+            Ok(o) => o.body,
+            Err(AuthError::Stale) => return self.stats.dropped_stale += 1,
+            Err(AuthError::Forged) => return self.stats.dropped_unauthenticated += 1,
+            Err(AuthError::Malformed) => return self.stats.dropped_malformed += 1,
+        };
+        let Ok(p) = Packet::decode(body) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
         if from_group || st.source.is_none() {
             st.source = Some(from);
         }
@@ -172,13 +203,13 @@ impl Streams {
         }
     }
 
-    /// The re-requests to send now (with where to), and gaps given up.
-    pub fn poll(&mut self, now_ns: u64, requests: &mut Vec<(ReRequest, SocketAddr)>) {
+    /// The re-requests to send now, sealed (with where to), and gaps given up.
+    pub fn poll(&mut self, now_ns: u64, requests: &mut Vec<(Vec<u8>, SocketAddr)>) {
         for st in &mut self.streams {
             if let Some(source) = st.source {
                 if let Some(req) = st.rx.poll_request(st.session, now_ns) {
                     self.stats.gaps_requested += 1;
-                    requests.push((req, source));
+                    requests.push((auth::seal_rerequest(&st.key, &req, self.local, self.clock.next()), source));
                 }
             }
             self.stats.gaps_unrecovered += st.rx.give_up(now_ns);
@@ -195,7 +226,7 @@ pub struct Feed {
     started: Instant,
     buf: Vec<u8>,
     buf2: Vec<u8>,
-    requests: Vec<(ReRequest, SocketAddr)>,
+    requests: Vec<(Vec<u8>, SocketAddr)>,
     last_poll: u64,
 }
 
@@ -204,6 +235,7 @@ impl Feed {
     /// unicast socket. Must run inside a tokio runtime.
     pub fn open(args: &FeedArgs, table: &SymbolTable, start: Start) -> anyhow::Result<Feed> {
         let symbols = net::select_symbols(table, args.only.as_deref()).map_err(|e| anyhow!("--only {e}"))?;
+        let md = Keyring::load(&args.keys).context("--keys")?.md().context("--keys")?.clone();
         let (dns, addr, wait) = (args.overlay.dns()?, args.overlay.bind()?, args.overlay.wait());
         let groups = net::resolve_groups(dns, symbols.iter().copied(), GroupKind::MarketData, wait)
             .context("resolving the market-data groups")?;
@@ -212,10 +244,11 @@ impl Feed {
             .with_context(|| format!("joining the market-data groups on {addr}"))?;
         let usock =
             net::unicast_socket(addr, 0, true).with_context(|| format!("binding the unicast socket to {addr}"))?;
+        let local = usock.local_addr()?;
         Ok(Feed {
             groups: UdpSocket::from_std(gsock)?,
             unicast: UdpSocket::from_std(usock)?,
-            streams: Streams::new(symbols.iter().map(|s| s.index), start),
+            streams: Streams::new(symbols.iter().map(|s| s.index), start, &md, local),
             started: Instant::now(),
             buf: vec![0u8; 65536],
             buf2: vec![0u8; 65536],
@@ -280,7 +313,7 @@ impl Feed {
             self.streams.poll(now, &mut self.requests);
             for (req, to) in self.requests.drain(..) {
                 // A full send buffer or an unreachable source: the next poll asks again.
-                let _ = self.unicast.try_send_to(&req.encode(), to);
+                let _ = self.unicast.try_send_to(&req, to);
             }
         }
         Ok(())
@@ -338,6 +371,33 @@ mod tests {
     use crate::events::MdEvent;
     use crate::stream::{Sender, GIVE_UP_NS};
     use crate::types::Side;
+    use crate::wire::mold::ReRequest;
+
+    /// The engine (where packets come from) and the feed's unicast socket.
+    const SRC: &str = "10.40.0.1:5000";
+    const LOCAL: &str = "10.40.0.4:7000";
+
+    fn root() -> RootKey {
+        RootKey::from_bytes([3; 32])
+    }
+
+    fn key(symbol: SymbolIndex) -> StreamKey {
+        StreamKey::derive(&root(), StreamKind::MarketData, &md_session(symbol))
+    }
+
+    fn streams(symbols: &[SymbolIndex]) -> Streams {
+        Streams::new(symbols.iter().copied(), Start::AtOne, &root(), LOCAL.parse().unwrap())
+    }
+
+    /// A stream's packets sealed as the engine at [`SRC`] sends them.
+    fn sealed(s: &Sender, mut ps: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let sym: SymbolIndex =
+            s.heartbeat()[3..10].iter().map(|&c| c as char).collect::<String>().trim().parse().unwrap();
+        for p in &mut ps {
+            key(sym).seal(Kind::Packet, SRC.parse().unwrap(), p);
+        }
+        ps
+    }
 
     fn msg(symbol: SymbolIndex, epoch: Epoch, order_id: u64) -> Vec<u8> {
         let mut b = Vec::new();
@@ -352,13 +412,13 @@ mod tests {
             s.push(m);
             s.take_packets(&mut out);
         }
-        out
+        sealed(s, out)
     }
 
     #[test]
     fn gaps_are_asked_of_the_source_and_filled() {
-        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
-        let mut f = Streams::new([1, 2], Start::AtOne);
+        let src: SocketAddr = SRC.parse().unwrap();
+        let mut f = streams(&[1, 2]);
         let mut s = Sender::new(md_session(1), 100);
         let p = packets(&mut s, &[msg(1, 1, 1), msg(1, 1, 2), msg(1, 1, 3)]);
         let mut out = Vec::new();
@@ -368,11 +428,14 @@ mod tests {
         let mut reqs = Vec::new();
         f.poll(2, &mut reqs);
         assert_eq!(reqs.len(), 1);
-        assert_eq!((reqs[0].0.seq, reqs[0].0.count, reqs[0].1), (2, 2, src));
+        // Sealed under the stream's key for our own address.
+        let opened = key(1).open_fresh(LOCAL.parse().unwrap(), &reqs[0].0, auth::unix_ns()).unwrap();
+        let req = ReRequest::decode(opened.body).unwrap();
+        assert_eq!((req.seq, req.count, reqs[0].1), (2, 2, src));
         let mut re = Vec::new();
-        s.retransmit(&reqs[0].0, &mut re);
-        for r in &re {
-            f.on_datagram(r, "10.40.0.1:5000".parse().unwrap(), false, 3, &mut out);
+        s.retransmit(&req, &mut re);
+        for r in &sealed(&s, re) {
+            f.on_datagram(r, src, false, 3, &mut out);
         }
         assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
         let st = f.stats();
@@ -382,8 +445,8 @@ mod tests {
 
     #[test]
     fn lost_messages_are_given_up_and_counted() {
-        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
-        let mut f = Streams::new([1], Start::AtOne);
+        let src: SocketAddr = SRC.parse().unwrap();
+        let mut f = streams(&[1]);
         let mut s = Sender::new(md_session(1), 100);
         let p = packets(&mut s, &[msg(1, 1, 1), msg(1, 1, 2), msg(1, 1, 3), msg(1, 1, 4)]);
         let mut out = Vec::new();
@@ -399,16 +462,40 @@ mod tests {
 
     #[test]
     fn hostile_datagrams_and_stale_epochs_are_dropped() {
-        let src: SocketAddr = "10.40.0.1:5000".parse().unwrap();
-        let mut f = Streams::new([1, 2], Start::AtOne);
+        let src: SocketAddr = SRC.parse().unwrap();
+        let mut f = streams(&[1, 2]);
         let mut out = Vec::new();
-        // Junk, a re-request, a truncated packet, another session.
+        // Junk, a re-request, another session.
         f.on_datagram(b"junk", src, true, 0, &mut out);
-        f.on_datagram(&ReRequest { session: md_session(1), seq: 1, count: 1 }.encode(), src, true, 0, &mut out);
+        let req = ReRequest { session: md_session(1), seq: 1, count: 1 };
+        f.on_datagram(&auth::seal_rerequest(&key(1), &req, src, auth::unix_ns()), src, true, 0, &mut out);
         let mut other = Sender::new(md_session(3), 10);
         let p = packets(&mut other, &[msg(3, 1, 1)]);
-        f.on_datagram(&p[0][..p[0].len() - 1], src, true, 0, &mut out);
         f.on_datagram(&p[0], src, true, 0, &mut out);
+        // Forged (another key, epoch 9), altered, sent from elsewhere, stale:
+        // none is believed, none moves the stream or its epoch.
+        let mut s1 = Sender::new(md_session(1), 10);
+        s1.push(&msg(1, 9, 99));
+        let mut plain = Vec::new();
+        s1.take_packets(&mut plain);
+        let mut forged = plain[0].clone();
+        StreamKey::derive(&RootKey::from_bytes([4; 32]), StreamKind::MarketData, &md_session(1)).seal(
+            Kind::Packet,
+            src,
+            &mut forged,
+        );
+        f.on_datagram(&forged, src, true, 0, &mut out);
+        let genuine = sealed(&s1, plain.clone());
+        let mut altered = genuine[0].clone();
+        altered[22] ^= 1;
+        f.on_datagram(&altered, src, true, 0, &mut out);
+        f.on_datagram(&genuine[0], "10.40.0.9:5000".parse().unwrap(), true, 0, &mut out);
+        let mut stale = plain[0].clone();
+        key(1).seal_at(Kind::Packet, src, auth::unix_ns() - 2 * auth::seal::WINDOW_NS, &mut stale);
+        f.on_datagram(&stale, src, true, 0, &mut out);
+        assert!(out.is_empty());
+        let st = f.stats();
+        assert_eq!((st.dropped_malformed, st.dropped_unauthenticated, st.dropped_stale, st.epoch), (2, 4, 1, 0));
         // On stream 1: a message of another symbol, a bad ITCH, then epochs 2, 1 (stale), 2.
         let mut s = Sender::new(md_session(1), 10);
         let p = packets(&mut s, &[msg(2, 1, 1), vec![b'?'; 20], msg(1, 2, 2), msg(1, 1, 3), msg(1, 2, 4)]);
@@ -422,6 +509,6 @@ mod tests {
         }
         assert_eq!(out.iter().map(|d| (d.symbol, d.seq)).collect::<Vec<_>>(), vec![(1, 3), (1, 5), (2, 1)]);
         let st = f.stats();
-        assert_eq!((st.dropped_malformed, st.stale_epoch_dropped, st.messages, st.epoch), (6, 1, 3, 2));
+        assert_eq!((st.dropped_malformed, st.stale_epoch_dropped, st.messages, st.epoch), (4, 1, 3, 2));
     }
 }

@@ -13,6 +13,7 @@ pub mod acks_file;
 pub mod audit;
 pub mod customers;
 pub mod dr_journal;
+pub mod dr_server;
 pub mod engine;
 pub mod gateway;
 pub mod mdfeed;

@@ -7,11 +7,18 @@
 //! On a reconnect DR says what it holds; records it lacks are sent again
 //! (from memory, or from the local journal file for older ones). A DR that
 //! answers `Fenced` means a newer primary exists: the engine must stop.
+//!
+//! The connection is the authenticated channel of [`crate::auth::channel`]
+//! under the `dr` key: an answer that does not verify (a DR site without
+//! the key, or anyone else at its address) is counted and the connection
+//! dropped; it can neither fence this primary nor release its outputs.
 
+use crate::auth::channel::{self, ChannelError, Opener, Role, Sealer, NONCE_LEN};
+use crate::auth::RootKey;
 use crate::events::SequencedInput;
 use crate::journal;
 use crate::types::{Epoch, Seq, SymbolIndex};
-use crate::wire::repl::{self, ReplMessage, MAX_RECORDS_PER_FRAME};
+use crate::wire::repl::{ReplMessage, MAX_RECORDS_PER_FRAME};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,6 +43,8 @@ pub struct Identity {
     pub symbols: Vec<SymbolIndex>,
     /// Its local journal (for records DR lacks that are no longer in memory).
     pub journal: PathBuf,
+    /// The `dr` key the channel is authenticated with.
+    pub key: RootKey,
 }
 
 /// Shared progress, read by the engine.
@@ -49,6 +58,8 @@ pub struct Progress {
     pub connected: AtomicBool,
     /// Connections made.
     pub connects: AtomicU64,
+    /// Answers from DR that did not verify (connection dropped each time).
+    pub unauthenticated: AtomicU64,
 }
 
 impl Progress {
@@ -207,26 +218,42 @@ impl Worker {
 
     fn session(&mut self, mut s: TcpStream) -> io::Result<End> {
         s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        // Nonces first, both ways: they key the channel.
+        let ours = channel::nonce();
+        s.write_all(&ours)?;
+        let mut theirs = [0u8; NONCE_LEN];
+        match s.read_exact(&mut theirs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(End::Lost),
+            Err(e) => return Err(e),
+        }
+        let (mut sealer, mut opener) = channel::halves(&self.id.key, Role::Client, &ours, &theirs);
         let mut out = Vec::new();
-        repl::encode(
+        sealer.encode(
             &ReplMessage::Hello { epoch: self.id.epoch, name: self.id.name.clone(), symbols: self.id.symbols.clone() },
             &mut out,
         );
         s.write_all(&out)?;
         // The welcome, synchronously.
-        s.set_read_timeout(Some(Duration::from_secs(3)))?;
         let mut inbuf = Vec::new();
         let mut rbuf = [0u8; 4096];
         let first = loop {
-            match repl::decode_frame(&inbuf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
-                Some((m, n)) => {
+            match opener.decode(&inbuf) {
+                Ok(Some((m, n))) => {
                     inbuf.drain(..n);
                     break m;
                 }
-                None => match s.read(&mut rbuf)? {
+                Ok(None) => match s.read(&mut rbuf)? {
                     0 => return Ok(End::Lost),
                     n => inbuf.extend_from_slice(&rbuf[..n]),
                 },
+                Err(e) => {
+                    if e == ChannelError::Forged {
+                        self.progress.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("DR's answer: {e}")));
+                }
             }
         };
         let have = match first {
@@ -265,11 +292,11 @@ impl Worker {
             let (mut r, progress, dead) = (s.try_clone()?, self.progress.clone(), dead.clone());
             let notify = self.notify.clone();
             std::thread::Builder::new().name("replicate-rx".into()).spawn(move || {
-                read_answers(&mut r, inbuf, &progress, &*notify);
+                read_answers(&mut r, inbuf, opener, &progress, &*notify);
                 dead.store(true, Ordering::SeqCst);
             })?
         };
-        let end = self.send_loop(&mut s, have, &dead);
+        let end = self.send_loop(&mut s, &mut sealer, have, &dead);
         let _ = s.shutdown(std::net::Shutdown::Both);
         let _ = reader.join();
         if self.progress.fenced.load(Ordering::Acquire) != 0 {
@@ -278,7 +305,7 @@ impl Worker {
         end
     }
 
-    fn send_loop(&mut self, s: &mut TcpStream, have: Seq, dead: &AtomicBool) -> io::Result<End> {
+    fn send_loop(&mut self, s: &mut TcpStream, sealer: &mut Sealer, have: Seq, dead: &AtomicBool) -> io::Result<End> {
         let mut out = Vec::new();
         let mut sent = have;
         let mut last_sent = Instant::now();
@@ -287,7 +314,7 @@ impl Worker {
                 // A crash (tests) leaves without a word.
                 if !self.silent.load(Ordering::SeqCst) {
                     out.clear();
-                    repl::encode(&ReplMessage::End, &mut out);
+                    sealer.encode(&ReplMessage::End, &mut out);
                     let _ = s.write_all(&out);
                 }
                 return Ok(End::Stopped);
@@ -302,15 +329,15 @@ impl Worker {
             for r in self.unacked.iter().filter(|r| r.seq > sent) {
                 batch.push(*r);
                 if batch.len() == MAX_RECORDS_PER_FRAME {
-                    repl::encode(&ReplMessage::Records(std::mem::take(&mut batch)), &mut out);
+                    sealer.encode(&ReplMessage::Records(std::mem::take(&mut batch)), &mut out);
                 }
             }
             if !batch.is_empty() {
-                repl::encode(&ReplMessage::Records(batch), &mut out);
+                sealer.encode(&ReplMessage::Records(batch), &mut out);
             }
             sent = sent.max(self.unacked.back().map_or(sent, |r| r.seq));
             if out.is_empty() && last_sent.elapsed() >= TICK {
-                repl::encode(&ReplMessage::Tick(self.last_seq), &mut out);
+                sealer.encode(&ReplMessage::Tick(self.last_seq), &mut out);
             }
             if !out.is_empty() {
                 s.write_all(&out)?;
@@ -350,13 +377,14 @@ impl Worker {
     }
 }
 
-/// Reads DR's answers until the connection ends: durable marks and fencing.
-fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, notify: &dyn Fn()) {
+/// Reads DR's answers until the connection ends: durable marks and
+/// fencing, each believed only once it verifies.
+fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, mut opener: Opener, progress: &Progress, notify: &dyn Fn()) {
     let mut rbuf = [0u8; 4096];
     loop {
         let mut at = 0;
         loop {
-            match repl::decode_frame(&inbuf[at..]) {
+            match opener.decode(&inbuf[at..]) {
                 Ok(Some((m, n))) => {
                     at += n;
                     match m {
@@ -378,7 +406,10 @@ fn read_answers(r: &mut TcpStream, mut inbuf: Vec<u8>, progress: &Progress, noti
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("aex engine: malformed frame from DR ({e}); closing");
+                    if e == ChannelError::Forged {
+                        progress.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    eprintln!("aex engine: a frame from DR refused ({e}); closing");
                     return;
                 }
             }
@@ -431,7 +462,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let opts = ServeOpts { failover_after: Duration::from_millis(300), status: None, on_durable: None };
+        let key = RootKey::from_bytes([4; 32]);
+        let opts =
+            ServeOpts { failover_after: Duration::from_millis(300), status: None, on_durable: None, key: key.clone() };
         let server = {
             let (stop, remote, opts) = (stop.clone(), remote.clone(), opts.clone());
             std::thread::spawn(move || {
@@ -441,15 +474,24 @@ mod tests {
                 r
             })
         };
-        let id = Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local.clone() };
+        let id = Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local.clone(), key };
         let r = Replicator::start(addr, id.clone(), 3, Arc::new(|| {}));
         assert!(
             wait(|| r.progress().durable() == 3),
             "DR catches up from the local journal: {}",
             r.progress().durable()
         );
+        // A stranger without the dr key, claiming a newer epoch, connects:
+        // refused, the fence not raised, the primary's connection kept.
+        let stranger = Identity { epoch: 9, key: RootKey::from_bytes([5; 32]), ..id.clone() };
+        let s = Replicator::start(addr, stranger, 3, Arc::new(|| {}));
+        assert!(wait(|| s.progress().unauthenticated.load(Ordering::Relaxed) > 0
+            || s.progress().connects.load(Ordering::Relaxed) > 1));
+        assert_eq!((s.progress().fenced(), s.progress().durable()), (None, 0));
+        drop(s);
         r.send(vec![rec(4, 1), rec(5, 1)]);
         assert!(wait(|| r.progress().durable() == 5), "new records durable at DR: {}", r.progress().durable());
+        assert_eq!(r.progress().connects.load(Ordering::Relaxed), 1, "never disconnected by the stranger");
         // A crash (no clean end): DR declares the primary lost.
         r.abandon();
         assert_eq!(server.join().unwrap(), Served::PrimaryLost);

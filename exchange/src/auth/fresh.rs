@@ -127,7 +127,11 @@ mod tests {
             g.admit(addr(i), s, NOW, NOW).unwrap();
         }
         let late = NOW + WINDOW_NS / 2;
-        assert_eq!(g.admit(SocketAddr::from(([10, 41, 0, 1], 1)), s, late, late), Err(AuthError::Stale), "full of live pairs");
+        assert_eq!(
+            g.admit(SocketAddr::from(([10, 41, 0, 1], 1)), s, late, late),
+            Err(AuthError::Stale),
+            "full of live pairs"
+        );
         let much_later = NOW + 2 * WINDOW_NS;
         assert_eq!(g.admit(SocketAddr::from(([10, 41, 0, 1], 1)), s, much_later, much_later), Ok(()));
         assert_eq!(g.len(), 1, "the silent ones were forgotten");

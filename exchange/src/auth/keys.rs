@@ -269,6 +269,11 @@ impl Keyring {
         Keyring { md: self.md.clone(), ..Keyring::default() }
     }
 
+    /// Only the replication key (what a DR journal gets).
+    pub fn dr_only(&self) -> Keyring {
+        Keyring { dr: self.dr.clone(), ..Keyring::default() }
+    }
+
     /// Only gateway `id`'s key (what that gateway gets).
     pub fn gateway_only(&self, id: u8) -> Keyring {
         let gateways = self.gateways.get(&id).map(|k| (id, k.clone())).into_iter().collect();

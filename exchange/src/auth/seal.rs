@@ -128,7 +128,12 @@ fn address_bytes(a: SocketAddr) -> [u8; 18] {
 }
 
 impl StreamKey {
-    fn tag(&self, source: SocketAddr, body: &[u8], time_kind: &[u8]) -> blake2::digest::CtOutput<super::keys::Blake2sMac128> {
+    fn tag(
+        &self,
+        source: SocketAddr,
+        body: &[u8],
+        time_kind: &[u8],
+    ) -> blake2::digest::CtOutput<super::keys::Blake2sMac128> {
         let mut m = self.mac.clone();
         m.update(&address_bytes(source));
         m.update(body);
@@ -180,12 +185,7 @@ impl StreamKey {
 }
 
 /// A re-request sealed under its stream's key, as sent from `source` at `time`.
-pub fn seal_rerequest(
-    key: &StreamKey,
-    req: &crate::wire::mold::ReRequest,
-    source: SocketAddr,
-    time: u64,
-) -> Vec<u8> {
+pub fn seal_rerequest(key: &StreamKey, req: &crate::wire::mold::ReRequest, source: SocketAddr, time: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(REREQUEST_LEN + TRAILER_LEN);
     b.extend_from_slice(&req.encode());
     key.seal_at(Kind::ReRequest, source, time, &mut b);

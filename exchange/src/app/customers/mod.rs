@@ -114,12 +114,8 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     // Client order ids: increasing per session and distinct from any earlier
     // run's (the engine remembers ids per session), so start at the clock.
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let plan = Arc::new(session::Plan {
-        gateway,
-        rate: args.rate,
-        sessions: users.len(),
-        first_client_id: now_ms << 20,
-    });
+    let plan =
+        Arc::new(session::Plan { gateway, rate: args.rate, sessions: users.len(), first_client_id: now_ms << 20 });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(drive(args, table, users, plan))
 }

@@ -10,6 +10,7 @@ use super::standby::{shadow, Shadow};
 use super::stats::Stats;
 use super::threads::{publisher_loop, DrGate, PubEvent};
 use crate::app::replicate::{Identity, Progress, Replicator};
+use crate::auth::{Keyring, RootKey};
 use crate::events::*;
 use crate::journal::Writer;
 use crate::matching::{Engine, EngineConfig};
@@ -32,6 +33,19 @@ fn order(client_id: u64, side: Side, price: Price) -> Input {
     })
 }
 
+fn ring() -> Keyring {
+    Keyring::parse(&format!("md {}\ngw.1 {}\ndr {}\n", "01".repeat(32), "02".repeat(32), "04".repeat(32))).unwrap()
+}
+
+fn dr_key() -> RootKey {
+    ring().dr().unwrap().clone()
+}
+
+fn publisher(md: SocketAddr) -> Publisher {
+    let keys = super::keys::EngineKeys::new(&ring(), "eng1", &[1]).unwrap();
+    Publisher::new("eng1", [(1, md)], Arc::new(Stats::default()), keys).unwrap()
+}
+
 fn wait(mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
@@ -39,6 +53,17 @@ fn wait(mut f: impl FnMut() -> bool) -> bool {
             return true;
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+fn wait_for(d: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     false
 }
@@ -57,8 +82,7 @@ fn tmpdir(what: &str) -> std::path::PathBuf {
 fn release_waits_for_dr_and_a_fence_stops_everything() {
     let md = UdpSocket::bind("127.0.0.1:0").unwrap();
     md.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let stats = Arc::new(Stats::default());
-    let p = Publisher::new("eng1", [(1, md.local_addr().unwrap())], stats.clone()).unwrap();
+    let p = publisher(md.local_addr().unwrap());
     let progress = Arc::new(Progress::default());
     let fenced = Arc::new(AtomicU32::new(0));
     let gate = DrGate {
@@ -77,12 +101,12 @@ fn release_waits_for_dr_and_a_fence_stops_everything() {
     tx.send(PubEvent::Outputs(out)).unwrap();
     tx.send(PubEvent::Durable(1)).unwrap();
     let (n, _) = md.recv_from(&mut buf).expect("a heartbeat at start");
-    assert_eq!(n, 20, "a heartbeat, nothing else");
+    assert_eq!(n, 20 + crate::auth::TRAILER_LEN, "a heartbeat, nothing else");
     assert!(md.recv_from(&mut buf).is_err(), "locally durable only: nothing released");
     progress.durable.store(1, Ordering::SeqCst);
     tx.send(PubEvent::DrProgress).unwrap();
     let (n, _) = md.recv_from(&mut buf).expect("released once DR holds it");
-    assert!(n > 20);
+    assert!(n > 20 + crate::auth::TRAILER_LEN);
     let (_, out) = m.sequence(order(2, Side::Buy, 101), 2).unwrap();
     tx.send(PubEvent::Outputs(out)).unwrap();
     tx.send(PubEvent::Durable(2)).unwrap();
@@ -109,8 +133,15 @@ fn a_hot_standby_shadows_and_is_promoted() {
     let standby = {
         let remote = remote.clone();
         std::thread::spawn(move || {
-            let mut p = Publisher::new("eng1", [(1, md)], Arc::new(Stats::default())).unwrap();
-            let sh = Shadow { name: "eng1", symbols: &[1], stats: &stats, checkpoints: None, write_status: &|| {} };
+            let mut p = publisher(md);
+            let sh = Shadow {
+                name: "eng1",
+                symbols: &[1],
+                stats: &stats,
+                checkpoints: None,
+                write_status: &|| {},
+                dr_key: dr_key(),
+            };
             let promoted = shadow(listener, &remote, Duration::from_millis(300), &mut p, sh).unwrap();
             (promoted.expect("promoted"), p)
         })
@@ -120,12 +151,12 @@ fn a_hot_standby_shadows_and_is_promoted() {
         LocalJournal(Writer::create(&local, "eng1", &[1]).unwrap()),
         Replicator::start(
             addr,
-            Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local },
+            Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local, key: dr_key() },
             0,
             Arc::new(|| {}),
         ),
     );
-    let mut shadow_pub = Publisher::new("eng1", [(1, md)], Arc::new(Stats::default())).unwrap();
+    let mut shadow_pub = publisher(md);
     for i in 0..200u64 {
         let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
         let (rec, out) = m.sequence(order(i + 1, side, 100 + (i % 5) as u32), i + 1).unwrap();
@@ -149,13 +180,13 @@ fn a_hot_standby_shadows_and_is_promoted() {
     p.flush_reports(&mut out);
     assert!(out.is_empty(), "no re-blast of history");
 
-    fence::spawn(promoted.listener, promoted.epoch).unwrap();
-    let old = Replicator::start(
-        addr,
-        Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: dir.join("none") },
-        200,
-        Arc::new(|| {}),
-    );
+    fence::spawn(promoted.listener, promoted.epoch, dr_key()).unwrap();
+    let id = |key| Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: dir.join("none"), key };
+    // Without the dr key the responder answers nothing (and fences nobody).
+    let stranger = Replicator::start(addr, id(RootKey::from_bytes([7; 32])), 200, Arc::new(|| {}));
+    assert!(!wait_for(Duration::from_millis(1500), || stranger.progress().fenced().is_some()));
+    drop(stranger);
+    let old = Replicator::start(addr, id(dr_key()), 200, Arc::new(|| {}));
     assert!(wait(|| old.progress().fenced() == Some(2)), "the old primary is fenced");
     drop(old);
     let _ = std::fs::remove_dir_all(&dir);

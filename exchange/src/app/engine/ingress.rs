@@ -2,11 +2,19 @@
 //! source address and session, late joiners welcome), gaps re-requested
 //! from the stream's source, inputs delivered in stream order, and every
 //! datagram treated as hostile (malformed or foreign: counted, dropped).
+//!
+//! Every datagram must verify under its stream's key ([`EngineKeys`])
+//! from the address it came from, and be fresh, before anything in it is
+//! believed: an orders packet before its inputs are delivered or its
+//! source is taken for the gateway's (where reports go), a re-request
+//! before it is answered (market data: any holder of the `md` key; reports:
+//! only the gateway whose orders come from that address, with its key).
 
+use super::keys::EngineKeys;
 use super::publisher::GatewayId;
 use super::stats::{add, Stats};
+use crate::auth::{self, AuthError, Kind, ReplayGuard, RequestClock};
 use crate::events::Input;
-use crate::net::{classify, DatagramKind};
 use crate::stream::{Receiver, Start};
 use crate::types::SymbolIndex;
 use crate::wire::input::decode_input;
@@ -19,16 +27,17 @@ use std::sync::Arc;
 pub const MAX_STREAMS: usize = 65_536;
 
 /// What the ingress wants done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Hand this input to the matcher (in this order).
     Deliver(Input),
     /// Gateway `id`'s orders come from this address.
     Gateway(GatewayId, SocketAddr),
-    /// A re-request for one of our streams arrived from this address (for the publisher).
+    /// A re-request for one of our streams arrived from this address,
+    /// authentic and fresh (for the publisher).
     Serve(SocketAddr, ReRequest),
-    /// Send this re-request to this address (a gap in an order stream).
-    Ask(SocketAddr, ReRequest),
+    /// Send this sealed re-request to this address (a gap in an order stream).
+    Ask(SocketAddr, Vec<u8>),
 }
 
 /// Parses an order stream's session name `g<gw>.<symbol>` (each at least
@@ -50,38 +59,106 @@ pub struct Ingress {
     streams: HashMap<(SocketAddr, Session), Receiver>,
     gateways: HashMap<GatewayId, SocketAddr>,
     stats: Arc<Stats>,
+    keys: EngineKeys,
+    replay: ReplayGuard,
+    clock: RequestClock,
+    /// Our unicast socket's address (our re-requests are sealed for it).
+    local: SocketAddr,
 }
 
 impl Ingress {
-    /// An ingress for an engine trading `symbols`.
-    pub fn new(symbols: impl IntoIterator<Item = SymbolIndex>, stats: Arc<Stats>) -> Ingress {
+    /// An ingress for an engine trading `symbols`, verifying with `keys`,
+    /// whose unicast socket is `local`.
+    pub fn new(
+        symbols: impl IntoIterator<Item = SymbolIndex>,
+        stats: Arc<Stats>,
+        keys: EngineKeys,
+        local: SocketAddr,
+    ) -> Ingress {
         let mut traded = vec![false; usize::from(u16::MAX) + 1];
         for s in symbols {
             traded[usize::from(s)] = true;
         }
-        Ingress { traded, streams: HashMap::new(), gateways: HashMap::new(), stats }
-    }
-
-    /// A datagram from `src` (on the orders groups or the unicast socket).
-    pub fn on_datagram(&mut self, src: SocketAddr, d: &[u8], now_ns: u64, out: &mut Vec<Action>) {
-        match classify(d) {
-            None => add(&self.stats.dropped_malformed, 1),
-            Some(DatagramKind::ReRequest) => match ReRequest::decode(d) {
-                Ok(req) => out.push(Action::Serve(src, req)),
-                Err(_) => add(&self.stats.dropped_malformed, 1),
-            },
-            Some(DatagramKind::Packet) => match Packet::decode(d) {
-                Ok(p) => self.on_packet(src, &p, now_ns, out),
-                Err(_) => add(&self.stats.dropped_malformed, 1),
-            },
+        Ingress {
+            traded,
+            streams: HashMap::new(),
+            gateways: HashMap::new(),
+            stats,
+            keys,
+            replay: ReplayGuard::new(),
+            clock: RequestClock::default(),
+            local,
         }
     }
 
-    fn on_packet(&mut self, src: SocketAddr, p: &Packet<'_>, now_ns: u64, out: &mut Vec<Action>) {
-        let Some((gateway, _)) = parse_order_session(&p.session) else {
-            add(&self.stats.dropped_foreign, 1);
+    fn refused(&self, e: AuthError) {
+        let c = match e {
+            AuthError::Malformed => &self.stats.dropped_malformed,
+            AuthError::Forged => &self.stats.dropped_unauthenticated,
+            AuthError::Stale => &self.stats.dropped_stale,
+        };
+        add(c, 1);
+    }
+
+    /// A datagram from `src` (on the orders groups or the unicast socket);
+    /// `now_ns` is the monotonic clock of the streams' timers.
+    pub fn on_datagram(&mut self, src: SocketAddr, d: &[u8], now_ns: u64, out: &mut Vec<Action>) {
+        let Some((kind, session)) = auth::peek(d) else {
+            add(&self.stats.dropped_malformed, 1);
             return;
         };
+        let now = auth::unix_ns();
+        match kind {
+            Kind::ReRequest => self.on_rerequest(src, session, d, now, out),
+            Kind::Packet => {
+                let Some((gateway, symbol)) = parse_order_session(&session) else {
+                    add(&self.stats.dropped_foreign, 1);
+                    return;
+                };
+                if !self.traded[usize::from(symbol)] {
+                    add(&self.stats.dropped_foreign, 1);
+                    return;
+                }
+                let Some(key) = self.keys.orders(session, gateway) else {
+                    // A gateway whose key we lack: nothing of it verifies.
+                    add(&self.stats.dropped_unauthenticated, 1);
+                    return;
+                };
+                let body = match key.open_fresh(src, d, now) {
+                    Ok(o) => o.body,
+                    Err(e) => return self.refused(e),
+                };
+                match Packet::decode(body) {
+                    Ok(p) => self.on_packet(src, gateway, &p, now_ns, out),
+                    Err(_) => add(&self.stats.dropped_malformed, 1),
+                }
+            }
+        }
+    }
+
+    /// A re-request for one of our streams: market data from anyone with
+    /// the `md` key; reports only from the gateway whose orders come from
+    /// that address, under that gateway's key.
+    fn on_rerequest(&mut self, src: SocketAddr, session: Session, d: &[u8], now: u64, out: &mut Vec<Action>) {
+        let key = if let Some(k) = self.keys.md_by_session(&session) {
+            Some(k)
+        } else if session == self.keys.report_session() {
+            let g = self.gateways.iter().find(|(_, &a)| a == src).map(|(&g, _)| g);
+            g.and_then(|g| self.keys.reports(g))
+        } else {
+            None
+        };
+        let Some(key) = key else {
+            add(&self.stats.dropped_unauthenticated, 1);
+            return;
+        };
+        match auth::open_rerequest(key, &mut self.replay, src, d, now) {
+            Ok(req) => out.push(Action::Serve(src, req)),
+            Err(e) => self.refused(e),
+        }
+    }
+
+    fn on_packet(&mut self, src: SocketAddr, gateway: GatewayId, p: &Packet<'_>, now_ns: u64, out: &mut Vec<Action>) {
         let key = (src, p.session);
         if !self.streams.contains_key(&key) {
             if self.streams.len() >= MAX_STREAMS {
@@ -127,8 +204,10 @@ impl Ingress {
                 continue;
             }
             if let Some(req) = receiver.poll_request(*session, now_ns) {
+                // Streams exist only once a packet verified: the key is known.
+                let Some(key) = self.keys.orders_known(session) else { continue };
                 add(&self.stats.order_gaps_requested, 1);
-                out.push(Action::Ask(*src, req));
+                out.push(Action::Ask(*src, auth::seal_rerequest(key, &req, self.local, self.clock.next())));
             }
         }
     }

@@ -32,6 +32,7 @@ pub mod checkpoint;
 pub mod durability;
 pub mod fence;
 pub mod ingress;
+pub mod keys;
 pub mod matcher;
 mod network;
 mod pipeline;
@@ -45,10 +46,12 @@ pub mod threads;
 mod wiring;
 
 use crate::app::overlay::OverlayArgs;
+use crate::auth::Keyring;
 use crate::symbols::SymbolTable;
 use crate::types::Epoch;
 use anyhow::{bail, Context as _};
 use ingress::Ingress;
+use keys::EngineKeys;
 use publisher::Publisher;
 pub use recovery::{choose_epoch, open_journal, replay};
 use stats::Stats;
@@ -107,6 +110,11 @@ pub struct Args {
     /// Inputs between checkpoints
     #[arg(long, default_value_t = 10_000)]
     pub checkpoint_every: u64,
+    /// The key file (`aex keys`): `md`, `gw.N` for every gateway whose
+    /// orders it takes, and `dr` with --replicate, --standby-listen or
+    /// --fence-listen; mode 0600
+    #[arg(long)]
+    pub keys: PathBuf,
     /// Hold released market data up to this long to pack more messages per
     /// packet (fewer frames for the host at high rates; reports are never
     /// held); 0 sends at every group commit
@@ -138,26 +146,39 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     let started = Instant::now();
     check_name(&args.name)?;
+    let ring = Keyring::load(&args.keys).context("--keys")?;
+    if (args.replicate.is_some() || args.standby_listen.is_some() || args.fence_listen.is_some()) && ring.dr().is_err()
+    {
+        bail!("--keys {}: no `dr` key, which replication and fencing need", args.keys.display());
+    }
     let network = network::resolve(&args, table)?;
+    let keys = EngineKeys::new(&ring, &args.name, &network.symbols)
+        .with_context(|| format!("--keys {}", args.keys.display()))?;
+    if keys.gateway_ids().next().is_none() {
+        eprintln!("aex engine {}: no gw.N key in {}: no gateway's orders will verify", args.name, args.keys.display());
+    }
     let stats = Arc::new(Stats::default());
-    let mut publisher = Publisher::new(&args.name, network.md_destinations(), stats.clone()).context("engine name")?;
+    let mut publisher =
+        Publisher::new(&args.name, network.md_destinations(), stats.clone(), keys.clone()).context("engine name")?;
     publisher.batch_md(std::time::Duration::from_micros(args.md_batch_us));
     let checkpoints = open_checkpoints(&args)?;
     let status = StatusFile::new(&args, started);
-    let Some(start) = start::start(&args, &network.symbols, &stats, &mut publisher, checkpoints, &status)? else {
+    let Some(start) = start::start(&args, &ring, &network.symbols, &stats, &mut publisher, checkpoints, &status)?
+    else {
         return Ok(()); // a standby stopped before it was promoted
     };
     let epoch = start.epoch;
     let last_seq = start.matcher.engine().last_seq();
     stats::set(&stats.last_seq, last_seq);
     stats::set(&stats.durable_seq, last_seq);
-    let ingress = Ingress::new(network.symbols.iter().copied(), stats.clone());
     let sockets = network::open_sockets(&network)?;
+    publisher.set_source(sockets.local);
+    let ingress = Ingress::new(network.symbols.iter().copied(), stats.clone(), keys, sockets.local);
     announce(&args, &network, &stats, epoch, last_seq + 1, sockets.local);
 
     let shared = wiring::Shared::new(stats);
     let (tx_pub, rx_pub) = mpsc::channel::<PubEvent>();
-    let wired = wiring::durability(&args, epoch, &network.symbols, last_seq, start.writer, &tx_pub, &shared);
+    let wired = wiring::durability(&args, &ring, epoch, &network.symbols, last_seq, start.writer, &tx_pub, &shared)?;
     let stages = pipeline::Stages {
         matcher: start.matcher,
         checkpoints: start.checkpoints,

@@ -2,9 +2,14 @@
 //! is durable, then become market-data messages (`md.SSS`, one stream per
 //! symbol) and reports (`r.NAME`, one stream per gateway), numbered exactly
 //! as `ARCHITECTURE.md` says ([`route`]); heartbeats; re-requests answered
-//! from the streams' history under a rate limit.
+//! from the streams' history under a rate limit. Every packet leaves sealed
+//! under its stream's key ([`EngineKeys`]) for the engine's unicast address
+//! ([`Publisher::set_source`]); reports to a gateway whose key the engine
+//! lacks are not sent (counted in `send_errors`).
 
+use super::keys::EngineKeys;
 use super::stats::{add, Stats};
+use crate::auth::{Kind, StreamKey};
 use crate::events::{Outputs, Response};
 use crate::stream::{Sender, HISTORY};
 use crate::types::{Seq, SessionId, SymbolIndex};
@@ -116,15 +121,41 @@ pub struct Publisher {
     scratch: Vec<u8>,
     packets: Vec<Vec<u8>>,
     stats: Arc<Stats>,
+    keys: EngineKeys,
+    /// Where our packets come from (sealed for it): the unicast socket.
+    local: SocketAddr,
+}
+
+/// Seals `packets` under `key` as sent from `local` and queues them for
+/// `to`; without a key they are dropped and counted.
+fn seal_out(
+    key: Option<&StreamKey>,
+    local: SocketAddr,
+    packets: &mut Vec<Vec<u8>>,
+    to: SocketAddr,
+    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    stats: &Stats,
+) {
+    let Some(key) = key else {
+        add(&stats.send_errors, packets.len() as u64);
+        packets.clear();
+        return;
+    };
+    for mut p in packets.drain(..) {
+        key.seal(Kind::Packet, local, &mut p);
+        out.push((to, p));
+    }
 }
 
 impl Publisher {
     /// A publisher for `engine_name`'s reports and the market data of the
-    /// symbols in `md_groups` (each with the address its packets go to).
+    /// symbols in `md_groups` (each with the address its packets go to),
+    /// sealing with `keys`.
     pub fn new(
         engine_name: &str,
         md_groups: impl IntoIterator<Item = (SymbolIndex, SocketAddr)>,
         stats: Arc<Stats>,
+        keys: EngineKeys,
     ) -> Option<Publisher> {
         let report_session = Session::new(&format!("r.{engine_name}"))?;
         let mut md = BTreeMap::new();
@@ -149,7 +180,15 @@ impl Publisher {
             scratch: Vec::new(),
             packets: Vec::new(),
             stats,
+            keys,
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
         })
+    }
+
+    /// The address our packets leave from (the unicast socket's), which
+    /// every packet is sealed for; set before anything is sent.
+    pub fn set_source(&mut self, local: SocketAddr) {
+        self.local = local;
     }
 
     /// The highest durable sequence number seen.
@@ -267,10 +306,10 @@ impl Publisher {
     /// Appends the packets of the market data not yet sent.
     pub fn flush_md(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
         self.md_waiting = false;
-        for m in self.md.values_mut() {
+        for (s, m) in self.md.iter_mut() {
             if m.sender.has_unsent() {
                 m.sender.take_packets(&mut self.packets);
-                out.extend(self.packets.drain(..).map(|p| (m.group, p)));
+                seal_out(self.keys.md(*s), self.local, &mut self.packets, m.group, out, &self.stats);
             }
         }
     }
@@ -281,7 +320,7 @@ impl Publisher {
             if let Some(&addr) = self.gateways.get(g) {
                 if s.has_unsent() {
                     s.take_packets(&mut self.packets);
-                    out.extend(self.packets.drain(..).map(|p| (addr, p)));
+                    seal_out(self.keys.reports(*g), self.local, &mut self.packets, addr, out, &self.stats);
                 }
             }
         }
@@ -297,32 +336,35 @@ impl Publisher {
             if let Some(s) = self.reports.get_mut(&id) {
                 if s.has_unsent() {
                     s.take_packets(&mut self.packets);
-                    out.extend(self.packets.drain(..).map(|p| (addr, p)));
                 } else {
-                    out.push((addr, s.heartbeat()));
+                    self.packets.push(s.heartbeat());
                 }
+                seal_out(self.keys.reports(id), self.local, &mut self.packets, addr, out, &self.stats);
             }
         }
     }
 
     /// Appends a heartbeat for every market-data stream and the report
     /// stream of every gateway whose address is known.
-    pub fn heartbeats(&self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
-        for m in self.md.values() {
-            out.push((m.group, m.sender.heartbeat()));
+    pub fn heartbeats(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        for (s, m) in &self.md {
+            self.packets.push(m.sender.heartbeat());
+            seal_out(self.keys.md(*s), self.local, &mut self.packets, m.group, out, &self.stats);
         }
         for (&g, &addr) in &self.gateways {
             let hb = match self.reports.get(&g) {
                 Some(s) => s.heartbeat(),
                 None => crate::wire::mold::heartbeat(self.report_session, 1),
             };
-            out.push((addr, hb));
+            self.packets.push(hb);
+            seal_out(self.keys.reports(g), self.local, &mut self.packets, addr, out, &self.stats);
         }
     }
 
-    /// Answers a re-request from `from` (market data: anyone; reports: the
-    /// gateway at that address), within the retransmission budget (one for
-    /// market data, one for reports).
+    /// Answers a re-request from `from` (authenticated by the ingress:
+    /// market data, anyone with the `md` key; reports, the gateway at that
+    /// address), within the retransmission budget (one for market data, one
+    /// for reports).
     pub fn on_rerequest(
         &mut self,
         from: SocketAddr,
@@ -330,13 +372,14 @@ impl Publisher {
         now_ns: u64,
         out: &mut Vec<(SocketAddr, Vec<u8>)>,
     ) {
-        let (sender, counter, bucket) = if let Some(s) = self.md_by_session.get(&req.session) {
-            (self.md.get(s).map(|m| &m.sender), &self.stats.md_rerequests_served, &mut self.bucket)
+        let (sender, key, counter, bucket) = if let Some(s) = self.md_by_session.get(&req.session) {
+            (self.md.get(s).map(|m| &m.sender), self.keys.md(*s), &self.stats.md_rerequests_served, &mut self.bucket)
         } else if req.session == self.report_session {
             let g = self.gateways.iter().find(|(_, &a)| a == from).map(|(&g, _)| g);
-            (g.and_then(|g| self.reports.get(&g)), &self.stats.report_rerequests_served, &mut self.report_bucket)
+            let key = g.and_then(|g| self.keys.reports(g));
+            (g.and_then(|g| self.reports.get(&g)), key, &self.stats.report_rerequests_served, &mut self.report_bucket)
         } else {
-            (None, &self.stats.rerequests_unknown, &mut self.bucket)
+            (None, None, &self.stats.rerequests_unknown, &mut self.bucket)
         };
         let Some(sender) = sender else {
             add(&self.stats.rerequests_unknown, 1);
@@ -350,7 +393,8 @@ impl Publisher {
         if allowed > 0 {
             add(counter, 1);
         }
-        out.extend(self.packets.drain(..).take(allowed).map(|p| (from, p)));
+        self.packets.truncate(allowed);
+        seal_out(key, self.local, &mut self.packets, from, out, &self.stats);
         self.packets.clear();
     }
 }

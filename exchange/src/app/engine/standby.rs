@@ -41,6 +41,8 @@ pub struct Shadow<'a> {
     pub checkpoints: Option<Checkpoints>,
     /// Writes the status file (called every second).
     pub write_status: &'a (dyn Fn() + Sync),
+    /// The `dr` key the primary's channel is authenticated with.
+    pub dr_key: crate::auth::RootKey,
 }
 
 /// A promoted standby, ready to trade.
@@ -88,7 +90,7 @@ pub fn shadow(
     dr.keep_durable();
     stats::set(&sh.stats.standby, 1);
     let (tx, rx) = mpsc::channel::<Vec<SequencedInput>>();
-    let opts = ServeOpts { failover_after, status: None, on_durable: Some(tx) };
+    let opts = ServeOpts { failover_after, status: None, on_durable: Some(tx), key: sh.dr_key.clone() };
     let done = AtomicBool::new(false);
     let write_status = sh.write_status;
     let served = std::thread::scope(|sc| {

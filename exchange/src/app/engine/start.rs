@@ -10,6 +10,7 @@ use super::publisher::Publisher;
 use super::stats::{self, Stats};
 use super::supervise::StatusFile;
 use super::{choose_epoch, fence, open_journal, replay, standby, Args};
+use crate::auth::Keyring;
 use crate::journal::Writer;
 use crate::types::{Epoch, SymbolIndex};
 use anyhow::Context as _;
@@ -36,6 +37,7 @@ pub(super) struct Start {
 /// before it was promoted (its status written, epoch 0): nothing to trade.
 pub(super) fn start(
     args: &Args,
+    ring: &Keyring,
     symbols: &[SymbolIndex],
     stats: &Stats,
     publisher: &mut Publisher,
@@ -43,8 +45,8 @@ pub(super) fn start(
     status: &StatusFile<'_>,
 ) -> anyhow::Result<Option<Start>> {
     match args.standby_listen {
-        Some(listen) => standby_then_promote(listen, args, symbols, stats, publisher, checkpoints, status),
-        None => recover(args, symbols, stats, publisher, checkpoints).map(Some),
+        Some(listen) => standby_then_promote(listen, args, ring, symbols, stats, publisher, checkpoints, status),
+        None => recover(args, ring, symbols, stats, publisher, checkpoints).map(Some),
     }
 }
 
@@ -53,9 +55,11 @@ pub(super) fn start(
 /// `--failover-after-ms`; then promoted at the fence's epoch + 1, the
 /// listener kept as the fencing responder (so the old primary is fenced
 /// from then on). `--epoch` and `--fence-listen` do not apply.
+#[allow(clippy::too_many_arguments)]
 fn standby_then_promote(
     listen: SocketAddr,
     args: &Args,
+    ring: &Keyring,
     symbols: &[SymbolIndex],
     stats: &Stats,
     publisher: &mut Publisher,
@@ -64,14 +68,21 @@ fn standby_then_promote(
 ) -> anyhow::Result<Option<Start>> {
     let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     eprintln!("aex engine {}: hot standby on {listen}, journal {}", args.name, args.journal.display());
-    let shadow =
-        standby::Shadow { name: &args.name, symbols, stats, checkpoints, write_status: &|| status.write(stats, 0) };
+    let dr_key = ring.dr()?.clone();
+    let shadow = standby::Shadow {
+        name: &args.name,
+        symbols,
+        stats,
+        checkpoints,
+        write_status: &|| status.write(stats, 0),
+        dr_key: dr_key.clone(),
+    };
     let failover_after = Duration::from_millis(args.failover_after_ms);
     let Some(p) = standby::shadow(listener, &args.journal, failover_after, publisher, shadow)? else {
         status.write(stats, 0);
         return Ok(None);
     };
-    fence::spawn(p.listener, p.epoch).context("the fencing responder")?;
+    fence::spawn(p.listener, p.epoch, dr_key).context("the fencing responder")?;
     let matcher = Matcher::new(p.engine, p.epoch, p.last_time);
     Ok(Some(Start { matcher, epoch: p.epoch, writer: p.writer, checkpoints: p.checkpoints }))
 }
@@ -83,6 +94,7 @@ fn standby_then_promote(
 /// before the first input is sequenced.
 fn recover(
     args: &Args,
+    ring: &Keyring,
     symbols: &[SymbolIndex],
     stats: &Stats,
     publisher: &mut Publisher,
@@ -98,7 +110,7 @@ fn recover(
     stats::set(&stats.recovered, opened.records.len() as u64);
     if let Some(listen) = args.fence_listen {
         let listener = TcpListener::bind(listen).with_context(|| format!("--fence-listen {listen}"))?;
-        fence::spawn(listener, epoch).context("the fencing responder")?;
+        fence::spawn(listener, epoch, ring.dr()?.clone()).context("the fencing responder")?;
     }
     Ok(Start { matcher: Matcher::new(rec.engine, epoch, rec.last_time), epoch, writer: opened.writer, checkpoints })
 }

@@ -38,6 +38,13 @@ pub struct Stats {
     pub rerequests_unknown: AtomicU64,
     /// Datagrams or messages that did not decode.
     pub dropped_malformed: AtomicU64,
+    /// Datagrams refused for a tag that does not verify (forged, altered,
+    /// sent from another address than sealed for) or a stream we hold no
+    /// key for (`crate::auth`).
+    pub dropped_unauthenticated: AtomicU64,
+    /// Authentic datagrams refused as stale: sealed too long ago, or a
+    /// re-request not later than the last from its requester (a replay).
+    pub dropped_stale: AtomicU64,
     /// Well-formed inputs refused: a symbol this engine does not trade, a
     /// session of another gateway than the stream's, an end of day from a
     /// gateway, or a packet of a session that is no order stream.
@@ -50,6 +57,8 @@ pub struct Stats {
     pub dr_durable_seq: AtomicU64,
     /// 1 while the DR connection is up and greeted.
     pub dr_connected: AtomicU64,
+    /// Answers from DR (or whoever was at its address) that did not verify.
+    pub dr_unauthenticated: AtomicU64,
     /// Non-zero: the epoch that fenced this engine.
     pub fenced_by: AtomicU64,
     /// 1 while a hot standby shadows the primary (not yet promoted).
@@ -162,6 +171,10 @@ pub struct Status {
     /// See [`Stats`].
     pub dropped_malformed: u64,
     /// See [`Stats`].
+    pub dropped_unauthenticated: u64,
+    /// See [`Stats`].
+    pub dropped_stale: u64,
+    /// See [`Stats`].
     pub dropped_foreign: u64,
     /// See [`Stats`].
     pub send_errors: u64,
@@ -174,6 +187,8 @@ pub struct Status {
     pub dr_durable_seq: u64,
     /// See [`Stats`].
     pub dr_connected: bool,
+    /// See [`Stats`].
+    pub dr_unauthenticated: u64,
     /// The epoch that fenced this engine, if one did.
     pub fenced_by: Option<u64>,
     /// Group commit times (write + fsync of the local journal), µs.
@@ -203,12 +218,15 @@ impl Stats {
             rerequests_throttled: get(&self.rerequests_throttled),
             rerequests_unknown: get(&self.rerequests_unknown),
             dropped_malformed: get(&self.dropped_malformed),
+            dropped_unauthenticated: get(&self.dropped_unauthenticated),
+            dropped_stale: get(&self.dropped_stale),
             dropped_foreign: get(&self.dropped_foreign),
             send_errors: get(&self.send_errors),
             recovered: get(&self.recovered),
             role: if get(&self.standby) == 1 { "standby" } else { "primary" },
             dr_durable_seq: get(&self.dr_durable_seq),
             dr_connected: get(&self.dr_connected) == 1,
+            dr_unauthenticated: get(&self.dr_unauthenticated),
             fenced_by: Some(get(&self.fenced_by)).filter(|&e| e != 0),
             commit_us: self.commit_times.summary(),
             uptime_s,

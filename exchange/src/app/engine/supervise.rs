@@ -56,6 +56,7 @@ pub(super) fn supervise(
         if let Some(p) = progress {
             stats::set(&stats.dr_durable_seq, p.durable());
             stats::set(&stats.dr_connected, p.connected.load(Ordering::Acquire).into());
+            stats::set(&stats.dr_unauthenticated, p.unauthenticated.load(Ordering::Relaxed));
         }
     };
     wait(&threads, || {

@@ -2,10 +2,12 @@
 
 use super::durability::{group_commit, LocalJournal};
 use super::ingress::{parse_order_session, Action, Ingress};
+use super::keys::EngineKeys;
 use super::matcher::Matcher;
 use super::publisher::{md_session, route, Dest, Publisher, RETRANSMIT_BURST};
 use super::stats::Stats;
 use super::*;
+use crate::auth::{self, Keyring, Kind, RootKey, StreamKey, StreamKind};
 use crate::events::*;
 use crate::journal;
 use crate::matching::{Engine, EngineConfig};
@@ -21,6 +23,50 @@ use std::sync::atomic::Ordering;
 
 const GW1: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 40, 0, 2), 4001));
 const GW2: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 40, 0, 3), 4002));
+/// The engine's unicast socket.
+const ENGINE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 40, 0, 1), 5000));
+
+fn ring() -> Keyring {
+    let text = format!("md {}\ngw.1 {}\ngw.2 {}\n", "01".repeat(32), "02".repeat(32), "03".repeat(32));
+    Keyring::parse(&text).unwrap()
+}
+
+fn keys() -> EngineKeys {
+    EngineKeys::new(&ring(), "eng1", &[1, 2]).unwrap()
+}
+
+fn gw_root(g: u8) -> RootKey {
+    ring().gateway(g).unwrap().clone()
+}
+
+fn orders_key(name: &str) -> StreamKey {
+    let s = Session::new(name).unwrap();
+    StreamKey::derive(&gw_root(parse_order_session(&s).unwrap().0), StreamKind::Orders, &s)
+}
+
+fn md_key(symbol: SymbolIndex) -> StreamKey {
+    StreamKey::derive(ring().md().unwrap(), StreamKind::MarketData, &md_session(symbol))
+}
+
+fn ingress(symbols: &[SymbolIndex], stats: &Arc<Stats>) -> Ingress {
+    Ingress::new(symbols.iter().copied(), stats.clone(), keys(), ENGINE)
+}
+
+/// The body of a datagram the engine sent to `to` (sealed for `ENGINE`
+/// under its stream's key), None if it does not verify.
+fn open_sent(to: SocketAddr, d: &[u8]) -> Option<Vec<u8>> {
+    let (_, session) = auth::peek(d)?;
+    let key = if session.0.starts_with(b"md.") {
+        let s: SymbolIndex = session.to_string()[3..].trim().parse().ok()?;
+        md_key(s)
+    } else if session == Session::new("r.eng1").unwrap() {
+        let g = if to == GW1 { 1 } else { 2 };
+        StreamKey::derive(&gw_root(g), StreamKind::Reports, &session)
+    } else {
+        orders_key(&session.to_string())
+    };
+    Some(key.open_fresh(ENGINE, d, auth::unix_ns()).ok()?.body.to_vec())
+}
 
 fn md_addr(s: SymbolIndex) -> SocketAddr {
     SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(239, 192, 2, s as u8), net::MD_PORT))
@@ -43,18 +89,23 @@ fn order(session: SessionId, client_id: u64, symbol: SymbolIndex, side: Side, pr
     })
 }
 
-fn packet(name: &str, seq: u64, inputs: &[Input]) -> Vec<u8> {
+/// An orders packet of stream `name`, sealed as sent from `src`.
+fn packet(src: SocketAddr, name: &str, seq: u64, inputs: &[Input]) -> Vec<u8> {
     let mut b = PacketBuilder::new(Session::new(name).unwrap(), seq, 1300);
     for i in inputs {
         let mut m = Vec::new();
         encode_input(i, &mut m);
         assert!(b.push(&m));
     }
-    b.finish()
+    let mut p = b.finish();
+    orders_key(name).seal(Kind::Packet, src, &mut p);
+    p
 }
 
 fn publisher(stats: &Arc<Stats>) -> Publisher {
-    Publisher::new("eng1", [1, 2].map(|s| (s, md_addr(s))), stats.clone()).unwrap()
+    let mut p = Publisher::new("eng1", [1, 2].map(|s| (s, md_addr(s))), stats.clone(), keys()).unwrap();
+    p.set_source(ENGINE);
+    p
 }
 
 fn count(c: &std::sync::atomic::AtomicU64) -> u64 {
@@ -65,8 +116,9 @@ fn count(c: &std::sync::atomic::AtomicU64) -> u64 {
 fn messages_to(sent: &[(SocketAddr, Vec<u8>)], to: SocketAddr) -> BTreeMap<String, Vec<(u64, Vec<u8>)>> {
     let mut m: BTreeMap<String, Vec<(u64, Vec<u8>)>> = BTreeMap::new();
     for (a, p) in sent {
-        if *a == to && net::classify(p) == Some(net::DatagramKind::Packet) {
-            let p = Packet::decode(p).unwrap();
+        if *a == to && auth::peek(p).is_some_and(|k| k.0 == Kind::Packet) {
+            let body = open_sent(to, p).expect("sealed for the engine under its stream's key");
+            let p = Packet::decode(&body).unwrap();
             m.entry(p.session.to_string().trim().to_string())
                 .or_default()
                 .extend(p.messages().map(|(s, b)| (s, b.to_vec())));
@@ -166,7 +218,8 @@ fn publisher_releases_only_durable_outputs_and_holds_reports_for_unknown_gateway
     // Heartbeats: every md stream and both gateways, with their next numbers.
     out.clear();
     p.heartbeats(&mut out);
-    let hb: BTreeMap<SocketAddr, u64> = out.iter().map(|(a, b)| (*a, Packet::decode(b).unwrap().next_seq())).collect();
+    let hb: BTreeMap<SocketAddr, u64> =
+        out.iter().map(|(a, b)| (*a, Packet::decode(&open_sent(*a, b).unwrap()).unwrap().next_seq())).collect();
     assert_eq!(hb, BTreeMap::from([(md_addr(1), 4), (md_addr(2), 1), (GW1, 3), (GW2, 3)]));
     // Re-requests: md from anyone, reports by the gateway's address only.
     out.clear();
@@ -232,7 +285,7 @@ fn pipeline(dir: &Path, datagrams: &[(SocketAddr, Vec<u8>)], stats: &Arc<Stats>)
     let epoch = choose_epoch(None, opened.records.len(), last_epoch).unwrap();
     let mut m = Matcher::new(rec.engine, epoch, rec.last_time);
     let mut d = LocalJournal(opened.writer);
-    let mut ingress = Ingress::new([1, 2], stats.clone());
+    let mut ingress = ingress(&[1, 2], stats);
     let (mut actions, mut sent) = (Vec::new(), Vec::new());
     let mut now = 1_000;
     for (src, bytes) in datagrams {
@@ -249,7 +302,7 @@ fn pipeline(dir: &Path, datagrams: &[(SocketAddr, Vec<u8>)], stats: &Arc<Stats>)
                 }
                 Action::Gateway(g, addr) => p.on_gateway(g, addr, &mut sent),
                 Action::Serve(from, req) => p.on_rerequest(from, &req, now, &mut sent),
-                Action::Ask(to, req) => sent.push((to, req.encode().to_vec())),
+                Action::Ask(to, sealed) => sent.push((to, sealed)),
             }
         }
         if let Some((first, rest)) = records.split_first() {
@@ -273,27 +326,34 @@ fn pipeline_sequences_journals_and_publishes_like_a_replay() {
     let stats = Arc::new(Stats::default());
     let (a, b) = (session(1, 1, 1), session(2, 1, 1));
     let datagrams = vec![
-        (GW1, packet("g001.001", 1, &[order(a, 1, 1, Side::Sell, 100, 10), order(a, 2, 1, Side::Sell, 101, 10)])),
+        (GW1, packet(GW1, "g001.001", 1, &[order(a, 1, 1, Side::Sell, 100, 10), order(a, 2, 1, Side::Sell, 101, 10)])),
         // Gateway 2 starts late (at 5); its 6 is lost: 7 waits for it.
-        (GW2, packet("g002.001", 5, &[order(b, 1, 1, Side::Buy, 100, 3)])),
-        (GW2, packet("g002.001", 7, &[order(b, 3, 1, Side::Buy, 101, 20)])),
-        // Garbage, a foreign symbol, another gateway's session, a truncated packet.
+        (GW2, packet(GW2, "g002.001", 5, &[order(b, 1, 1, Side::Buy, 100, 3)])),
+        (GW2, packet(GW2, "g002.001", 7, &[order(b, 3, 1, Side::Buy, 101, 20)])),
+        // Garbage, a foreign symbol, another gateway's session, an altered packet.
         (GW1, vec![1, 2, 3]),
-        (GW1, packet("g001.003", 3, &[order(a, 3, 3, Side::Buy, 1, 1)])),
-        (GW1, packet("g001.001", 3, &[order(b, 9, 1, Side::Buy, 1, 1)])),
-        (GW1, packet("g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)])[..30].to_vec()),
+        (GW1, packet(GW1, "g001.003", 3, &[order(a, 3, 3, Side::Buy, 1, 1)])),
+        (GW1, packet(GW1, "g001.001", 3, &[order(b, 9, 1, Side::Buy, 1, 1)])),
+        (GW1, {
+            let mut p = packet(GW1, "g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]);
+            p[25] ^= 1;
+            p
+        }),
         // The retransmission of 6..7 on the unicast socket, from the same address.
-        (GW2, packet("g002.001", 6, &[order(b, 2, 2, Side::Buy, 50, 1), order(b, 3, 1, Side::Buy, 101, 20)])),
+        (GW2, packet(GW2, "g002.001", 6, &[order(b, 2, 2, Side::Buy, 50, 1), order(b, 3, 1, Side::Buy, 101, 20)])),
     ];
     let run = pipeline(&dir, &datagrams, &stats);
     // The gap was asked of gateway 2's address.
-    let asks: Vec<_> = run.sent.iter().filter(|(_, b)| b.len() == 20 && ReRequest::decode(b).is_ok()).collect();
+    let asks: Vec<_> = run.sent.iter().filter(|(_, b)| auth::peek(b).is_some_and(|k| k.0 == Kind::ReRequest)).collect();
     assert_eq!(asks.len(), 1);
-    let ask = ReRequest::decode(&asks[0].1).unwrap();
+    let opened = orders_key("g002.001").open_fresh(ENGINE, &asks[0].1, auth::unix_ns()).expect("sealed by the engine");
+    let ask = ReRequest::decode(opened.body).unwrap();
     assert_eq!((asks[0].0, ask.seq, ask.count), (GW2, 6, 2));
-    assert_eq!(count(&stats.dropped_malformed), 2);
+    assert_eq!(count(&stats.dropped_malformed), 1);
+    assert_eq!(count(&stats.dropped_unauthenticated), 1);
     assert_eq!(count(&stats.dropped_foreign), 2);
-    assert_eq!(count(&stats.order_streams), 3);
+    // (The foreign symbol's packet is refused before it makes a stream.)
+    assert_eq!(count(&stats.order_streams), 2);
 
     let j = journal::read(&run.journal).unwrap();
     let kinds: Vec<(SessionId, u64)> = j
@@ -339,9 +399,9 @@ fn recovery_continues_the_numbering_in_a_new_epoch() {
     let dir = temp_dir("recovery");
     let stats = Arc::new(Stats::default());
     let a = session(1, 1, 1);
-    let first = vec![(GW1, packet("g001.001", 1, &[order(a, 1, 1, Side::Sell, 100, 10)]))];
+    let first = vec![(GW1, packet(GW1, "g001.001", 1, &[order(a, 1, 1, Side::Sell, 100, 10)]))];
     let run1 = pipeline(&dir, &first, &stats);
-    let second = vec![(GW1, packet("g001.001", 2, &[order(a, 2, 1, Side::Buy, 100, 4)]))];
+    let second = vec![(GW1, packet(GW1, "g001.001", 2, &[order(a, 2, 1, Side::Buy, 100, 4)]))];
     let run2 = pipeline(&dir, &second, &stats);
     let j = journal::read(&run1.journal).unwrap();
     assert_eq!(j.records.iter().map(|r| (r.seq, r.epoch)).collect::<Vec<_>>(), vec![(1, 1), (2, 2)]);
@@ -361,15 +421,18 @@ fn recovery_continues_the_numbering_in_a_new_epoch() {
 #[test]
 fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
     let stats = Arc::new(Stats::default());
-    let mut ingress = Ingress::new([1], stats.clone());
+    let mut ingress = ingress(&[1], &stats);
     let a = session(1, 1, 1);
     let mut out = Vec::new();
-    ingress.on_datagram(GW1, &packet("g001.001", 1, &[order(a, 1, 1, Side::Buy, 1, 1)]), 0, &mut out);
-    ingress.on_datagram(GW1, &packet("g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]), 1, &mut out);
+    ingress.on_datagram(GW1, &packet(GW1, "g001.001", 1, &[order(a, 1, 1, Side::Buy, 1, 1)]), 0, &mut out);
+    ingress.on_datagram(GW1, &packet(GW1, "g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]), 1, &mut out);
     assert_eq!(out, vec![Action::Gateway(1, GW1), Action::Deliver(order(a, 1, 1, Side::Buy, 1, 1))]);
     out.clear();
     ingress.tick(2, &mut out);
-    assert_eq!(out, vec![Action::Ask(GW1, ReRequest { session: Session::new("g001.001").unwrap(), seq: 2, count: 3 })]);
+    let [Action::Ask(to, sealed)] = &out[..] else { panic!("one re-request: {out:?}") };
+    let opened = orders_key("g001.001").open_fresh(ENGINE, sealed, auth::unix_ns()).unwrap();
+    let want = ReRequest { session: Session::new("g001.001").unwrap(), seq: 2, count: 3 };
+    assert_eq!((*to, ReRequest::decode(opened.body).unwrap()), (GW1, want));
     out.clear();
     ingress.tick(3, &mut out);
     assert!(out.is_empty(), "once per interval");
@@ -379,19 +442,19 @@ fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
     // The stream goes on from the next packet.
     ingress.on_datagram(
         GW1,
-        &packet("g001.001", 5, &[order(a, 5, 1, Side::Buy, 1, 1)]),
+        &packet(GW1, "g001.001", 5, &[order(a, 5, 1, Side::Buy, 1, 1)]),
         3 + crate::stream::GIVE_UP_NS,
         &mut out,
     );
     assert_eq!(out, vec![Action::Deliver(order(a, 5, 1, Side::Buy, 1, 1))]);
-    // A re-request for one of our streams, from anyone, goes to the publisher.
+    // A re-request for market data, from anyone with the md key, goes to the publisher.
     out.clear();
     let req = ReRequest { session: md_session(1), seq: 1, count: 9 };
-    ingress.on_datagram(GW2, &req.encode(), 0, &mut out);
+    ingress.on_datagram(GW2, &auth::seal_rerequest(&md_key(1), &req, GW2, auth::unix_ns()), 0, &mut out);
     assert_eq!(out, vec![Action::Serve(GW2, req)]);
     // An end of day from a gateway is not taken.
     out.clear();
-    ingress.on_datagram(GW1, &packet("g001.001", 6, &[Input::EndOfDay]), 4 + crate::stream::GIVE_UP_NS, &mut out);
+    ingress.on_datagram(GW1, &packet(GW1, "g001.001", 6, &[Input::EndOfDay]), 4 + crate::stream::GIVE_UP_NS, &mut out);
     assert!(out.is_empty());
     assert_eq!(count(&stats.dropped_foreign), 1);
     assert_eq!(ingress.streams(), 1);
@@ -420,4 +483,70 @@ fn batched_market_data_waits_for_its_flush_and_reports_do_not() {
     assert_eq!(md.len(), 1, "ten adds in one packet");
     assert_eq!(messages_to(&out, md_addr(1))["md.001"].len(), 10);
     assert!(!p.md_unsent());
+}
+
+/// The attacks of issue 16 on an engine's ingress: forged or replayed
+/// orders, spoofed re-requests. Each is dropped and counted, delivers
+/// nothing and redirects nothing.
+#[test]
+fn forged_orders_and_spoofed_rerequests_change_nothing() {
+    let stats = Arc::new(Stats::default());
+    let mut ing = ingress(&[1], &stats);
+    let a = session(1, 1, 1);
+    let attacker: SocketAddr = "10.40.0.9:4001".parse().unwrap();
+    let mut out = Vec::new();
+    // An orders packet sealed without gateway 1's key; one of a gateway the
+    // engine has no key for; gateway 1's authentic packet sent again from
+    // another address (it would redirect gateway 1's reports there).
+    let genuine = packet(GW1, "g001.001", 1, &[order(a, 1, 1, Side::Buy, 1, 1)]);
+    let mut wrong_key = PacketBuilder::new(Session::new("g001.001").unwrap(), 1, 1300);
+    let mut m = Vec::new();
+    encode_input(&order(a, 7, 1, Side::Buy, 1, 1), &mut m);
+    wrong_key.push(&m);
+    let mut wrong_key = wrong_key.finish();
+    StreamKey::derive(&RootKey::from_bytes([9; 32]), StreamKind::Orders, &Session::new("g001.001").unwrap()).seal(
+        Kind::Packet,
+        attacker,
+        &mut wrong_key,
+    );
+    ing.on_datagram(attacker, &wrong_key, 0, &mut out);
+    let mut no_key = PacketBuilder::new(Session::new("g003.001").unwrap(), 1, 1300).finish();
+    StreamKey::derive(&RootKey::from_bytes([9; 32]), StreamKind::Orders, &Session::new("g003.001").unwrap()).seal(
+        Kind::Packet,
+        attacker,
+        &mut no_key,
+    );
+    ing.on_datagram(attacker, &no_key, 0, &mut out);
+    ing.on_datagram(attacker, &genuine, 0, &mut out);
+    assert!(out.is_empty(), "nothing delivered, no gateway address taken: {out:?}");
+    assert_eq!(count(&stats.dropped_unauthenticated), 3);
+    assert_eq!(ing.streams(), 0);
+    // The real one from gateway 1 is taken.
+    ing.on_datagram(GW1, &genuine, 1, &mut out);
+    assert_eq!(out, vec![Action::Gateway(1, GW1), Action::Deliver(order(a, 1, 1, Side::Buy, 1, 1))]);
+    out.clear();
+    // Re-requests: sealed for the recorder but sent from the attacker (the
+    // answer would go to the attacker), a report re-request from an address
+    // that is no gateway's, one under another gateway's key, a replay.
+    let recorder: SocketAddr = "10.40.0.4:7000".parse().unwrap();
+    let req = ReRequest { session: md_session(1), seq: 1, count: 1000 };
+    let t = auth::unix_ns();
+    let sealed = auth::seal_rerequest(&md_key(1), &req, recorder, t);
+    ing.on_datagram(attacker, &sealed, 2, &mut out);
+    let reports = ReRequest { session: Session::new("r.eng1").unwrap(), seq: 1, count: 1000 };
+    let gw2_reports = StreamKey::derive(&gw_root(2), StreamKind::Reports, &reports.session);
+    ing.on_datagram(attacker, &auth::seal_rerequest(&gw2_reports, &reports, attacker, t), 2, &mut out);
+    ing.on_datagram(GW1, &auth::seal_rerequest(&gw2_reports, &reports, GW1, t), 2, &mut out);
+    ing.on_datagram(GW1, &reports.encode(), 2, &mut out);
+    assert!(out.is_empty(), "nothing served: {out:?}");
+    assert_eq!((count(&stats.dropped_unauthenticated), count(&stats.dropped_malformed)), (6, 1));
+    ing.on_datagram(recorder, &sealed, 2, &mut out);
+    assert_eq!(out, vec![Action::Serve(recorder, req)]);
+    ing.on_datagram(recorder, &sealed, 3, &mut out);
+    assert_eq!(out.len(), 1, "served once");
+    assert_eq!(count(&stats.dropped_stale), 1);
+    // Gateway 1's own report re-request, under its key, from its address.
+    let gw1_reports = StreamKey::derive(&gw_root(1), StreamKind::Reports, &reports.session);
+    ing.on_datagram(GW1, &auth::seal_rerequest(&gw1_reports, &reports, GW1, t), 4, &mut out);
+    assert_eq!(out.last(), Some(&Action::Serve(GW1, reports)));
 }

@@ -276,8 +276,8 @@ pub fn ingress_loop(
                     Action::Serve(from, req) => {
                         let _ = tx_pub.send(PubEvent::ReRequest(from, req));
                     }
-                    Action::Ask(to, req) => {
-                        let _ = uni.try_send_to(&req.encode(), to);
+                    Action::Ask(to, sealed) => {
+                        let _ = uni.try_send_to(&sealed, to);
                     }
                 }
             }

@@ -53,23 +53,26 @@ pub(super) struct Wiring {
 /// with a [`FencedError`]. The clone of `tx_pub` made here lives in the
 /// replicator, which the durability stage owns and ends with it: the
 /// publisher's channel still closes once the other stages are gone.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn durability(
     args: &Args,
+    ring: &crate::auth::Keyring,
     epoch: Epoch,
     symbols: &[SymbolIndex],
     last_seq: Seq,
     writer: Writer,
     tx_pub: &mpsc::Sender<PubEvent>,
     shared: &Shared,
-) -> Wiring {
+) -> anyhow::Result<Wiring> {
     let Some(dr) = args.replicate else {
-        return Wiring { durability: Box::new(LocalJournal(writer)), gate: None, progress: None };
+        return Ok(Wiring { durability: Box::new(LocalJournal(writer)), gate: None, progress: None });
     };
     let id = replicate::Identity {
         name: args.name.clone(),
         epoch,
         symbols: symbols.to_vec(),
         journal: args.journal.clone(),
+        key: ring.dr()?.clone(),
     };
     let tx = Mutex::new(tx_pub.clone());
     let notify: replicate::Notify = Arc::new(move || {
@@ -86,9 +89,9 @@ pub(super) fn durability(
         threads::fail(&stop, &fatal, FencedError(e).to_string());
     });
     let d = durability::Replicated::new(LocalJournal(writer), r);
-    Wiring {
+    Ok(Wiring {
         durability: Box::new(d),
         gate: Some(DrGate { progress: progress.clone(), on_fenced }),
         progress: Some(progress),
-    }
+    })
 }

@@ -177,7 +177,12 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     rt.block_on(serve(args, logins, udp, core))
 }
 
-async fn serve(args: Args, logins: login::Logins, udp: std::net::UdpSocket, mut core: core::Core) -> anyhow::Result<()> {
+async fn serve(
+    args: Args,
+    logins: login::Logins,
+    udp: std::net::UdpSocket,
+    mut core: core::Core,
+) -> anyhow::Result<()> {
     let udp = UdpSocket::from_std(udp)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("aex gateway {}: customers on {}, orders from {}", args.id, listener.local_addr()?, udp.local_addr()?);

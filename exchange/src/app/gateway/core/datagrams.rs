@@ -85,7 +85,8 @@ impl Core {
             }
             let key = StreamKey::derive(&self.root, StreamKind::Reports, &session);
             let start = self.resume.get(&session).copied().map_or(Start::AtOne, Start::At);
-            self.reports.insert(session, ReportStream { rx: Receiver::new(start), source: from, fence: Fence::default(), key });
+            self.reports
+                .insert(session, ReportStream { rx: Receiver::new(start), source: from, fence: Fence::default(), key });
         }
         let mono = self.now_ns();
         let Some(rs) = self.reports.get_mut(&session) else { return };

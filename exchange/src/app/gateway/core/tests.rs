@@ -205,8 +205,7 @@ fn orders_out_resends_reports_back() {
     let _lost = report_packet(&mut r, &[again]);
     c.on_datagram(&report_packet(&mut r, &[again]), engine);
     c.on_tick();
-    let req: Vec<_> =
-        c.out.drain(..).filter(|(d, _)| auth::peek(d).is_some_and(|p| p.0 == Kind::ReRequest)).collect();
+    let req: Vec<_> = c.out.drain(..).filter(|(d, _)| auth::peek(d).is_some_and(|p| p.0 == Kind::ReRequest)).collect();
     assert_eq!(req.len(), 1);
     assert_eq!(req[0].1, engine);
     let opened = reports_key().open_fresh(local(), &req[0].0, auth::unix_ns()).expect("sealed under the reports key");
@@ -233,7 +232,8 @@ fn forged_reports_and_spoofed_rerequests_change_nothing() {
     let sent = sent_inputs(&mut c);
     let Input::Enter(order) = input::decode_input(&sent[0].1).unwrap() else { unreachable!() };
     let mut r = Sender::new(Session::new("r.eng1").unwrap(), 100);
-    let ack = |epoch| Report { epoch, seq: 1, time: 5, response: Response::Accepted(Ack { seq: 1, order_id: 9, order }) };
+    let ack =
+        |epoch| Report { epoch, seq: 1, time: 5, response: Response::Accepted(Ack { seq: 1, order_id: 9, order }) };
     // A forged report with a higher epoch: sealed without the gateway's key,
     // or not sealed at all (the old format).
     let mut forged = Sender::new(Session::new("r.eng1").unwrap(), 100);
@@ -244,8 +244,11 @@ fn forged_reports_and_spoofed_rerequests_change_nothing() {
     forged.take_packets(&mut p);
     let plain = p[0].clone();
     let mut wrong_key = p[0].clone();
-    StreamKey::derive(&RootKey::from_bytes([2; 32]), StreamKind::Reports, &Session::new("r.eng1").unwrap())
-        .seal(Kind::Packet, engine(), &mut wrong_key);
+    StreamKey::derive(&RootKey::from_bytes([2; 32]), StreamKind::Reports, &Session::new("r.eng1").unwrap()).seal(
+        Kind::Packet,
+        engine(),
+        &mut wrong_key,
+    );
     c.on_datagram(&wrong_key, engine());
     c.on_datagram(&plain, engine());
     // An authentic report sent again from another address.
