@@ -233,3 +233,67 @@ pub fn register_aex(lab: &Lab, i: usize, symbols: Option<&Path>) -> anyhow::Resu
     anyhow::ensure!(out.status.success(), "aex register: {}", String::from_utf8_lossy(&out.stderr).trim());
     Ok(())
 }
+
+/// A deployment's AEX secrets, made by `aex keys` and `aex logins` in a
+/// directory (every file mode 0600): one key file per role, the gateways'
+/// logins and the broker/dealers' passwords. Processes are given the paths,
+/// never the secrets.
+#[derive(Clone, Debug)]
+pub struct AexSecrets {
+    dir: PathBuf,
+}
+
+impl AexSecrets {
+    /// Makes keys for `gateways` (`1-2`) and passwords for `brokers`
+    /// (`1-100`) in `dir` (created; the files must not exist yet).
+    pub fn make(dir: &Path, gateways: &str, brokers: &str) -> anyhow::Result<AexSecrets> {
+        let s = AexSecrets { dir: dir.to_path_buf() };
+        let run = |args: &[&str]| -> anyhow::Result<()> {
+            let out = Command::new(bins::aex()).args(args).output()?;
+            anyhow::ensure!(out.status.success(), "aex {}: {}", args[0], String::from_utf8_lossy(&out.stderr).trim());
+            Ok(())
+        };
+        run(&["keys", "--dir", &s.path("."), "--gateways", gateways])?;
+        run(&["logins", "--brokers", brokers, "--logins", &s.logins(), "--passwords", &s.passwords()])?;
+        Ok(s)
+    }
+
+    /// The secrets [`AexSecrets::make`] made in `dir` before.
+    pub fn at(dir: &Path) -> AexSecrets {
+        AexSecrets { dir: dir.to_path_buf() }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The engines' key file (md, every gw.N, dr).
+    pub fn engine_keys(&self) -> String {
+        self.path("engine.keys")
+    }
+
+    /// The market-data consumers' key file (md).
+    pub fn md_keys(&self) -> String {
+        self.path("md.keys")
+    }
+
+    /// The DR journal's key file (dr).
+    pub fn dr_keys(&self) -> String {
+        self.path("dr.keys")
+    }
+
+    /// Gateway `id`'s key file (gw.ID).
+    pub fn gw_keys(&self, id: usize) -> String {
+        self.path(&format!("gw{id}.keys"))
+    }
+
+    /// The gateways' logins (a salted hash per broker/dealer).
+    pub fn logins(&self) -> String {
+        self.path("gateway.logins")
+    }
+
+    /// The broker/dealers' passwords (for `aex customers --passwords`).
+    pub fn passwords(&self) -> String {
+        self.path("brokers.passwords")
+    }
+}

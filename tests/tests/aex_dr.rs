@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 
 use aex::symbols::SymbolTable;
 use serde_json::Value;
-use weavers_tests::procs::{read_json, register_aex, Proc};
+use weavers_tests::procs::{read_json, register_aex, AexSecrets, Proc};
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 const REPL_PORT: u16 = 7800;
 const GW_PORT: u16 = 9400;
-const PASSWORD: &str = "aexdr";
 /// The customers' sessions: brokers 1-2 with 50 customers each.
 const BROKERS: &str = "1-2";
 const CUSTOMERS_PER_BROKER: u64 = 50;
@@ -59,6 +58,7 @@ struct Site {
     lab: Lab,
     dir: PathBuf,
     symbols: String,
+    secrets: AexSecrets,
 }
 
 impl Site {
@@ -75,7 +75,8 @@ impl Site {
         let path = dir.join("symbols.txt");
         std::fs::write(&path, lines).unwrap();
         register_aex(&lab, 1, Some(&path)).expect("aex register");
-        Some(Site { lab, dir, symbols: path.to_str().unwrap().to_string() })
+        let secrets = AexSecrets::make(&dir.join("secrets"), "1", BROKERS).expect("aex keys and logins");
+        Some(Site { lab, dir, symbols: path.to_str().unwrap().to_string(), secrets })
     }
 
     /// `--symbols FILE` and `args`.
@@ -106,6 +107,8 @@ impl Site {
             cp,
             "--checkpoint-every",
             "250",
+            "--keys",
+            &self.secrets.engine_keys(),
         ])
     }
 }
@@ -166,6 +169,8 @@ fn one_run(mode: Mode, run: u64, rate: u64) -> Option<Figures> {
                     &dr_journal,
                     "--status",
                     &dr_status,
+                    "--keys",
+                    &site.secrets.dr_keys(),
                     "--on-failover",
                     &cmd,
                 ],
@@ -201,8 +206,10 @@ fn one_run(mode: Mode, run: u64, rate: u64) -> Option<Figures> {
             "1",
             "--listen",
             &gw_listen,
-            "--password",
-            PASSWORD,
+            "--logins",
+            &site.secrets.logins(),
+            "--keys",
+            &site.secrets.gw_keys(1),
             "--acks",
             &acks,
             "--status",
@@ -214,8 +221,23 @@ fn one_run(mode: Mode, run: u64, rate: u64) -> Option<Figures> {
         ],
     );
     let (record, rec_status) = (p("md.record"), p("record.status.json"));
-    let mut recorder =
-        site.start(2, "record", &["record", "--out", &record, "--status", &rec_status, "--dns", &h2, "--bind", &h2]);
+    let mut recorder = site.start(
+        2,
+        "record",
+        &[
+            "record",
+            "--out",
+            &record,
+            "--status",
+            &rec_status,
+            "--dns",
+            &h2,
+            "--bind",
+            &h2,
+            "--keys",
+            &site.secrets.md_keys(),
+        ],
+    );
     for (name, st, proc) in [("gateway", &gw_status, &gateway), ("record", &rec_status, &recorder)] {
         assert!(
             wait_until(Duration::from_secs(40), || read_json(Path::new(st)).is_some()),
@@ -246,8 +268,8 @@ fn one_run(mode: Mode, run: u64, rate: u64) -> Option<Figures> {
             &per_session,
             "--duration",
             &LOAD_SECS.to_string(),
-            "--password",
-            PASSWORD,
+            "--passwords",
+            &site.secrets.passwords(),
             "--summary-json",
             &summary,
             "--status",

@@ -2,7 +2,9 @@
 //! to a symbol's orders group as gateway 1 would, reports come back to h2's
 //! unicast socket, market data reaches h2 on the symbol's md group, a gap
 //! in the orders stream is re-requested and filled, and the journal replays
-//! to the very market-data bytes that were published.
+//! to the very market-data bytes that were published. Every datagram both
+//! ways is sealed under its stream's key (h2 holds gateway 1's key and the
+//! market-data key, as gateway 1 and a consumer would).
 //! Build first: `cargo build --workspace && CI=true cargo test -p weavers-tests --test aex_engine`.
 
 use std::collections::BTreeMap;
@@ -12,15 +14,16 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use aex::app::engine::publisher::{route, Dest};
+use aex::auth::{self, Keyring, Kind, StreamKey, StreamKind};
 use aex::events::{Input, NewOrder, Response};
-use aex::net::{self, DatagramKind};
+use aex::net;
 use aex::stream::{Receiver, Start};
 use aex::wire::input::encode_input;
 use aex::wire::mold::{heartbeat, Packet, PacketBuilder, ReRequest, Session};
 use aex::wire::{itch, report};
 use aex::{Engine, EngineConfig, OrderType, Side, TimeInForce};
 use serde_json::Value;
-use weavers_tests::procs::register_aex;
+use weavers_tests::procs::{register_aex, AexSecrets};
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 /// Kills the engine (by its pid) if the test ends before it stops it.
@@ -67,14 +70,55 @@ fn order(session: u32, client_id: u64, side: Side, price: u32, qty: u32) -> Inpu
     })
 }
 
-fn packet(seq: u64, inputs: &[Input]) -> Vec<u8> {
+/// The keys h2 holds: gateway 1's orders and reports, market data.
+#[derive(Clone)]
+struct Keys {
+    orders: StreamKey,
+    reports: StreamKey,
+    md: StreamKey,
+}
+
+impl Keys {
+    fn load(path: &str) -> Keys {
+        let ring = Keyring::load(Path::new(path)).unwrap();
+        let gw = ring.gateway(1).unwrap();
+        Keys {
+            orders: StreamKey::derive(gw, StreamKind::Orders, &Session::new("g001.001").unwrap()),
+            reports: StreamKey::derive(gw, StreamKind::Reports, &Session::new("r.eng1").unwrap()),
+            md: StreamKey::derive(ring.md().unwrap(), StreamKind::MarketData, &Session::new("md.001").unwrap()),
+        }
+    }
+
+    /// The body of a datagram from `from` under the key its session names.
+    fn open<'a>(&self, from: SocketAddr, d: &'a [u8]) -> Option<(Kind, &'a [u8])> {
+        let (_, session) = auth::peek(d)?;
+        let key = match session {
+            s if s == Session::new("r.eng1").unwrap() => &self.reports,
+            s if s == Session::new("md.001").unwrap() => &self.md,
+            _ => &self.orders,
+        };
+        let o = key.open_fresh(from, d, auth::unix_ns()).ok()?;
+        Some((o.kind, o.body))
+    }
+}
+
+/// Orders packet `seq..` of stream g001.001, sealed as sent from `src`.
+fn packet(keys: &Keys, src: SocketAddr, seq: u64, inputs: &[Input]) -> Vec<u8> {
     let mut b = PacketBuilder::new(Session::new("g001.001").unwrap(), seq, 1300);
     for i in inputs {
         let mut m = Vec::new();
         encode_input(i, &mut m);
         assert!(b.push(&m));
     }
-    b.finish()
+    let mut p = b.finish();
+    keys.orders.seal(Kind::Packet, src, &mut p);
+    p
+}
+
+fn sealed_heartbeat(keys: &Keys, src: SocketAddr, next: u64) -> Vec<u8> {
+    let mut p = heartbeat(Session::new("g001.001").unwrap(), next);
+    keys.orders.seal(Kind::Packet, src, &mut p);
+    p
 }
 
 /// What h2 saw, as a gateway and a market-data consumer.
@@ -99,6 +143,9 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
     let Some(mut lab) = lab_or_skip(2) else { return };
     lab.start_exposed_mesh(&[]);
     register_aex(&lab, 1, None).expect("aex register");
+    let secrets = AexSecrets::make(&lab.dir().join("secrets"), "1", "1").expect("aex keys");
+    let keys = Keys::load(&secrets.engine_keys());
+    let engine_keys = secrets.engine_keys();
 
     let journal = lab.dir().join("eng1.journal");
     let status_path = lab.dir().join("eng1.status.json");
@@ -120,6 +167,8 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         &h1s,
         "--status",
         &status_s,
+        "--keys",
+        &engine_keys,
     ];
     let mut engine = Proc(Some(lab.host(1).spawn(aex_bin.to_str().unwrap(), &engine_args)));
     assert!(engine.pid() > 0);
@@ -139,8 +188,12 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         order(s2, 3, Side::Buy, 60, 1),
     ];
     let status_for_h2 = status_path.clone();
+    let k = keys.clone();
     let seen = netns::run_in(lab.ns(2), move || {
+        let keys = k;
         let uni = net::unicast_socket(h2, 0, false).unwrap();
+        let me = uni.local_addr().unwrap();
+        let mut clock = auth::RequestClock::default();
         uni.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let md_sock = net::group_receiver(net::MD_PORT, &[acrn.md_group], h2, false).unwrap();
         md_sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -149,7 +202,7 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         // Until the engine has seen the stream (membership takes a moment
         // to spread), heartbeats: it then starts at message 1.
         let seen_stream = wait_until(Duration::from_secs(20), || {
-            uni.send_to(&heartbeat(session, 1), orders).unwrap();
+            uni.send_to(&sealed_heartbeat(&keys, me, 1), orders).unwrap();
             status(&status_for_h2).is_some_and(|s| s["order_streams"].as_u64() >= Some(1))
         });
         assert!(seen_stream, "the engine never saw h2's orders stream: {:?}", status(&status_for_h2));
@@ -157,8 +210,8 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         uni.send_to(&[0xde; 7], orders).unwrap();
         uni.send_to(&[0xde; 40], orders).unwrap();
         // Messages 1, 2 and 4 (3 is "lost").
-        uni.send_to(&packet(1, &inputs[..2]), orders).unwrap();
-        uni.send_to(&packet(4, &inputs[3..]), orders).unwrap();
+        uni.send_to(&packet(&keys, me, 1, &inputs[..2]), orders).unwrap();
+        uni.send_to(&packet(&keys, me, 4, &inputs[3..]), orders).unwrap();
 
         let mut seen = Seen::default();
         let mut md_rx = Receiver::new(Start::AtOne);
@@ -167,13 +220,13 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline && !(seen.reports.len() == 5 && seen.md.len() == 5 && !md_rx.in_gap()) {
             if let Ok((n, from)) = uni.recv_from(&mut buf) {
-                let d = &buf[..n];
-                if net::classify(d) == Some(DatagramKind::ReRequest) {
+                let Some((kind, d)) = keys.open(from, &buf[..n]) else { panic!("a datagram that does not verify") };
+                if kind == Kind::ReRequest {
                     let req = ReRequest::decode(d).unwrap();
                     assert_eq!(req.session, session);
                     seen.asked.push(req);
                     // The retransmission: 3 and 4, from the same socket.
-                    uni.send_to(&packet(3, &inputs[2..]), from).unwrap();
+                    uni.send_to(&packet(&keys, me, 3, &inputs[2..]), from).unwrap();
                 } else if let Ok(p) = Packet::decode(d) {
                     seen.engine = Some(from);
                     if p.session == Session::new("r.eng1").unwrap() {
@@ -184,8 +237,9 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
                     }
                 }
             }
-            if let Ok((n, _)) = md_sock.recv_from(&mut buf) {
-                if let Ok(p) = Packet::decode(&buf[..n]) {
+            if let Ok((n, from)) = md_sock.recv_from(&mut buf) {
+                let (_, d) = keys.open(from, &buf[..n]).expect("market data that verifies");
+                if let Ok(p) = Packet::decode(d) {
                     if p.session == md_session {
                         seen.md_multicast_packets += 1;
                         let a = md_rx.on_packet(p.seq, p.message_count().into(), 0);
@@ -196,17 +250,18 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
             // Market data missed (joins spread by gossip): ask the engine,
             // as a consumer would, once its address is known.
             if let (Some(engine), Some(req)) = (seen.engine, md_rx.poll_request(md_session, nanos())) {
-                uni.send_to(&req.encode(), engine).unwrap();
+                uni.send_to(&auth::seal_rerequest(&keys.md, &req, me, clock.next()), engine).unwrap();
             }
         }
         // A gateway that lost its reports asks for them again.
         if let Some(engine) = seen.engine {
             let again = ReRequest { session: Session::new("r.eng1").unwrap(), seq: 1, count: 5 };
-            uni.send_to(&again.encode(), engine).unwrap();
+            uni.send_to(&auth::seal_rerequest(&keys.reports, &again, me, clock.next()), engine).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && seen.reports_again.len() < 5 {
-                if let Ok((n, _)) = uni.recv_from(&mut buf) {
-                    if let Ok(p) = Packet::decode(&buf[..n]) {
+                if let Ok((n, from)) = uni.recv_from(&mut buf) {
+                    let Some((_, d)) = keys.open(from, &buf[..n]) else { continue };
+                    if let Ok(p) = Packet::decode(d) {
                         if p.session == again.session {
                             seen.reports_again.extend(p.messages().map(|(s, m)| (s, m.to_vec())));
                         }
@@ -297,15 +352,15 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
     let status_for_h2 = status_path.clone();
     let (reports2, md_all) = netns::run_in(lab.ns(2), move || {
         let uni = net::unicast_socket(h2, 0, false).unwrap();
+        let me = uni.local_addr().unwrap();
         uni.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let orders = SocketAddr::from(SocketAddrV4::new(acrn.orders_group, net::ORDERS_PORT));
-        let session = Session::new("g001.001").unwrap();
         let seen_stream = wait_until(Duration::from_secs(20), || {
-            uni.send_to(&heartbeat(session, 5), orders).unwrap();
+            uni.send_to(&sealed_heartbeat(&keys, me, 5), orders).unwrap();
             status(&status_for_h2).is_some_and(|s| s["order_streams"].as_u64() >= Some(1))
         });
         assert!(seen_stream, "the restarted engine never saw the orders stream");
-        uni.send_to(&packet(5, &[buy]), orders).unwrap();
+        uni.send_to(&packet(&keys, me, 5, &[buy]), orders).unwrap();
         let (mut reports, mut md) = (BTreeMap::new(), BTreeMap::new());
         let md_session = Session::new("md.001").unwrap();
         let mut buf = [0u8; 2048];
@@ -313,12 +368,14 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline && !(reports.len() == 2 && md.len() == 7) {
             let Ok((n, from)) = uni.recv_from(&mut buf) else { continue };
-            let Ok(p) = Packet::decode(&buf[..n]) else { continue };
+            let Some((_, d)) = keys.open(from, &buf[..n]) else { continue };
+            let Ok(p) = Packet::decode(d) else { continue };
             if p.session == Session::new("r.eng1").unwrap() {
                 reports.extend(p.messages().map(|(s, m)| (s, m.to_vec())));
                 if !asked && reports.len() == 2 {
                     // All of md.001, before and after the restart.
-                    uni.send_to(&ReRequest { session: md_session, seq: 1, count: 7 }.encode(), from).unwrap();
+                    let req = ReRequest { session: md_session, seq: 1, count: 7 };
+                    uni.send_to(&auth::seal_rerequest(&keys.md, &req, me, auth::unix_ns()), from).unwrap();
                     asked = true;
                 }
             } else if p.session == md_session {

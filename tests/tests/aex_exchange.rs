@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use weavers_tests::procs::{read_json, register_aex, Proc};
+use weavers_tests::procs::{read_json, register_aex, AexSecrets, Proc};
 use weavers_tests::{bins, lab_or_skip, wait_until, Lab};
 
 fn s(v: impl ToString) -> String {
@@ -50,21 +50,31 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     let p = |name: &str| dir.join(name).display().to_string();
     let moved = moved_symbols(&dir);
     register_aex(&lab, 1, Some(&moved)).expect("aex register");
+    let secrets = AexSecrets::make(&dir.join("secrets"), "1", "1-2").expect("aex keys and logins");
 
     let dns = |i: usize| [s("--dns"), overlay(i).to_string()];
     let mut engine = Proc::aex(
         &lab,
         1,
         "engine",
-        &[&[s("engine"), s("--name"), s("eng1"), s("--journal"), p("j"), s("--status"), p("engine.json")][..], &dns(1)]
-            .concat(),
+        &[
+            &[s("engine"), s("--name"), s("eng1"), s("--journal"), p("j"), s("--status"), p("engine.json")][..],
+            &[s("--keys"), secrets.engine_keys()],
+            &dns(1),
+        ]
+        .concat(),
     )
     .unwrap();
     let mut record = Proc::aex(
         &lab,
         4,
         "record",
-        &[&[s("record"), s("--out"), p("md"), s("--status"), p("record.json")][..], &dns(4)].concat(),
+        &[
+            &[s("record"), s("--out"), p("md"), s("--status"), p("record.json")][..],
+            &[s("--keys"), secrets.md_keys()],
+            &dns(4),
+        ]
+        .concat(),
     )
     .unwrap();
     let gw_addr = format!("{}:7800", overlay(2));
@@ -73,7 +83,8 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
         2,
         "gateway",
         &[
-            &[s("gateway"), s("--id"), s(1), s("--listen"), gw_addr.clone(), s("--password"), s("pw")][..],
+            &[s("gateway"), s("--id"), s(1), s("--listen"), gw_addr.clone()][..],
+            &[s("--logins"), secrets.logins(), s("--keys"), secrets.gw_keys(1)],
             &[s("--acks"), p("acks"), s("--status"), p("gw.json")],
             &dns(2),
         ]
@@ -94,7 +105,8 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
         "customers",
         &[
             &[s("customers"), s("--gateway"), gw_addr, s("--brokers"), s("1-2"), s("--customers"), s(5)][..],
-            &[s("--rate"), s(5), s("--duration"), s(5), s("--password"), s("pw"), s("--summary-json"), p("c.json")],
+            &[s("--rate"), s(5), s("--duration"), s(5), s("--passwords"), secrets.passwords()],
+            &[s("--summary-json"), p("c.json")],
             &dns(3),
         ]
         .concat(),

@@ -4,7 +4,10 @@
 //! `ARCHITECTURE.md`), so the gateway's side of the contract is checked on
 //! its own: orders reach the engine through the orders groups, reports come
 //! back to the gateway's unicast socket, every order is answered, and the
-//! acks log lists exactly the engine's first acknowledgements.
+//! acks log lists exactly the engine's first acknowledgements. Every
+//! datagram is sealed under its stream's key (the test's engine holds the
+//! deployment's engine keys); customers log in with their broker/dealer's
+//! password from the files `aex logins` made.
 //! Build first: `cargo build --workspace && CI=true cargo test -p weavers-tests --test aex_gateway`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -16,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aex::auth::{self, Keyring, Kind, StreamKey, StreamKind};
 use aex::events::{Input, Response, SequencedInput};
 use aex::stream::{Receiver, Sender, Start};
 use aex::symbols::SymbolTable;
@@ -23,11 +27,10 @@ use aex::wire::mold::{Packet, ReRequest, Session};
 use aex::wire::{input, oe, report};
 use aex::{net, Engine, EngineConfig};
 use serde_json::Value;
-use weavers_tests::procs::register_aex;
+use weavers_tests::procs::{register_aex, AexSecrets};
 use weavers_tests::{bins, lab_or_skip, netns, wait_until, Lab};
 
 const GW_PORT: u16 = 9400;
-const PASSWORD: &str = "letmein";
 
 /// (session, client_id, order_id, seq) of every first acknowledgement.
 type Acks = Arc<Mutex<BTreeSet<(u32, u64, u64, u64)>>>;
@@ -36,10 +39,20 @@ type Acks = Arc<Mutex<BTreeSet<(u32, u64, u64, u64)>>>;
 /// gateway (`r.eng1`), re-requests answered, heartbeats every second. It
 /// loses the first data packet of every orders stream and the first report
 /// packet to every gateway, so both sides must recover by re-requests.
-fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: Acks) {
+fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: Acks, ring: Keyring) {
     let groups: Vec<Ipv4Addr> = table.iter().map(|s| s.orders_group).collect();
     let orders = net::group_receiver(net::ORDERS_PORT, &groups, addr, true).expect("orders socket");
     let uni = net::unicast_socket(addr, 0, true).expect("unicast socket");
+    let me = uni.local_addr().unwrap();
+    let gw = ring.gateway(1).expect("gateway 1's key").clone();
+    let reports_key = StreamKey::derive(&gw, StreamKind::Reports, &Session::new("r.eng1").unwrap());
+    let orders_key = |s: &Session| StreamKey::derive(&gw, StreamKind::Orders, s);
+    let seal = |key: &StreamKey, p: &[u8]| {
+        let mut d = p.to_vec();
+        key.seal(Kind::Packet, me, &mut d);
+        d
+    };
+    let mut clock = auth::RequestClock::default();
     let mut engine = Engine::new(table.indices(), EngineConfig::default());
     let t0 = Instant::now();
     let mut rxs: HashMap<Session, (Receiver, SocketAddr)> = HashMap::new();
@@ -58,24 +71,28 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
             got.push((buf[..n].to_vec(), from));
         }
         while let Ok((n, from)) = uni.recv_from(&mut buf) {
-            if net::classify(&buf[..n]) != Some(net::DatagramKind::ReRequest) {
+            if auth::peek(&buf[..n]).map(|k| k.0) != Some(Kind::ReRequest) {
                 got.push((buf[..n].to_vec(), from));
                 continue;
             }
             idle = false;
-            if let Ok(req) = ReRequest::decode(&buf[..n]) {
+            // Only gateway 1's re-requests, sealed for where they come from.
+            let Ok(o) = reports_key.open(from, &buf[..n]) else { continue };
+            if let Ok(req) = ReRequest::decode(o.body) {
                 for (s, _) in reports.values() {
                     let mut out = Vec::new();
                     s.retransmit(&req, &mut out);
                     for p in out {
-                        let _ = uni.send_to(&p, from);
+                        let _ = uni.send_to(&seal(&reports_key, &p), from);
                     }
                 }
             }
         }
         for (d, from) in got {
             idle = false;
-            let Ok(p) = Packet::decode(&d) else { continue };
+            let Some((_, session)) = auth::peek(&d) else { continue };
+            let Ok(o) = orders_key(&session).open_fresh(from, &d, auth::unix_ns()) else { continue };
+            let Ok(p) = Packet::decode(o.body) else { continue };
             if p.message_count() > 0 && lost_orders.insert(p.session) {
                 continue;
             }
@@ -123,7 +140,7 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
         }
         for (session, (rx, src)) in &mut rxs {
             if let Some(req) = rx.poll_request(*session, now_ns) {
-                let _ = uni.send_to(&req.encode(), *src);
+                let _ = uni.send_to(&auth::seal_rerequest(&orders_key(session), &req, me, clock.next()), *src);
             }
             rx.give_up(now_ns);
         }
@@ -134,13 +151,13 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
                 out.remove(0);
             }
             for p in out {
-                let _ = uni.send_to(&p, *to);
+                let _ = uni.send_to(&seal(&reports_key, &p), *to);
             }
         }
         if last_hb.elapsed() >= Duration::from_secs(1) {
             last_hb = Instant::now();
             for (s, to) in reports.values() {
-                let _ = uni.send_to(&s.heartbeat(), *to);
+                let _ = uni.send_to(&seal(&reports_key, &s.heartbeat()), *to);
             }
         }
         if idle {
@@ -189,21 +206,26 @@ fn read_frame(s: &mut TcpStream) -> oe::OeMessage {
     }
 }
 
-/// A bad password is refused and an unknown symbol is rejected by the gateway itself.
-fn check_login_and_unknown_symbol(lab: &Lab, gw: SocketAddr) {
+/// A bad password, and another broker/dealer's, are refused; an unknown
+/// symbol is rejected by the gateway itself.
+fn check_login_and_unknown_symbol(lab: &Lab, gw: SocketAddr, passwords: &str) {
+    let pws = aex::app::gateway::login::load_passwords(Path::new(passwords)).unwrap();
+    let (p1, p2) = (pws[&1], pws[&2]);
     netns::run_in(lab.ns(2), move || {
-        let login = |pw: &str| oe::OeMessage::Login {
-            user: *b"b009c009",
-            password: aex::app::gateway::pad_password(pw).unwrap(),
+        let login = |user: &[u8; 8], password| oe::OeMessage::Login { user: *user, password };
+        let refused = |m: oe::OeMessage| {
+            let mut s = TcpStream::connect(gw).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(&frame(&m)).unwrap();
+            assert_eq!(read_frame(&mut s), oe::OeMessage::LoginRejected(oe::LoginReject::NotAuthorized));
         };
+        refused(login(b"b001c009", aex::app::gateway::pad_password("wrong").unwrap()));
+        // Broker 2's password does not open broker 1's session.
+        refused(login(b"b001c009", p2));
         let mut s = TcpStream::connect(gw).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(&frame(&login("wrong"))).unwrap();
-        assert_eq!(read_frame(&mut s), oe::OeMessage::LoginRejected(oe::LoginReject::NotAuthorized));
-        let mut s = TcpStream::connect(gw).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(&frame(&login(PASSWORD))).unwrap();
-        assert_eq!(read_frame(&mut s), oe::OeMessage::LoginAccepted { session: 1 << 24 | 9 << 12 | 9 });
+        s.write_all(&frame(&login(b"b001c009", p1))).unwrap();
+        assert_eq!(read_frame(&mut s), oe::OeMessage::LoginAccepted { session: 1 << 24 | 1 << 12 | 9 });
         let order = oe::EnterOrder {
             client_id: 5,
             symbol: aex::SymbolRef::Index(999),
@@ -231,6 +253,7 @@ struct Setup {
     dir: PathBuf,
     symbols: String,
     table: SymbolTable,
+    secrets: AexSecrets,
 }
 
 impl Setup {
@@ -249,7 +272,8 @@ impl Setup {
         std::fs::write(&path, &lines).unwrap();
         let symbols = path.to_str().unwrap().to_string();
         register_aex(&lab, 1, Some(&path)).expect("aex register");
-        Some(Setup { lab, dir, symbols, table: SymbolTable::parse(&lines).unwrap() })
+        let secrets = AexSecrets::make(&dir.join("secrets"), "1", "1-2").expect("aex keys and logins");
+        Some(Setup { lab, dir, symbols, table: SymbolTable::parse(&lines).unwrap(), secrets })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -261,6 +285,7 @@ impl Setup {
         let listen = SocketAddrV4::new(Lab::overlay(2), GW_PORT).to_string();
         let dns = Lab::overlay(2).to_string();
         let (acks, status, state) = (self.path("acks.log"), self.path("gw.json"), self.path("gw.state.json"));
+        let (logins, keys) = (self.secrets.logins(), self.secrets.gw_keys(1));
         let args = [
             "--symbols",
             &self.symbols,
@@ -269,8 +294,10 @@ impl Setup {
             "1",
             "--listen",
             &listen,
-            "--password",
-            PASSWORD,
+            "--logins",
+            &logins,
+            "--keys",
+            &keys,
             "--dns",
             &dns,
             "--acks",
@@ -309,6 +336,7 @@ impl Setup {
         let gw_name = format!("gw1.aex.weavers.local:{GW_PORT}");
         let dns = Lab::overlay(2).to_string();
         let summary = self.path("summary.json");
+        let passwords = self.secrets.passwords();
         let args = [
             "--symbols",
             &self.symbols,
@@ -325,8 +353,8 @@ impl Setup {
             rate,
             "--duration",
             duration,
-            "--password",
-            PASSWORD,
+            "--passwords",
+            &passwords,
             "--summary-json",
             summary.to_str().unwrap(),
         ];
@@ -414,10 +442,12 @@ fn customers_through_gateway_to_engine_and_back() {
     let engine_acks: Acks = Arc::default();
     let engine = {
         let (stop, acks, table) = (stop.clone(), engine_acks.clone(), setup.table.clone());
-        netns::spawn_in(setup.lab.ns(1), move || fake_engine(table, Lab::overlay(1), stop, acks))
+        let ring = Keyring::load(Path::new(&setup.secrets.engine_keys())).unwrap();
+        netns::spawn_in(setup.lab.ns(1), move || fake_engine(table, Lab::overlay(1), stop, acks, ring))
     };
     let mut gw = setup.gateway();
-    check_login_and_unknown_symbol(&setup.lab, SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT)));
+    let gw_addr = SocketAddr::from(SocketAddrV4::new(Lab::overlay(2), GW_PORT));
+    check_login_and_unknown_symbol(&setup.lab, gw_addr, &setup.secrets.passwords());
 
     let s = load(&setup);
     eprintln!("summary: {s}");
@@ -441,6 +471,8 @@ fn customers_through_gateway_to_engine_and_back() {
     assert_eq!(st["orders_in"].as_u64(), Some(sent + 1), "customers' orders and the unknown symbol: {st}");
     assert_eq!(st["stale_epoch_dropped"], 0, "{st}");
     assert_eq!(st["dropped_malformed"], 1, "the garbage frame: {st}");
+    assert_eq!(st["logins_refused"], 2, "a wrong password, another broker/dealer's: {st}");
+    assert_eq!(st["dropped_unauthenticated"], 0, "{st}");
     assert!(st["rerequests_answered"].as_u64().unwrap() >= 1, "the engine's lost orders packets: {st}");
     assert!(st["report_gaps_requested"].as_u64().unwrap() >= 1, "the lost report packet: {st}");
     assert_eq!(st["report_messages_lost"], 0, "{st}");
@@ -453,6 +485,7 @@ fn real_engine_and_audit() {
     let Some(setup) = Setup::new() else { return };
     let (journal, eng_status) = (setup.path("eng1.journal"), setup.path("eng1.json"));
     let h1 = Lab::overlay(1).to_string();
+    let engine_keys = setup.secrets.engine_keys();
     let args = [
         "--symbols",
         &setup.symbols,
@@ -467,6 +500,8 @@ fn real_engine_and_audit() {
         &h1,
         "--status",
         eng_status.to_str().unwrap(),
+        "--keys",
+        &engine_keys,
     ];
     let eng_log = setup.path("eng1.log");
     let mut engine = spawn_aex(&setup.lab, 1, &args, &eng_log);

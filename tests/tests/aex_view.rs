@@ -1,6 +1,6 @@
 //! AEX market-data consumers on the overlay, fed by the test's own
-//! publisher on h1 (MoldUDP64 + ITCH from the `aex` library, answering
-//! re-requests as an engine does):
+//! publisher on h1 (MoldUDP64 + ITCH from the `aex` library, sealed under
+//! the deployment's `md` key, answering re-requests as an engine does):
 //!
 //! - `aex record` on h2 recovers deliberately dropped messages by
 //!   re-request, and `aex audit` finds the record byte-equal to the replay
@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use aex::auth::{Keyring, Kind, StreamKey, StreamKind};
 use aex::events::{Input, MdEvent, NewOrder, Response, SequencedInput};
 use aex::matching::{Engine, EngineConfig};
 use aex::stream::Sender;
@@ -28,7 +29,7 @@ use aex::types::{OrderType, Side, SymbolIndex, TimeInForce};
 use aex::wire::itch::{self, ItchMessage};
 use aex::wire::mold::ReRequest;
 use serde_json::Value;
-use weavers_tests::procs::register_aex;
+use weavers_tests::procs::{register_aex, AexSecrets};
 use weavers_tests::{bins, is_ci, lab_or_skip, netns, wait_until, Lab};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -123,8 +124,16 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
     let (tx, rx) = mpsc::channel::<Cmd>();
     let me = Lab::overlay(1);
     let group = aex::symbols::SymbolTable::shipped().get(SYMBOL).expect("symbol 1").md_group;
+    let ring = Keyring::load(Path::new(&secrets(lab).engine_keys())).expect("the engine's keys");
+    let key = StreamKey::derive(ring.md().unwrap(), StreamKind::MarketData, &aex::app::mdfeed::md_session(SYMBOL));
     let h = netns::spawn_in(lab.ns(1), move || {
         let sock: UdpSocket = aex::net::unicast_socket(me, 0, false).expect("unicast socket");
+        let local = sock.local_addr().unwrap();
+        let seal = |p: &[u8]| {
+            let mut d = p.to_vec();
+            key.seal(Kind::Packet, local, &mut d);
+            d
+        };
         sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let to = SocketAddr::from((group, aex::net::MD_PORT));
         let mut s = Sender::new(aex::app::mdfeed::md_session(SYMBOL), aex::stream::HISTORY);
@@ -144,7 +153,7 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
                             continue;
                         }
                         for p in &packets {
-                            sock.send_to(p, to).expect("send md");
+                            sock.send_to(&seal(p), to).expect("send md");
                             stats.sent += 1;
                         }
                     }
@@ -161,7 +170,7 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
                             stats.dropped += u64::from(d.message_count());
                             continue;
                         }
-                        sock.send_to(p, to).expect("send md");
+                        sock.send_to(&seal(p), to).expect("send md");
                         stats.sent += 1;
                     }
                 }
@@ -169,19 +178,19 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
                 Err(mpsc::TryRecvError::Empty) => {}
             }
             if last_hb.elapsed() >= Duration::from_millis(200) {
-                let _ = sock.send_to(&s.heartbeat(), to);
+                let _ = sock.send_to(&seal(&s.heartbeat()), to);
                 last_hb = Instant::now();
             }
             if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                if aex::net::classify(&buf[..n]) == Some(aex::net::DatagramKind::ReRequest) {
-                    if let Ok(req) = ReRequest::decode(&buf[..n]) {
-                        stats.rerequests += 1;
-                        packets.clear();
-                        s.retransmit(&req, &mut packets);
-                        for p in &packets {
-                            let _ = sock.send_to(p, from);
-                            stats.retransmitted_packets += 1;
-                        }
+                // Only a re-request sealed under the key, for its sender's address.
+                let req = key.open(from, &buf[..n]).ok().filter(|o| o.kind == Kind::ReRequest);
+                if let Some(req) = req.and_then(|o| ReRequest::decode(o.body).ok()) {
+                    stats.rerequests += 1;
+                    packets.clear();
+                    s.retransmit(&req, &mut packets);
+                    for p in &packets {
+                        let _ = sock.send_to(&seal(p), from);
+                        stats.retransmitted_packets += 1;
                     }
                 }
             }
@@ -190,18 +199,29 @@ fn publisher(lab: &Lab) -> (mpsc::Sender<Cmd>, std::thread::JoinHandle<PubStats>
     (tx, h)
 }
 
-/// h1 and h2 meshed and exposed, the AEX names registered (from h1).
+/// h1 and h2 meshed and exposed, the AEX names registered (from h1), the
+/// deployment's keys made (`secrets`).
 fn aex_lab() -> Option<Lab> {
     let mut lab = lab_or_skip(2)?;
     lab.start_exposed_mesh(&[]);
     register_aex(&lab, 1, None).expect("aex register");
+    AexSecrets::make(&lab.dir().join("secrets"), "1", "1").expect("aex keys");
     Some(lab)
 }
 
+/// The lab's secrets (made by [`aex_lab`]).
+fn secrets(lab: &Lab) -> AexSecrets {
+    AexSecrets::at(&lab.dir().join("secrets"))
+}
+
 /// The flags every consumer on h2 gets.
-fn feed_flags() -> Vec<String> {
+fn feed_flags(lab: &Lab) -> Vec<String> {
     let me = Lab::overlay(2).to_string();
-    ["--only", "1", "--dns", &me, "--bind", &me, "--resolve-wait", "20"].iter().map(|s| s.to_string()).collect()
+    let keys = secrets(lab).md_keys();
+    ["--only", "1", "--dns", &me, "--bind", &me, "--resolve-wait", "20", "--keys", &keys]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn order(client_id: u64, side: Side, price: u32, qty: u32) -> Input {
@@ -285,7 +305,7 @@ fn record_session(
 
     let mut args = vec!["record".to_string(), "--out".into(), out.display().to_string()];
     args.extend(["--status".into(), status.display().to_string()]);
-    args.extend(feed_flags());
+    args.extend(feed_flags(lab));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rec = Proc::aex(lab, 2, "record", &args);
     // The recorder is up (its first status) before anything is published.
@@ -565,7 +585,7 @@ fn view_page_updates_live_in_chromium() {
     let Some(lab) = aex_lab() else { return };
     let listen = SocketAddr::from((Lab::overlay(2), 8080));
     let mut args = vec!["view".to_string(), "--listen".into(), listen.to_string()];
-    args.extend(feed_flags());
+    args.extend(feed_flags(&lab));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut view = Proc::aex(&lab, 2, "view", &args);
     assert!(

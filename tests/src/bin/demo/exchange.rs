@@ -8,11 +8,9 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use weavers_tests::procs::{read_json, register_aex, Forward, Proc};
+use weavers_tests::procs::{read_json, register_aex, AexSecrets, Forward, Proc};
 use weavers_tests::{bins, netns, wait_until, Lab};
 
-/// The password customers log in to the gateways with.
-const PASSWORD: &str = "aex-demo";
 /// Where the gateways listen for customers.
 const GATEWAY_PORT: u16 = 7800;
 
@@ -67,16 +65,21 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Starts every process, the engine and the consumers first.
+    /// Makes the run's secrets (`aex keys`, `aex logins` into the run
+    /// directory, every file 0600; processes get their paths), then starts
+    /// every process, the engine and the consumers first.
     pub fn start(lab: &Lab, args: &Args) -> Result<Exchange> {
         let dir = lab.dir().to_path_buf();
         let p = |name: &str| dir.join(name).display().to_string();
         let dns = |i: usize| vec![s("--dns"), overlay(i).to_string()];
+        let gateway_ids = format!("1-{}", GATEWAYS.len());
+        let secrets = AexSecrets::make(&dir.join("secrets"), &gateway_ids, &format!("1-{}", args.brokers))
+            .context("making the run's keys and logins")?;
 
         let engine_on = |h: usize, journal: &str, status: &str, cp: &str| {
             let mut a = vec![s("engine"), s("--name"), s("eng1"), s("--journal"), p(journal)];
             a.extend([s("--status"), p(status), s("--checkpoints"), p(cp)]);
-            a.extend([s("--md-batch-us"), s(args.md_batch_us)]);
+            a.extend([s("--md-batch-us"), s(args.md_batch_us), s("--keys"), secrets.engine_keys()]);
             a.extend(dns(h));
             a
         };
@@ -95,7 +98,8 @@ impl Exchange {
                         let cmd = format!("exec {} {}", bins::aex().display(), standby.join(" "));
                         vec![s("journal"), s("--listen"), repl.clone(), s("--journal"), p("dr.journal")]
                             .into_iter()
-                            .chain([s("--status"), p("dr.json"), s("--on-failover"), cmd])
+                            .chain([s("--status"), p("dr.json"), s("--keys"), secrets.dr_keys()])
+                            .chain([s("--on-failover"), cmd])
                             .collect()
                     }
                 };
@@ -113,11 +117,13 @@ impl Exchange {
         let engine = Proc::aex(lab, EXCHANGE, "engine", &engine_args)?;
 
         let mut rec_args = vec![s("record"), s("--out"), p("md.record"), s("--status"), p("record.json")];
+        rec_args.extend([s("--keys"), secrets.md_keys()]);
         rec_args.extend(dns(MD));
         let record = Proc::aex(lab, MD, "record", &rec_args)?;
 
         let view_addr = SocketAddrV4::new(overlay(MD), 8080);
         let mut view_args = vec![s("view"), s("--listen"), view_addr.to_string()];
+        view_args.extend([s("--keys"), secrets.md_keys()]);
         view_args.extend(dns(MD));
         let view = Proc::aex(lab, MD, "view", &view_args)?;
 
@@ -126,7 +132,8 @@ impl Exchange {
             let id = n + 1;
             let mut a = vec![s("gateway"), s("--id"), s(id), s("--listen")];
             a.push(SocketAddrV4::new(overlay(h), GATEWAY_PORT).to_string());
-            a.extend([s("--password"), s(PASSWORD), s("--acks"), p(&format!("gw{id}.acks"))]);
+            a.extend([s("--logins"), secrets.logins(), s("--keys"), secrets.gw_keys(id)]);
+            a.extend([s("--acks"), p(&format!("gw{id}.acks"))]);
             a.extend([s("--status"), p(&format!("gw{id}.json")), s("--state"), p(&format!("gw{id}.state.json"))]);
             a.extend(dns(h));
             gateways.push(Proc::aex(lab, h, &format!("gateway{id}"), &a)?);
@@ -163,7 +170,7 @@ impl Exchange {
             let mut c = vec![s("customers"), s("--gateway")];
             c.push(SocketAddrV4::new(overlay(h), GATEWAY_PORT).to_string());
             c.extend([s("--brokers"), format!("{a}-{b}"), s("--customers"), s(args.customers)]);
-            c.extend([s("--rate"), s(args.rate), s("--duration"), s(duration), s("--password"), s(PASSWORD)]);
+            c.extend([s("--rate"), s(args.rate), s("--duration"), s(duration), s("--passwords"), secrets.passwords()]);
             c.extend([s("--summary-json"), p(&format!("customers{}.json", n + 1))]);
             c.extend([s("--status"), p(&format!("customers{}.status.json", n + 1))]);
             c.extend([s("--histogram"), p(&format!("customers{}.hgrm", n + 1))]);
