@@ -127,7 +127,7 @@ fn parse_ids(spec: &str) -> anyhow::Result<Vec<u8>> {
 fn make_keys(dir: &std::path::Path, gateways: &str) -> anyhow::Result<()> {
     use aex::auth::Keyring;
     let ids = parse_ids(gateways)?;
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let all = Keyring::generate(ids.iter().copied());
     let mut files = vec![("engine.keys".to_string(), all.clone()), ("md.keys".to_string(), all.market_data_only())];
     for &g in &ids {

@@ -253,7 +253,7 @@ impl AexSecrets {
             anyhow::ensure!(out.status.success(), "aex {}: {}", args[0], String::from_utf8_lossy(&out.stderr).trim());
             Ok(())
         };
-        run(&["keys", "--dir", &s.path("."), "--gateways", gateways])?;
+        run(&["keys", "--dir", &dir.display().to_string(), "--gateways", gateways])?;
         run(&["logins", "--brokers", brokers, "--logins", &s.logins(), "--passwords", &s.passwords()])?;
         Ok(s)
     }

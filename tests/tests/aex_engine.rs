@@ -250,13 +250,13 @@ fn engine_trades_reports_publishes_fills_gaps_and_journals() {
             // Market data missed (joins spread by gossip): ask the engine,
             // as a consumer would, once its address is known.
             if let (Some(engine), Some(req)) = (seen.engine, md_rx.poll_request(md_session, nanos())) {
-                uni.send_to(&auth::seal_rerequest(&keys.md, &req, me, clock.next()), engine).unwrap();
+                uni.send_to(&auth::seal_rerequest(&keys.md, &req, me, clock.stamp()), engine).unwrap();
             }
         }
         // A gateway that lost its reports asks for them again.
         if let Some(engine) = seen.engine {
             let again = ReRequest { session: Session::new("r.eng1").unwrap(), seq: 1, count: 5 };
-            uni.send_to(&auth::seal_rerequest(&keys.reports, &again, me, clock.next()), engine).unwrap();
+            uni.send_to(&auth::seal_rerequest(&keys.reports, &again, me, clock.stamp()), engine).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && seen.reports_again.len() < 5 {
                 if let Ok((n, from)) = uni.recv_from(&mut buf) {

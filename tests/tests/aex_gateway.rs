@@ -140,7 +140,7 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
         }
         for (session, (rx, src)) in &mut rxs {
             if let Some(req) = rx.poll_request(*session, now_ns) {
-                let _ = uni.send_to(&auth::seal_rerequest(&orders_key(session), &req, me, clock.next()), *src);
+                let _ = uni.send_to(&auth::seal_rerequest(&orders_key(session), &req, me, clock.stamp()), *src);
             }
             rx.give_up(now_ns);
         }

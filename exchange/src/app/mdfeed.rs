@@ -209,7 +209,7 @@ impl Streams {
             if let Some(source) = st.source {
                 if let Some(req) = st.rx.poll_request(st.session, now_ns) {
                     self.stats.gaps_requested += 1;
-                    requests.push((auth::seal_rerequest(&st.key, &req, self.local, self.clock.next()), source));
+                    requests.push((auth::seal_rerequest(&st.key, &req, self.local, self.clock.stamp()), source));
                 }
             }
             self.stats.gaps_unrecovered += st.rx.give_up(now_ns);

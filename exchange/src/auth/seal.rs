@@ -202,7 +202,7 @@ pub struct RequestClock {
 
 impl RequestClock {
     /// The time for the next re-request.
-    pub fn next(&mut self) -> u64 {
+    pub fn stamp(&mut self) -> u64 {
         self.last = unix_ns().max(self.last + 1);
         self.last
     }
@@ -279,8 +279,8 @@ mod tests {
     #[test]
     fn request_clock_always_moves_forward() {
         let mut c = RequestClock::default();
-        let a = c.next();
-        let b = c.next();
+        let a = c.stamp();
+        let b = c.stamp();
         assert!(b > a && within_window(a, unix_ns()));
     }
 }

@@ -207,7 +207,7 @@ impl Ingress {
                 // Streams exist only once a packet verified: the key is known.
                 let Some(key) = self.keys.orders_known(session) else { continue };
                 add(&self.stats.order_gaps_requested, 1);
-                out.push(Action::Ask(*src, auth::seal_rerequest(key, &req, self.local, self.clock.next())));
+                out.push(Action::Ask(*src, auth::seal_rerequest(key, &req, self.local, self.clock.stamp())));
             }
         }
     }

@@ -74,8 +74,15 @@ async fn record(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     write_status(args.status.as_deref(), &feed);
     let s = feed.stats();
     eprintln!(
-        "aex record: {} messages, {} re-requests, {} messages unrecovered, {} stale-epoch dropped, {} malformed",
-        s.messages, s.gaps_requested, s.gaps_unrecovered, s.stale_epoch_dropped, s.dropped_malformed
+        "aex record: {} messages, {} re-requests, {} messages unrecovered, {} stale-epoch dropped, {} malformed, \
+         {} unauthenticated, {} stale",
+        s.messages,
+        s.gaps_requested,
+        s.gaps_unrecovered,
+        s.stale_epoch_dropped,
+        s.dropped_malformed,
+        s.dropped_unauthenticated,
+        s.dropped_stale
     );
     Ok(())
 }
@@ -100,6 +107,8 @@ fn write_status(path: Option<&Path>, feed: &Feed) {
         "gaps_unrecovered": s.gaps_unrecovered,
         "stale_epoch_dropped": s.stale_epoch_dropped,
         "dropped_malformed": s.dropped_malformed,
+        "dropped_unauthenticated": s.dropped_unauthenticated,
+        "dropped_stale": s.dropped_stale,
         "epoch": s.epoch,
         "next_seq": next,
     });

@@ -121,7 +121,7 @@ impl Core {
         for (session, rs) in &mut self.reports {
             if let Some(req) = rs.rx.poll_request(*session, now_ns) {
                 self.counters.report_gaps_requested += 1;
-                let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.next());
+                let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.stamp());
                 self.out.push((d, rs.source));
             }
             self.counters.report_messages_lost += rs.rx.give_up_after(now_ns, REPORT_PATIENCE_NS);
