@@ -1,5 +1,6 @@
-//! What authenticating a stream costs per datagram: sealing (one keyed
-//! BLAKE2s-128 over the source address, the body and the trailer) and
+//! What authenticating a stream costs per datagram: sealing (one
+//! HMAC-SHA256, truncated, over the source address, the body and the
+//! trailer) and
 //! opening (the same, compared in constant time, plus the time window), for
 //! the sizes the exchange sends: a one-order packet (the gateway's orders
 //! at low rates, a report, a heartbeat) and a full 1300-byte packet.

@@ -4,7 +4,7 @@
 //! ```text
 //! on connect: each side sends a fresh 16-byte nonce at once (client's: Nc, server's: Ns)
 //! then frames: length u32 (of what follows) | type u8 | payload | tag [16]
-//!   tag = BLAKE2s-128 under the direction's key of  counter u64 | length | type | payload
+//!   tag = HMAC-SHA256, first 16 bytes, under the direction's key of  counter u64 | length | type | payload
 //!   keys: keyed BLAKE2s-256 under the `dr` root of  label | "c2s" or "s2c" | Nc | Ns
 //!   counter: 0, 1, 2, ... per direction
 //! ```
@@ -16,11 +16,11 @@
 //! connection never verify, and the counter refuses frames replayed,
 //! dropped or reordered within one.
 
-use super::keys::{Blake2sMac128, RootKey};
+use super::keys::RootKey;
 use super::seal::TAG_LEN;
+use super::tag::TagKey;
 use crate::wire::repl::{self, ReplMessage, MAX_FRAME};
 use crate::wire::DecodeError;
-use blake2::digest::{KeyInit, Mac};
 use thiserror::Error;
 
 /// Bytes of a nonce.
@@ -59,14 +59,14 @@ pub fn nonce() -> [u8; NONCE_LEN] {
 /// The sending half: seals frames.
 #[derive(Clone)]
 pub struct Sealer {
-    mac: Blake2sMac128,
+    key: TagKey,
     counter: u64,
 }
 
 /// The receiving half: opens frames.
 #[derive(Clone)]
 pub struct Opener {
-    mac: Blake2sMac128,
+    key: TagKey,
     counter: u64,
 }
 
@@ -77,16 +77,13 @@ pub fn halves(root: &RootKey, role: Role, ours: &[u8; NONCE_LEN], theirs: &[u8; 
         Role::Client => (ours, theirs),
         Role::Server => (theirs, ours),
     };
-    let key = |dir: &[u8]| {
-        let k = root.derive(&[LABEL, dir, nc, ns]);
-        <Blake2sMac128 as KeyInit>::new_from_slice(&k).expect("a 32-byte key")
-    };
+    let key = |dir: &[u8]| TagKey::new(&root.derive(&[LABEL, dir, nc, ns]));
     let (c2s, s2c) = (key(b"c2s"), key(b"s2c"));
     let (send, recv) = match role {
         Role::Client => (c2s, s2c),
         Role::Server => (s2c, c2s),
     };
-    (Sealer { mac: send, counter: 0 }, Opener { mac: recv, counter: 0 })
+    (Sealer { key: send, counter: 0 }, Opener { key: recv, counter: 0 })
 }
 
 impl Sealer {
@@ -96,10 +93,7 @@ impl Sealer {
         repl::encode(m, out);
         let len = u32::from_be_bytes(out[start..start + 4].try_into().expect("4 bytes")) + TAG_LEN as u32;
         out[start..start + 4].copy_from_slice(&len.to_be_bytes());
-        let mut mac = self.mac.clone();
-        mac.update(&self.counter.to_be_bytes());
-        mac.update(&out[start..]);
-        let tag = mac.finalize().into_bytes();
+        let tag = self.key.tag(&[&self.counter.to_be_bytes(), &out[start..]]);
         out.extend_from_slice(&tag);
         self.counter += 1;
     }
@@ -120,10 +114,9 @@ impl Opener {
             return Ok(None);
         }
         let (framed, tag) = buf[..4 + len].split_at(4 + len - TAG_LEN);
-        let mut mac = self.mac.clone();
-        mac.update(&self.counter.to_be_bytes());
-        mac.update(framed);
-        mac.verify_slice(tag).map_err(|_| ChannelError::Forged)?;
+        if !self.key.verify(&[&self.counter.to_be_bytes(), framed], tag) {
+            return Err(ChannelError::Forged);
+        }
         self.counter += 1;
         Ok(Some((repl::decode_body(&framed[4..])?, 4 + len)))
     }

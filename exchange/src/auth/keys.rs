@@ -16,19 +16,16 @@
 //! its own ([`StreamKey`]), derived from its root key and its session name,
 //! so no key serves two streams.
 
+use super::tag::TagKey;
 use super::KEY_LEN;
 use crate::wire::mold::Session;
-use blake2::digest::consts::U16;
 use blake2::digest::{KeyInit, Mac};
-use blake2::{Blake2sMac, Blake2sMac256};
+use blake2::Blake2sMac256;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
 use thiserror::Error;
-
-/// Keyed BLAKE2s with a 16-byte output: every tag of AEX.
-pub(crate) type Blake2sMac128 = Blake2sMac<U16>;
 
 /// Domain separation of the stream keys.
 const STREAM_LABEL: &[u8] = b"aex stream key v1\0";
@@ -98,11 +95,11 @@ impl fmt::Debug for RootKey {
     }
 }
 
-/// The key of one stream: a keyed BLAKE2s-128 state, prepared once and
-/// copied for every tag (no allocation).
+/// The key of one stream: an HMAC-SHA256 key whose states are prepared
+/// once and copied for every tag (no allocation).
 #[derive(Clone)]
 pub struct StreamKey {
-    pub(crate) mac: Blake2sMac128,
+    pub(crate) key: TagKey,
 }
 
 impl StreamKey {
@@ -115,7 +112,7 @@ impl StreamKey {
 
     /// A key made directly from 32 secret bytes.
     pub(crate) fn from_secret(k: &[u8; KEY_LEN]) -> StreamKey {
-        StreamKey { mac: <Blake2sMac128 as KeyInit>::new_from_slice(k).expect("a 32-byte key") }
+        StreamKey { key: TagKey::new(k) }
     }
 }
 
@@ -367,7 +364,7 @@ mod tests {
         let root = RootKey::from_bytes([7; KEY_LEN]);
         let s1 = Session::new("g001.001").unwrap();
         let s2 = Session::new("g001.002").unwrap();
-        let tag = |k: &StreamKey| k.mac.clone().chain_update(b"x").finalize().into_bytes();
+        let tag = |k: &StreamKey| k.key.tag(&[b"x"]);
         let a = tag(&StreamKey::derive(&root, StreamKind::Orders, &s1));
         assert_eq!(a, tag(&StreamKey::derive(&root, StreamKind::Orders, &s1)), "deterministic");
         assert_ne!(a, tag(&StreamKey::derive(&root, StreamKind::Orders, &s2)));

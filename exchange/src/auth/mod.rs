@@ -14,8 +14,9 @@
 //!   or a re-request not later than the last from the same requester
 //!   ([`fresh`]).
 //!
-//! The tag is keyed BLAKE2s-128: one tag per datagram, the key's state
-//! prepared once per stream, no allocation. Within the window an authentic
+//! The tag is HMAC-SHA256 truncated to 128 bits: one tag per datagram, the
+//! key's states prepared once per stream, no allocation; keys are derived
+//! with keyed BLAKE2s. Within the window an authentic
 //! packet played again changes nothing (messages are numbered and fenced by
 //! epoch), and market data's key is shared by every consumer (a consumer
 //! that holds it could forge market data for the others: the consumers are
@@ -26,6 +27,7 @@ pub mod channel;
 pub mod fresh;
 pub mod keys;
 pub mod seal;
+mod tag;
 
 pub use fresh::{open_rerequest, ReplayGuard};
 pub use keys::{KeyError, Keyring, RootKey, StreamKey, StreamKind};

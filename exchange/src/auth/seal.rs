@@ -5,7 +5,7 @@
 //! datagram: body | time u64 | kind u8 | tag [16]
 //!   body: a Mold packet (kind 'P') or a 20-byte re-request (kind 'Q')
 //!   time: when it was sealed (ns since the Unix epoch, the sender's clock)
-//!   tag:  BLAKE2s-128 under the stream's key of
+//!   tag:  HMAC-SHA256, first 16 bytes, under the stream's key of
 //!         source [18] | body | time | kind
 //!   source: the sender's address as the receiver sees it (IPv6 or
 //!           IPv4-mapped, 16 bytes, then the port)
@@ -23,7 +23,6 @@
 
 use super::keys::StreamKey;
 use crate::wire::mold::{Session, HEADER_LEN, REREQUEST_LEN};
-use blake2::digest::Mac;
 use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
 
@@ -128,26 +127,13 @@ fn address_bytes(a: SocketAddr) -> [u8; 18] {
 }
 
 impl StreamKey {
-    fn tag(
-        &self,
-        source: SocketAddr,
-        body: &[u8],
-        time_kind: &[u8],
-    ) -> blake2::digest::CtOutput<super::keys::Blake2sMac128> {
-        let mut m = self.mac.clone();
-        m.update(&address_bytes(source));
-        m.update(body);
-        m.update(time_kind);
-        m.finalize()
-    }
-
     /// Seals the body in `buf` as sent from `source` at `time`: appends the
     /// trailer (no allocation when `buf` has [`TRAILER_LEN`] bytes to spare).
     pub fn seal_at(&self, kind: Kind, source: SocketAddr, time: u64, buf: &mut Vec<u8>) {
         let mut tk = [0u8; 9];
         tk[..8].copy_from_slice(&time.to_be_bytes());
         tk[8] = kind.byte();
-        let tag = self.tag(source, buf, &tk).into_bytes();
+        let tag = self.key.tag(&[&address_bytes(source), buf, &tk]);
         buf.extend_from_slice(&tk);
         buf.extend_from_slice(&tag);
     }
@@ -165,11 +151,9 @@ impl StreamKey {
         let body_len = d.len() - TRAILER_LEN;
         let (body, trailer) = d.split_at(body_len);
         let (tk, tag) = trailer.split_at(9);
-        let mut m = self.mac.clone();
-        m.update(&address_bytes(source));
-        m.update(body);
-        m.update(tk);
-        m.verify_slice(tag).map_err(|_| AuthError::Forged)?;
+        if !self.key.verify(&[&address_bytes(source), body, tk], tag) {
+            return Err(AuthError::Forged);
+        }
         let time = u64::from_be_bytes(tk[..8].try_into().expect("8 bytes"));
         Ok(Opened { kind, time, body })
     }
