@@ -18,6 +18,7 @@ use weavers_api::{
 use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
 
 fn main() -> ExitCode {
+    weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

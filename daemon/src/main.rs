@@ -25,6 +25,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 fn main() {
+    weavers_docgen::generate_if_asked(<config::Flags as clap::CommandFactory>::command);
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let flags = match config::Flags::try_parse_from(&args) {
         Ok(f) => f,

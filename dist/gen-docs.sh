@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Man pages and shell completions for weaversd, weavers and aex, generated
+# from their command-line definitions (clap), into OUTDIR:
+#
+#   OUTDIR/man1/*.1                          weaversd.1, weavers.1, weavers-peer-ls.1, aex-engine.1, ...
+#   OUTDIR/completions/bash/{weaversd,weavers,aex}
+#   OUTDIR/completions/zsh/_{weaversd,weavers,aex}
+#   OUTDIR/completions/fish/{weaversd,weavers,aex}.fish
+#
+# Usage: dist/gen-docs.sh OUTDIR
+# Uses the binaries in $WEAVERS_BIN_DIR when set, else builds them (debug)
+# and uses target/debug. Install, e.g.: man1 -> /usr/share/man/man1,
+# bash -> /usr/share/bash-completion/completions, zsh ->
+# /usr/share/zsh/vendor-completions, fish -> /usr/share/fish/vendor_completions.d.
+set -euo pipefail
+if [ $# -ne 1 ]; then
+    echo "usage: $0 OUTDIR" >&2
+    exit 2
+fi
+mkdir -p "$1"
+out="$(cd "$1" && pwd)"
+cd "$(dirname "$0")/.."
+if [ -n "${WEAVERS_BIN_DIR:-}" ]; then
+    bin="$WEAVERS_BIN_DIR"
+else
+    cargo build --quiet -p weaversd -p weavers -p aex
+    bin="$PWD/target/debug"
+fi
+for b in weaversd weavers aex; do
+    "$bin/$b" --generate-docs "$out" >/dev/null
+done
+echo "$(ls "$out/man1" | wc -l) man pages and $(find "$out/completions" -type f | wc -l) completion files in $out"
