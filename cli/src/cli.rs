@@ -214,14 +214,17 @@ pub enum PeerCommand {
     #[command(visible_alias = "remove")]
     Rm(PeerAddrsArgs),
 
-    /// List peers: name, public key, endpoint, state, relay, RTT, frames
+    /// List peers: name, public key, endpoint, state, relay, RTT, last handshake, bytes
     #[command(
         visible_alias = "list",
         long_about = "List the peers this host knows: name, public key (shortened; \
             --json has it whole), underlay endpoint, state (connected, relayed, \
             connecting, unreachable), the next hop when relayed, round-trip time in \
-            milliseconds, and the overlay frames sent to and received from it.\n\n\
-            With --json: the daemon's array of PeerInfo objects."
+            milliseconds, how long ago the last handshake with it completed (renewed \
+            at least every 2 minutes), and the overlay bytes sent to and received \
+            from it.\n\n\
+            With --json: the daemon's array of PeerInfo objects (with session_age_s, \
+            and frames and bytes each way)."
     )]
     Ls,
 }

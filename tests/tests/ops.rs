@@ -178,3 +178,51 @@ fn a_running_daemon_exports_build_peer_handshake_dns_and_ipam_metrics() {
     }
     assert!(checked > 20, "only {checked} metric names found in the dashboard");
 }
+
+#[test]
+fn peer_ls_shows_the_last_handshake_and_bytes_each_way() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    lab.start_daemon(1, DaemonOpts::new());
+    lab.start_daemon(2, DaemonOpts::new().peer(1));
+    lab.wait_mesh(&[1, 2], 30 * SEC);
+    let addrs: Vec<Ipv4Addr> = [1, 2].map(|i| expose_auto(&lab, i)).to_vec();
+    let pings = lab.host(1).exec("ping", &["-n", "-q", "-c", "5", "-i", "0.2", "-s", "1000", &addrs[1].to_string()]);
+    assert!(pings.status.success(), "no ping over the overlay: {pings:?}");
+
+    let json_bytes = |lab: &Lab| {
+        let h2 = lab.peer_entry(1, "h2").expect("h2 in peer ls --json");
+        (h2["tx_bytes"].as_u64().unwrap(), h2["rx_bytes"].as_u64().unwrap())
+    };
+    let before = json_bytes(&lab);
+    let text = lab.cli_ok(1, &["peer", "ls"]);
+    let after = json_bytes(&lab);
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(&header[header.len() - 3..], ["HANDSHAKE", "SENT", "RECEIVED"], "{text}");
+    let row = lines.iter().find(|l| l.starts_with("h2 ")).unwrap_or_else(|| panic!("no h2 row:\n{text}"));
+    // `... 3s ago  5.12 KiB  5.20 KiB`
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let n = cells.len();
+    assert_eq!(cells[n - 5], "ago", "{row}");
+    let secs = cells[n - 6].strip_suffix('s').and_then(|s| s.parse::<u64>().ok());
+    assert!(secs.is_some_and(|s| s < 120), "the handshake just happened: {row}");
+    for (dir, (value, unit), lo, hi) in [
+        ("sent", (cells[n - 4], cells[n - 3]), before.0, after.0),
+        ("received", (cells[n - 2], cells[n - 1]), before.1, after.1),
+    ] {
+        assert!(lo >= 5 * 1000, "{dir} {lo} bytes after five 1000-byte pings");
+        let scale = match unit {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            _ => panic!("{dir}: unit {unit:?} in {row}"),
+        };
+        let shown = value.parse::<f64>().unwrap() * scale;
+        // Two decimals of the unit: within half a hundredth.
+        let slack = scale / 200.0 + 1.0;
+        assert!(
+            shown + slack >= lo as f64 && shown - slack <= hi as f64,
+            "{dir}: {value} {unit} shown, {lo}..{hi} bytes by --json"
+        );
+    }
+}
