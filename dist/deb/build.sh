@@ -79,7 +79,7 @@ Package: weavers
 Version: $version
 Architecture: $arch
 Maintainer: weavers developers <weavers@localhost>
-Depends: libc6
+Depends: libc6, libgcc-s1
 Section: net
 Priority: optional
 Installed-Size: $(du -sk --exclude=DEBIAN "$pkg" | cut -f1)

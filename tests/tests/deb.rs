@@ -93,22 +93,29 @@ fn the_package_installs_runs_and_removes_cleanly() {
     assert!(deb.file_name().unwrap().to_str().unwrap().starts_with(&format!("weavers_{version}_")), "{deb:?}");
 
     let info = ok(Command::new("dpkg-deb").arg("--info").arg(&deb).output().unwrap(), "dpkg-deb --info");
-    for want in ["Package: weavers", &format!("Version: {version}"), "Depends: libc6", "conffiles", "postinst"] {
+    for want in
+        ["Package: weavers", &format!("Version: {version}"), "Depends: libc6, libgcc-s1", "conffiles", "postinst"]
+    {
         assert!(info.contains(want), "dpkg-deb --info lacks {want:?}:\n{info}");
     }
 
-    // A scratch root whose dpkg knows only libc6 (as the machine has it),
-    // so the dependency is checked for real.
+    // A scratch root whose dpkg knows only libc6 and libgcc-s1 (as the
+    // machine has them), so the dependencies are checked for real.
     let root = scratch.0.join("root");
     let admin = root.join("var/lib/dpkg");
     for d in ["info", "updates", "triggers"] {
         std::fs::create_dir_all(admin.join(d)).unwrap();
     }
-    let libc6 = ok(Command::new("dpkg-query").args(["-s", "libc6"]).output().unwrap(), "dpkg-query -s libc6");
-    std::fs::write(admin.join("status"), format!("{}\n", libc6.trim_end())).unwrap();
-    std::fs::write(admin.join("available"), "").unwrap();
     let arch = ok(Command::new("dpkg").arg("--print-architecture").output().unwrap(), "dpkg --print-architecture");
-    std::fs::write(admin.join(format!("info/libc6:{}.list", arch.trim())), "").unwrap();
+    let mut status = String::new();
+    for dep in ["libc6", "libgcc-s1"] {
+        let entry = ok(Command::new("dpkg-query").args(["-s", dep]).output().unwrap(), "dpkg-query -s");
+        status.push_str(entry.trim_end());
+        status.push_str("\n\n");
+        std::fs::write(admin.join(format!("info/{dep}:{}.list", arch.trim())), "").unwrap();
+    }
+    std::fs::write(admin.join("status"), status).unwrap();
+    std::fs::write(admin.join("available"), "").unwrap();
 
     ok(dpkg(&root, &["-i", deb.to_str().unwrap()]), "dpkg -i");
     let status = ok(dpkg(&root, &["-s", "weavers"]), "dpkg -s");
