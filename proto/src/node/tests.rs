@@ -1174,5 +1174,5 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 
 mod flood;
 mod liveness;
-mod trust;
 mod relay;
+mod trust;

@@ -194,6 +194,27 @@ impl Node {
         }
     }
 
+    /// A certificate carried in `key`'s record (network-authority mode):
+    /// taken as that host's when it checks out and is newer than the one
+    /// known (a host this one has no session with is known only this way);
+    /// a bad one is counted.
+    pub(super) fn adopt_record_cert(&mut self, now: Instant, key: PublicKey, bytes: &[u8]) {
+        let unix_s = self.unix_s(now);
+        let Some(t) = &self.trust else { return };
+        let cert = match t.check(&key, bytes, unix_s) {
+            Ok(c) => c,
+            Err(_) => return self.drops.count(DropReason::BadCertificate),
+        };
+        let Some(p) = self.peers.get_mut(&key) else { return };
+        if p.cert.as_ref().is_some_and(|old| old.body().not_before >= cert.body().not_before) {
+            return;
+        }
+        p.name = cert.name().to_owned();
+        p.cert = Some(cert);
+        self.remote_groups_dirty = true;
+        self.emit(Event::DnsChanged);
+    }
+
     /// Replaces this host's certificate (a renewal): it must verify and be
     /// for this host's key. Handshakes from now on carry it.
     pub fn set_own_cert(&mut self, cert: HostCert, now: Instant) -> Result<(), CertError> {
@@ -395,8 +416,7 @@ impl Node {
 
     /// Whether the host `key` may have the (normalised) DNS name `name`:
     /// always in password mode; else its certificate must allow it (this
-    /// host's own, or a peer's from its handshake: names of hosts this one
-    /// has no session with are not answered).
+    /// host's own, or a peer's from its handshake or its record).
     pub(super) fn may_register(&self, key: &PublicKey, name: &str) -> bool {
         let Some(t) = &self.trust else { return true };
         if *key == self.public_key() {
