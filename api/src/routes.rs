@@ -27,6 +27,11 @@ pub const DNS_LOOKUP: &str = "/v1/dns/lookup";
 /// `GET`: [`DnsStats`](crate::DnsStats).
 pub const DNS_STATS: &str = "/v1/dns/stats";
 
+/// `GET`: `[RevocationInfo]`; `POST` with
+/// [`RevocationRequest`](crate::RevocationRequest) (network-authority
+/// mode).
+pub const REVOCATIONS: &str = "/v1/revocations";
+
 /// The path that looks `name` up: `/v1/dns/lookup?name=NAME`, the name
 /// percent-encoded.
 pub fn dns_lookup(name: &str) -> String {

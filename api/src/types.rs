@@ -18,6 +18,8 @@
 //! - `DELETE /v1/dns` with [`DnsRemoveRequest`] -> [`DnsRemoved`]
 //! - `GET /v1/dns/lookup?name=NAME` -> [`DnsLookup`] (404 for an unknown name)
 //! - `GET /v1/dns/stats` -> [`DnsStats`]
+//! - `GET /v1/revocations` -> `Vec<RevocationInfo>`
+//! - `POST /v1/revocations` with [`RevocationRequest`] -> [`RevocationInfo`]
 //!
 //! Errors come back with a 4xx/5xx status and an [`ApiError`] body.
 
@@ -152,6 +154,11 @@ pub struct HandshakeCounts {
     /// address, or that did not open.
     #[serde(default)]
     pub cookies_refused: u64,
+    /// Handshakes refused because the peer's certificate was missing,
+    /// forged, expired, revoked or for another key (network-authority
+    /// mode).
+    #[serde(default)]
+    pub certs_refused: u64,
 }
 
 /// How many packets were dropped for one reason.
@@ -259,6 +266,14 @@ pub struct GroupCounters {
     pub delivered_bytes: u64,
     /// Local frames no peer wanted: dropped at this host.
     pub dropped_frames: u64,
+    /// Frames from peers whose certificate does not allow them to publish
+    /// to the group, and local frames when this host's does not: dropped.
+    #[serde(default)]
+    pub refused_frames: u64,
+    /// Copies not sent to subscribed peers whose certificate does not
+    /// allow them to receive the group.
+    #[serde(default)]
+    pub refused_copies: u64,
     /// Copies per peer.
     pub sent_per_peer: Vec<PeerSent>,
 }
@@ -485,6 +500,28 @@ pub struct IpamStatus {
 pub struct RmPeerRequest {
     /// The dead peer's name or public key.
     pub peer: String,
+}
+
+/// `POST /v1/revocations`: a revocation signed by the network's
+/// authority (its text form, as `weavers ca revoke` makes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRequest {
+    /// The revocation's text form.
+    pub revocation: String,
+}
+
+/// One revocation this host holds (`GET /v1/revocations`, and the answer
+/// to a `POST`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    /// The host name whose certificates are void.
+    pub name: String,
+    /// Certificates of the name valid from this moment or earlier are
+    /// void (unix seconds).
+    pub revoked_at: u64,
+    /// In a `POST` answer: whether it was new to this host.
+    #[serde(default)]
+    pub new: bool,
 }
 
 #[cfg(test)]

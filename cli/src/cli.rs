@@ -88,6 +88,98 @@ pub enum Command {
     /// Network passwords (needs no daemon)
     #[command(subcommand)]
     Password(PasswordCommand),
+
+    /// A network authority: make it, sign host certificates, revoke them
+    #[command(
+        subcommand,
+        long_about = "A network authority decides who may join the mesh and what each host may do \
+            in it. `ca init` makes its key and certificate, `ca sign` prints a certificate for one \
+            host (its name, its public key from `weaversd --print-public-key`, the multicast groups \
+            it may publish to and subscribe to, the names it may register), `ca revoke` voids a \
+            host's certificates on every host. Hosts run with `weaversd --ca ca.crt --cert \
+            HOST.crt` and accept only peers with a valid, unexpired, unrevoked certificate from \
+            the same authority.\n\n\
+            Keep DIR (its ca.key) off the hosts: only ca.crt goes to them."
+    )]
+    Ca(CaCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum CaCommand {
+    /// Make a new authority in DIR: DIR/ca.key (mode 0600) and DIR/ca.crt
+    #[command(long_about = "Make a new authority in DIR (created, mode 0700): its private key \
+        DIR/ca.key (mode 0600; keep it off the hosts) and its certificate DIR/ca.crt (give it \
+        to every host with --ca). Refuses to overwrite an existing authority. Talks to no daemon.")]
+    Init(CaInitArgs),
+
+    /// Print a certificate for one host, signed by the authority in DIR
+    #[command(long_about = "Print a host certificate signed by the authority in DIR: the host's \
+        NAME (what peers list it as, and what `ca revoke` names), its public key (the line \
+        `weaversd --print-public-key` prints), what it may do, and how long it is valid. \
+        CIDRS are comma-separated multicast group ranges (239.1.0.0/16,ff0e::/16); without \
+        --publish or --subscribe the host may use every group. PATTERNS are comma-separated \
+        names under weavers.local where `*` stands for one label (*.md.aex); without --names \
+        any name. Save the output as the host's --cert file. Talks to no daemon.\n\n\
+        To renew, sign again and replace the file: the daemon reads it again every minute \
+        (and on SIGHUP); old and new certificates are both valid until the old one expires.")]
+    Sign(CaSignArgs),
+
+    /// Void a host's certificates everywhere: signs a revocation and hands it to the daemon
+    #[command(long_about = "Void every certificate issued to NAME up to now: signs a revocation \
+        with the authority in DIR, saves it in DIR/revoked/NAME.rev, and hands it to the daemon \
+        on this host (--socket), which passes it to every host; each drops its sessions with \
+        NAME's host at once and refuses it from then on, across restarts. A certificate signed \
+        for NAME after the revocation is valid again. Exits 1 if the daemon did not take it \
+        (the revocation is saved; run the command again where a daemon runs).")]
+    Revoke(CaRevokeArgs),
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct CaInitArgs {
+    /// The directory to make the authority in
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The authority's name, shown in its certificate
+    #[arg(long, value_name = "NAME", default_value = "weavers")]
+    pub name: String,
+    /// Days the authority's certificate is valid
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    pub days: u32,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct CaSignArgs {
+    /// The authority's directory (from `ca init`)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The host's name (1 to 64 visible ASCII characters)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The host's public key, as `weaversd --print-public-key` prints it
+    #[arg(long, value_name = "KEY")]
+    pub public_key: String,
+    /// Group ranges the host may send to (default: all groups)
+    #[arg(long, value_name = "CIDRS")]
+    pub publish: Option<String>,
+    /// Group ranges the host may receive (default: all groups)
+    #[arg(long, value_name = "CIDRS")]
+    pub subscribe: Option<String>,
+    /// Names under weavers.local the host may register (default: any)
+    #[arg(long, value_name = "PATTERNS")]
+    pub names: Option<String>,
+    /// Days the certificate is valid
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct CaRevokeArgs {
+    /// The authority's directory
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The host name whose certificates are void
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -356,6 +448,38 @@ mod tests {
         assert_eq!(parse(&["password", "generate"]).unwrap().command, Command::Password(PasswordCommand::Generate));
         assert!(parse(&["password"]).is_err());
         assert!(parse(&["password", "generate", "extra"]).is_err());
+    }
+
+    #[test]
+    fn ca_commands() {
+        assert_eq!(
+            parse(&["ca", "init", "/tmp/ca"]).unwrap().command,
+            Command::Ca(CaCommand::Init(CaInitArgs { dir: "/tmp/ca".into(), name: "weavers".into(), days: 3650 }))
+        );
+        let Command::Ca(CaCommand::Sign(a)) = parse(&[
+            "ca",
+            "sign",
+            "d",
+            "--name",
+            "h1",
+            "--public-key",
+            "K",
+            "--publish",
+            "239.1.0.0/16",
+            "--days",
+            "7",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not a sign command")
+        };
+        assert_eq!((a.name.as_str(), a.publish.as_deref(), a.subscribe, a.days), ("h1", Some("239.1.0.0/16"), None, 7));
+        assert!(parse(&["ca", "sign", "d", "--name", "h1"]).is_err(), "the key is required");
+        assert_eq!(
+            parse(&["ca", "revoke", "d", "h1"]).unwrap().command,
+            Command::Ca(CaCommand::Revoke(CaRevokeArgs { dir: "d".into(), name: "h1".into() }))
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `weavers`: the command line of the weavers overlay. It talks to the
 //! daemon (`weaversd`) over the control socket; see `weavers --help`.
 
+mod ca;
 mod cli;
 mod output;
 mod password;
@@ -12,10 +13,11 @@ use clap::Parser;
 use weavers_api::client::{decode, Bytes, Method};
 use weavers_api::{
     routes, Client, ClientError, DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved,
-    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RmPeerRequest, Status,
+    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RevocationInfo,
+    RevocationRequest, RmPeerRequest, Status,
 };
 
-use crate::cli::{Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
+use crate::cli::{CaCommand, Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
 
 fn main() -> ExitCode {
     weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
@@ -42,8 +44,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why a command failed: the daemon's answer (or no answer), or something
+/// found before asking it.
+#[derive(Debug)]
+enum Failure {
+    Client(ClientError),
+    Other(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::Client(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Client(e) => e.fmt(f),
+            Failure::Other(s) => f.write_str(s),
+        }
+    }
+}
+
 /// Carry out one command; the text to print on stdout.
-async fn run(cli: &Cli) -> Result<String, ClientError> {
+async fn run(cli: &Cli) -> Result<String, Failure> {
     let client = Client::new(&cli.socket);
     match &cli.command {
         Command::Status => {
@@ -103,6 +128,24 @@ async fn run(cli: &Cli) -> Result<String, ClientError> {
             let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
         }
+        Command::Ca(CaCommand::Init(args)) => ca::init(args).map_err(Failure::Other),
+        Command::Ca(CaCommand::Sign(args)) => ca::sign(args).map_err(Failure::Other),
+        Command::Ca(CaCommand::Revoke(args)) => {
+            let (rev, file) = ca::revoke(&args.dir, &args.name).map_err(Failure::Other)?;
+            let req = RevocationRequest { revocation: rev.to_text() };
+            let body = client.send_raw(Method::POST, routes::REVOCATIONS, &req).await.map_err(|e| {
+                Failure::Other(format!("revocation saved in {} but not handed to the daemon: {e}", file.display()))
+            })?;
+            render(cli.json, body, |r: RevocationInfo| {
+                let what = if r.new { "revoked" } else { "already revoked" };
+                format!(
+                    "{what} {} (certificates valid from {} or earlier); saved in {}\n",
+                    output::clean(&r.name, 80),
+                    r.revoked_at,
+                    file.display()
+                )
+            })
+        }
         Command::Password(PasswordCommand::Generate) => Ok(password::output(&password::generate(), cli.json)),
         Command::Expose(args) => {
             let req = ExposeRequest { cidr: args.cidr.clone() };
@@ -118,7 +161,7 @@ fn render<T: serde::de::DeserializeOwned>(
     json: bool,
     body: Bytes,
     human: impl FnOnce(T) -> String,
-) -> Result<String, ClientError> {
+) -> Result<String, Failure> {
     if json {
         decode::<serde_json::Value>(&body)?;
         let mut text = String::from_utf8_lossy(body.trim_ascii_end()).into_owned();

@@ -368,8 +368,15 @@ pub fn status_page(s: &Status) -> String {
     let _ = writeln!(
         out,
         "\nhandshakes: {} initiated, {} completed, {} failed, {} rate limited, {} bad mac1, {} cookies sent, {} \
-         cookies refused",
-        h.initiated, h.completed, h.failed, h.rate_limited, h.mac1_refused, h.cookies_sent, h.cookies_refused
+         cookies refused, {} certificates refused",
+        h.initiated,
+        h.completed,
+        h.failed,
+        h.rate_limited,
+        h.mac1_refused,
+        h.cookies_sent,
+        h.cookies_refused,
+        h.certs_refused
     );
     let drops: Vec<String> =
         s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
@@ -542,6 +549,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
                 mac1_refused: 7,
                 cookies_sent: 2,
                 cookies_refused: 1,
+                certs_refused: 5,
             },
             tap_tx_dropped: 0,
         };
@@ -556,7 +564,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             "peers: 2 (1 connected, 0 relayed, 0 connecting, 1 unreachable)",
             "addresses not yet connected: 1",
             "192.0.2.9:6783         3",
-            "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused",
+            "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused, 5 certificates refused",
             "drops: replay 2",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");

@@ -191,7 +191,7 @@ async fn cli_against_the_api_server() {
         "name             alpha",
         "overlay MTU      1376",
         "peers: 2 (1 connected, 0 relayed, 1 connecting, 0 unreachable)",
-        "handshakes: 3 initiated, 2 completed, 0 failed, 0 rate limited, 5 bad mac1, 0 cookies sent, 0 cookies refused",
+        "handshakes: 3 initiated, 2 completed, 0 failed, 0 rate limited, 5 bad mac1, 0 cookies sent, 0 cookies refused, 0 certificates refused",
         "drops: replay 5",
     ] {
         assert!(text.lines().any(|l| l == want), "missing {want:?} in:\n{text}");

@@ -15,6 +15,8 @@
 //! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_api::DnsRemoved) (maybe none) |
 //! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_api::DnsLookup), `404` for no such name |
 //! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_api::DnsStats) |
+//! | `GET /v1/revocations` | | `200` `[RevocationInfo]` |
+//! | `POST /v1/revocations` | [`RevocationRequest`] | `200` [`RevocationInfo`](weavers_api::RevocationInfo), `400` when refused |
 //!
 //! Every error answer carries an [`ApiError`] body:
 //! - `400`: the body is not valid JSON of the right shape, an address is
@@ -52,7 +54,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use weavers_api::{
     dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,
-    PeerAddrs, ReleaseRequest, RmPeerRequest,
+    PeerAddrs, ReleaseRequest, RevocationRequest, RmPeerRequest,
 };
 use weavers_proto::dns::Selector;
 use weavers_proto::ipam::MAX_OWNER_ID_LEN;
@@ -209,6 +211,7 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route(routes::DNS, get(get_dns).post(add_dns).delete(remove_dns))
         .route(routes::DNS_LOOKUP, get(lookup_dns))
         .route(routes::DNS_STATS, get(dns_stats))
+        .route(routes::REVOCATIONS, get(get_revocations).post(add_revocation))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -305,6 +308,17 @@ async fn expose(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Re
         Cidr::parse(cidr).map_err(|e| Failure::bad_request(e.to_string()))?;
     }
     let answer = ask(&tx, |r| Command::Expose(req.cidr, r)).await?;
+    Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn get_revocations(State(tx): Tx) -> Result<Response, Failure> {
+    let rows = ask(&tx, Command::Revocations).await?;
+    Ok(Json(rows).into_response())
+}
+
+async fn add_revocation(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    let req: RevocationRequest = parse_body(body)?;
+    let answer = ask(&tx, |r| Command::AddRevocation(req.revocation, r)).await?;
     Ok(Json(answer.map_err(Failure::refused)?).into_response())
 }
 

@@ -36,9 +36,20 @@ pub struct Flags {
     #[arg(long, env = "WEAVERS_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// File holding the network password (all hosts of a network share it);
-    /// or set WEAVERS_PASSWORD
+    /// or set WEAVERS_PASSWORD. Optional with --ca and --cert (given, both
+    /// must hold)
     #[arg(long, env = "WEAVERS_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
+    /// Network-authority mode: the authority's certificate (ca.crt from
+    /// `weavers ca init`); peers must show a valid, unexpired, unrevoked
+    /// certificate it signed, and its permissions apply. Needs --cert
+    #[arg(long, env = "WEAVERS_CA", requires = "cert", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// This host's certificate (from `weavers ca sign`), for --ca. Read
+    /// again every minute and on SIGHUP, so a renewed one takes over
+    /// without a restart
+    #[arg(long, env = "WEAVERS_CERT", requires = "ca", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
     /// The network's name: salts the key derived from the password, so
     /// every host of a network must give the same one (1 to 64 letters,
     /// digits, '-', '_' or '.') [default: weavers]
@@ -128,6 +139,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     password_file: Option<PathBuf>,
     password: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
     network: Option<String>,
     #[serde(default)]
     peer: Vec<String>,
@@ -148,7 +161,11 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
     pub listen: SocketAddr,
-    pub password: Vec<u8>,
+    /// The network password; `None` only in network-authority mode.
+    pub password: Option<Vec<u8>>,
+    /// Network-authority mode: the authority's certificate and this
+    /// host's (`--ca`, `--cert`).
+    pub authority: Option<(PathBuf, PathBuf)>,
     /// The network's name (`--network`), the salt of the network key.
     pub network: String,
     pub peers: Vec<String>,
@@ -172,17 +189,25 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        let password = if let Some(p) = flags.password_file.as_ref().or(file.password_file.as_ref()) {
-            crate::password::read_file(p)?
-        } else if let Ok(p) = std::env::var("WEAVERS_PASSWORD") {
-            p.into_bytes()
-        } else if let Some(p) = file.password {
-            p.into_bytes()
-        } else {
-            bail!("no network password: give --password-file FILE or set WEAVERS_PASSWORD (every host of the network must use the same one)");
+        let authority = match (flags.ca.or(file.ca), flags.cert.or(file.cert)) {
+            (Some(ca), Some(cert)) => Some((ca, cert)),
+            (None, None) => None,
+            _ => bail!("--ca and --cert go together: the authority's certificate and this host's"),
         };
-        if password.trim_ascii().is_empty() {
-            bail!("the network password is empty");
+        let password = if let Some(p) = flags.password_file.as_ref().or(file.password_file.as_ref()) {
+            Some(crate::password::read_file(p)?)
+        } else if let Ok(p) = std::env::var("WEAVERS_PASSWORD") {
+            Some(p.into_bytes())
+        } else {
+            file.password.map(String::into_bytes)
+        };
+        match &password {
+            None if authority.is_none() => bail!(
+                "no network password: give --password-file FILE or set WEAVERS_PASSWORD (every host of the network \
+                 must use the same one), or use a network authority (--ca, --cert)"
+            ),
+            Some(p) if p.trim_ascii().is_empty() => bail!("the network password is empty"),
+            _ => {}
         }
         let network = flags.network.or(file.network).unwrap_or_else(|| keys::DEFAULT_NETWORK.into());
         if !keys::is_valid_network_name(&network) {
@@ -211,6 +236,7 @@ impl Settings {
             socket: flags.socket.or(file.socket).unwrap_or_else(|| "/run/weavers/weavers.sock".into()),
             listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:6783".parse().expect("valid")),
             password,
+            authority,
             network,
             peers: if flags.peer.is_empty() { file.peer } else { flags.peer },
             name,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use tokio::sync::oneshot;
 use weavers_api::{
     Allocation, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, IpamStatus,
-    PeerAddrs, PeerInfo, Released, Status,
+    PeerAddrs, PeerInfo, Released, RevocationInfo, Status,
 };
 use weavers_proto::dns::Selector;
 
@@ -33,6 +33,11 @@ pub enum Command {
     /// Owners to keep; everything else is freed.
     Gc(Vec<String>, oneshot::Sender<Result<Released, String>>),
     RmPeer(String, oneshot::Sender<Result<IpamStatus, String>>),
+    /// A revocation's text form (network-authority mode).
+    AddRevocation(String, oneshot::Sender<Result<RevocationInfo, String>>),
+    Revocations(oneshot::Sender<Vec<RevocationInfo>>),
+    /// Read `--cert` again now (SIGHUP).
+    ReloadCert,
 }
 
 /// Why an allocation was not made.

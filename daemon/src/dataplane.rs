@@ -54,6 +54,7 @@ impl Dataplane {
                     self.plane.with_io(|node, io| node.handle_timeout(Instant::now(), io));
                     self.control.after_node_work(&mut self.plane.node);
                     self.control.retry_allocations(&mut self.plane).await;
+                    self.control.reload_cert(&mut self.plane.node);
                 }
             }
         }

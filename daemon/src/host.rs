@@ -15,6 +15,11 @@ pub struct Host {
 }
 
 impl Host {
+    /// The state dir.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
     /// The host's state from an opened state dir and its peers file.
     pub fn new(state: StateDir, peers_file: PeersFile) -> Self {
         Host { state, peers_file }

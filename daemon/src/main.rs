@@ -5,6 +5,7 @@
 //! data-plane task is [`dataplane`], the commands it answers [`commands`].
 
 mod api;
+mod authority;
 mod commands;
 mod config;
 mod control;
@@ -72,6 +73,17 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     let api_task = tokio::spawn(api::serve(listener, cmd_tx.clone(), stopped(stop_rx.clone())));
     let metrics_task =
         settings.metrics_addr.map(|addr| tokio::spawn(metrics::serve(addr, cmd_tx.clone(), stopped(stop_rx.clone()))));
+    // SIGHUP: read the certificate again now (network-authority mode).
+    let mut hup = signal(SignalKind::hangup())?;
+    let hup_tx = cmd_tx.clone();
+    let hup_task = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the certificate again");
+            if hup_tx.send(control::Command::ReloadCert).await.is_err() {
+                break;
+            }
+        }
+    });
     drop(cmd_tx);
 
     tracing::info!(
@@ -95,6 +107,7 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     };
     // Returns after the data plane dropped the TAP, which removes it.
     dp.run(cmd_rx, signalled).await;
+    hup_task.abort();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 
     // Best-effort teardown: collect every error rather than stopping at the first.

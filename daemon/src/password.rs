@@ -69,18 +69,20 @@ pub fn weakness(password: &[u8]) -> Option<String> {
 /// The network key of this password and network name (Argon2id, a
 /// fraction of a second: see [`NetworkKey::derive`]). Logs a warning for
 /// a weak password, and what every holder of the password may do.
-pub fn network_key(password: &[u8], network: &str) -> anyhow::Result<NetworkKey> {
+pub fn network_key(password: &[u8], network: &str, with_authority: bool) -> anyhow::Result<NetworkKey> {
     if let Some(why) = weakness(password) {
         tracing::warn!(
             "the network password is weak ({why}): whoever captures one handshake can test guesses offline; \
              `weavers password generate` makes a strong one"
         );
     }
-    tracing::info!(
-        network,
-        "password mode: every holder of the network password is trusted as a full peer \
-         (it can join, read every multicast group, and publish DNS names)"
-    );
+    if !with_authority {
+        tracing::info!(
+            network,
+            "password mode: every holder of the network password is trusted as a full peer \
+             (it can join, read every multicast group, and publish DNS names)"
+        );
+    }
     let started = Instant::now();
     let key = NetworkKey::derive(password, network).context("deriving the network key")?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "network key derived (Argon2id)");
@@ -125,9 +127,9 @@ mod tests {
 
     #[test]
     fn the_key_depends_on_the_network_name() {
-        let a = network_key(b"correct horse battery staple", "weavers").unwrap();
-        assert!(a == network_key(b"correct horse battery staple\n", "weavers").unwrap());
-        assert!(a != network_key(b"correct horse battery staple", "other").unwrap());
-        assert!(network_key(b"  ", "weavers").is_err());
+        let a = network_key(b"correct horse battery staple", "weavers", false).unwrap();
+        assert!(a == network_key(b"correct horse battery staple\n", "weavers", false).unwrap());
+        assert!(a != network_key(b"correct horse battery staple", "other", false).unwrap());
+        assert!(network_key(b"  ", "weavers", false).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! restores the exposed address.
 
 use crate::api;
+use crate::authority;
 use crate::commands::Control;
 use crate::config::Settings;
 use crate::dataplane::Dataplane;
@@ -26,7 +27,7 @@ use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixListener};
 use weavers_proto::ipam::Range;
 use weavers_proto::keys::{NetworkKey, PublicKey, StaticKeypair};
-use weavers_proto::node::{Config, KnownPeer, Node, Timers};
+use weavers_proto::node::{Config, KnownPeer, Node, Timers, Trust};
 
 /// A daemon ready to run, and what `main` needs to run and tear it down.
 pub struct Started {
@@ -48,9 +49,20 @@ pub struct Started {
 pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
     // First: a bad password or network name stops the daemon before it
     // changes anything on the host.
-    let network_key = password::network_key(&settings.password, &settings.network)?;
+    let password_key = match &settings.password {
+        Some(p) => Some(password::network_key(p, &settings.network, settings.authority.is_some())?),
+        None => None,
+    };
     let state = StateDir::open(&settings.state_dir)?;
     let keypair = state.identity()?;
+    let (network_key, trust, authority_files) = match &settings.authority {
+        Some((ca, cert)) => {
+            let (trust, files) = authority::load(ca, cert, &keypair.public, state.revocations()?)?;
+            let key = NetworkKey::with_authority(trust.authority.key(), password_key.as_ref());
+            (key, Some(trust), Some(files))
+        }
+        None => (password_key.expect("password mode has a password (checked in Settings::load)"), None, None),
+    };
     let mut peers_file = state.peers()?;
     let netdev = Netdev::new().await?;
     let tap_name = format!("{}-tap", settings.bridge);
@@ -69,7 +81,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
     let listener = api::bind(&settings.socket)?;
     let public_key = keypair.public;
     let now = Instant::now();
-    let mut node = new_node(settings, keypair, network_key, overlay_mtu, ipam_range, now);
+    let mut node = new_node(settings, keypair, network_key, trust, overlay_mtu, ipam_range, now);
     restore_ipam(&mut node, &state, ipam_range)?;
     restore_dns(&mut node, &state)?;
     restore_known_peers(&mut node, &peers_file, now);
@@ -85,6 +97,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
         settings.listen,
         DnsService::new(settings.dns_port, settings.dns_upstream),
     );
+    control.authority = authority_files;
     control
         .add_peers(&mut plane.node, settings.peers.clone(), false)
         .await
@@ -142,6 +155,7 @@ fn new_node(
     settings: &Settings,
     keypair: StaticKeypair,
     network_key: NetworkKey,
+    trust: Option<Trust>,
     overlay_mtu: usize,
     ipam_range: Range,
     now: Instant,
@@ -158,6 +172,7 @@ fn new_node(
             unix_ms,
             seed: rand::random(),
             ipam_range,
+            trust,
         },
         now,
     )

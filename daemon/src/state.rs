@@ -25,6 +25,8 @@ pub struct IpamFile {
     pub alloc: Allocator,
 }
 const DNS: &str = "dns.json";
+/// Revocations from the network's authority (network-authority mode).
+const REVOCATIONS: &str = "revocations.json";
 
 /// A host remembered from an earlier run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +131,28 @@ impl StateDir {
     /// Saves `dns.json`.
     pub fn save_dns(&self, d: &DnsFile) -> anyhow::Result<()> {
         self.write(DNS, &serde_json::to_vec_pretty(d)?)
+    }
+
+    /// Loads `revocations.json`: the binary forms, base64 (empty if absent).
+    pub fn revocations(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        use base64::Engine as _;
+        let path = self.dir.join(REVOCATIONS);
+        let list: Vec<String> = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("parsing {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        list.iter()
+            .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Saves `revocations.json` (synced: a revocation taken is kept).
+    pub fn save_revocations(&self, list: &[Vec<u8>]) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let v: Vec<String> = list.iter().map(|r| base64::engine::general_purpose::STANDARD.encode(r)).collect();
+        self.write(REVOCATIONS, &serde_json::to_vec_pretty(&v)?)
     }
 
     /// Loads `ipam.json`: the ring and this host's allocations (None if absent).

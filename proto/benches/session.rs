@@ -143,6 +143,7 @@ fn junk(c: &mut Criterion) {
         unix_ms: 1_700_000_000_000,
         seed: 1,
         ipam_range: Default::default(),
+        trust: None,
     };
     let mut node = Node::new(cfg, now);
     let from: SocketAddr = "192.0.2.1:6783".parse().unwrap();

@@ -90,12 +90,18 @@ pub enum DnsError {
     Owner(String),
     Full(String),
     Selector(String),
+    /// Network-authority mode: the host's certificate does not allow the name.
+    NotPermitted(String),
 }
 
 impl fmt::Display for DnsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DnsError::Name(m) | DnsError::Owner(m) | DnsError::Full(m) | DnsError::Selector(m) => f.write_str(m),
+            DnsError::Name(m)
+            | DnsError::Owner(m)
+            | DnsError::Full(m)
+            | DnsError::Selector(m)
+            | DnsError::NotPermitted(m) => f.write_str(m),
         }
     }
 }

@@ -215,6 +215,29 @@ impl NetworkKey {
     }
 }
 
+impl NetworkKey {
+    /// The network key of network-authority mode: BLAKE2s over the
+    /// authority's public key and, when the network also has a password,
+    /// the password's key. It keys mac1 and the handshakes' PSK, so a
+    /// stranger without the authority's certificate (and the password,
+    /// when one is set) gets no handshake work done; the certificates then
+    /// decide who is a peer.
+    pub fn with_authority(authority: &[u8; KEY_LEN], password: Option<&NetworkKey>) -> NetworkKey {
+        use blake2::{Blake2s256, Digest};
+        let mut h = Blake2s256::new();
+        h.update(b"weavers network key from an authority v1");
+        h.update(authority);
+        match password {
+            Some(p) => {
+                h.update([1]);
+                h.update(p.0);
+            }
+            None => h.update([0]),
+        }
+        NetworkKey(h.finalize().into())
+    }
+}
+
 /// Whether `name` can name a network: 1 to [`MAX_NETWORK_LEN`] bytes of
 /// ASCII letters, digits, `-`, `_` and `.`.
 pub fn is_valid_network_name(name: &str) -> bool {

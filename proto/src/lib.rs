@@ -4,6 +4,7 @@
 
 pub mod cookie;
 pub mod dns;
+pub mod e2e;
 pub mod gossip;
 pub mod groups;
 pub mod hsmac;

@@ -19,12 +19,15 @@
 //!   session, promoting a confirmed one), sealing on the current session,
 //!   the local session indices, the configured bootstrap addresses.
 //! - `routes`: next hops, direct or through a relay.
-//! - `relay`: relaying: wrapping a frame for a relay on send; passing a
-//!   relayed payload on, or unwrapping it when it is for this host.
+//! - `relay`: relaying: wrapping a frame for a relay on send, sealed end
+//!   to end for its destination; passing a relayed payload on unopened, or
+//!   opening it when it is for this host.
 //! - `offload`: reassembling messages that came in pieces (super-frames,
 //!   control messages too big for a datagram).
 //! - `send`: payloads out to peers: frames bundled per peer and flushed,
 //!   relayed or cut in pieces; control messages; keepalive pings.
+//! - `trust`: network-authority mode: peers' certificates, revocations,
+//!   the permissions they give.
 //! - `multicast`: snooping, the querier, pruned replication, group counters.
 //! - `ipam`: the shared address ring and this host's allocations.
 //! - `dns`: the overlay DNS entries.
@@ -54,6 +57,7 @@ mod relay;
 mod routes;
 mod send;
 mod timers;
+mod trust;
 
 use crate::gossip::record::{PeerRecord, SignedRecord};
 use crate::gossip::sync::{Gossip, SyncConfig};
@@ -67,12 +71,13 @@ use crate::vnet::VNET_HDR_LEN;
 use crate::wire::{self, Packet, ETH_HEADER_LEN};
 use peer::{Bootstrap, Indices, Peer};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng as _, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 pub use peer::KnownPeer;
+pub use trust::{Trust, DIGEST_INTERVAL, MAX_REVOCATIONS};
 pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
 /// Where the node's output goes.
@@ -166,10 +171,15 @@ pub struct Config {
     /// Wall-clock milliseconds at start: the base of gossip versions and
     /// handshake timestamps, so they keep growing across restarts.
     pub unix_ms: u64,
-    /// Seed for session indices and jitter.
+    /// Seed for session indices, jitter and the random bits of the relay
+    /// epoch ([`crate::e2e::epoch`]): fresh at every start.
     pub seed: u64,
     /// The range IPAM shares out (`--ipalloc-range`).
     pub ipam_range: crate::ipam::Range,
+    /// Network-authority mode (`--ca`, `--cert`): peers need a valid
+    /// certificate, and their permissions apply. `None`: password mode,
+    /// every holder of the network key is trusted.
+    pub trust: Option<Trust>,
 }
 
 /// Something the daemon should act on, from [`Node::poll_event`]. Each is
@@ -192,7 +202,13 @@ pub enum Event {
     /// This host's own DNS entries changed: save [`Node::dns_own_entries`]
     /// (dns.json).
     OwnDnsChanged,
+    /// A new revocation was taken: save [`Node::revocations`].
+    RevocationsChanged,
 }
+
+/// Mixed into the seed for the random bits of the relay epoch (a stream of
+/// its own, so the node's other draws stay as they were).
+const RELAY_EPOCH_SEED: u64 = 0x7265_6c61_7965_706f;
 
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
 const BUF_LEN: usize = wire::MAX_DATAGRAM + 64;
@@ -218,6 +234,8 @@ pub struct Node {
     /// MAC keys, budgets and cookies: what keeps handshakes cheap.
     guard: handshake::Guard,
     handshakes: HandshakeCounts,
+    /// Network-authority mode's state (`trust`).
+    trust: Option<trust::TrustState>,
 
     // ---- gossip (`gossip`) ----
     /// The own record being built (published when it differs).
@@ -262,6 +280,8 @@ pub struct Node {
     rx: Box<[u8]>,
     /// Messages that came in pieces, being put together.
     reassembly: offload::Reassembly,
+    /// End-to-end keys of relayed payloads.
+    relay_keys: crate::e2e::RelayKeys,
 
     // ---- multicast (`multicast`) ----
     local_groups: LocalGroups,
@@ -297,6 +317,7 @@ impl Node {
             bootstraps: Vec::new(),
             guard: handshake::Guard::new(&cfg.network_key, &cfg.keypair.public, now),
             handshakes: HandshakeCounts::default(),
+            trust: cfg.trust.as_ref().map(|t| trust::TrustState::new(t, now)),
             own,
             force_publish: false,
             own_refreshed: now,
@@ -316,6 +337,10 @@ impl Node {
             sealed: vec![0u8; BUF_LEN].into_boxed_slice(),
             rx: vec![0u8; BUF_LEN].into_boxed_slice(),
             reassembly: offload::Reassembly::default(),
+            relay_keys: crate::e2e::RelayKeys::new(
+                &cfg.keypair,
+                crate::e2e::epoch(cfg.unix_ms, StdRng::seed_from_u64(cfg.seed ^ RELAY_EPOCH_SEED).gen()),
+            ),
             local_groups: LocalGroups::new(),
             remote_groups: RemoteIndex::default(),
             remote_groups_dirty: false,
@@ -444,6 +469,7 @@ impl Node {
         self.next_tick = now + self.cfg.timers.tick;
         self.expire_handshakes(now);
         self.expire_sessions(now);
+        self.trust_tick(now, io);
         self.dial_bootstraps(now, io);
         self.maintain_peers(now, io);
         self.liveness_tick(now, io);

@@ -40,11 +40,28 @@ pub enum DropReason {
     /// A cookie reply for no handshake in flight, from the wrong address,
     /// or that did not open.
     BadCookie,
+    /// A handshake whose peer had no valid certificate from this network's
+    /// authority (missing, forged, expired, revoked, or for another key),
+    /// or a revocation that did not verify.
+    BadCertificate,
+    /// A group frame its certificate does not allow: from a peer that may
+    /// not publish to the group, or from a local sender on a host that may
+    /// not.
+    NotPermitted,
+    /// A relayed payload for this host that did not open end to end: not
+    /// sealed by the source its header names (a forgery by a relay or any
+    /// other peer), altered on the way, or claiming a source whose key
+    /// gives no shared secret.
+    RelayForged,
+    /// A host's end-to-end relay state evicted to make room for another
+    /// ([`crate::e2e::MAX_PAIRS`]): not a packet, but this host may then
+    /// accept once more a replay of that host's earlier relayed packets.
+    RelayPairEvicted,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -62,6 +79,10 @@ impl DropReason {
         DropReason::Incomplete,
         DropReason::BadMac1,
         DropReason::BadCookie,
+        DropReason::BadCertificate,
+        DropReason::NotPermitted,
+        DropReason::RelayForged,
+        DropReason::RelayPairEvicted,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -84,6 +105,10 @@ impl DropReason {
             DropReason::Incomplete => "incomplete",
             DropReason::BadMac1 => "bad_mac1",
             DropReason::BadCookie => "bad_cookie",
+            DropReason::BadCertificate => "bad_certificate",
+            DropReason::NotPermitted => "not_permitted",
+            DropReason::RelayForged => "relay_forged",
+            DropReason::RelayPairEvicted => "relay_pair_evicted",
         }
     }
 }

@@ -45,7 +45,8 @@
 //! Frame 1:    (len u16 | Ethernet frame)+       frames queued together
 //! Gossip 2:   postcard gossip::sync::Message (signed records, digests)
 //! Ping 3 / Pong 4: token u64
-//! Relay 5:    ttl u8 | dst id u64 | src id u64 | inner payload (Frame or Fragment)
+//! Relay 5:    ttl u8 | dst id u64 | src id u64 | epoch u64 | counter u64
+//!             | AEAD(inner payload: Frame or Fragment) (16-byte tag)
 //! Fragment 6: message id u32 | total u32 | offset u32 | kind u8 | bytes
 //! Ipam 7:     postcard IpamMessage (space request or donation)
 //! Suspect 8:  key [32]: the sender's monitoring finds this host down
@@ -63,6 +64,12 @@
 //!                 would follow the kind byte in one datagram (direct peers
 //!                 only: refused when relayed)
 //! ```
+//!
+//! A Relay payload's inner payload is sealed by its source for its
+//! destination (AES-256-GCM under a key only those two hosts can derive,
+//! `counter` the nonce, every header field but `ttl` authenticated): the
+//! relays in between read the header and pass the rest on unopened
+//! ([`crate::e2e`]).
 //!
 //! Every control message longer than a datagram's budget travels this way;
 //! at most 65,559 bytes (a 64 KiB super-frame with its headers) each.
@@ -88,12 +95,13 @@ pub const DATA_HEADER_LEN: usize = 14;
 pub const TAG_LEN: usize = 16;
 /// Bytes a DATA packet adds around a frame: header, tag and the kind byte.
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN + 1;
-/// Bytes a relay header adds inside the plaintext: ttl, destination, source.
-pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8;
+/// Bytes a relay header adds inside the plaintext: ttl, destination,
+/// source, epoch, counter.
+pub const RELAY_HEADER_LEN: usize = 1 + 8 + 8 + 8 + 8;
 /// What a relayed frame adds to a DATA packet beyond [`DATA_OVERHEAD`]
-/// (whose kind byte is the relay's): the relay header, the inner kind and
-/// the frame's length.
-pub const RELAY_OVERHEAD: usize = RELAY_HEADER_LEN + 1 + 2;
+/// (whose kind byte is the relay's): the relay header, the end-to-end tag,
+/// the inner kind and the frame's length.
+pub const RELAY_OVERHEAD: usize = RELAY_HEADER_LEN + TAG_LEN + 1 + 2;
 /// Bytes of a fragment header: message id, total length, offset, kind.
 pub const FRAGMENT_HEADER_LEN: usize = 13;
 /// The overlay MTU (largest IP packet inside an overlay frame) that keeps
@@ -167,6 +175,12 @@ pub enum Kind {
     Ipam = 7,
     /// A host the sender's monitoring found down (its 32-byte key).
     Suspect = 8,
+    /// A revocation signed by the network's authority (its binary form),
+    /// passed from host to host.
+    Revocation = 9,
+    /// A digest of the revocations the sender keeps (a flag byte, 1 when it
+    /// answers one, and 8 bytes): a peer keeping others sends them.
+    RevocationDigest = 10,
 }
 
 impl Kind {
@@ -180,6 +194,8 @@ impl Kind {
             6 => Kind::Fragment,
             7 => Kind::Ipam,
             8 => Kind::Suspect,
+            9 => Kind::Revocation,
+            10 => Kind::RevocationDigest,
             _ => return None,
         })
     }
@@ -417,9 +433,9 @@ mod tests {
     #[test]
     fn overlay_mtu_fits_a_relayed_frame_in_the_underlay() {
         let m = overlay_mtu(1500, false);
-        assert_eq!(m, 1407);
+        assert_eq!(m, 1375);
         assert_eq!(20 + 8 + DATA_OVERHEAD + RELAY_OVERHEAD + ETH_HEADER_LEN + m, 1500);
-        assert_eq!(overlay_mtu(1500, true), 1387);
+        assert_eq!(overlay_mtu(1500, true), 1355);
     }
 
     proptest! {

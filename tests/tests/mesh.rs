@@ -405,6 +405,12 @@ fn blocked_pair_is_relayed_through_the_third_host() {
     // Still relayed: the frames did go through h2.
     let row = lab.peer_entry(1, "h3").unwrap();
     assert_eq!(row["state"], "relayed", "{row}");
+    // Sealed end to end, and every relayed frame opened as from its source.
+    for i in [1, 3] {
+        let st = lab.status_json(i);
+        let forged = st["drops"].as_array().and_then(|d| d.iter().find(|d| d["reason"] == "relay_forged"));
+        assert_eq!(forged.map(|d| &d["count"]), Some(&Value::from(0)), "h{i}'s relay_forged drops: {st}");
+    }
 }
 
 #[test]

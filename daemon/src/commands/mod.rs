@@ -10,6 +10,7 @@ mod dns;
 mod expose;
 mod ipam;
 mod peers;
+mod revocations;
 
 use crate::control::Command;
 use crate::dns::DnsService;
@@ -33,6 +34,8 @@ pub struct Control {
     /// The DNS server and the table it answers from.
     dns: DnsService,
     allocations: Allocations,
+    /// Network-authority mode's files (`--ca`, `--cert`).
+    pub authority: Option<crate::authority::AuthorityFiles>,
 }
 
 impl Control {
@@ -45,6 +48,7 @@ impl Control {
             bridge: Bridge::new(netdev, bridge),
             dns,
             allocations: Allocations::default(),
+            authority: None,
         }
     }
 
@@ -112,6 +116,19 @@ impl Control {
                 self.after_node_work(node);
                 let _ = tx.send(self.dns.stats());
             }
+            Command::AddRevocation(text, tx) => {
+                let r = revocations::add(node, &text, now);
+                self.after_node_work(node);
+                let _ = tx.send(r);
+            }
+            Command::Revocations(tx) => {
+                let _ = tx.send(revocations::list(node));
+            }
+            Command::ReloadCert => {
+                if let Some(a) = &mut self.authority {
+                    a.reload(node, now, true);
+                }
+            }
         }
     }
 
@@ -130,6 +147,13 @@ impl Control {
                 }
                 Event::DnsChanged => self.dns.update(node.dns_view()),
                 Event::OwnDnsChanged => self.host.save_dns(node),
+                Event::RevocationsChanged => {
+                    // Kept before anything else happens: a revocation taken
+                    // must hold across a restart.
+                    if let Err(e) = self.host.state().save_revocations(&node.revocations()) {
+                        tracing::warn!("saving revocations: {e:#}");
+                    }
+                }
             }
         }
     }
@@ -149,6 +173,13 @@ impl Control {
     /// had (see [`Bridge::expose`]).
     pub async fn expose(&mut self, node: &mut Node, cidr: Option<String>) -> Result<ExposeResponse, String> {
         self.bridge.expose(node, &mut self.host, &mut self.dns, cidr).await
+    }
+
+    /// Reads the certificate again when due (network-authority mode; each tick).
+    pub fn reload_cert(&mut self, node: &mut Node) {
+        if let Some(a) = &mut self.authority {
+            a.reload(node, Instant::now(), false);
+        }
     }
 
     /// Retries parked allocations (each tick), in the order they came.

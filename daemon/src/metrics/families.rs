@@ -149,7 +149,7 @@ impl Families {
             "weavers_handshakes",
             "Noise handshakes: started here, completed (either role), failed, refused by the rate limiter, \
              refused for a bad mac1 (no network key: no work done), initiations answered with a cookie (under \
-             load), cookie replies refused.",
+             load), cookie replies refused, peers refused for their certificate (network-authority mode).",
             None,
             MetricType::Counter,
         )?;
@@ -161,6 +161,7 @@ impl Families {
             ("mac1_refused", h.mac1_refused),
             ("cookies_sent", h.cookies_sent),
             ("cookies_refused", h.cookies_refused),
+            ("certs_refused", h.certs_refused),
         ] {
             ConstCounter::new(v).encode(m.encode_family(&[("result", Esc(result))])?)?;
         }

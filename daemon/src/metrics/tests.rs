@@ -49,6 +49,7 @@ fn status() -> Status {
             mac1_refused: 7,
             cookies_sent: 2,
             cookies_refused: 1,
+            certs_refused: 5,
         },
         tap_tx_dropped: 0,
     }
@@ -140,6 +141,7 @@ fn renders_every_family() {
         "weavers_handshakes_total{result=\"mac1_refused\"} 7",
         "weavers_handshakes_total{result=\"cookies_sent\"} 2",
         "weavers_handshakes_total{result=\"cookies_refused\"} 1",
+        "weavers_handshakes_total{result=\"certs_refused\"} 5",
         "weavers_tap_tx_dropped_total 0",
         "weavers_group_frames_total{group=\"239.1.1.1\",kind=\"local\"} 7",
         "weavers_group_peer_frames_total{group=\"239.1.1.1\",peer=\"b\",key=\"BBBBBBBBBBBB\"} 6",

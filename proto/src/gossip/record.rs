@@ -65,6 +65,9 @@ pub struct PeerRecord {
     pub dns_tombstones: Vec<DnsTombstone>,
     /// This host's share of the address range (absent until seeded).
     pub ipam: Option<crate::ipam::IpamRecord>,
+    /// Its certificate (network-authority mode), so that hosts without a
+    /// direct session (relayed ones) know what it may do.
+    pub cert: Option<Vec<u8>>,
 }
 
 impl PeerRecord {
@@ -82,6 +85,7 @@ impl PeerRecord {
             dns: Vec::new(),
             dns_tombstones: Vec::new(),
             ipam: None,
+            cert: None,
         }
     }
 
@@ -98,6 +102,7 @@ impl PeerRecord {
             && self.dns_tombstones.len() <= crate::dns::MAX_ENTRIES
             && self.dns_tombstones.iter().all(DnsTombstone::is_valid)
             && self.ipam.as_ref().is_none_or(crate::ipam::IpamRecord::is_valid)
+            && self.cert.as_ref().is_none_or(|c| c.len() <= weavers_cert::MAX_ENCODED_LEN)
     }
 
     /// Whether this host may relay towards `to`.

@@ -4,7 +4,8 @@
 //! host's entries for the DNS server. The logic is in [`crate::dns`].
 
 use super::{Event, Node};
-use crate::dns::{self, DnsEntry, DnsError, OwnNames, Published, Selector, Visible};
+use crate::dns::{self, DnsEntry, DnsError, DnsTombstone, OwnNames, Published, Selector, Visible};
+use crate::keys::PublicKey;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -37,6 +38,14 @@ impl Node {
         if addr.is_unspecified() {
             return Err(DnsError::Name(format!("{addr} is not an address a name can have")));
         }
+        if self.trust.is_some() {
+            let normal = weavers_api::dns_name::normalize(name)?;
+            if !self.may_register(&self.public_key(), &normal) {
+                return Err(DnsError::NotPermitted(format!(
+                    "this host's certificate does not allow the name {normal}.weavers.local (see its --names)"
+                )));
+            }
+        }
         let stamp = self.stamp(now);
         let e = self.dns.own.add(name, addr, owner, stamp)?;
         self.emit(Event::OwnDnsChanged);
@@ -66,23 +75,33 @@ impl Node {
         Ok(removed)
     }
 
-    /// Every host's entries (this one's too) that no tombstone hides.
+    /// Every host's entries (this one's too) that no tombstone hides. In
+    /// network-authority mode only names a host's certificate allows count,
+    /// its entries and its tombstones alike (a host cannot remove a name it
+    /// could not register).
     pub fn dns_view(&self) -> Vec<Visible> {
-        let own = Published {
-            origin: self.public_key(),
-            origin_name: &self.cfg.name,
-            entries: &self.own.dns,
-            tombstones: &self.own.dns_tombstones,
+        let me = self.public_key();
+        let permitted = |origin: &PublicKey, tombs: &[DnsTombstone]| -> Option<Vec<DnsTombstone>> {
+            self.trust.as_ref()?;
+            Some(tombs.iter().filter(|t| self.may_register(origin, &t.name)).cloned().collect())
         };
-        let records: Vec<Published<'_>> = std::iter::once(own)
-            .chain(self.records().map(|r| Published {
-                origin: r.key,
-                origin_name: &r.name,
-                entries: &r.dns,
-                tombstones: &r.dns_tombstones,
-            }))
+        let all = std::iter::once((me, self.cfg.name.as_str(), &self.own.dns, &self.own.dns_tombstones))
+            .chain(self.records().map(|r| (r.key, r.name.as_str(), &r.dns, &r.dns_tombstones)));
+        let filtered: Vec<_> = all.map(|(k, n, e, t)| (k, n, e, t, permitted(&k, t))).collect();
+        let records: Vec<Published<'_>> = filtered
+            .iter()
+            .map(|(k, n, e, t, f)| Published {
+                origin: *k,
+                origin_name: n,
+                entries: e,
+                tombstones: f.as_deref().unwrap_or(t),
+            })
             .collect();
-        dns::visible(&records)
+        let mut view = dns::visible(&records);
+        if self.trust.is_some() {
+            view.retain(|v| self.may_register(&v.origin, &v.name));
+        }
+        view
     }
 
     /// This host's own entries, to be kept across restarts.
@@ -99,7 +118,14 @@ impl Node {
             self.dns.seen = Some(seen);
             let me = self.public_key();
             let records = self.gossip.table().entries().map(|e| &e.record).filter(|r| r.key != me);
-            let gone = self.dns.own.apply_tombstones(&me, records.flat_map(|r| &r.dns_tombstones));
+            // In network-authority mode, only tombstones of names their
+            // publisher may register.
+            let tombs: Vec<DnsTombstone> = records
+                .flat_map(|r| r.dns_tombstones.iter().map(move |t| (r.key, t)))
+                .filter(|(k, t)| t.origin == me && self.may_register(k, &t.name))
+                .map(|(_, t)| t.clone())
+                .collect();
+            let gone = self.dns.own.apply_tombstones(&me, &tombs);
             if !gone.is_empty() {
                 self.emit(Event::OwnDnsChanged);
                 changed = true;

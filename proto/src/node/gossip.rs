@@ -116,6 +116,9 @@ impl Node {
         self.own.endpoints = self.observed.endpoints();
         self.own.groups = self.local_groups.filters();
         self.own.ipam = self.ipam_record();
+        if let Some(c) = self.own_cert().filter(|c| self.own.cert.as_deref() != Some(c.encoded())) {
+            self.own.cert = Some(c.encoded().to_vec());
+        }
         let since = now.saturating_duration_since(self.own_refreshed);
         let published = self.published();
         // What others act on at once (groups, names, addresses) goes out at
@@ -129,6 +132,7 @@ impl Node {
             || self.own.dns_tombstones != published.dns_tombstones
             || self.own.overlay_addr != published.overlay_addr
             || self.own.ipam != published.ipam
+            || self.own.cert != published.cert
             || self.own.name != published.name;
         // A host newly unreachable must stop being chosen as a relay
         // soon; one reachable again can wait (a stale entry only makes this
@@ -223,10 +227,18 @@ impl Node {
 
     /// Another host's record arrived (new or newer).
     fn on_record(&mut self, now: Instant, key: PublicKey) {
+        if self.is_barred(&key) {
+            // Revoked: its record may circulate, but it is not a peer.
+            return;
+        }
         let Some(r) = self.record(&key) else { return };
         let name = r.name.clone();
         let endpoints = r.endpoints.clone();
         let ipam = r.ipam.clone();
+        // Only in network-authority mode, and only when it is not the one
+        // already known (checking it costs a signature verification).
+        let known = self.peers.get(&key).and_then(|p| p.cert.as_ref()).map(|c| c.encoded());
+        let cert = r.cert.as_ref().filter(|c| self.trust.is_some() && known != Some(c.as_slice())).cloned();
         let cannot_reach_me = !r.reaches(&self.public_key()) && !r.unreachable_more;
         self.ipam_merge(key, ipam.as_ref());
         self.routes_dirty = true;
@@ -242,6 +254,10 @@ impl Node {
                 p.candidates.push(ep);
             }
         }
+        if let Some(c) = cert {
+            self.adopt_record_cert(now, key, &c);
+        }
+        let Some(p) = self.peers.get_mut(&key) else { return };
         // It says it cannot reach us: check whether we reach it.
         if cannot_reach_me && p.is_connected() && p.live.verify(now) {
             self.pending_pings.push(key);

@@ -103,6 +103,8 @@ struct HandshakePayload {
     /// The underlay address the sender sees the receiver at (so that hosts
     /// learn the endpoints to publish in their records).
     observed: Option<SocketAddr>,
+    /// The sender's certificate (network-authority mode).
+    cert: Option<Vec<u8>>,
 }
 
 impl Node {
@@ -162,7 +164,12 @@ impl Node {
     }
 
     fn handshake_payload(&mut self, now: Instant, to: SocketAddr) -> Vec<u8> {
-        let p = HandshakePayload { timestamp: self.stamp(now), name: self.cfg.name.clone(), observed: Some(to) };
+        let p = HandshakePayload {
+            timestamp: self.stamp(now),
+            name: self.cfg.name.clone(),
+            observed: Some(to),
+            cert: self.own_cert_bytes(),
+        };
         postcard::to_allocvec(&p).expect("payload serializes")
     }
 
@@ -257,6 +264,7 @@ impl Node {
                     // attacker displace the live session.
                     return self.drops.count(DropReason::Replay);
                 }
+                let Ok(cert) = self.admit_cert(now, &key, payload.cert.as_deref()) else { return };
                 let reply = self.handshake_payload(now, from);
                 let n = wire::write_handshake_header(
                     &mut self.sealed,
@@ -272,7 +280,7 @@ impl Node {
                 let p = self.peer_entry(key, now);
                 p.last_hs_timestamp = payload.timestamp;
                 p.endpoint = Some(from);
-                p.set_name(&payload.name);
+                p.set_identity(&payload.name, cert);
                 // Saved, so a restart does not accept this initiation again.
                 self.emit(Event::PeersChanged);
                 if let Some(a) = payload.observed {
@@ -361,6 +369,7 @@ impl Node {
         let mut out = self.indices.outgoing.remove(&receiver).expect("looked up above");
         self.clear_in_flight(out.target, receiver);
         let Some((key, payload)) = self.read_peer_message(&mut out.hs, noise) else { return };
+        let Ok(cert) = self.admit_cert(now, &key, payload.cert.as_deref()) else { return };
         if out.hs.pattern == Pattern::Xx {
             let mine = self.handshake_payload(now, from);
             let n = wire::write_handshake_header(
@@ -380,7 +389,7 @@ impl Node {
             }
         }
         let p = self.peer_entry(key, now);
-        p.set_name(&payload.name);
+        p.set_identity(&payload.name, cert);
         p.endpoint = Some(from);
         // The responder proved its key and the password: it is alive.
         p.live.heard(now);
@@ -408,10 +417,11 @@ impl Node {
             return self.fail_handshake();
         }
         let Some((key, payload)) = self.read_peer_message(&mut inc.hs, noise) else { return };
+        let Ok(cert) = self.admit_cert(now, &key, payload.cert.as_deref()) else { return };
         let Ok(mut session) = inc.hs.into_session(receiver, sender, now) else { return self.fail_handshake() };
         session.confirmed = true;
         let p = self.peer_entry(key, now);
-        p.set_name(&payload.name);
+        p.set_identity(&payload.name, cert);
         p.endpoint = Some(from);
         p.last_hs_timestamp = p.last_hs_timestamp.max(payload.timestamp);
         p.live.heard(now);
@@ -439,7 +449,12 @@ impl Node {
     /// Makes `session` the peer's current one and greets the peer on it.
     fn install(&mut self, now: Instant, key: PublicKey, session: Session, io: &mut impl Io) {
         self.handshakes.completed += 1;
+        let first = self.peers.get(&key).is_none_or(|p| p.current.is_none());
         self.install_session(now, key, session);
+        if first && self.trust.is_some() {
+            // A host that was away may have missed revocations.
+            self.send_revocations(now, key, io);
+        }
         // A ping at once: confirms the session to an IK responder and
         // measures the round trip.
         self.send_ping(now, key, io);

@@ -26,6 +26,8 @@ pub(super) struct Counters {
     delivered_frames: u64,
     delivered_bytes: u64,
     dropped_frames: u64,
+    refused_frames: u64,
+    refused_copies: u64,
     sent: HashMap<PublicKey, (u64, u64)>,
 }
 
@@ -148,12 +150,31 @@ impl Node {
         io: &mut impl Io,
     ) {
         self.refresh_remote_groups();
+        if !self.may_publish_own(group) {
+            // This host's certificate does not allow it: its peers would
+            // refuse the copies anyway.
+            if let Some(c) = self.counters(group) {
+                c.local_frames += 1;
+                c.refused_frames += 1;
+            }
+            return self.drops.count(DropReason::NotPermitted);
+        }
         let mut targets = std::mem::take(&mut self.targets);
         targets.clear();
         if snoop::is_link_local_group(&group) {
             targets.extend(self.hops.keys().copied());
         } else {
             targets.extend(self.remote_groups.wanting(&group, &source));
+            if self.trust.is_some() {
+                let before = targets.len();
+                targets.retain(|k| self.may_subscribe(k, group));
+                let refused = (before - targets.len()) as u64;
+                if refused > 0 {
+                    if let Some(c) = self.counters(group) {
+                        c.refused_copies += refused;
+                    }
+                }
+            }
         }
         let len = frame.len() as u64;
         if let Some(c) = self.counters(group) {
@@ -178,12 +199,20 @@ impl Node {
         self.targets = targets;
     }
 
-    /// Counts a group frame that arrived from a peer; false if it must not
-    /// be delivered (IGMP/MLD stay on their host).
-    pub(super) fn account_delivery(&mut self, frame: &[u8]) -> bool {
+    /// Counts a group frame that arrived from the host `src`; false if it
+    /// must not be delivered (IGMP/MLD stay on their host; a group `src`'s
+    /// certificate does not let it publish to).
+    pub(super) fn account_delivery(&mut self, src: &PublicKey, frame: &[u8]) -> bool {
         match snoop::classify(frame) {
             FrameClass::Control(_) => {
                 self.drops.count(DropReason::BadMembership);
+                false
+            }
+            FrameClass::Multicast { group, .. } if !self.may_publish(src, group) => {
+                if let Some(c) = self.counters(group) {
+                    c.refused_frames += 1;
+                }
+                self.drops.count(DropReason::NotPermitted);
                 false
             }
             FrameClass::Multicast { group, .. } => {
@@ -255,6 +284,8 @@ impl Node {
                         delivered_frames: c.map_or(0, |c| c.delivered_frames),
                         delivered_bytes: c.map_or(0, |c| c.delivered_bytes),
                         dropped_frames: c.map_or(0, |c| c.dropped_frames),
+                        refused_frames: c.map_or(0, |c| c.refused_frames),
+                        refused_copies: c.map_or(0, |c| c.refused_copies),
                         sent_per_peer,
                     },
                 }

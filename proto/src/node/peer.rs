@@ -49,6 +49,8 @@ pub(super) struct Peer {
     /// Frames queued for it (plaintext of one DATA packet), sent on flush.
     pub(super) bundle: Vec<u8>,
     pub(super) traffic: TrafficCounters,
+    /// Its certificate, from its last handshake (network-authority mode).
+    pub(super) cert: Option<weavers_cert::HostCert>,
 }
 
 impl Peer {
@@ -70,6 +72,7 @@ impl Peer {
             last_hs_timestamp: 0,
             bundle: Vec::new(),
             traffic: TrafficCounters::default(),
+            cert: None,
         }
     }
 
@@ -91,9 +94,22 @@ impl Peer {
         None
     }
 
-    /// Takes the name a handshake announced, if it is a valid one.
+    /// Takes what a handshake proved: the certificate (network-authority
+    /// mode), whose name wins, else the name it announced.
+    pub(super) fn set_identity(&mut self, announced: &str, cert: Option<weavers_cert::HostCert>) {
+        match cert {
+            Some(c) => {
+                self.name = c.name().to_owned();
+                self.cert = Some(c);
+            }
+            None => self.set_name(announced),
+        }
+    }
+
+    /// Takes the name a handshake or a record announced, if it is a valid
+    /// one (a certified name stays).
     pub(super) fn set_name(&mut self, name: &str) {
-        if !name.is_empty() && name.len() <= crate::gossip::record::MAX_NAME_LEN {
+        if self.cert.is_none() && !name.is_empty() && name.len() <= crate::gossip::record::MAX_NAME_LEN {
             self.name = name.to_string();
         }
     }

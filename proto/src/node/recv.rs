@@ -52,27 +52,28 @@ impl Node {
             self.gossip_peer_up(now, key, io);
         }
         self.heard_from(now, key, io);
-        // The payload stays in `rx` while it is handled; anything sent
-        // meanwhile is built in `plain`.
-        let rx = std::mem::take(&mut self.rx);
-        self.dispatch(now, key, &rx[..len], io);
+        // The payload stays in `rx` while it is handled (a relayed one for
+        // this host is opened in place); anything sent meanwhile is built
+        // in `plain`.
+        let mut rx = std::mem::take(&mut self.rx);
+        self.dispatch(now, key, &mut rx[..len], io);
         self.rx = rx;
     }
 
     /// Handles a decrypted payload from the direct peer `from`.
-    fn dispatch(&mut self, now: Instant, from: PublicKey, payload: &[u8], io: &mut impl Io) {
-        let Some((&kind, body)) = payload.split_first() else {
+    fn dispatch(&mut self, now: Instant, from: PublicKey, payload: &mut [u8], io: &mut impl Io) {
+        let Some(&kind) = payload.first() else {
             return self.drops.count(DropReason::BadPayload);
         };
         match Kind::from_u8(kind) {
-            Some(Kind::Frame) => self.dispatch_frames(now, from, body, io),
-            Some(Kind::Fragment) => self.on_fragment(now, from, body, true, io),
+            Some(Kind::Frame) => self.dispatch_frames(now, from, &payload[1..], io),
+            Some(Kind::Fragment) => self.on_fragment(now, from, &payload[1..], true, io),
             Some(Kind::Relay) => {
                 if let Some((src, inner)) = self.on_relay(now, from, payload, io) {
                     self.dispatch_relayed(now, src, inner, io);
                 }
             }
-            Some(k) => self.on_control(now, from, k, body, io),
+            Some(k) => self.on_control(now, from, k, &payload[1..], io),
             None => self.drops.count(DropReason::BadPayload),
         }
     }
@@ -104,6 +105,8 @@ impl Node {
             Kind::Gossip => self.on_gossip(now, from, body, io),
             Kind::Suspect => self.on_suspect(now, from, body, io),
             Kind::Ipam => self.on_ipam_message(from, body),
+            Kind::Revocation => self.on_revocation(now, from, body, io),
+            Kind::RevocationDigest => self.on_revocation_digest(now, from, body, io),
             _ => self.drops.count(DropReason::BadPayload),
         }
     }
@@ -151,7 +154,7 @@ impl Node {
             return self.drops.count(DropReason::Oversize);
         }
         let (dmac, smac) = macs_of(frame);
-        if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(frame) {
+        if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(&src, frame) {
             return;
         }
         self.macs.learn(smac, src, now);

@@ -5,13 +5,14 @@
 //! pings.
 
 use super::offload::MAX_MESSAGE;
+use super::relay::RELAY_INNER_AT;
 use super::{Io, Node};
 use crate::keys::PublicKey;
 use crate::stats::DropReason;
 use crate::vnet::VNET_HDR_LEN;
 use crate::wire::{
     self, FragmentHeader, Kind, BUNDLE_PREFIX_LEN, ETH_HEADER_LEN, FRAGMENT_HEADER_LEN, MAX_BUNDLED_FRAME,
-    RELAY_HEADER_LEN, RELAY_OVERHEAD,
+    RELAY_OVERHEAD, TAG_LEN,
 };
 use std::time::Instant;
 
@@ -155,10 +156,11 @@ impl Node {
     }
 
     /// Largest payload a piece carries: what is left of a datagram's budget
-    /// after the fragment header. Room for the relay header is kept whether
-    /// or not it is needed, so every piece is the same size either way.
+    /// after the fragment header. Room for the relay header and the
+    /// end-to-end tag is kept whether or not it is needed, so every piece is
+    /// the same size either way.
     fn piece_len(&self) -> usize {
-        self.bundle_budget() - (1 + RELAY_HEADER_LEN + 1 + FRAGMENT_HEADER_LEN)
+        self.bundle_budget() - (RELAY_INNER_AT + TAG_LEN + 1 + FRAGMENT_HEADER_LEN)
     }
 
     /// Sends the message `head` + `body`, of kind `kind`, to `dst` through
@@ -188,7 +190,7 @@ impl Node {
         let mut offset = 0;
         while offset < total {
             let n = chunk.min(total - offset);
-            let at = if hop == dst { 0 } else { self.write_relay_header(dst) };
+            let at = if hop == dst { 0 } else { RELAY_INNER_AT };
             let p = &mut self.plain[at..];
             p[0] = Kind::Fragment as u8;
             FragmentHeader { id, total: total as u32, offset: offset as u32, kind: kind as u8 }.write(&mut p[1..]);
@@ -200,7 +202,12 @@ impl Node {
             if from_head < n {
                 piece[from_head..].copy_from_slice(&body[offset + from_head - h..end - h]);
             }
-            if !self.seal_plain_to(now, hop, at + d + n, io) {
+            let sent = if hop == dst {
+                self.seal_plain_to(now, hop, d + n, io)
+            } else {
+                self.send_relayed(now, dst, hop, at + d + n, io)
+            };
+            if !sent {
                 return false;
             }
             offset += n;

@@ -71,11 +71,12 @@ fn config(i: usize, password: &[u8]) -> Config {
         name: format!("h{}", i + 1),
         keypair: StaticKeypair::generate(),
         network_key: network_key(password),
-        overlay_mtu: 1400,
+        overlay_mtu: crate::wire::overlay_mtu(1500, false),
         timers: timers(),
         unix_ms: 1_700_000_000_000,
         seed: i as u64,
         ipam_range: crate::ipam::Range::default(),
+        trust: None,
     }
 }
 
@@ -85,12 +86,17 @@ impl Net {
     }
 
     fn with_passwords(pw: &[&[u8]]) -> Self {
+        Self::with_configs(pw.iter().enumerate().map(|(i, p)| config(i, p)).collect())
+    }
+
+    fn with_configs(cfgs: Vec<Config>) -> Self {
         let now = Instant::now();
-        let nodes: Vec<Option<Node>> = pw.iter().enumerate().map(|(i, p)| Some(Node::new(config(i, p), now))).collect();
+        let n = cfgs.len();
+        let nodes: Vec<Option<Node>> = cfgs.into_iter().map(|c| Some(Node::new(c, now))).collect();
         Net {
             keys: nodes.iter().map(|n| n.as_ref().unwrap().public_key()).collect(),
             nodes,
-            addrs: (0..pw.len()).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 6783))).collect(),
+            addrs: (0..n).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 6783))).collect(),
             now,
             in_flight: VecDeque::new(),
             blocked: HashSet::new(),
@@ -99,8 +105,8 @@ impl Net {
             mtu: None,
             too_big: 0,
             rng: StdRng::seed_from_u64(7),
-            delivered: vec![Vec::new(); pw.len()],
-            offloaded: vec![Vec::new(); pw.len()],
+            delivered: vec![Vec::new(); n],
+            offloaded: vec![Vec::new(); n],
             wire_log: Vec::new(),
         }
     }
@@ -540,7 +546,8 @@ fn oversize_and_runt_frames_are_dropped() {
     net.run(Duration::from_secs(1));
     let now = net.now;
     let mut out = Out::default();
-    net.node(0).handle_frame(now, &vec![0xff; 1400 + 15], &mut out);
+    let too_big = net.node(0).overlay_mtu() + 15;
+    net.node(0).handle_frame(now, &vec![0xff; too_big], &mut out);
     net.node(0).handle_frame(now, &[0xff; 10], &mut out);
     assert!(out.sent.is_empty());
     assert_eq!(net.node(0).drops().get(DropReason::Oversize), 1);
@@ -731,7 +738,8 @@ fn frames_queued_for_a_peer_share_datagrams_within_the_mtu() {
     let before = net.data_datagrams(0, 1);
     let now = net.now;
     let mut out = Out::default();
-    for (m, size) in (0..100u32).map(|m| (m, if m % 10 == 9 { 1414 } else { 60 })) {
+    let largest = net.node(0).overlay_mtu() + 14;
+    for (m, size) in (0..100u32).map(|m| (m, if m % 10 == 9 { largest } else { 60 })) {
         let mut f = vec![0u8; size];
         f[0..6].copy_from_slice(&mac_of(1));
         f[6..12].copy_from_slice(&mac_of(0));
@@ -1090,16 +1098,14 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     let key1 = net.key(1);
     assert!(net.node(0).record(&key1).is_some_and(|r| r.version == own_version(&body)), "merged");
 
-    // Control pieces through a relay are refused (control is direct only);
-    // garbage that reassembles is a counted bad gossip message.
-    let mut relayed = vec![Kind::Relay as u8];
-    let mut hdr = [0u8; crate::wire::RELAY_HEADER_LEN];
-    crate::wire::RelayHeader { ttl: 4, dst: net.key(0).short_id(), src: net.key(1).short_id() }.write(&mut hdr);
-    relayed.extend_from_slice(&hdr);
-    relayed.extend_from_slice(&piece(8, 3000, 0, gossip, &[0; 1000]));
+    // Control pieces through a relay are refused (control is direct only),
+    // even sealed end to end by their real source; garbage that
+    // reassembles is a counted bad gossip message.
+    let relayed = relay::sealed_by(&mut net, 1, 1, 0, &piece(8, 3000, 0, gossip, &[0; 1000]));
     let before = bad(&mut net);
     send_plain(&mut net, 1, 0, &relayed);
     assert_eq!(bad(&mut net), before + 1);
+    assert_eq!(net.node(0).drops().get(DropReason::RelayForged), 0, "it did open");
     let garbage = vec![0xffu8; 3000];
     send_plain(&mut net, 1, 0, &piece(9, 3000, 0, gossip, &garbage[..1500]));
     send_plain(&mut net, 1, 0, &piece(9, 3000, 1500, gossip, &garbage[1500..]));
@@ -1169,3 +1175,5 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 mod flood;
 mod info;
 mod liveness;
+mod relay;
+mod trust;

@@ -72,34 +72,50 @@ impl<'a> Iterator for BundledFrames<'a> {
 }
 
 /// The header of a relayed payload, inside the plaintext after
-/// [`super::Kind::Relay`].
+/// [`super::Kind::Relay`]. What follows it is the inner payload sealed end
+/// to end by the source for the destination, then its 16-byte tag (see
+/// [`crate::e2e`]): a relay reads this header and nothing else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayHeader {
     /// Hops left: a relay passes it on with one less, and drops it at 1.
+    /// The one field relays change, so the only one not authenticated.
     pub ttl: u8,
     /// The host it is for.
     pub dst: ShortId,
     /// The host that sent it.
     pub src: ShortId,
+    /// The source's epoch: drawn at each start, it picks the key.
+    pub epoch: u64,
+    /// The nonce of the end-to-end seal: never repeats within an epoch.
+    pub counter: u64,
 }
 
 impl RelayHeader {
-    /// Parses the header at the start of `b`; returns it and the inner
-    /// payload after it, or None if `b` is too short.
+    /// Parses the header at the start of `b`; returns it and what follows
+    /// (the sealed inner payload), or None if `b` is too short.
     pub fn parse(b: &[u8]) -> Option<(RelayHeader, &[u8])> {
-        if b.len() < RELAY_HEADER_LEN {
-            return None;
-        }
-        let id = |at: usize| ShortId(u64::from_be_bytes(b[at..at + 8].try_into().expect("checked")));
-        Some((RelayHeader { ttl: b[0], dst: id(1), src: id(9) }, &b[RELAY_HEADER_LEN..]))
+        let (b, rest) = b.split_first_chunk::<RELAY_HEADER_LEN>()?;
+        let word = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().expect("in the array"));
+        let hdr =
+            RelayHeader { ttl: b[0], dst: ShortId(word(1)), src: ShortId(word(9)), epoch: word(17), counter: word(25) };
+        Some((hdr, rest))
     }
 
     /// Writes the header into `out[..RELAY_HEADER_LEN]` (panics if `out`
     /// is shorter: the caller's buffer, not input).
     pub fn write(&self, out: &mut [u8]) {
         out[0] = self.ttl;
-        out[1..9].copy_from_slice(&self.dst.0.to_be_bytes());
-        out[9..17].copy_from_slice(&self.src.0.to_be_bytes());
+        out[1..RELAY_HEADER_LEN].copy_from_slice(&self.authenticated());
+    }
+
+    /// The fields the end-to-end seal authenticates (all but the ttl), as
+    /// they are on the wire.
+    pub fn authenticated(&self) -> [u8; RELAY_HEADER_LEN - 1] {
+        let mut a = [0u8; RELAY_HEADER_LEN - 1];
+        for (at, v) in [self.dst.0, self.src.0, self.epoch, self.counter].into_iter().enumerate() {
+            a[at * 8..at * 8 + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        a
     }
 }
 
@@ -182,8 +198,11 @@ mod tests {
     #[test]
     fn headers_round_trip() {
         let mut b = [0u8; 40];
-        let r = RelayHeader { ttl: 3, dst: ShortId(u64::MAX), src: ShortId(7) };
+        let r = RelayHeader { ttl: 3, dst: ShortId(u64::MAX), src: ShortId(7), epoch: 1 << 60, counter: 9 };
         r.write(&mut b);
+        assert_eq!(b[0], 3);
+        assert_eq!(b[1..RELAY_HEADER_LEN], r.authenticated());
+        assert_eq!(b[RELAY_HEADER_LEN - 1], 9, "the counter last, big-endian");
         assert_eq!(RelayHeader::parse(&b[..RELAY_HEADER_LEN + 2]), Some((r, &[0u8, 0][..])));
         assert_eq!(RelayHeader::parse(&b[..RELAY_HEADER_LEN - 1]), None);
         let f = FragmentHeader { id: 1, total: 70_000, offset: 1300, kind: 6 };
@@ -213,8 +232,8 @@ mod tests {
         }
 
         #[test]
-        fn relay_headers_round_trip(ttl: u8, dst: u64, src: u64) {
-            let h = RelayHeader { ttl, dst: ShortId(dst), src: ShortId(src) };
+        fn relay_headers_round_trip(ttl: u8, dst: u64, src: u64, epoch: u64, counter: u64) {
+            let h = RelayHeader { ttl, dst: ShortId(dst), src: ShortId(src), epoch, counter };
             let mut b = [0u8; RELAY_HEADER_LEN];
             h.write(&mut b);
             prop_assert_eq!(RelayHeader::parse(&b), Some((h, &[][..])));
