@@ -85,6 +85,15 @@ pub enum Command {
     #[command(subcommand)]
     Ipam(IpamCommand),
 
+    /// Ping a peer through the overlay: its path (direct or relayed), RTT, MTU
+    #[command(long_about = "Send one ping through the encrypted session to PEER (a name or a \
+        public key, as `weavers peer ls` shows them) and print its path (direct, or relayed \
+        through which peer), the underlay endpoint, the round trip and the overlay MTU. For a \
+        relayed peer the round trip is to the relay (pings travel between direct peers only). \
+        Exits 1 when the peer is unknown, has no path, or does not answer within 2 s.\n\n\
+        With --json: the daemon's PingResult object.")]
+    Ping(PingArgs),
+
     /// Network passwords (needs no daemon)
     #[command(subcommand)]
     Password(PasswordCommand),
@@ -102,6 +111,13 @@ pub enum Command {
             Keep DIR (its ca.key) off the hosts: only ca.crt goes to them."
     )]
     Ca(CaCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct PingArgs {
+    /// The peer's name or public key
+    #[arg(value_name = "PEER")]
+    pub peer: String,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -445,6 +461,13 @@ mod tests {
         assert_eq!(parse(&["password", "generate"]).unwrap().command, Command::Password(PasswordCommand::Generate));
         assert!(parse(&["password"]).is_err());
         assert!(parse(&["password", "generate", "extra"]).is_err());
+    }
+
+    #[test]
+    fn ping_takes_one_peer() {
+        assert_eq!(parse(&["ping", "h2"]).unwrap().command, Command::Ping(PingArgs { peer: "h2".into() }));
+        assert!(parse(&["ping"]).is_err());
+        assert!(parse(&["ping", "a", "b"]).is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use clap::Parser;
 use weavers_api::client::{decode, Bytes, Method};
 use weavers_api::{
     routes, Client, ClientError, DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved,
-    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RevocationInfo,
-    RevocationRequest, RmPeerRequest, Status,
+    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, PingRequest, PingResult,
+    RevocationInfo, RevocationRequest, RmPeerRequest, Status,
 };
 
 use crate::cli::{CaCommand, Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
@@ -126,6 +126,11 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Dns(DnsCommand::Stats) => {
             let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
+        }
+        Command::Ping(args) => {
+            let req = PingRequest { peer: args.peer.clone() };
+            let body = client.send_raw(Method::POST, routes::PING, &req).await?;
+            render(cli.json, body, |p: PingResult| output::ping_line(&p))
         }
         Command::Ca(CaCommand::Init(args)) => ca::init(args).map_err(Failure::Other),
         Command::Ca(CaCommand::Sign(args)) => ca::sign(args).map_err(Failure::Other),

@@ -15,6 +15,7 @@
 //! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_api::DnsRemoved) (maybe none) |
 //! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_api::DnsLookup), `404` for no such name |
 //! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_api::DnsStats) |
+//! | `POST /v1/ping` | [`PingRequest`] | `200` [`PingResult`](weavers_api::PingResult), `404` no such peer or no path, `504` no answer in 2 s |
 //! | `GET /v1/revocations` | | `200` `[RevocationInfo]` |
 //! | `POST /v1/revocations` | [`RevocationRequest`] | `200` [`RevocationInfo`](weavers_api::RevocationInfo), `400` when refused |
 //!
@@ -54,7 +55,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use weavers_api::{
     dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,
-    PeerAddrs, ReleaseRequest, RevocationRequest, RmPeerRequest,
+    PeerAddrs, PingRequest, ReleaseRequest, RevocationRequest, RmPeerRequest,
 };
 use weavers_proto::dns::Selector;
 use weavers_proto::ipam::MAX_OWNER_ID_LEN;
@@ -212,6 +213,7 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route(routes::DNS_LOOKUP, get(lookup_dns))
         .route(routes::DNS_STATS, get(dns_stats))
         .route(routes::REVOCATIONS, get(get_revocations).post(add_revocation))
+        .route(routes::PING, post(ping))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -309,6 +311,16 @@ async fn expose(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Re
     }
     let answer = ask(&tx, |r| Command::Expose(req.cidr, r)).await?;
     Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn ping(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    use crate::control::PingError;
+    let req: PingRequest = parse_body(body)?;
+    match ask(&tx, |r| Command::Ping(req.peer, r)).await? {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(PingError::Unknown(m)) => Err(Failure { status: StatusCode::NOT_FOUND, message: m }),
+        Err(PingError::NoAnswer(m)) => Err(Failure { status: StatusCode::GATEWAY_TIMEOUT, message: m }),
+    }
 }
 
 async fn get_revocations(State(tx): Tx) -> Result<Response, Failure> {

@@ -76,6 +76,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+pub use info::Probe;
 pub use peer::KnownPeer;
 pub use trust::{Trust, DIGEST_INTERVAL, MAX_REVOCATIONS};
 pub use weavers_api::{HandshakeCounts, TrafficCounters};

@@ -10,6 +10,7 @@ mod dns;
 mod expose;
 mod ipam;
 mod peers;
+pub mod ping;
 mod revocations;
 
 use crate::control::Command;
@@ -36,6 +37,8 @@ pub struct Control {
     allocations: Allocations,
     /// Network-authority mode's files (`--ca`, `--cert`).
     pub authority: Option<crate::authority::AuthorityFiles>,
+    /// `weavers ping`s waiting for their pong.
+    pings: ping::Pings,
 }
 
 impl Control {
@@ -49,6 +52,7 @@ impl Control {
             dns,
             allocations: Allocations::default(),
             authority: None,
+            pings: ping::Pings::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl Control {
             Command::Revocations(tx) => {
                 let _ = tx.send(revocations::list(node));
             }
+            Command::Ping(peer, tx) => self.pings.start(plane, &peer, now, tx),
             Command::ReloadCert => {
                 if let Some(a) = &mut self.authority {
                     a.reload(node, now, true);
@@ -137,6 +142,7 @@ impl Control {
     /// peers it knows and the IPAM state, rebuilds the DNS server's table
     /// and saves this host's DNS entries. The one place that polls it.
     pub fn after_node_work(&mut self, node: &mut Node) {
+        self.pings.poll(node, Instant::now());
         while let Some(ev) = node.poll_event() {
             match ev {
                 Event::PeersChanged => self.host.save_peers(node),

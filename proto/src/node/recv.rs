@@ -99,6 +99,7 @@ impl Node {
                 if token <= now_us && now_us - token < 60_000_000 {
                     if let Some(p) = self.peers.get_mut(&from) {
                         p.rtt = Some(Duration::from_micros(now_us - token));
+                        p.pongs += 1;
                     }
                 }
             }
