@@ -4,6 +4,8 @@
 
 pub mod cookie;
 pub mod dns;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod groups;
 pub mod hsmac;
