@@ -31,7 +31,6 @@ pub fn validate_owner(owner: &str) -> Result<(), String> {
     Ok(())
 }
 
-
 /// Syntax check of `HOST[:PORT]`: a DNS name, an IPv4 address, a bare IPv6
 /// address, or `[IPv6]`, with an optional port 1-65535. Resolving is the
 /// daemon's job.
@@ -108,7 +107,6 @@ fn validate_host(host: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-
 /// An address a DNS name can have: any IPv4 or IPv6 address but the
 /// unspecified one.
 pub fn parse_dns_addr(s: &str) -> Result<IpAddr, String> {
@@ -159,4 +157,3 @@ pub fn truncate_utf8(s: &mut String, max: usize) {
         s.push_str("...");
     }
 }
-

@@ -33,7 +33,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -50,9 +49,9 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use weavers_api::check::{self, parse_dns_addr, query_param, truncate_utf8, validate_owner};
 #[cfg(test)]
 use weavers_api::check::validate_peer_addr;
+use weavers_api::check::{self, parse_dns_addr, query_param, truncate_utf8, validate_owner};
 pub use weavers_api::check::{MAX_ADDR_LEN, MAX_PEERS_PER_REQUEST};
 use weavers_api::{
     dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,

@@ -72,8 +72,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-pub use peer::KnownPeer;
 pub(crate) use offload::{Reassembly, MAX_CONTROL_PER_PEER, MAX_FRAMES_PER_PEER, MAX_MESSAGE, MAX_PARTIAL_TOTAL};
+pub use peer::KnownPeer;
 pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
 /// Where the node's output goes.

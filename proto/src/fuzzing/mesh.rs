@@ -343,7 +343,8 @@ pub fn gossip(data: &[u8]) {
     let thirds = third_identities();
     let attacker = m.attacker.clone();
     let authors = [&attacker, &thirds[0], &thirds[1]];
-    let known: Vec<PublicKey> = [victim_identity().public, authors[0].public, authors[1].public, authors[2].public].into();
+    let known: Vec<PublicKey> =
+        [victim_identity().public, authors[0].public, authors[1].public, authors[2].public].into();
     let ring = crate::ipam::Ring::new(crate::ipam::Range::default());
     for _ in 0..8 {
         if u.is_empty() {

@@ -60,7 +60,8 @@ pub(super) fn ipam_record(u: U, ring: &Ring, others: &[PublicKey]) -> IpamRecord
     let seed = seed_like(u, ring, others);
     let size = seed.range.size();
     let tokens = tokens(u, size, 8);
-    let free = if u.ratio(3, 4).unwrap_or(true) { u.int_in_range(0..=size).unwrap_or(0) } else { u.arbitrary().unwrap_or(0) };
+    let free =
+        if u.ratio(3, 4).unwrap_or(true) { u.int_in_range(0..=size).unwrap_or(0) } else { u.arbitrary().unwrap_or(0) };
     IpamRecord { seed, tokens, free }
 }
 
@@ -101,7 +102,8 @@ fn filter(u: U) -> GroupFilter {
     let group = group(u);
     let mode = if u.arbitrary::<bool>().unwrap_or(false) { FilterMode::Include } else { FilterMode::Exclude };
     let n = if u.ratio(1, 16).unwrap_or(false) { 300 } else { small(u, 4) };
-    let mut sources: Vec<IpAddr> = (0..n).map(|i| if i < 4 { ip(u) } else { IpAddr::V4(Ipv4Addr::from(i as u32)) }).collect();
+    let mut sources: Vec<IpAddr> =
+        (0..n).map(|i| if i < 4 { ip(u) } else { IpAddr::V4(Ipv4Addr::from(i as u32)) }).collect();
     if u.ratio(7, 8).unwrap_or(true) {
         sources.sort_unstable();
         sources.dedup();
@@ -155,7 +157,12 @@ pub(super) fn peer_record(u: U, key: PublicKey, version: u64, ring: &Ring, known
         })
         .collect();
     r.dns_tombstones = (0..small(u, 2))
-        .map(|_| DnsTombstone { name: name(u), addr: ip(u), origin: pick(u, known), version: u.arbitrary().unwrap_or(0) })
+        .map(|_| DnsTombstone {
+            name: name(u),
+            addr: ip(u),
+            origin: pick(u, known),
+            version: u.arbitrary().unwrap_or(0),
+        })
         .collect();
     if u.ratio(3, 4).unwrap_or(true) {
         r.ipam = Some(ipam_record(u, ring, known));

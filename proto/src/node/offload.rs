@@ -162,7 +162,9 @@ impl Reassembly {
         };
         let (total, start) = (total as usize, offset as usize);
         let end = start.checked_add(data.len()).filter(|&e| e <= total);
-        let Some(end) = end.filter(|&e| acceptable(kind, total, direct) && !data.is_empty() && (e == total || data.len() >= MIN_PIECE)) else {
+        let Some(end) = end.filter(|&e| {
+            acceptable(kind, total, direct) && !data.is_empty() && (e == total || data.len() >= MIN_PIECE)
+        }) else {
             drops.count(DropReason::BadPayload);
             return None;
         };
@@ -306,7 +308,8 @@ mod tests {
             assert!(r.add(now, key(1), key(1), &bad, true, &mut drops).is_none());
         }
         assert_eq!(drops.get(DropReason::BadPayload), 4);
-        let (kind, whole) = r.add(now, key(1), key(1), &piece(5, 1000, 300, Kind::Gossip, b), true, &mut drops).unwrap();
+        let (kind, whole) =
+            r.add(now, key(1), key(1), &piece(5, 1000, 300, Kind::Gossip, b), true, &mut drops).unwrap();
         assert_eq!((kind, whole), (Kind::Gossip, msg));
         assert_eq!(r.len(), 0);
     }
