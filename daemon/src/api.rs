@@ -50,9 +50,8 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 #[cfg(test)]
-use weavers_api::check::validate_peer_addr;
+use weavers_api::check::{validate_peer_addr, MAX_PEERS_PER_REQUEST};
 use weavers_api::check::{self, parse_dns_addr, query_param, truncate_utf8, validate_owner};
-pub use weavers_api::check::{MAX_ADDR_LEN, MAX_PEERS_PER_REQUEST};
 use weavers_api::{
     dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,
     PeerAddrs, ReleaseRequest, RmPeerRequest,
