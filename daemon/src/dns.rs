@@ -313,11 +313,10 @@ async fn tcp_connection(
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
             return;
         }
-        let n = u16::from_be_bytes(len) as usize;
-        if n > MAX_QUERY_LEN {
+        let Some(n) = message::tcp_query_len(len) else {
             lock(shared).stats.dropped += 1;
             return;
-        }
+        };
         let mut query = vec![0u8; n];
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await, Ok(Ok(_))) {
             return;
@@ -340,10 +339,7 @@ async fn tcp_connection(
             }
             Outcome::Drop => return,
         };
-        let Ok(len) = u16::try_from(reply.len()) else { return };
-        let mut out = Vec::with_capacity(2 + reply.len());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&reply);
+        let Some(out) = message::tcp_frame(&reply) else { return };
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.write_all(&out)).await, Ok(Ok(()))) {
             return;
         }
