@@ -388,6 +388,24 @@ pub fn status_page(s: &Status) -> String {
     out
 }
 
+/// `weavers ping`'s line: `h2 (KEY...): direct to 10.99.0.2:6783, 0.42 ms, overlay MTU 1375`.
+pub fn ping_line(p: &weavers_api::PingResult) -> String {
+    let key: String = p.public_key.chars().take(8).collect();
+    let path = match &p.via {
+        Some(v) => format!("relayed via {}", clean(v, MAX_CELL)),
+        None => "direct".to_owned(),
+    };
+    let to = p.endpoint.as_deref().map(|e| format!(" to {}", clean(e, 64))).unwrap_or_default();
+    let rtt = p.rtt_us as f64 / 1000.0;
+    let what = if p.via.is_some() { "round trip to the relay" } else { "round trip" };
+    format!(
+        "{} ({}...): {path}{to}, {what} {rtt:.2} ms, overlay MTU {}\n",
+        clean(&p.name, MAX_CELL),
+        clean(&key, 8),
+        p.overlay_mtu
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

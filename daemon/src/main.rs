@@ -110,14 +110,9 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     hup_task.abort();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 
-    // Best-effort teardown: collect every error rather than stopping at the first.
-    let mut errors = Vec::new();
-    if let Err(e) = netdev.delete_link(&tap_name).await {
-        errors.push(format!("removing {tap_name}: {e}"));
-    }
-    if let Err(e) = netdev.delete_link(&settings.bridge).await {
-        errors.push(format!("removing {}: {e}", settings.bridge));
-    }
+    // Best-effort teardown: collect every error rather than stopping at the
+    // first. The bridge stays while containers are attached to it.
+    let mut errors = netdev.teardown(&settings.bridge, &tap_name).await;
     match api_task.await {
         Ok(Err(e)) => errors.push(format!("control API: {e:#}")),
         Err(e) => errors.push(format!("control API task: {e}")),

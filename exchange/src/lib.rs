@@ -28,6 +28,8 @@ pub mod app;
 pub mod book;
 pub mod dedup;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod matching;
 pub mod mdbook;

@@ -76,6 +76,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+pub(crate) use handshake::HandshakePayload;
+pub use info::Probe;
+pub(crate) use offload::{Reassembly, MAX_CONTROL_PER_PEER, MAX_FRAMES_PER_PEER, MAX_MESSAGE, MAX_PARTIAL_TOTAL};
 pub use peer::KnownPeer;
 pub use trust::{Trust, DIGEST_INTERVAL, MAX_REVOCATIONS};
 pub use weavers_api::{HandshakeCounts, TrafficCounters};

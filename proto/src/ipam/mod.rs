@@ -136,7 +136,7 @@ pub const MAX_TOKENS: usize = 1024;
 /// Most tokens one donation transfers (bounds how fast a host's count grows).
 pub const MAX_DONATION_TOKENS: usize = 32;
 /// Longest owner id (container id + interface name).
-pub const MAX_OWNER_ID_LEN: usize = 256;
+pub const MAX_OWNER_ID_LEN: usize = weavers_api::check::MAX_OWNER_ID_LEN;
 
 /// Why IPAM refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

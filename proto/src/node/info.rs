@@ -1,7 +1,8 @@
 //! Snapshots of the node for the control API.
 
-use super::Node;
-use std::time::Instant;
+use super::{Io, Node};
+use crate::keys::PublicKey;
+use std::time::{Duration, Instant};
 use weavers_api::{PeerInfo, PeerState, PendingPeer};
 
 impl Node {
@@ -57,6 +58,25 @@ impl Node {
         rows
     }
 
+    /// `weavers ping`: pings `key` now, or the relay towards it when it is
+    /// reached through one (control messages travel between direct peers
+    /// only). `None` when there is no path to it. The answer is seen in
+    /// [`Node::pongs`] of the probe's target.
+    pub fn probe(&mut self, now: Instant, key: &PublicKey, io: &mut impl Io) -> Option<Probe> {
+        self.refresh_routes(now);
+        let hop = self.next_hop(key)?;
+        let target = self.peers.get(&hop).filter(|p| p.is_connected())?;
+        let probe = Probe { target: hop, relayed_via: (hop != *key).then_some(hop), pongs_before: target.pongs };
+        self.send_ping(now, hop, io);
+        self.flush(io);
+        Some(probe)
+    }
+
+    /// Pongs `key` has answered so far, and the round trip of the last.
+    pub fn pongs(&self, key: &PublicKey) -> Option<(u64, Option<Duration>)> {
+        self.peers.get(key).map(|p| (p.pongs, p.rtt))
+    }
+
     /// Configured addresses whose peer is not known yet.
     pub fn pending(&self) -> Vec<PendingPeer> {
         self.bootstraps
@@ -65,4 +85,15 @@ impl Node {
             .map(|b| PendingPeer { endpoint: b.addr.to_string(), attempts: b.attempts })
             .collect()
     }
+}
+
+/// A ping sent for `weavers ping` ([`Node::probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The peer pinged: the host itself, or its relay.
+    pub target: PublicKey,
+    /// The relay when the host is reached through one.
+    pub relayed_via: Option<PublicKey>,
+    /// The target's pong count before this ping: a higher one answers it.
+    pub pongs_before: u64,
 }

@@ -51,6 +51,8 @@ pub(super) struct Peer {
     pub(super) traffic: TrafficCounters,
     /// Its certificate, from its last handshake (network-authority mode).
     pub(super) cert: Option<weavers_cert::HostCert>,
+    /// Pongs it sent back (each updates `rtt`).
+    pub(super) pongs: u64,
 }
 
 impl Peer {
@@ -73,6 +75,7 @@ impl Peer {
             bundle: Vec::new(),
             traffic: TrafficCounters::default(),
             cert: None,
+            pongs: 0,
         }
     }
 

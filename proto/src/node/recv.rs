@@ -67,10 +67,10 @@ impl Node {
         };
         match Kind::from_u8(kind) {
             Some(Kind::Frame) => self.dispatch_frames(now, from, &payload[1..], io),
-            Some(Kind::Fragment) => self.on_fragment(now, from, &payload[1..], true, io),
+            Some(Kind::Fragment) => self.on_fragment(now, from, from, &payload[1..], true, io),
             Some(Kind::Relay) => {
                 if let Some((src, inner)) = self.on_relay(now, from, payload, io) {
-                    self.dispatch_relayed(now, src, inner, io);
+                    self.dispatch_relayed(now, src, from, inner, io);
                 }
             }
             Some(k) => self.on_control(now, from, k, &payload[1..], io),
@@ -78,12 +78,12 @@ impl Node {
         }
     }
 
-    /// Handles a relayed payload for this host, from `src`: frames or a
-    /// piece of a super-frame, nothing else.
-    fn dispatch_relayed(&mut self, now: Instant, src: PublicKey, inner: &[u8], io: &mut impl Io) {
+    /// Handles a relayed payload for this host, from `src` through the
+    /// relay `via`: frames or a piece of a super-frame, nothing else.
+    fn dispatch_relayed(&mut self, now: Instant, src: PublicKey, via: PublicKey, inner: &[u8], io: &mut impl Io) {
         match inner.first().and_then(|k| Kind::from_u8(*k)) {
             Some(Kind::Frame) => self.dispatch_frames(now, src, &inner[1..], io),
-            Some(Kind::Fragment) => self.on_fragment(now, src, &inner[1..], false, io),
+            Some(Kind::Fragment) => self.on_fragment(now, src, via, &inner[1..], false, io),
             _ => self.drops.count(DropReason::BadPayload),
         }
     }
@@ -99,6 +99,7 @@ impl Node {
                 if token <= now_us && now_us - token < 60_000_000 {
                     if let Some(p) = self.peers.get_mut(&from) {
                         p.rtt = Some(Duration::from_micros(now_us - token));
+                        p.pongs += 1;
                     }
                 }
             }
@@ -111,10 +112,19 @@ impl Node {
         }
     }
 
-    /// A piece (after its kind byte) of a message from `src` (`direct`:
-    /// from that peer itself, not relayed); handles the message once whole.
-    pub(super) fn on_fragment(&mut self, now: Instant, src: PublicKey, body: &[u8], direct: bool, io: &mut impl Io) {
-        let Some((kind, message)) = self.reassemble(now, src, body, direct) else { return };
+    /// A piece (after its kind byte) of a message from `src`, delivered by
+    /// the direct peer `via` (`direct`: from that peer itself, not
+    /// relayed); handles the message once whole.
+    pub(super) fn on_fragment(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        via: PublicKey,
+        body: &[u8],
+        direct: bool,
+        io: &mut impl Io,
+    ) {
+        let Some((kind, message)) = self.reassemble(now, src, via, body, direct) else { return };
         match kind {
             Kind::Frame => {
                 let mut hdr = [0u8; VNET_HDR_LEN];

@@ -1082,6 +1082,11 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     // length or the kind: refused, the message still completes from good pieces.
     let mut own = net.node(1).published().clone();
     own.version += 1_000_000;
+    // Long enough that half of it is a piece of a plausible size.
+    for i in 0..20u8 {
+        let addr = std::net::IpAddr::from([10, 32, 1, i]);
+        own.dns.push(crate::dns::DnsEntry { name: format!("name{i}.example"), addr, owner: None, since: 1 });
+    }
     let signed = crate::gossip::SignedRecord::sign(&own, &net.node(1).cfg.keypair);
     let body = crate::gossip::sync::Message::Records(vec![signed.as_bytes().to_vec()]).encode();
     let total = body.len() as u32;
@@ -1115,18 +1120,18 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     // length: a peer holds at most 4 control messages in reassembly...
     let incomplete = net.node(0).drops().get(DropReason::Incomplete);
     for id in 100..400 {
-        send_plain(&mut net, 1, 0, &piece(id, offload::MAX_MESSAGE as u32, 0, gossip, &[0; 8]));
+        send_plain(&mut net, 1, 0, &piece(id, offload::MAX_MESSAGE as u32, 0, gossip, &[0; offload::MIN_PIECE]));
     }
     assert_eq!(net.node(0).reassembly.len(), 4);
     assert_eq!(net.node(0).drops().get(DropReason::Incomplete), incomplete + 296, "each eviction counted");
-    // ...and all peers together at most MAX_PARTIAL_TOTAL (fake sources:
-    // on_fragment trusts its caller for who sent it).
+    // ...and all peers together at most MAX_PARTIAL_TOTAL (fake sources
+    // and relays: on_fragment trusts its caller for who sent it).
     let now = net.now;
     let mut out = Out::default();
     for k in 0..1000u32 {
         let src = StaticKeypair::generate().public;
-        let p = piece(k, offload::MAX_MESSAGE as u32, 0, Kind::Frame as u8, &[0; 8]);
-        net.node(0).on_fragment(now, src, &p[1..], false, &mut out);
+        let p = piece(k, offload::MAX_MESSAGE as u32, 0, Kind::Frame as u8, &[0; offload::MIN_PIECE]);
+        net.node(0).on_fragment(now, src, src, &p[1..], false, &mut out);
     }
     let r = &net.node(0).reassembly;
     assert_eq!(r.len(), offload::MAX_PARTIAL_TOTAL);
