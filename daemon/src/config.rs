@@ -238,7 +238,11 @@ impl Settings {
             password,
             authority,
             network,
-            peers: if flags.peer.is_empty() { file.peer } else { flags.peer },
+            // Empty entries (an empty WEAVERS_PEER, a trailing comma) are no peers.
+            peers: if flags.peer.iter().all(|p| p.trim().is_empty()) { file.peer } else { flags.peer }
+                .into_iter()
+                .filter(|p| !p.trim().is_empty())
+                .collect(),
             name,
             bridge,
             ipalloc_range,
@@ -281,6 +285,12 @@ mod tests {
         assert_eq!(s.name, "from-flag");
         assert_eq!(s.bridge, "wvb");
         assert_eq!(s.peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
+        // An empty --peer (WEAVERS_PEER="" in a manifest) is no peer.
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--peer", ""]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
+        let flags =
+            Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--peer", "10.0.0.9,"]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().peers, vec!["10.0.0.9"]);
         assert_eq!(s.listen, "0.0.0.0:6783".parse().unwrap());
         assert_eq!(s.dns_upstream, Some("192.0.2.53:53".parse().unwrap()));
         assert_eq!(s.dns_port, 53);
