@@ -805,7 +805,7 @@ fn offloaded_super_frames_travel_whole_direct_and_relayed() {
     net.bootstrap(0, 1);
     net.bootstrap(2, 1);
     net.run(Duration::from_secs(5));
-    let hdr = [1u8, 1, 0x36, 0, 0xa8, 0x05, 0x22, 0, 0x10, 0];
+    let hdr = [1u8, 1, 0x36, 0, 0x14, 0x05, 0x22, 0, 0x10, 0]; // TCPv4, segments of 1300
     for dst in [1, 2] {
         // Teach node 0 where dst's MAC lives.
         net.send_frame(dst, BROADCAST, 100 + dst as u32);
@@ -1178,6 +1178,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 }
 
 mod flood;
+mod limits;
 mod liveness;
 mod relay;
 mod trust;
