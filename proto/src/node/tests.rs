@@ -670,6 +670,19 @@ fn membership_reports_never_cross_the_mesh() {
 }
 
 #[test]
+fn startup_queries_ask_members_to_answer_within_a_second() {
+    let mut net = Net::new(1);
+    // IGMPv3 general queries delivered into h1's bridge: their max response codes (tenths of a second).
+    let codes = |net: &Net| -> Vec<u8> {
+        net.delivered[0].iter().filter(|f| f[12..14] == [8, 0] && f[23] == 2 && f[38] == 0x11).map(|f| f[39]).collect()
+    };
+    net.run(Duration::from_secs(1));
+    assert_eq!(codes(&net), vec![10], "a (re)started daemon learns its members within a second");
+    net.run(Duration::from_secs(70));
+    assert_eq!(codes(&net), vec![10, 10, 100], "two startup queries, then the full response interval");
+}
+
+#[test]
 fn a_leave_stops_delivery_and_silent_members_expire() {
     let mut net = Net::new(3);
     for n in net.nodes.iter_mut().flatten() {
