@@ -82,6 +82,17 @@ fn wait_subscribed(lab: &Lab, i: usize, names: &[&str]) {
     assert!(ok, "h{i} lists {:?} as subscribed to {GROUP}, not all of {names:?}", subscribers(lab, i));
 }
 
+/// The count of drop reason `reason` in host `i`'s `status --json`.
+fn drop_count(lab: &Lab, i: usize, reason: &str) -> u64 {
+    let st = lab.status_json(i);
+    st["drops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["reason"] == reason)
+        .map_or_else(|| panic!("h{i}'s status has no drop reason {reason}: {st}"), |d| d["count"].as_u64().unwrap_or(0))
+}
+
 /// A receiver of [`GROUP`] in host `i`.
 fn receiver(lab: &Lab, i: usize) -> GroupReceiver {
     GroupReceiver::start(lab.ns(i), PORT, Join::V4 { group: GROUP, iface: overlay(i) })
@@ -418,6 +429,9 @@ fn five_percent_underlay_loss_costs_about_five_percent_and_tcp_keeps_going() {
         secs(tcp_tl.longest_silence(lossy, clean))
     );
     assert!(dropped > 0, "the underlay dropped nothing: the loss rule was not in force");
+    // The TCP stream's segmentation offloads crossed as the kernel made
+    // them: none of their virtio headers was refused.
+    assert_eq!(drop_count(&lab, 2, "bad_offload"), 0, "h2 refused the offloads of a real TCP stream");
     assert!(during > 0.5, "TCP all but stopped under 5% loss: {during:.2} Mbit/s");
     assert!(tcp_tl.longest_silence(lossy, clean) < 5 * SEC, "TCP stalled under loss");
 }
