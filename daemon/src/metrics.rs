@@ -14,6 +14,10 @@
 //! weavers_peer_bytes_total{peer="b",public_key="..",direction="rx"} 980
 //! weavers_peer_rtt_seconds{peer="b",public_key=".."} 0.00042
 //! weavers_drops_total{reason="replay"} 3
+//! weavers_drops_total{reason="mac_evicted"} 0   # every DropReason, at 0 too; the tables fed
+//!                                               # from outside count here when at their limit:
+//!                                               # mac_evicted, group_limit, gossip_table_full,
+//!                                               # ipam_limit, peer_evicted (and bad_offload)
 //! weavers_handshakes_total{result="initiated|completed|failed|rate_limited|mac1_refused|cookies_sent|cookies_refused|certs_refused"} 4
 //! ```
 //!
