@@ -80,7 +80,10 @@ pub struct PeerInfo {
     pub via: Option<String>,
     /// Round-trip time of the last keepalive, in microseconds.
     pub rtt_us: Option<u64>,
-    /// Seconds since the current session's handshake completed.
+    /// Seconds since the last handshake with the peer completed (its
+    /// newest session), while a session is kept: also once the peer stops
+    /// answering. Sessions are renewed at least every 2 minutes, so a larger
+    /// value means renewals fail.
     pub session_age_s: Option<u64>,
     /// Overlay address announced by the peer (`weavers expose`).
     pub overlay_addr: Option<String>,

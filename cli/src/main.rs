@@ -1,10 +1,12 @@
 //! `weavers`: the command line of the weavers overlay. It talks to the
 //! daemon (`weaversd`) over the control socket; see `weavers --help`.
 
+mod bugreport;
 mod ca;
 mod cli;
 mod output;
 mod password;
+mod top;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ use weavers_api::{
 use crate::cli::{CaCommand, Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
 
 fn main() -> ExitCode {
+    weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -127,6 +130,8 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
         }
+        Command::Top(args) => Ok(top::run(&client, std::time::Duration::from_secs(args.interval), args.count).await?),
+        Command::Bugreport(args) => bugreport::run(&client, args.out.as_deref()).await.map_err(Failure::Other),
         Command::Ping(args) => {
             let req = PingRequest { peer: args.peer.clone() };
             let body = client.send_raw(Method::POST, routes::PING, &req).await?;

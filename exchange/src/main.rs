@@ -81,6 +81,7 @@ fn load(path: Option<&PathBuf>) -> Result<SymbolTable, String> {
 }
 
 fn main() -> ExitCode {
+    weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let table = match load(cli.symbols.as_ref()) {
         Ok(t) => t,

@@ -8,6 +8,7 @@
 
 mod dns;
 mod expose;
+mod gateway;
 mod ipam;
 mod peers;
 pub mod ping;
@@ -19,6 +20,7 @@ use crate::host::Host;
 use crate::kernel_io::Plane;
 use crate::netdev::Netdev;
 use expose::Bridge;
+use gateway::Gateway;
 use ipam::{Allocations, ExposeWaiting, PendingAlloc, Waiter, HOST_OWNER};
 use peers::Peers;
 use std::net::SocketAddr;
@@ -32,6 +34,8 @@ pub struct Control {
     pub host: Host,
     peers: Peers,
     bridge: Bridge,
+    /// The containers' gateway on a host that was not exposed.
+    gateway: Gateway,
     /// The DNS server and the table it answers from.
     dns: DnsService,
     allocations: Allocations,
@@ -48,6 +52,7 @@ impl Control {
         Control {
             host,
             peers: Peers::new(listen),
+            gateway: Gateway::new(netdev.clone(), bridge.clone(), crate::netdev::tap_name(&bridge)),
             bridge: Bridge::new(netdev, bridge),
             dns,
             allocations: Allocations::default(),
@@ -188,8 +193,18 @@ impl Control {
         }
     }
 
-    /// Retries parked allocations (each tick), in the order they came.
+    /// At start, once the exposed address is restored: the containers
+    /// attached to the bridge get their gateway back (see [`Gateway::restore`]).
+    pub async fn restore_gateway(&mut self, plane: &mut Plane) {
+        self.gateway.restore(plane, &self.host, &mut self.dns).await;
+    }
+
+    /// Retries parked allocations (each tick), in the order they came,
+    /// and the containers' gateway if it is still missing.
     pub async fn retry_allocations(&mut self, plane: &mut Plane) {
+        if self.gateway.wanted() {
+            self.gateway.ensure(plane, &self.host, &mut self.dns).await;
+        }
         for p in self.allocations.take_pending() {
             self.attempt(plane, p).await;
         }
@@ -201,9 +216,14 @@ impl Control {
         self.attempt(plane, PendingAlloc::new(owner, waiter)).await;
     }
 
-    /// Tries `p`; an address for `weavers expose` is exposed before the answer.
+    /// Tries `p`; a container's gets the gateway first, an address for
+    /// `weavers expose` is exposed before the answer.
     async fn attempt(&mut self, plane: &mut Plane, p: PendingAlloc) {
-        if let Some(ExposeWaiting { tx, address }) = self.allocations.attempt(plane, &self.host, p) {
+        if matches!(p.waiter, Waiter::Api(_)) {
+            self.gateway.ensure(plane, &self.host, &mut self.dns).await;
+        }
+        let gateway = self.gateway.address(&self.host);
+        if let Some(ExposeWaiting { tx, address }) = self.allocations.attempt(plane, &self.host, gateway, p) {
             let r = match address {
                 Ok(cidr) => self.expose(&mut plane.node, Some(cidr)).await,
                 Err(e) => Err(e),

@@ -41,11 +41,14 @@ impl Node {
                     state,
                     via,
                     rtt_us: p.rtt.filter(|_| connected).map(|d| d.as_micros() as u64),
-                    session_age_s: p
-                        .current
-                        .as_ref()
-                        .filter(|_| connected)
-                        .map(|s| now.saturating_duration_since(s.established).as_secs()),
+                    // The newest session's: a responder's unconfirmed one
+                    // counts, and it stays while the session is kept, also
+                    // once the peer stops answering (as `wg show` does).
+                    session_age_s: [p.current.as_ref(), p.next.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .map(|s| now.saturating_duration_since(s.established).as_secs())
+                        .min(),
                     overlay_addr: self.record(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
                     traffic: p.traffic,
                 }

@@ -68,6 +68,10 @@ pub(super) struct TrustState {
     barred: HashSet<PublicKey>,
     /// New revocations to pass on, with the peer each came from.
     outbox: Vec<(Vec<u8>, Option<PublicKey>)>,
+    /// When each peer's differing digest was last answered with our
+    /// revocations: at most once per [`DIGEST_INTERVAL`] each, so a peer
+    /// cannot turn ten-byte digests into our whole list again and again.
+    answered: HashMap<PublicKey, Instant>,
     next_check: Instant,
     next_digest: Instant,
 }
@@ -82,6 +86,7 @@ impl TrustState {
             revoked: HashMap::new(),
             barred: HashSet::new(),
             outbox: Vec::new(),
+            answered: HashMap::new(),
             next_check: now,
             next_digest: now + DIGEST_INTERVAL,
         };
@@ -337,6 +342,14 @@ impl Node {
         if theirs == ours {
             return;
         }
+        let t = self.trust.as_mut().expect("checked above");
+        if t.answered.get(&from).is_some_and(|at| now.saturating_duration_since(*at) < DIGEST_INTERVAL) {
+            return self.drops.count(DropReason::RateLimited);
+        }
+        if t.answered.len() >= 4096 {
+            t.answered.retain(|_, at| now.saturating_duration_since(*at) < DIGEST_INTERVAL);
+        }
+        t.answered.insert(from, now);
         self.send_revocations(now, from, io);
         if *flag == 0 {
             let mut m = [1u8; 9];

@@ -254,3 +254,27 @@ fn hosts_reached_only_through_a_relay_are_known_by_the_certificate_in_their_reco
     let now = net.now;
     assert!(net.node(0).peer_infos(now).iter().any(|p| p.name == "h3"));
 }
+
+#[test]
+fn differing_digests_are_answered_at_most_once_per_interval() {
+    let ca = Ca::new();
+    let cfgs: Vec<Config> = (0..2).map(|i| certified(i, &ca, Permissions::default())).collect();
+    let mut net = mesh(cfgs, 4);
+    for name in ["a", "b", "c"] {
+        let now = net.now;
+        net.node(0).add_revocation(now, ca.key.revoke(name, T0).unwrap().encoded()).unwrap();
+    }
+    net.run(Duration::from_millis(100));
+    // h2 (a rogue here) sends h1 a wrong digest 50 times in a row.
+    let k = net.key(1);
+    let before = net.wire_log.iter().filter(|(a, b, _)| *a == 0 && *b == 1).count();
+    for _ in 0..50 {
+        let (now, mut out) = (net.now, Out::default());
+        net.node(0).on_revocation_digest(now, k, &[0, 1, 2, 3, 4, 5, 6, 7, 8], &mut out);
+        net.collect(0, out);
+    }
+    let sent = net.wire_log.iter().filter(|(a, b, _)| *a == 0 && *b == 1).count() - before;
+    // One answer: three revocations and a digest.
+    assert!(sent <= 4, "h1 answered the same peer's digests {sent} datagrams' worth");
+    assert!(net.node(0).drops().get(DropReason::RateLimited) >= 49);
+}

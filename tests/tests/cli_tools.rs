@@ -1,6 +1,8 @@
-//! `weavers ping` (issue 15) with real daemons: a direct peer answers with
-//! its path, endpoint, round trip and MTU; a peer reached through a relay
-//! says which; an unknown peer and one that is gone exit 1 with a reason.
+//! The operator's tools (issue 15) with real daemons. `weavers ping`: a
+//! direct peer answers with its path, endpoint, round trip and MTU; a peer
+//! reached through a relay says which; an unknown peer and one that is gone
+//! exit 1 with a reason. `weavers top` shows the peers with their rates;
+//! `weavers bugreport` writes the daemon's answers into one file.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use weavers_tests::{lab_or_skip, wait_until, DaemonOpts};
 const SEC: Duration = Duration::from_secs(1);
 
 #[test]
-fn ping_reports_the_path_the_round_trip_and_failures() {
+fn ping_top_and_bugreport_against_a_relayed_mesh() {
     let Some(mut lab) = lab_or_skip(3) else { return };
     lab.block(1, 3);
     lab.start_daemon(2, DaemonOpts::new());
@@ -34,6 +36,24 @@ fn ping_reports_the_path_the_round_trip_and_failures() {
     assert_eq!((via["path"].as_str(), via["via"].as_str()), (Some("relayed"), Some("h2")), "{via}");
     let line = lab.try_cli(1, &["ping", "h3"]).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(line.contains("relayed via h2"), "{line}");
+
+    // top: one page, the peers and their rates.
+    let page = lab.try_cli(1, &["top", "-n", "1"]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(page.contains("PEER") && page.contains("GROUP"), "{page}");
+    for name in ["h2", "h3"] {
+        assert!(page.lines().any(|l| l.starts_with(name)), "no row for {name}:\n{page}");
+    }
+    // bugreport: the daemon's answers and the host's network in one file.
+    let file = lab.dir().join("report.txt");
+    let line = lab.try_cli(1, &["bugreport", "-o", file.to_str().unwrap()]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(line.starts_with("wrote "), "{line}");
+    let report = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        report.contains("\"name\":\"h1\"") && report.contains("daemon: peers"),
+        "{}",
+        &report[..report.len().min(2000)]
+    );
+    assert!(!report.contains(lab.password()), "the report holds the password");
 
     // Unknown, then gone.
     let out = lab.cli(1, &["ping", "nobody"]);
