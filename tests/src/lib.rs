@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod cni;
+pub mod faults;
 pub mod lab;
 pub mod mcast;
 pub mod netns;

@@ -9,7 +9,11 @@
 //! weavers_peer_bytes_total{peer,key,direction}              counter
 //! weavers_peer_rtt_seconds{peer,key}                        gauge
 //! weavers_peer_session_age_seconds{peer,key}                gauge (since the last handshake)
-//! weavers_drops_total{reason}                               counter
+//! weavers_drops_total{reason}                               counter, every DropReason (0 too);
+//!                                                           the tables fed from outside count
+//!                                                           here at their limits: mac_evicted,
+//!                                                           group_limit, gossip_table_full,
+//!                                                           ipam_limit, peer_evicted
 //! weavers_handshakes_total{result}                          counter
 //! weavers_tap_tx_dropped_total                              counter
 //! weavers_group_frames_total{group,kind}                    counter

@@ -10,7 +10,7 @@ use crate::keys::PublicKey;
 use crate::mac;
 use crate::session::SessionError;
 use crate::stats::DropReason;
-use crate::vnet::VNET_HDR_LEN;
+use crate::vnet::{self, PeerOffload, VnetHdr, VNET_HDR_LEN};
 use crate::wire::{self, Kind, ETH_HEADER_LEN};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -124,16 +124,36 @@ impl Node {
         direct: bool,
         io: &mut impl Io,
     ) {
-        let Some((kind, message)) = self.reassemble(now, src, via, body, direct) else { return };
+        let Some((kind, mut message)) = self.reassemble(now, src, via, body, direct) else { return };
         match kind {
-            Kind::Frame => {
-                let mut hdr = [0u8; VNET_HDR_LEN];
-                hdr.copy_from_slice(&message[..VNET_HDR_LEN]);
-                self.deliver_from(now, src, &message[VNET_HDR_LEN..], Some(&hdr), io);
-            }
+            Kind::Frame => self.deliver_super_frame(now, src, &mut message, io),
             control => self.on_control(now, src, control, &message, io),
         }
         self.reassembly.recycle(message);
+    }
+
+    /// A reassembled super-frame (its virtio-net header, then the frame)
+    /// from `src`: into the TAP with its header when that asks for sane TCP
+    /// segmentation; else, counted, completed and delivered plain when it
+    /// fits the MTU, or dropped.
+    fn deliver_super_frame(&mut self, now: Instant, src: PublicKey, message: &mut [u8], io: &mut impl Io) {
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        hdr.copy_from_slice(&message[..VNET_HDR_LEN]);
+        let h = VnetHdr::parse(&hdr);
+        let frame = &mut message[VNET_HDR_LEN..];
+        match h.from_peer(frame, self.cfg.overlay_mtu) {
+            PeerOffload::Segment => self.deliver_from(now, src, frame, Some(&hdr), io),
+            PeerOffload::Plain => {
+                self.drops.count(DropReason::BadOffload);
+                if frame.len() > self.cfg.overlay_mtu + ETH_HEADER_LEN {
+                    return;
+                }
+                if h.flags & vnet::F_NEEDS_CSUM != 0 && !vnet::complete_checksum(frame, h.csum_start, h.csum_offset) {
+                    return;
+                }
+                self.deliver_from(now, src, frame, None, io);
+            }
+        }
     }
 
     /// Frames (a bundle, after its kind byte) whose source is `src`,
@@ -167,7 +187,9 @@ impl Node {
         if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(&src, frame) {
             return;
         }
-        self.macs.learn(smac, src, now);
+        if self.macs.learn(smac, src, now) {
+            self.drops.count(DropReason::MacEvicted);
+        }
         if let Some(p) = self.peers.get_mut(&src) {
             p.traffic.rx_frames += 1;
             p.traffic.rx_bytes += frame.len() as u64;

@@ -670,6 +670,19 @@ fn membership_reports_never_cross_the_mesh() {
 }
 
 #[test]
+fn startup_queries_ask_members_to_answer_within_a_second() {
+    let mut net = Net::new(1);
+    // IGMPv3 general queries delivered into h1's bridge: their max response codes (tenths of a second).
+    let codes = |net: &Net| -> Vec<u8> {
+        net.delivered[0].iter().filter(|f| f[12..14] == [8, 0] && f[23] == 2 && f[38] == 0x11).map(|f| f[39]).collect()
+    };
+    net.run(Duration::from_secs(1));
+    assert_eq!(codes(&net), vec![10], "a (re)started daemon learns its members within a second");
+    net.run(Duration::from_secs(70));
+    assert_eq!(codes(&net), vec![10, 10, 100], "two startup queries, then the full response interval");
+}
+
+#[test]
 fn a_leave_stops_delivery_and_silent_members_expire() {
     let mut net = Net::new(3);
     for n in net.nodes.iter_mut().flatten() {
@@ -805,7 +818,7 @@ fn offloaded_super_frames_travel_whole_direct_and_relayed() {
     net.bootstrap(0, 1);
     net.bootstrap(2, 1);
     net.run(Duration::from_secs(5));
-    let hdr = [1u8, 1, 0x36, 0, 0xa8, 0x05, 0x22, 0, 0x10, 0];
+    let hdr = [1u8, 1, 0x36, 0, 0x14, 0x05, 0x22, 0, 0x10, 0]; // TCPv4, segments of 1300
     for dst in [1, 2] {
         // Teach node 0 where dst's MAC lives.
         net.send_frame(dst, BROADCAST, 100 + dst as u32);
@@ -1179,6 +1192,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 
 mod flood;
 mod info;
+mod limits;
 mod liveness;
 mod relay;
 mod trust;
