@@ -5,6 +5,8 @@
 //! - [`types`]: the JSON request and answer bodies, re-exported here
 //!   (`weavers_api::Status`...);
 //! - [`routes`]: the paths of the routes;
+//! - [`check`]: the checks of what a request carries (owner ids, peer
+//!   addresses, DNS addresses, query parameters);
 //! - [`cidr`]: the one `ADDRESS/PREFIX` parser;
 //! - [`dns_name`]: what a name in the overlay DNS and an owner tag are;
 //! - [`client`] (feature `client`): the one HTTP/1.1 client of the daemon's
@@ -12,10 +14,15 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod cidr;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod dns_name;
+/// Fuzz target bodies (needs serde_json, which comes with `client`).
+#[cfg(feature = "client")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod routes;
 pub mod types;
 

@@ -27,6 +27,9 @@ pub const DNS_LOOKUP: &str = "/v1/dns/lookup";
 /// `GET`: [`DnsStats`](crate::DnsStats).
 pub const DNS_STATS: &str = "/v1/dns/stats";
 
+/// `POST` with [`PingRequest`](crate::PingRequest): [`PingResult`](crate::PingResult).
+pub const PING: &str = "/v1/ping";
+
 /// `GET`: `[RevocationInfo]`; `POST` with
 /// [`RevocationRequest`](crate::RevocationRequest) (network-authority
 /// mode).

@@ -18,6 +18,7 @@
 //! - `DELETE /v1/dns` with [`DnsRemoveRequest`] -> [`DnsRemoved`]
 //! - `GET /v1/dns/lookup?name=NAME` -> [`DnsLookup`] (404 for an unknown name)
 //! - `GET /v1/dns/stats` -> [`DnsStats`]
+//! - `POST /v1/ping` with [`PingRequest`] -> [`PingResult`] (404 unknown peer, 504 no answer)
 //! - `GET /v1/revocations` -> `Vec<RevocationInfo>`
 //! - `POST /v1/revocations` with [`RevocationRequest`] -> [`RevocationInfo`]
 //!
@@ -79,7 +80,10 @@ pub struct PeerInfo {
     pub via: Option<String>,
     /// Round-trip time of the last keepalive, in microseconds.
     pub rtt_us: Option<u64>,
-    /// Seconds since the current session's handshake completed.
+    /// Seconds since the last handshake with the peer completed (its
+    /// newest session), while a session is kept: also once the peer stops
+    /// answering. Sessions are renewed at least every 2 minutes, so a larger
+    /// value means renewals fail.
     pub session_age_s: Option<u64>,
     /// Overlay address announced by the peer (`weavers expose`).
     pub overlay_addr: Option<String>,
@@ -497,6 +501,33 @@ pub struct IpamStatus {
 pub struct RmPeerRequest {
     /// The dead peer's name or public key.
     pub peer: String,
+}
+
+/// `POST /v1/ping`: which peer to ping (`weavers ping`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRequest {
+    /// The peer's name or public key.
+    pub peer: String,
+}
+
+/// The answer to a ping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingResult {
+    /// The peer's name.
+    pub name: String,
+    /// Its public key.
+    pub public_key: String,
+    /// `"direct"` or `"relayed"`.
+    pub path: String,
+    /// The relay's name, when relayed.
+    pub via: Option<String>,
+    /// The underlay address the ping went to (the peer's, or the relay's).
+    pub endpoint: Option<String>,
+    /// Round trip of this ping in microseconds (to the relay, when relayed:
+    /// control messages travel between direct peers only).
+    pub rtt_us: u64,
+    /// The largest frame the overlay carries (its MTU), in bytes.
+    pub overlay_mtu: u32,
 }
 
 /// `POST /v1/revocations`: a revocation signed by the network's

@@ -85,6 +85,31 @@ pub enum Command {
     #[command(subcommand)]
     Ipam(IpamCommand),
 
+    /// Ping a peer through the overlay: its path (direct or relayed), RTT, MTU
+    #[command(long_about = "Send one ping through the encrypted session to PEER (a name or a \
+        public key, as `weavers peer ls` shows them) and print its path (direct, or relayed \
+        through which peer), the underlay endpoint, the round trip and the overlay MTU. For a \
+        relayed peer the round trip is to the relay (pings travel between direct peers only). \
+        Exits 1 when the peer is unknown, has no path, or does not answer within 2 s.\n\n\
+        With --json: the daemon's PingResult object.")]
+    Ping(PingArgs),
+
+    /// A live view of peers and groups: rates and drops, refreshed
+    #[command(long_about = "Redraw, every interval, this host's peers (state, round trip, frames and \
+        bytes a second each way) and groups (local members, subscribed peers, frames a second from \
+        local senders, copies sent, frames delivered, frames dropped or refused) and the drop \
+        counters that moved, from the difference of two readings of the daemon's counters. \
+        Ctrl-C stops it. Not a terminal: plain pages one after another.")]
+    Top(TopArgs),
+
+    /// Write one file with what a bug report needs (no secrets)
+    #[command(long_about = "Write one text file holding this command's version, the daemon's \
+        status, peers, groups, IPAM, DNS and revocations, the host's links, addresses, routes, \
+        multicast memberships and bridge ports, and the daemon's last 500 log lines from journald; \
+        never the password, the identity key or the configuration file. Parts that cannot be had \
+        (the daemon is down) say why; the rest is still written. The file is mode 0600.")]
+    Bugreport(BugreportArgs),
+
     /// Network passwords (needs no daemon)
     #[command(subcommand)]
     Password(PasswordCommand),
@@ -102,6 +127,31 @@ pub enum Command {
             Keep DIR (its ca.key) off the hosts: only ca.crt goes to them."
     )]
     Ca(CaCommand),
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct TopArgs {
+    /// Seconds between pages (1 to 3600)
+    #[arg(long, short = 'i', value_name = "SECONDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+    /// Stop after this many pages
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct BugreportArgs {
+    /// Where to write it [default: ./weavers-bugreport-UNIXTIME.txt]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct PingArgs {
+    /// The peer's name or public key
+    #[arg(value_name = "PEER")]
+    pub peer: String,
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -306,14 +356,17 @@ pub enum PeerCommand {
     #[command(visible_alias = "remove")]
     Rm(PeerAddrsArgs),
 
-    /// List peers: name, public key, endpoint, state, relay, RTT, frames
+    /// List peers: name, public key, endpoint, state, relay, RTT, last handshake, bytes
     #[command(
         visible_alias = "list",
         long_about = "List the peers this host knows: name, public key (shortened; \
             --json has it whole), underlay endpoint, state (connected, relayed, \
             connecting, unreachable), the next hop when relayed, round-trip time in \
-            milliseconds, and the overlay frames sent to and received from it.\n\n\
-            With --json: the daemon's array of PeerInfo objects."
+            milliseconds, how long ago the last handshake with it completed (renewed \
+            at least every 2 minutes), and the overlay bytes sent to and received \
+            from it.\n\n\
+            With --json: the daemon's array of PeerInfo objects (with session_age_s, \
+            and frames and bytes each way)."
     )]
     Ls,
 }
@@ -445,6 +498,13 @@ mod tests {
         assert_eq!(parse(&["password", "generate"]).unwrap().command, Command::Password(PasswordCommand::Generate));
         assert!(parse(&["password"]).is_err());
         assert!(parse(&["password", "generate", "extra"]).is_err());
+    }
+
+    #[test]
+    fn ping_takes_one_peer() {
+        assert_eq!(parse(&["ping", "h2"]).unwrap().command, Command::Ping(PingArgs { peer: "h2".into() }));
+        assert!(parse(&["ping"]).is_err());
+        assert!(parse(&["ping", "a", "b"]).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `weavers`: the command line of the weavers overlay. It talks to the
 //! daemon (`weaversd`) over the control socket; see `weavers --help`.
 
+mod bugreport;
 mod ca;
 mod cli;
 mod output;
 mod password;
+mod top;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,13 +15,14 @@ use clap::Parser;
 use weavers_api::client::{decode, Bytes, Method};
 use weavers_api::{
     routes, Client, ClientError, DnsAddRequest, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoveRequest, DnsRemoved,
-    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, RevocationInfo,
-    RevocationRequest, RmPeerRequest, Status,
+    DnsStats, ExposeRequest, ExposeResponse, GroupInfo, IpamStatus, PeerAddrs, PeerInfo, PingRequest, PingResult,
+    RevocationInfo, RevocationRequest, RmPeerRequest, Status,
 };
 
 use crate::cli::{CaCommand, Cli, Command, DnsCommand, IpamCommand, PasswordCommand, PeerCommand};
 
 fn main() -> ExitCode {
+    weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -126,6 +129,13 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Dns(DnsCommand::Stats) => {
             let body = client.get_raw(routes::DNS_STATS).await?;
             render(cli.json, body, |s: DnsStats| output::dns_stats(&s))
+        }
+        Command::Top(args) => Ok(top::run(&client, std::time::Duration::from_secs(args.interval), args.count).await?),
+        Command::Bugreport(args) => bugreport::run(&client, args.out.as_deref()).await.map_err(Failure::Other),
+        Command::Ping(args) => {
+            let req = PingRequest { peer: args.peer.clone() };
+            let body = client.send_raw(Method::POST, routes::PING, &req).await?;
+            render(cli.json, body, |p: PingResult| output::ping_line(&p))
         }
         Command::Ca(CaCommand::Init(args)) => ca::init(args).map_err(Failure::Other),
         Command::Ca(CaCommand::Sign(args)) => ca::sign(args).map_err(Failure::Other),

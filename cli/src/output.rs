@@ -104,6 +104,39 @@ pub fn short_key(key: &str) -> String {
     s
 }
 
+/// Bytes as `wg show` gives them: `512 B`, then KiB, MiB, GiB, TiB with two
+/// decimals (rounded; integers only).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut unit = 0;
+    let mut div: u128 = 1024;
+    while unit + 1 < UNITS.len() && u128::from(n) >= div * 1024 {
+        unit += 1;
+        div *= 1024;
+    }
+    let hundredths = (u128::from(n) * 100 + div / 2) / div;
+    format!("{}.{:02} {}", hundredths / 100, hundredths % 100, UNITS[unit])
+}
+
+/// An age as the two largest units: `7s ago`, `2m 5s ago`, `3h 4m ago`,
+/// `2d 1h ago`.
+pub fn ago(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let text = if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    };
+    text + " ago"
+}
+
 /// Milliseconds with two decimals, rounded to the nearest 10 us (in integers:
 /// no float formatting surprises).
 pub fn rtt_ms(rtt_us: Option<u64>) -> String {
@@ -127,8 +160,9 @@ pub fn peer_table(peers: &[PeerInfo]) -> String {
         ("STATE", Align::Left),
         ("VIA", Align::Left),
         ("RTT(ms)", Align::Right),
-        ("TX FRAMES", Align::Right),
-        ("RX FRAMES", Align::Right),
+        ("HANDSHAKE", Align::Right),
+        ("SENT", Align::Right),
+        ("RECEIVED", Align::Right),
     ]);
     for p in peers {
         t.row(vec![
@@ -138,8 +172,9 @@ pub fn peer_table(peers: &[PeerInfo]) -> String {
             p.state.as_str().to_string(),
             or_dash(p.via.as_deref()),
             rtt_ms(p.rtt_us),
-            p.traffic.tx_frames.to_string(),
-            p.traffic.rx_frames.to_string(),
+            p.session_age_s.map(ago).unwrap_or_else(|| "-".into()),
+            bytes(p.traffic.tx_bytes),
+            bytes(p.traffic.rx_bytes),
         ]);
     }
     t.render()
@@ -353,6 +388,24 @@ pub fn status_page(s: &Status) -> String {
     out
 }
 
+/// `weavers ping`'s line: `h2 (KEY...): direct to 10.99.0.2:6783, 0.42 ms, overlay MTU 1375`.
+pub fn ping_line(p: &weavers_api::PingResult) -> String {
+    let key: String = p.public_key.chars().take(8).collect();
+    let path = match &p.via {
+        Some(v) => format!("relayed via {}", clean(v, MAX_CELL)),
+        None => "direct".to_owned(),
+    };
+    let to = p.endpoint.as_deref().map(|e| format!(" to {}", clean(e, 64))).unwrap_or_default();
+    let rtt = p.rtt_us as f64 / 1000.0;
+    let what = if p.via.is_some() { "round trip to the relay" } else { "round trip" };
+    format!(
+        "{} ({}...): {path}{to}, {what} {rtt:.2} ms, overlay MTU {}\n",
+        clean(&p.name, MAX_CELL),
+        clean(&key, 8),
+        p.overlay_mtu
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +421,7 @@ mod tests {
             rtt_us: Some(420),
             session_age_s: Some(3),
             overlay_addr: None,
-            traffic: TrafficCounters { tx_frames: 12345, tx_bytes: 1, rx_frames: 7, rx_bytes: 1 },
+            traffic: TrafficCounters { tx_frames: 12345, tx_bytes: 1_264_000, rx_frames: 7, rx_bytes: 980 },
         }
     }
 
@@ -391,18 +444,37 @@ mod tests {
         relayed.endpoint = None;
         relayed.via = Some("b".into());
         relayed.rtt_us = None;
+        relayed.session_age_s = Some(125);
         let mut unnamed = peer("", PeerState::Connecting);
         unnamed.rtt_us = Some(1_999_996);
+        unnamed.session_age_s = None;
         let text = peer_table(&[relayed, peer("b", PeerState::Connected), unnamed]);
         assert_eq!(
             text,
             "\
-NAME  PUBLIC KEY     ENDPOINT        STATE       VIA  RTT(ms)  TX FRAMES  RX FRAMES
--     KEY4567890...  192.0.2.2:6783  connecting  -    2000.00      12345          7
-b     bKEY456789...  192.0.2.2:6783  connected   -       0.42      12345          7
-c     cKEY456789...  -               relayed     b          -      12345          7
+NAME  PUBLIC KEY     ENDPOINT        STATE       VIA  RTT(ms)  HANDSHAKE      SENT  RECEIVED
+-     KEY4567890...  192.0.2.2:6783  connecting  -    2000.00          -  1.21 MiB     980 B
+b     bKEY456789...  192.0.2.2:6783  connected   -       0.42     3s ago  1.21 MiB     980 B
+c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 MiB     980 B
 "
         );
+    }
+
+    #[test]
+    fn bytes_and_ages_read_like_wg_show() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.00 KiB");
+        assert_eq!(bytes(1_264_000), "1.21 MiB");
+        assert_eq!(bytes(1024 * 1024 - 1), "1024.00 KiB");
+        assert_eq!(bytes(5 << 30), "5.00 GiB");
+        assert_eq!(bytes(u64::MAX), "16777216.00 TiB");
+        assert_eq!(ago(0), "0s ago");
+        assert_eq!(ago(59), "59s ago");
+        assert_eq!(ago(125), "2m 5s ago");
+        assert_eq!(ago(3 * 3600 + 4 * 60 + 5), "3h 4m ago");
+        assert_eq!(ago(2 * 86_400 + 3600), "2d 1h ago");
+        assert_eq!(ago(u64::MAX), "213503982334601d 7h ago");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `DELETE /v1/dns` | [`DnsRemoveRequest`] | `200` [`DnsRemoved`](weavers_api::DnsRemoved) (maybe none) |
 //! | `GET /v1/dns/lookup?name=NAME` | | `200` [`DnsLookup`](weavers_api::DnsLookup), `404` for no such name |
 //! | `GET /v1/dns/stats` | | `200` [`DnsStats`](weavers_api::DnsStats) |
+//! | `POST /v1/ping` | [`PingRequest`] | `200` [`PingResult`](weavers_api::PingResult), `404` no such peer or no path, `504` no answer in 2 s |
 //! | `GET /v1/revocations` | | `200` `[RevocationInfo]` |
 //! | `POST /v1/revocations` | [`RevocationRequest`] | `200` [`RevocationInfo`](weavers_api::RevocationInfo), `400` when refused |
 //!
@@ -35,7 +36,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -52,21 +52,19 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
+use weavers_api::check::{self, parse_dns_addr, query_param, truncate_utf8, validate_owner};
+#[cfg(test)]
+use weavers_api::check::{validate_peer_addr, MAX_PEERS_PER_REQUEST};
 use weavers_api::{
     dns_name, routes, AllocateRequest, ApiError, Cidr, DnsAddRequest, DnsRemoveRequest, ExposeRequest, GcRequest,
-    PeerAddrs, ReleaseRequest, RevocationRequest, RmPeerRequest,
+    PeerAddrs, PingRequest, ReleaseRequest, RevocationRequest, RmPeerRequest,
 };
 use weavers_proto::dns::Selector;
-use weavers_proto::ipam::MAX_OWNER_ID_LEN;
 
 use crate::control::{AllocateError, Command, DnsAdd};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Most addresses in one `POST`/`DELETE /v1/peers`.
-pub const MAX_PEERS_PER_REQUEST: usize = 128;
-/// Longest `HOST[:PORT]` accepted (a DNS name is at most 253 bytes).
-pub const MAX_ADDR_LEN: usize = 255;
 /// How long a handler waits for the data-plane task (peer names may need DNS).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may still run once shutdown was asked for.
@@ -212,6 +210,7 @@ pub(crate) fn router(tx: mpsc::Sender<Command>) -> Router {
         .route(routes::DNS_LOOKUP, get(lookup_dns))
         .route(routes::DNS_STATS, get(dns_stats))
         .route(routes::REVOCATIONS, get(get_revocations).post(add_revocation))
+        .route(routes::PING, post(ping))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -238,14 +237,6 @@ async fn get_groups(State(tx): Tx) -> Result<Response, Failure> {
 async fn get_ipam(State(tx): Tx) -> Result<Response, Failure> {
     let status = ask(&tx, Command::IpamStatus).await?;
     Ok(Json(status).into_response())
-}
-
-/// An owner id: what CNI gives (`CONTAINERID/IFNAME`), printable, bounded.
-fn validate_owner(owner: &str) -> Result<(), String> {
-    if owner.is_empty() || owner.len() > MAX_OWNER_ID_LEN || !owner.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("owner must be 1 to {MAX_OWNER_ID_LEN} printable characters without spaces"));
-    }
-    Ok(())
 }
 
 async fn ipam_allocate(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
@@ -309,6 +300,16 @@ async fn expose(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Re
     }
     let answer = ask(&tx, |r| Command::Expose(req.cidr, r)).await?;
     Ok(Json(answer.map_err(Failure::refused)?).into_response())
+}
+
+async fn ping(State(tx): Tx, body: Result<Bytes, BytesRejection>) -> Result<Response, Failure> {
+    use crate::control::PingError;
+    let req: PingRequest = parse_body(body)?;
+    match ask(&tx, |r| Command::Ping(req.peer, r)).await? {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(PingError::Unknown(m)) => Err(Failure { status: StatusCode::NOT_FOUND, message: m }),
+        Err(PingError::NoAnswer(m)) => Err(Failure { status: StatusCode::GATEWAY_TIMEOUT, message: m }),
+    }
 }
 
 async fn get_revocations(State(tx): Tx) -> Result<Response, Failure> {
@@ -409,94 +410,8 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
 
 /// Check a whole list before anything is sent to the daemon.
 fn validate_peer_list(peers: Vec<String>) -> Result<Vec<String>, Failure> {
-    if peers.is_empty() {
-        return Err(Failure::bad_request("no peer address given".into()));
-    }
-    if peers.len() > MAX_PEERS_PER_REQUEST {
-        return Err(Failure::bad_request(format!(
-            "too many peer addresses ({}, at most {MAX_PEERS_PER_REQUEST} per request)",
-            peers.len()
-        )));
-    }
-    for p in &peers {
-        validate_peer_addr(p).map_err(Failure::bad_request)?;
-    }
+    check::validate_peer_list(&peers).map_err(Failure::bad_request)?;
     Ok(peers)
-}
-
-/// Syntax check of `HOST[:PORT]`: a DNS name, an IPv4 address, a bare IPv6
-/// address, or `[IPv6]`, with an optional port 1-65535. Resolving is the
-/// daemon's job.
-pub fn validate_peer_addr(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("empty peer address".into());
-    }
-    if s.len() > MAX_ADDR_LEN {
-        return Err(format!("peer address too long ({} bytes, at most {MAX_ADDR_LEN})", s.len()));
-    }
-    let bad = || format!("invalid peer address {s:?}: expected HOST[:PORT]");
-    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("invalid peer address {s:?}: contains whitespace or control characters"));
-    }
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (inner, after) = rest.split_once(']').ok_or_else(bad)?;
-        if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("invalid peer address {s:?}: {inner:?} is not an IPv6 address"));
-        }
-        match after {
-            "" => (None, None),
-            _ => (None, Some(after.strip_prefix(':').ok_or_else(bad)?)),
-        }
-    } else if s.matches(':').count() >= 2 {
-        // A bare IPv6 address cannot carry a port.
-        if s.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("invalid peer address {s:?}: write an IPv6 address with a port as [ADDR]:PORT"));
-        }
-        (None, None)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(s), None),
-        }
-    };
-    if let Some(host) = host {
-        validate_host(host).map_err(|why| format!("invalid peer address {s:?}: {why}"))?;
-    }
-    if let Some(port) = port {
-        let ok = !port.is_empty()
-            && port.len() <= 5
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && matches!(port.parse::<u16>(), Ok(p) if p != 0);
-        if !ok {
-            return Err(format!("invalid peer address {s:?}: port must be a number from 1 to 65535"));
-        }
-    }
-    Ok(())
-}
-
-fn validate_host(host: &str) -> Result<(), &'static str> {
-    if host.is_empty() {
-        return Err("empty host");
-    }
-    if host.parse::<IpAddr>().is_ok() {
-        return Ok(());
-    }
-    if host.len() > 253 {
-        return Err("host name longer than 253 bytes");
-    }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err("each part of a host name must be 1 to 63 characters");
-        }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err("a host name may hold only letters, digits, '-', '_' and '.'");
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err("a part of a host name may not start or end with '-'");
-        }
-    }
-    Ok(())
 }
 
 /// Checks `POST /v1/dns` completely: the name (normalised), the address
@@ -517,53 +432,6 @@ pub fn validate_dns_remove(req: &DnsRemoveRequest) -> Result<Selector, String> {
         return Err("an address is removed together with its name: give the name too".into());
     }
     Selector::new(req.name.as_deref(), addr, req.owner.as_deref()).map_err(|e| e.to_string())
-}
-
-fn parse_dns_addr(s: &str) -> Result<IpAddr, String> {
-    let mut shown = s.to_string();
-    truncate_utf8(&mut shown, 64);
-    let addr: IpAddr = s.parse().map_err(|_| format!("invalid address {shown:?}: expected an IPv4 or IPv6 address"))?;
-    if addr.is_unspecified() {
-        return Err(format!("{addr} is not an address a name can have"));
-    }
-    Ok(addr)
-}
-
-/// The value of `key` in a URL query string, percent-decoded (`+` is a
-/// space); None when absent or not valid UTF-8 after decoding.
-fn query_param(query: &str, key: &str) -> Option<String> {
-    let raw = query.split('&').find_map(|kv| match kv.split_once('=') {
-        Some((k, v)) if k == key => Some(v),
-        None if kv == key => Some(""),
-        _ => None,
-    })?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
-    }
 }
 
 /// An error answer: a status and an [`ApiError`] body.

@@ -1,6 +1,7 @@
 //! The daemon's settings: flags, `WEAVERS_*` environment variables and an
 //! optional TOML file (`--config`), in that order of precedence.
 
+use crate::logging::{LogFormat, LogOptions};
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde::Deserialize;
@@ -70,6 +71,15 @@ pub struct Flags {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)
     #[arg(long, env = "WEAVERS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one JSON object a line) on stderr
+    /// [default: text]
+    #[arg(long, env = "WEAVERS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to log: error, warn, info, debug, trace, or tracing directives
+    /// such as `info,weaversd=debug`. Without it, RUST_LOG is honoured, then
+    /// the config file's log_level [default: info]
+    #[arg(long, env = "WEAVERS_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// Seconds between the IGMP/MLD general queries of this host's querier;
     /// a member that stops reporting is dropped after 2 intervals plus the
     /// response time [default: 125]
@@ -106,6 +116,20 @@ pub fn state_dir(flags: &Flags) -> anyhow::Result<PathBuf> {
     Ok(file.state_dir.unwrap_or_else(|| "/var/lib/weavers".into()))
 }
 
+/// The logging settings from the flags and the `--config` file (read
+/// before anything else, so that what follows is logged as asked).
+pub fn log_options(flags: &Flags) -> anyhow::Result<LogOptions> {
+    let mut opts =
+        LogOptions { format: flags.log_format.unwrap_or_default(), level: flags.log_level.clone(), file_level: None };
+    if let Some(p) = &flags.config {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+        let file: FileConfig = toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?;
+        opts.format = flags.log_format.or(file.log_format).unwrap_or_default();
+        opts.file_level = file.log_level;
+    }
+    Ok(opts)
+}
+
 /// The `--config` file: the same settings, all optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +148,8 @@ struct FileConfig {
     bridge: Option<String>,
     ipalloc_range: Option<String>,
     metrics_addr: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
     query_interval: Option<u64>,
     dns_upstream: Option<SocketAddr>,
     dns_port: Option<u16>,
@@ -212,7 +238,11 @@ impl Settings {
             password,
             authority,
             network,
-            peers: if flags.peer.is_empty() { file.peer } else { flags.peer },
+            // Empty entries (an empty WEAVERS_PEER, a trailing comma) are no peers.
+            peers: if flags.peer.iter().all(|p| p.trim().is_empty()) { file.peer } else { flags.peer }
+                .into_iter()
+                .filter(|p| !p.trim().is_empty())
+                .collect(),
             name,
             bridge,
             ipalloc_range,
@@ -255,6 +285,12 @@ mod tests {
         assert_eq!(s.name, "from-flag");
         assert_eq!(s.bridge, "wvb");
         assert_eq!(s.peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
+        // An empty --peer (WEAVERS_PEER="" in a manifest) is no peer.
+        let flags = Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--peer", ""]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().peers, vec!["10.0.0.1", "10.0.0.2:7000"]);
+        let flags =
+            Flags::try_parse_from(["weaversd", "--config", cfg.to_str().unwrap(), "--peer", "10.0.0.9,"]).unwrap();
+        assert_eq!(Settings::load(flags).unwrap().peers, vec!["10.0.0.9"]);
         assert_eq!(s.listen, "0.0.0.0:6783".parse().unwrap());
         assert_eq!(s.dns_upstream, Some("192.0.2.53:53".parse().unwrap()));
         assert_eq!(s.dns_port, 53);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use tokio::sync::oneshot;
 use weavers_api::{
     Allocation, DnsEntryInfo, DnsLookup, DnsRecordInfo, DnsRemoved, DnsStats, ExposeResponse, GroupInfo, IpamStatus,
-    PeerAddrs, PeerInfo, Released, RevocationInfo, Status,
+    PeerAddrs, PeerInfo, PingResult, Released, RevocationInfo, Status,
 };
 use weavers_proto::dns::Selector;
 
@@ -36,8 +36,19 @@ pub enum Command {
     /// A revocation's text form (network-authority mode).
     AddRevocation(String, oneshot::Sender<Result<RevocationInfo, String>>),
     Revocations(oneshot::Sender<Vec<RevocationInfo>>),
+    /// `weavers ping`: a peer's name or key.
+    Ping(String, oneshot::Sender<Result<PingResult, PingError>>),
     /// Read `--cert` again now (SIGHUP).
     ReloadCert,
+}
+
+/// Why a ping got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingError {
+    /// No such peer, or no path to it.
+    Unknown(String),
+    /// No pong within the wait (2 s).
+    NoAnswer(String),
 }
 
 /// Why an allocation was not made.

@@ -1,5 +1,5 @@
-//! The DNS server: UDP and TCP on the bridge's overlay address (port 53 by
-//! default), answering names under `weavers.local.` from the merged table
+//! The DNS server: UDP and TCP on the bridge's overlay addresses (port 53
+//! by default: the exposed one, and the containers' gateway), answering names under `weavers.local.` from the merged table
 //! the data plane keeps up to date, and passing other names to
 //! `--dns-upstream` when one is given (over UDP, bounded in number and
 //! time) or refusing them.
@@ -75,6 +75,10 @@ fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
 struct Running {
     addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    /// Served for as long as the daemon runs (the containers' gateway,
+    /// which containers keep as their name server), not only until
+    /// another address is exposed.
+    kept: bool,
 }
 
 impl Drop for Running {
@@ -92,7 +96,8 @@ pub struct DnsService {
     /// Port to serve on; 0 turns the server off.
     port: u16,
     upstream: Option<SocketAddr>,
-    running: Option<Running>,
+    /// The addresses served, in the order they were first served.
+    running: Vec<Running>,
     error: Option<String>,
     forwards: Arc<Semaphore>,
 }
@@ -103,28 +108,43 @@ impl DnsService {
             shared: Arc::default(),
             port,
             upstream,
-            running: None,
+            running: Vec::new(),
             error: None,
             forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
         }
     }
 
-    /// Serves on `ip` (the bridge's address), moving from the address
-    /// served so far. Failures are logged and shown in the stats; the
-    /// daemon goes on without DNS.
+    /// Serves on `ip` (the address `weavers expose` gave the bridge),
+    /// moving from the exposed address served so far (addresses kept by
+    /// [`DnsService::keep_serving_on`] stay served). Failures are logged
+    /// and shown in the stats; the daemon goes on without DNS there.
     pub fn serve_on(&mut self, ip: IpAddr) {
+        self.serve(ip, false);
+    }
+
+    /// Serves on `ip` (the containers' gateway) for as long as the daemon
+    /// runs: containers keep it as their name server. Failures as for
+    /// [`DnsService::serve_on`].
+    pub fn keep_serving_on(&mut self, ip: IpAddr) {
+        self.serve(ip, true);
+    }
+
+    fn serve(&mut self, ip: IpAddr, keep: bool) {
         if self.port == 0 {
             return;
         }
         let addr = SocketAddr::new(ip, self.port);
-        if self.running.as_ref().is_some_and(|r| r.addr == addr) {
+        if !keep {
+            self.running.retain(|r| r.kept || r.addr == addr);
+        }
+        if let Some(r) = self.running.iter_mut().find(|r| r.addr == addr) {
+            r.kept |= keep;
             return;
         }
-        self.running = None;
-        match self.start(addr) {
+        match self.start(addr, keep) {
             Ok(r) => {
                 tracing::info!(%addr, upstream = ?self.upstream, "DNS server for weavers.local serving");
-                self.running = Some(r);
+                self.running.push(r);
                 self.error = None;
             }
             Err(e) => {
@@ -134,7 +154,7 @@ impl DnsService {
         }
     }
 
-    fn start(&self, addr: SocketAddr) -> std::io::Result<Running> {
+    fn start(&self, addr: SocketAddr, kept: bool) -> std::io::Result<Running> {
         let udp = Arc::new(UdpSocket::from_std(bind(addr, socket2::Type::DGRAM)?.into())?);
         let tcp = bind(addr, socket2::Type::STREAM)?;
         tcp.listen(128)?;
@@ -142,7 +162,7 @@ impl DnsService {
         let conns = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
         let u = tokio::spawn(serve_udp(udp, self.shared.clone(), self.upstream, self.forwards.clone()));
         let t = tokio::spawn(serve_tcp(tcp, self.shared.clone(), self.upstream, self.forwards.clone(), conns));
-        Ok(Running { addr, tasks: vec![u, t] })
+        Ok(Running { addr, tasks: vec![u, t], kept })
     }
 
     /// Replaces the table's contents (the data plane's merged view).
@@ -158,7 +178,8 @@ impl DnsService {
     pub fn stats(&self) -> DnsStats {
         let s = lock(&self.shared);
         DnsStats {
-            listening: self.running.as_ref().map(|r| r.addr.to_string()),
+            listening: (!self.running.is_empty())
+                .then(|| self.running.iter().map(|r| r.addr.to_string()).collect::<Vec<_>>().join(", ")),
             error: self.error.clone(),
             upstream: self.upstream.map(|u| u.to_string()),
             entries: s.table.rows().len() as u64,
@@ -313,11 +334,10 @@ async fn tcp_connection(
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
             return;
         }
-        let n = u16::from_be_bytes(len) as usize;
-        if n > MAX_QUERY_LEN {
+        let Some(n) = message::tcp_query_len(len) else {
             lock(shared).stats.dropped += 1;
             return;
-        }
+        };
         let mut query = vec![0u8; n];
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await, Ok(Ok(_))) {
             return;
@@ -340,10 +360,7 @@ async fn tcp_connection(
             }
             Outcome::Drop => return,
         };
-        let Ok(len) = u16::try_from(reply.len()) else { return };
-        let mut out = Vec::with_capacity(2 + reply.len());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&reply);
+        let Some(out) = message::tcp_frame(&reply) else { return };
         if !matches!(tokio::time::timeout(TCP_IDLE, stream.write_all(&out)).await, Ok(Ok(()))) {
             return;
         }
@@ -445,6 +462,36 @@ mod tests {
         // Moving to another address stops the old one.
         svc.serve_on("127.0.0.2".parse().unwrap());
         assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_kept_address_stays_served_when_another_is_exposed() {
+        let mut svc = DnsService::new(free_port(), None);
+        svc.update(rows());
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), svc.port);
+        let (gw, exposed, moved) = (at("127.0.0.3"), at("127.0.0.4"), at("127.0.0.5"));
+        svc.keep_serving_on(gw.ip());
+        svc.serve_on(exposed.ip());
+        assert_eq!(svc.stats().listening, Some(format!("{gw}, {exposed}")), "{:?}", svc.stats().error);
+        // Exposing another address moves the exposed one only.
+        svc.serve_on(moved.ip());
+        assert_eq!(svc.stats().listening, Some(format!("{gw}, {moved}")));
+        assert!(TcpStream::connect(exposed).await.is_err());
+        for addr in [gw, moved] {
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            c.connect(addr).await.unwrap();
+            c.send(&build_query(3, "web.weavers.local.", hickory_a(), None)).await.unwrap();
+            let mut buf = vec![0u8; 2048];
+            let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf)).await.unwrap().unwrap();
+            assert_eq!(a_records(&buf[..n]).1.len(), 2, "{addr}");
+        }
+        // The gateway, exposed too (`weavers expose` without an address
+        // takes the host's IPAM address, the gateway's): still one server,
+        // and kept when another address is exposed later.
+        svc.serve_on(gw.ip());
+        assert_eq!(svc.stats().listening, Some(gw.to_string()));
+        svc.serve_on(exposed.ip());
+        assert_eq!(svc.stats().listening, Some(format!("{gw}, {exposed}")));
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod dataplane;
 mod dns;
 mod host;
 mod kernel_io;
+mod logging;
 mod metrics;
 mod netdev;
 mod password;
@@ -25,26 +26,37 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let flags = config::Flags::parse();
+    weavers_docgen::generate_if_asked(<config::Flags as clap::CommandFactory>::command);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let flags = match config::Flags::try_parse_from(&args) {
+        Ok(f) => f,
+        Err(e) if e.use_stderr() && logging::json_requested(&args) => logging::usage_error(&e),
+        Err(e) => e.exit(),
+    };
+    let logged = config::log_options(&flags).and_then(|o| logging::init(&o));
+    if let Err(e) = logged {
+        // Log as far as the flags alone say, then stop on the error.
+        let flags_only = logging::LogOptions { format: flags.log_format.unwrap_or_default(), ..Default::default() };
+        let _ = logging::init(&flags_only);
+        exit_on(e);
+    }
     if flags.print_public_key {
         match config::state_dir(&flags).and_then(|d| state::StateDir::open(&d)?.identity()) {
             Ok(id) => println!("{}", id.public),
-            Err(e) => {
-                eprintln!("weaversd: {e:#}");
-                std::process::exit(1);
-            }
+            Err(e) => exit_on(e),
         }
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(flags)) {
-        eprintln!("weaversd: {e:#}");
-        std::process::exit(1);
+        exit_on(e);
     }
+}
+
+/// Reports an error that stops the daemon (as a log record in JSON mode) and exits 1.
+fn exit_on(e: anyhow::Error) -> ! {
+    logging::fatal(&e);
+    std::process::exit(1)
 }
 
 async fn run(flags: config::Flags) -> anyhow::Result<()> {
@@ -98,14 +110,9 @@ async fn run(flags: config::Flags) -> anyhow::Result<()> {
     hup_task.abort();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 
-    // Best-effort teardown: collect every error rather than stopping at the first.
-    let mut errors = Vec::new();
-    if let Err(e) = netdev.delete_link(&tap_name).await {
-        errors.push(format!("removing {tap_name}: {e}"));
-    }
-    if let Err(e) = netdev.delete_link(&settings.bridge).await {
-        errors.push(format!("removing {}: {e}", settings.bridge));
-    }
+    // Best-effort teardown: collect every error rather than stopping at the
+    // first. The bridge stays while containers are attached to it.
+    let mut errors = netdev.teardown(&settings.bridge, &tap_name).await;
     match api_task.await {
         Ok(Err(e)) => errors.push(format!("control API: {e:#}")),
         Err(e) => errors.push(format!("control API task: {e}")),

@@ -17,10 +17,25 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use weavers_netlink::{check_ifname, BridgeOptions, Link, LinkSettings, McastRouter, Netlink, NetlinkError, Route};
+use weavers_netlink::{
+    check_ifname, BridgeOptions, Link, LinkRoute, LinkSettings, McastRouter, Netlink, NetlinkError, Route, SourceRule,
+};
 
 /// MTU assumed for the underlay when no interface tells better.
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
+
+/// The name of the TAP the daemon attaches to the bridge `bridge`.
+pub fn tap_name(bridge: &str) -> String {
+    format!("{bridge}-tap")
+}
+
+/// The routing table that carries what the containers' gateway address
+/// sends into the overlay (see [`Netdev::ensure_source_routing`]), and the
+/// priority of the rule that selects it (`ip rule`: `from ADDR lookup
+/// 6783`). 6783 is weavers' UDP port, easy to recognise.
+pub const SOURCE_TABLE: u32 = 6783;
+/// See [`SOURCE_TABLE`].
+pub const SOURCE_RULE_PRIORITY: u32 = 6783;
 
 /// What went wrong, on which interface, during which operation.
 ///
@@ -216,6 +231,115 @@ impl Netdev {
     pub async fn add_address(&self, ifname: &str, addr: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
         let link = self.require_link("adding address", ifname).await?;
         Ok(self.nl.add_address(&link, addr, prefix_len).await?)
+    }
+
+    /// Adds `addr/prefix_len` to `ifname` without the route to its prefix
+    /// (`noprefixroute`): the host's routing table does not change. For the
+    /// containers' gateway on a host that was not exposed. `false` if the
+    /// address was there already.
+    pub async fn add_address_no_prefix_route(
+        &self,
+        ifname: &str,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<bool, NetdevError> {
+        let link = self.require_link("adding address", ifname).await?;
+        Ok(self.nl.add_address_no_prefix_route(&link, addr, prefix_len).await?)
+    }
+
+    /// The addresses of `ifname`, with their prefix lengths.
+    pub async fn addresses(&self, ifname: &str) -> Result<Vec<(IpAddr, u8)>, NetdevError> {
+        let link = self.require_link("listing addresses of", ifname).await?;
+        Ok(self.nl.addresses(&link).await?)
+    }
+
+    /// Makes sure the main table routes `addr/prefix_len`'s prefix through
+    /// `ifname` as the kernel does for an address it adds (`proto kernel
+    /// scope link src ADDR`): the address may have been put there without
+    /// it ([`Netdev::add_address_no_prefix_route`]). IPv4 only (an IPv6
+    /// address is never added without its route). `true` if it was added.
+    pub async fn ensure_prefix_route(&self, ifname: &str, addr: IpAddr, prefix_len: u8) -> Result<bool, NetdevError> {
+        if !addr.is_ipv4() {
+            return Ok(false);
+        }
+        let link = self.require_link("adding prefix route", ifname).await?;
+        let route = LinkRoute { dst: addr, prefix_len, table: Route::MAIN_TABLE, src: Some(addr), kernel: true };
+        Ok(self.nl.add_link_route(&link, &route).await?)
+    }
+
+    /// Lets the host answer the overlay from `addr` (on `ifname`, without
+    /// its prefix route) and nothing else: a route to `addr/prefix_len`'s
+    /// prefix through `ifname` in [`SOURCE_TABLE`], and a rule sending what
+    /// `addr` sends to that table. The main table does not change, so the
+    /// host's own traffic never enters the overlay; replies from `addr`
+    /// (DNS, ICMP) reach the containers, and strict reverse-path filtering
+    /// accepts their queries. Rules of the table for another address
+    /// (left by an earlier run) are removed. Idempotent.
+    pub async fn ensure_source_routing(&self, ifname: &str, addr: IpAddr, prefix_len: u8) -> Result<(), NetdevError> {
+        let link = self.require_link("routing the gateway address of", ifname).await?;
+        let route = LinkRoute { dst: addr, prefix_len, table: SOURCE_TABLE, src: None, kernel: false };
+        self.nl.add_link_route(&link, &route).await?;
+        let rule = SourceRule::from_host(addr, SOURCE_TABLE, SOURCE_RULE_PRIORITY);
+        for old in self.nl.rules_to_table(addr.is_ipv6(), SOURCE_TABLE).await? {
+            if old != rule {
+                self.nl.delete_source_rule(&old).await?;
+            }
+        }
+        self.nl.add_source_rule(&rule).await?;
+        Ok(())
+    }
+
+    /// The ports of the bridge `bridge` but `except` (the TAP): the
+    /// containers' host-side veths, or anything else attached to it.
+    pub async fn bridge_ports(&self, bridge: &str, except: &str) -> Result<Vec<String>, NetdevError> {
+        let Some(br) = self.nl.link(bridge).await? else { return Ok(Vec::new()) };
+        Ok(self
+            .nl
+            .links()
+            .await?
+            .into_iter()
+            .filter(|l| l.controller == Some(br.index) && l.name != except)
+            .map(|l| l.name)
+            .collect())
+    }
+
+    /// The shutdown: removes the TAP, then the bridge (with its addresses
+    /// and routes) and the rules of [`SOURCE_TABLE`], unless other ports
+    /// (containers' veths) are attached to it: then the bridge stays as it
+    /// is, so that the containers keep their interfaces, addresses and
+    /// local traffic, and the next start takes it over. Best effort: every
+    /// error is returned, in words.
+    pub async fn teardown(&self, bridge: &str, tap: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.delete_link(tap).await {
+            errors.push(format!("removing {tap}: {e}"));
+        }
+        match self.bridge_ports(bridge, tap).await {
+            Ok(ports) if !ports.is_empty() => {
+                tracing::info!(bridge, ports = ports.len(), "keeping the bridge: containers are attached to it");
+                return errors;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                errors.push(format!("listing the ports of {bridge} (kept): {e}"));
+                return errors;
+            }
+        }
+        if let Err(e) = self.delete_link(bridge).await {
+            errors.push(format!("removing {bridge}: {e}"));
+        }
+        // IPv4 only: the containers' gateway comes from IPAM, which shares out an IPv4 range.
+        match self.nl.rules_to_table(false, SOURCE_TABLE).await {
+            Ok(rules) => {
+                for r in rules {
+                    if let Err(e) = self.nl.delete_source_rule(&r).await {
+                        errors.push(format!("removing rule: {e}"));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("listing rules: {e}")),
+        }
+        errors
     }
 
     /// Routes multicast through `ifname` (the bridge) so that ordinary
@@ -586,6 +710,57 @@ mod tests {
                 nd.find_link("this-name-is-too-long").await,
                 Err(NetdevError::Netlink(NetlinkError::InvalidName { .. }))
             ));
+        });
+    }
+
+    #[test]
+    fn gateway_address_source_routing_and_teardown() {
+        in_fresh_netns(|| async {
+            let nd = Netdev::new().await.expect("netlink");
+            let (br, tap) = ("wvt-br", "wvt-br-tap");
+            let idx = nd.ensure_bridge(br, 1400).await.expect("bridge");
+            let t = Tap::open(tap).expect("tap");
+            nd.attach_tap(tap, idx, 1400).await.expect("attach");
+            let main_before = ip_ok("route show table main");
+
+            // The gateway address: local, no route in main, a rule of its own.
+            let a: IpAddr = "10.32.0.1".parse().unwrap();
+            assert!(nd.add_address_no_prefix_route(br, a, 12).await.unwrap());
+            nd.ensure_source_routing(br, a, 12).await.unwrap();
+            nd.ensure_source_routing(br, a, 12).await.unwrap();
+            assert!(nd.addresses(br).await.unwrap().contains(&(a, 12)));
+            assert_eq!(ip_ok("route show table main"), main_before);
+            let rules = ip_ok("rule show");
+            assert_eq!(rules.matches("lookup 6783").count(), 1, "{rules}");
+            // A rule for another address (an earlier run's) is replaced.
+            let b: IpAddr = "10.32.0.9".parse().unwrap();
+            nd.ensure_source_routing(br, b, 12).await.unwrap();
+            let rules = ip_ok("rule show");
+            assert!(rules.contains("from 10.32.0.9 lookup 6783") && !rules.contains("from 10.32.0.1 "), "{rules}");
+            nd.ensure_source_routing(br, a, 12).await.unwrap();
+            // Exposing adds the prefix route, once.
+            assert!(nd.ensure_prefix_route(br, a, 12).await.unwrap());
+            assert!(!nd.ensure_prefix_route(br, a, 12).await.unwrap());
+            assert!(ip_ok("route show table main")
+                .contains("10.32.0.0/12 dev wvt-br proto kernel scope link src 10.32.0.1"));
+
+            // A port besides the TAP: the teardown keeps the bridge (and
+            // its address and rule), removes the TAP.
+            ip_ok("link add wvt-c0 type veth peer name wvt-c1");
+            ip_ok(&format!("link set wvt-c0 master {br}"));
+            assert_eq!(nd.bridge_ports(br, tap).await.unwrap(), vec!["wvt-c0".to_string()]);
+            drop(t);
+            assert_eq!(nd.teardown(br, tap).await, Vec::<String>::new());
+            assert!(nd.link_exists(br).await && !nd.link_exists(tap).await);
+            assert!(nd.addresses(br).await.unwrap().contains(&(a, 12)));
+            assert!(ip_ok("rule show").contains("lookup 6783"));
+            // Empty: the bridge and the rule go.
+            ip_ok("link del wvt-c0");
+            assert!(nd.bridge_ports(br, tap).await.unwrap().is_empty());
+            assert_eq!(nd.teardown(br, tap).await, Vec::<String>::new());
+            assert!(!nd.link_exists(br).await);
+            assert!(!ip_ok("rule show").contains("6783"));
+            assert!(nd.bridge_ports(br, tap).await.unwrap().is_empty(), "no bridge, no ports");
         });
     }
 

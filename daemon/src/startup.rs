@@ -2,8 +2,10 @@
 //! network key, opens the state dir, sizes the overlay MTU, binds the
 //! mesh's UDP socket, sets up the bridge and the TAP, binds the control
 //! socket, builds the node and restores what the state dir kept (IPAM, DNS
-//! entries, known peers), then connects to the peers given and added and
-//! restores the exposed address.
+//! entries, known peers), then connects to the peers given and added,
+//! restores the exposed address and the containers' gateway. A bridge
+//! kept by the last run (containers were attached) is taken over with its
+//! ports and addresses.
 
 use crate::api;
 use crate::authority;
@@ -65,7 +67,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
     };
     let mut peers_file = state.peers()?;
     let netdev = Netdev::new().await?;
-    let tap_name = format!("{}-tap", settings.bridge);
+    let tap_name = crate::netdev::tap_name(&settings.bridge);
     let overlay_mtu = overlay_mtu(&netdev, settings, &tap_name).await?;
 
     let udp = bind_udp(settings.listen)?;
@@ -114,6 +116,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Started> {
             Err(e) => tracing::warn!("restoring overlay address {cidr}: {e}"),
         }
     }
+    control.restore_gateway(&mut plane).await;
     Ok(Started { dataplane: Dataplane::new(plane, control), listener, netdev, tap_name, public_key, overlay_mtu })
 }
 

@@ -31,6 +31,8 @@ pub mod auth;
 pub mod book;
 pub mod dedup;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod matching;
 pub mod mdbook;

@@ -154,6 +154,7 @@ fn make_logins(brokers: (u16, u16), logins: &std::path::Path, passwords: &std::p
 }
 
 fn main() -> ExitCode {
+    weavers_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let table = match load(cli.symbols.as_ref()) {
         Ok(t) => t,

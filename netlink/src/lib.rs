@@ -12,6 +12,7 @@
 //!   ports, deletion;
 //! - [`address`]: interface addresses;
 //! - [`route`]: routes, and the path MTU towards a destination;
+//! - [`rule`]: policy-routing rules by source address;
 //! - [`ifname`]: Linux's rule for interface names.
 
 #![warn(missing_docs)]
@@ -21,11 +22,13 @@ mod error;
 pub mod ifname;
 pub mod link;
 pub mod route;
+pub mod rule;
 
 pub use error::NetlinkError;
 pub use ifname::{check_ifname, IfnameError, MAX_IFNAME_LEN};
 pub use link::{BridgeOptions, Link, LinkSettings, McastRouter};
-pub use route::{Route, RouteTo};
+pub use route::{network_of, LinkRoute, Route, RouteTo};
+pub use rule::SourceRule;
 
 /// A connection to the kernel's routing netlink, in the network namespace
 /// of the thread that made it.

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
@@ -81,6 +81,38 @@ pub(crate) fn max_prefix_len(addr: IpAddr) -> u8 {
     }
 }
 
+/// The network of `addr/prefix_len` (the host bits cleared), as a route's
+/// destination must be written.
+pub fn network_of(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len.min(128))).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+/// A route straight out of a link (no gateway, scope link for IPv4), as
+/// [`Netlink::add_link_route`] adds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkRoute {
+    /// The destination; host bits are cleared (see [`network_of`]).
+    pub dst: IpAddr,
+    /// The destination's prefix length.
+    pub prefix_len: u8,
+    /// The routing table ([`Route::MAIN_TABLE`] for `main`).
+    pub table: u32,
+    /// The preferred source address (`src`), if any.
+    pub src: Option<IpAddr>,
+    /// Marked `proto kernel`, as the route the kernel adds for an
+    /// address's prefix; else `proto static`.
+    pub kernel: bool,
+}
+
 fn family(addr: IpAddr) -> AddressFamily {
     match addr {
         IpAddr::V4(_) => AddressFamily::Inet,
@@ -134,6 +166,32 @@ impl Netlink {
                 format!("{dst}/{prefix_len} dev {}", dev.name)
             }
         };
+        match self.handle.route().add(b.build()).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno_of(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(NetlinkError::request("adding route", target)(e)),
+        }
+    }
+
+    /// Adds `route` out of `dev` (as `ip route add NET/LEN dev DEV [table
+    /// T] [src S] [proto kernel]`). `false` when the table had a route to
+    /// that prefix already.
+    pub async fn add_link_route(&self, dev: &Link, route: &LinkRoute) -> Result<bool, NetlinkError> {
+        let (dst, prefix_len) = (network_of(route.dst, route.prefix_len), route.prefix_len);
+        let invalid = |why: String| NetlinkError::InvalidPrefix { addr: dst, prefix_len, why };
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst, prefix_len)
+            .map_err(|e| invalid(e.to_string()))?
+            .output_interface(dev.index)
+            .table_id(route.table)
+            .protocol(if route.kernel { RouteProtocol::Kernel } else { RouteProtocol::Static });
+        if dst.is_ipv4() {
+            b = b.scope(RouteScope::Link);
+        }
+        if let Some(src) = route.src {
+            b = b.pref_source(src).map_err(|e| invalid(e.to_string()))?;
+        }
+        let target = format!("{dst}/{prefix_len} dev {} table {}", dev.name, route.table);
         match self.handle.route().add(b.build()).execute().await {
             Ok(()) => Ok(true),
             Err(e) if errno_of(&e) == Some(libc::EEXIST) => Ok(false),

@@ -10,7 +10,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 use std::process::Command;
 
-use weavers_netlink::{BridgeOptions, IfnameError, LinkSettings, McastRouter, Netlink, NetlinkError, Route};
+use weavers_netlink::{
+    network_of, BridgeOptions, IfnameError, LinkRoute, LinkSettings, McastRouter, Netlink, NetlinkError, Route,
+    SourceRule,
+};
 
 /// Runs `ip ARGS` (in the calling thread's namespace): its stdout.
 fn ip(args: &str) -> String {
@@ -159,5 +162,61 @@ fn links_bridges_veths_addresses_and_routes() {
         assert_eq!(nl.link("wvn-b").await.unwrap(), None);
         assert!(nl.delete_link(&br).await.unwrap());
         assert_eq!(nl.link("wvn-br").await.unwrap(), None);
+    });
+}
+
+#[test]
+fn an_address_without_its_prefix_route_a_table_of_its_own_and_a_source_rule() {
+    in_fresh_netns(|| async {
+        let nl = Netlink::new().expect("netlink");
+        assert!(nl.add_bridge("wvn-br", [0x02, 0, 0, 0, 0, 0x43], OPTS).await.unwrap());
+        let br = nl.link("wvn-br").await.unwrap().expect("bridge");
+        let main_before = ip("route show table main");
+
+        // The address is local, and the main table gains nothing.
+        let a = IpAddr::V4(Ipv4Addr::new(10, 32, 0, 1));
+        assert!(nl.add_address_no_prefix_route(&br, a, 12).await.unwrap());
+        assert!(!nl.add_address_no_prefix_route(&br, a, 12).await.unwrap());
+        assert!(!nl.add_address(&br, a, 12).await.unwrap(), "the same address, with or without the flag");
+        assert!(nl.addresses(&br).await.unwrap().contains(&(a, 12)));
+        assert!(ip("-o addr show dev wvn-br").contains("noprefixroute"), "{}", ip("-o addr show dev wvn-br"));
+        assert_eq!(ip("route show table main"), main_before);
+        assert!(ip("route show table local").contains("local 10.32.0.1 dev wvn-br"));
+
+        // A route in a table of its own, and a rule sending what 10.32.0.1
+        // sends there.
+        let route = LinkRoute { dst: a, prefix_len: 12, table: 6783, src: None, kernel: false };
+        assert_eq!(network_of(a, 12), IpAddr::V4(Ipv4Addr::new(10, 32, 0, 0)));
+        assert!(nl.add_link_route(&br, &route).await.unwrap());
+        assert!(!nl.add_link_route(&br, &route).await.unwrap());
+        let out = ip("route show table 6783");
+        assert!(out.contains("10.32.0.0/12 dev wvn-br") && out.contains("scope link"), "{out}");
+        assert_eq!(ip("route show table main"), main_before);
+        let rule = SourceRule::from_host(a, 6783, 6783);
+        assert!(nl.add_source_rule(&rule).await.unwrap());
+        assert!(!nl.add_source_rule(&rule).await.unwrap());
+        let out = ip("rule show");
+        assert!(out.contains("6783:\tfrom 10.32.0.1 lookup 6783"), "{out}");
+        assert_eq!(nl.rules_to_table(false, 6783).await.unwrap(), vec![rule]);
+        assert!(nl.rules_to_table(false, 6784).await.unwrap().is_empty());
+        assert!(nl.rules_to_table(true, 6783).await.unwrap().is_empty());
+        // The kernel routes what the address sends into the range through
+        // the bridge, and nothing else.
+        let out = ip("route get 10.40.0.9 from 10.32.0.1");
+        assert!(out.contains("dev wvn-br"), "{out}");
+        assert!(Command::new("ip").args(["route", "get", "10.40.0.9"]).output().unwrap().stdout.is_empty());
+
+        // The prefix route in main, as `weavers expose` adds it later.
+        let kernel = LinkRoute { dst: a, prefix_len: 12, table: Route::MAIN_TABLE, src: Some(a), kernel: true };
+        assert!(nl.add_link_route(&br, &kernel).await.unwrap());
+        assert!(!nl.add_link_route(&br, &kernel).await.unwrap());
+        let out = ip("route show table main");
+        assert!(out.contains("10.32.0.0/12 dev wvn-br proto kernel scope link src 10.32.0.1"), "{out}");
+
+        assert!(nl.delete_source_rule(&rule).await.unwrap());
+        assert!(!nl.delete_source_rule(&rule).await.unwrap());
+        assert!(nl.rules_to_table(false, 6783).await.unwrap().is_empty());
+        assert!(nl.delete_link(&br).await.unwrap());
+        assert!(ip("route show table 6783").is_empty());
     });
 }

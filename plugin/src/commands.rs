@@ -168,6 +168,13 @@ async fn setup(
     let (addr, prefix) = ipv4_cidr(&alloc.address)
         .map_err(|e| CniError::other("unexpected answer from weaversd", format!("allocated address: {e}")))?;
     let gateway = alloc.gateway.as_deref().and_then(parse_gateway);
+    if gateway.is_none() {
+        // The daemon gives one whenever it can; its log says why not.
+        log(format!(
+            "weaversd gave {} no gateway ({:?}): it gets no DNS server and no default route; see weaversd's log",
+            alloc.owner, alloc.gateway
+        ));
+    }
     let mtu = if alloc.mtu >= MIN_MTU { alloc.mtu } else { bridge.mtu.unwrap_or(1500) };
 
     nl.add_veth(host_name, &a.ifname, ns.as_fd(), mtu).await.map_err(nl_error)?;

@@ -44,6 +44,8 @@
 pub mod commands;
 pub mod config;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod names;
 pub mod netns;
 pub mod spec;

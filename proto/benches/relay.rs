@@ -75,6 +75,7 @@ impl Mesh {
                     unix_ms: 1_700_000_000_000,
                     seed: i,
                     ipam_range: Default::default(),
+                    trust: None,
                 };
                 Node::new(cfg, now)
             })

@@ -10,6 +10,17 @@
 //! off another. The host's filter merges them as RFC 3376 section 3.2 does
 //! for interfaces: EXCLUDE if any reporter excludes (sources excluded by
 //! all excluders and included by none), else INCLUDE of the union.
+//!
+//! Members are hostile input too (any container on the bridge can send
+//! reports), and the host's filters travel in its signed gossip record,
+//! which peers refuse when it breaks the limits. So everything here is
+//! bounded, and always in the direction of receiving more, never less:
+//! at most [`MAX_GROUPS`] groups (a report for one more is refused), at
+//! most [`MAX_REPORTERS`] reporters a group and [`MAX_MEMBERSHIPS`] in all
+//! (one more is refused), and a source list longer than [`MAX_SOURCES`]
+//! (one reporter's, the merged INCLUDE of a group, or any once
+//! [`MAX_SOURCE_STATE`] sources are held) falls back to EXCLUDE {}: every
+//! source. Each such case is counted ([`LocalGroups::take_limited`]).
 
 use crate::keys::PublicKey;
 use crate::mac::Mac;
@@ -23,6 +34,12 @@ use std::time::{Duration, Instant};
 pub const MAX_GROUPS: usize = 4096;
 /// Sources per group filter at most.
 pub const MAX_SOURCES: usize = 256;
+/// Reporters (members) of one group at most.
+pub const MAX_REPORTERS: usize = 256;
+/// Memberships (a reporter in a group) in all at most.
+pub const MAX_MEMBERSHIPS: usize = 16_384;
+/// Sources held in all reporters' states at most.
+pub const MAX_SOURCE_STATE: usize = 65_536;
 
 /// Source filter mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,6 +93,14 @@ struct ReporterState {
 #[derive(Debug, Default)]
 pub struct LocalGroups {
     groups: HashMap<IpAddr, HashMap<Reporter, ReporterState>>,
+    /// Reporter states held (all groups).
+    memberships: usize,
+    /// Sources held in all reporter states.
+    sources_held: usize,
+    /// Grows with every change of the host-level filters.
+    generation: u64,
+    /// Reports refused or widened for a limit, not yet taken.
+    limited: u64,
 }
 
 /// A local member as shown by `weavers groups`.
@@ -113,13 +138,13 @@ impl LocalGroups {
             return false;
         }
         if !self.groups.contains_key(&r.group) && self.groups.len() >= MAX_GROUPS {
+            self.limited += 1;
             return false;
         }
         let key = (mac, ip);
-        let srcs: BTreeSet<IpAddr> = r.sources.iter().copied().take(MAX_SOURCES).collect();
-        let members = self.groups.entry(r.group).or_default();
-        let old = members.get(&key).map(|s| (s.mode, s.sources.clone()));
-        let (mode, sources) = match (r.kind, old.clone()) {
+        let srcs: BTreeSet<IpAddr> = r.sources.iter().copied().collect();
+        let old = self.groups.get(&r.group).and_then(|m| m.get(&key)).map(|s| (s.mode, s.sources.clone()));
+        let (mut mode, mut sources) = match (r.kind, old.clone()) {
             (RecordKind::IsInclude | RecordKind::ToInclude, _) => (FilterMode::Include, srcs),
             (RecordKind::IsExclude | RecordKind::ToExclude, _) => (FilterMode::Exclude, srcs),
             (RecordKind::AllowNew, Some((FilterMode::Exclude, x))) => (FilterMode::Exclude, &x - &srcs),
@@ -133,39 +158,104 @@ impl LocalGroups {
             // INCLUDE({}) is no membership: a leave.
             return self.remove(key, &r.group);
         }
-        let sources: BTreeSet<IpAddr> = sources.into_iter().take(MAX_SOURCES).collect();
+        if old.is_none() {
+            let members = self.groups.get(&r.group).map_or(0, HashMap::len);
+            if members >= MAX_REPORTERS || self.memberships >= MAX_MEMBERSHIPS {
+                self.limited += 1;
+                return false;
+            }
+        }
+        let old_len = old.as_ref().map_or(0, |(_, s)| s.len());
+        if sources.len() > MAX_SOURCES || self.sources_held - old_len + sources.len() > MAX_SOURCE_STATE {
+            // Too many to keep: every source, a superset of what was asked
+            // (later ALLOW/BLOCK records keep it a superset).
+            (mode, sources) = (FilterMode::Exclude, BTreeSet::new());
+            self.limited += 1;
+        }
         let changed = old.as_ref() != Some(&(mode, sources.clone()));
-        members.insert(key, ReporterState { mode, sources, expires: now + ttl });
+        self.sources_held = self.sources_held - old_len + sources.len();
+        if old.is_none() {
+            self.memberships += 1;
+        }
+        self.groups.entry(r.group).or_default().insert(key, ReporterState { mode, sources, expires: now + ttl });
+        if changed {
+            self.generation += 1;
+        }
         changed
     }
 
     fn remove(&mut self, key: Reporter, group: &IpAddr) -> bool {
         let Some(members) = self.groups.get_mut(group) else { return false };
-        let removed = members.remove(&key).is_some();
+        let Some(old) = members.remove(&key) else { return false };
         if members.is_empty() {
             self.groups.remove(group);
         }
-        removed
+        self.memberships -= 1;
+        self.sources_held -= old.sources.len();
+        self.generation += 1;
+        true
     }
 
     /// Drops reporters whose membership interval ran out; returns whether
     /// anything went.
     pub fn expire(&mut self, now: Instant) -> bool {
-        let mut changed = false;
+        let (mut gone, mut sources) = (0, 0);
         self.groups.retain(|_, members| {
-            let before = members.len();
-            members.retain(|_, s| s.expires > now);
-            changed |= members.len() != before;
+            members.retain(|_, s| {
+                let keep = s.expires > now;
+                if !keep {
+                    gone += 1;
+                    sources += s.sources.len();
+                }
+                keep
+            });
             !members.is_empty()
         });
-        changed
+        self.memberships -= gone;
+        self.sources_held -= sources;
+        if gone > 0 {
+            self.generation += 1;
+        }
+        gone > 0
     }
 
     /// The host-level filter of every group with a member, sorted by group.
     pub fn filters(&self) -> Vec<GroupFilter> {
-        let mut out: Vec<GroupFilter> = self.groups.iter().filter_map(|(g, m)| merge(*g, m.values())).collect();
+        self.filters_counted().0
+    }
+
+    /// [`LocalGroups::filters`], and how many groups' merged INCLUDE lists
+    /// were over [`MAX_SOURCES`] and widened to EXCLUDE {}.
+    pub fn filters_counted(&self) -> (Vec<GroupFilter>, usize) {
+        let mut widened = 0;
+        let mut out: Vec<GroupFilter> = self
+            .groups
+            .iter()
+            .filter_map(|(g, m)| {
+                let (f, w) = merge(*g, m.values())?;
+                widened += usize::from(w);
+                Some(f)
+            })
+            .collect();
         out.sort();
-        out
+        (out, widened)
+    }
+
+    /// Grows whenever the host-level filters may have changed: the owner
+    /// recomputes them only then.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Reports refused or widened for a limit since the last call (see the
+    /// module docs).
+    pub fn take_limited(&mut self) -> u64 {
+        std::mem::take(&mut self.limited)
+    }
+
+    /// Memberships (reporter and group) held.
+    pub fn memberships(&self) -> usize {
+        self.memberships
     }
 
     /// Members of `group`, for display.
@@ -192,7 +282,9 @@ impl LocalGroups {
     }
 }
 
-fn merge<'a>(group: IpAddr, states: impl Iterator<Item = &'a ReporterState>) -> Option<GroupFilter> {
+/// The host-level filter of one group, and whether its INCLUDE list was
+/// over [`MAX_SOURCES`] and widened to EXCLUDE {} (every source).
+fn merge<'a>(group: IpAddr, states: impl Iterator<Item = &'a ReporterState>) -> Option<(GroupFilter, bool)> {
     let mut include: BTreeSet<IpAddr> = BTreeSet::new();
     let mut exclude: Option<BTreeSet<IpAddr>> = None;
     for s in states {
@@ -206,12 +298,14 @@ fn merge<'a>(group: IpAddr, states: impl Iterator<Item = &'a ReporterState>) -> 
             }
         }
     }
-    let (mode, sources) = match exclude {
-        Some(x) => (FilterMode::Exclude, &x - &include),
+    // An intersection of lists of at most MAX_SOURCES is no longer; a union may be.
+    let (mode, sources, widened) = match exclude {
+        Some(x) => (FilterMode::Exclude, &x - &include, false),
         None if include.is_empty() => return None,
-        None => (FilterMode::Include, include),
+        None if include.len() > MAX_SOURCES => (FilterMode::Exclude, BTreeSet::new(), true),
+        None => (FilterMode::Include, include, false),
     };
-    Some(GroupFilter { group, mode, sources: sources.into_iter().collect() })
+    Some((GroupFilter { group, mode, sources: sources.into_iter().collect() }, widened))
 }
 
 /// Remote hosts' filters, indexed by group for the replication decision.
@@ -330,6 +424,89 @@ mod tests {
         assert_eq!(idx.wanting(&ip("232.1.1.1"), &s1).collect::<Vec<_>>(), vec![b]);
         assert_eq!(idx.wanting(&ip("232.1.1.1"), &s4).count(), 0);
         assert_eq!(idx.wanting(&ip("239.9.9.9"), &s1).count(), 0);
+    }
+
+    fn sources(n: u32, base: u8) -> Vec<IpAddr> {
+        (0..n).map(|i| IpAddr::from([10, base, (i >> 8) as u8, i as u8])).collect()
+    }
+
+    fn report_n(kind: RecordKind, group: IpAddr, sources: Vec<IpAddr>) -> Membership {
+        Membership::Report { reporter: ip("10.0.0.1"), records: vec![GroupRecord { kind, group, sources }] }
+    }
+
+    #[test]
+    fn too_many_sources_fall_back_to_every_source() {
+        let t0 = Instant::now();
+        let mut g = LocalGroups::new();
+        let grp = ip("232.1.1.1");
+        // One member asks for 300 sources: it gets all of them, and more.
+        g.apply(M1, &report_n(RecordKind::IsInclude, grp, sources(300, 9)), t0, T);
+        assert_eq!(g.take_limited(), 1);
+        let f = &g.filters()[0];
+        assert!(f.is_valid());
+        assert_eq!((f.mode, f.sources.len()), (FilterMode::Exclude, 0));
+        assert!(sources(300, 9).iter().all(|s| f.admits(s)));
+        // Blocking some later keeps it a superset of what it wants.
+        g.apply(M1, &report_n(RecordKind::BlockOld, grp, sources(10, 9)), t0, T);
+        let f = &g.filters()[0];
+        assert!(f.is_valid() && sources(300, 9)[10..].iter().all(|s| f.admits(s)));
+
+        // Two members of 200 sources each: the merged INCLUDE of 400 is widened.
+        let mut g = LocalGroups::new();
+        g.apply(M1, &report_n(RecordKind::IsInclude, grp, sources(200, 1)), t0, T);
+        g.apply(M2, &report_n(RecordKind::IsInclude, grp, sources(200, 2)), t0, T);
+        assert_eq!(g.take_limited(), 0, "each member's list is within the limit");
+        let (filters, widened) = g.filters_counted();
+        assert_eq!(widened, 1);
+        assert_eq!((filters[0].mode, filters[0].sources.len()), (FilterMode::Exclude, 0));
+        assert!(filters[0].is_valid());
+    }
+
+    #[test]
+    fn groups_and_members_are_capped_and_counted() {
+        let t0 = Instant::now();
+        let mut g = LocalGroups::new();
+        for i in 0..5000u32 {
+            let grp = IpAddr::from([239, 2, (i >> 8) as u8, i as u8]);
+            g.apply(M1, &report_n(RecordKind::IsExclude, grp, vec![]), t0, T);
+        }
+        assert_eq!(g.filters().len(), MAX_GROUPS);
+        assert_eq!(g.take_limited(), 5000 - MAX_GROUPS as u64);
+        assert!(g.filters().iter().all(GroupFilter::is_valid));
+        // A group's members are capped too; one that leaves makes room.
+        let mut g = LocalGroups::new();
+        let grp = ip("239.9.9.9");
+        for i in 0..300u32 {
+            let mac = [2, 0, 0, 0, (i >> 8) as u8, i as u8];
+            g.apply(mac, &report_n(RecordKind::IsExclude, grp, vec![]), t0, T);
+        }
+        assert_eq!(g.members(&grp, t0).len(), MAX_REPORTERS);
+        assert_eq!(g.take_limited(), 300 - MAX_REPORTERS as u64);
+        let gen = g.generation();
+        g.apply([2, 0, 0, 0, 0, 0], &Membership::Leave { reporter: ip("10.0.0.1"), group: grp }, t0, T);
+        assert!(g.generation() > gen);
+        g.apply([2, 0, 0, 0, 9, 9], &report_n(RecordKind::IsExclude, grp, vec![]), t0, T);
+        assert_eq!((g.members(&grp, t0).len(), g.take_limited()), (MAX_REPORTERS, 0));
+        assert!(g.expire(t0 + T));
+        assert_eq!(g.memberships(), 0);
+    }
+
+    #[test]
+    fn held_sources_are_capped_in_all() {
+        let t0 = Instant::now();
+        let mut g = LocalGroups::new();
+        let per = MAX_SOURCES as u32;
+        let groups = MAX_SOURCE_STATE / MAX_SOURCES + 10;
+        for i in 0..groups as u32 {
+            let grp = IpAddr::from([232, 3, (i >> 8) as u8, i as u8]);
+            g.apply(M1, &report_n(RecordKind::IsInclude, grp, sources(per, 4)), t0, T);
+        }
+        assert_eq!(g.take_limited(), 10, "the groups past the budget get every source");
+        let (filters, _) = g.filters_counted();
+        assert_eq!(filters.iter().filter(|f| f.mode == FilterMode::Exclude).count(), 10);
+        assert!(filters.iter().all(GroupFilter::is_valid));
+        assert!(g.expire(t0 + T));
+        assert_eq!((g.memberships(), g.sources_held), (0, 0));
     }
 
     proptest! {

@@ -5,6 +5,8 @@
 pub mod cookie;
 pub mod dns;
 pub mod e2e;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod groups;
 pub mod hsmac;

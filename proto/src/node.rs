@@ -76,7 +76,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-pub use peer::KnownPeer;
+pub(crate) use handshake::HandshakePayload;
+pub use info::Probe;
+pub(crate) use offload::{Reassembly, MAX_CONTROL_PER_PEER, MAX_FRAMES_PER_PEER, MAX_MESSAGE, MAX_PARTIAL_TOTAL};
+pub use peer::{KnownPeer, MAX_PEERS};
 pub use trust::{Trust, DIGEST_INTERVAL, MAX_REVOCATIONS};
 pub use weavers_api::{HandshakeCounts, TrafficCounters};
 
@@ -240,6 +243,8 @@ pub struct Node {
     // ---- gossip (`gossip`) ----
     /// The own record being built (published when it differs).
     own: PeerRecord,
+    /// The group filters members want, before fitting into `own`.
+    own_groups: gossip::OwnGroups,
     /// Publish the own record at the next chance even if unchanged (a
     /// newer version of it was seen).
     force_publish: bool,
@@ -319,6 +324,7 @@ impl Node {
             handshakes: HandshakeCounts::default(),
             trust: cfg.trust.as_ref().map(|t| trust::TrustState::new(t, now)),
             own,
+            own_groups: gossip::OwnGroups::default(),
             force_publish: false,
             own_refreshed: now,
             gossip,

@@ -57,11 +57,34 @@ pub enum DropReason {
     /// ([`crate::e2e::MAX_PAIRS`]): not a packet, but this host may then
     /// accept once more a replay of that host's earlier relayed packets.
     RelayPairEvicted,
+    /// A learned MAC forgotten to make room for another (the table holds
+    /// [`crate::mac::MAX_MACS`]; the peer holding the most gives way):
+    /// frames to it flood until it is learned again.
+    MacEvicted,
+    /// Local membership over a limit ([`crate::groups`]): a group refused
+    /// (too many groups, or too many members in one), a source list
+    /// widened to every source (EXCLUDE {}), or a group left out of the own
+    /// gossip record so that the record stays within what peers accept.
+    GroupLimit,
+    /// Another host's record refused because the gossip table is full
+    /// ([`crate::gossip::table::MAX_HOSTS`]).
+    GossipTableFull,
+    /// IPAM tokens or another seed's records refused because the ring is at
+    /// its limit ([`crate::ipam::MAX_RING_TOKENS`], [`crate::ipam::MAX_FOREIGN`]).
+    IpamLimit,
+    /// A super-frame whose virtio-net header a peer set to something other
+    /// than sane TCP segmentation: delivered plain when it fits the MTU
+    /// (its checksum completed), otherwise dropped; counted either way.
+    BadOffload,
+    /// A peer forgotten to make room in a full peer table
+    /// ([`crate::node::MAX_PEERS`]): one with no gossip record (it never
+    /// said who it is) that no configured address leads to.
+    PeerEvicted,
 }
 
 impl DropReason {
     /// All reasons, in a fixed order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Malformed,
         DropReason::UnknownSession,
         DropReason::Decrypt,
@@ -83,6 +106,12 @@ impl DropReason {
         DropReason::NotPermitted,
         DropReason::RelayForged,
         DropReason::RelayPairEvicted,
+        DropReason::MacEvicted,
+        DropReason::GroupLimit,
+        DropReason::GossipTableFull,
+        DropReason::IpamLimit,
+        DropReason::BadOffload,
+        DropReason::PeerEvicted,
     ];
 
     /// The snake_case name used in the API and metrics.
@@ -109,6 +138,12 @@ impl DropReason {
             DropReason::NotPermitted => "not_permitted",
             DropReason::RelayForged => "relay_forged",
             DropReason::RelayPairEvicted => "relay_pair_evicted",
+            DropReason::MacEvicted => "mac_evicted",
+            DropReason::GroupLimit => "group_limit",
+            DropReason::GossipTableFull => "gossip_table_full",
+            DropReason::IpamLimit => "ipam_limit",
+            DropReason::BadOffload => "bad_offload",
+            DropReason::PeerEvicted => "peer_evicted",
         }
     }
 }
@@ -133,5 +168,19 @@ impl Drops {
     /// Every reason with its count (zeros included).
     pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (*r, self.0[*r as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_slot_and_name() {
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is listed in declaration order");
+            assert!(names.insert(r.as_str()), "{} is unique", r.as_str());
+        }
     }
 }

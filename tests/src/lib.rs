@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod cni;
+pub mod faults;
 pub mod lab;
 pub mod mcast;
 pub mod netns;
@@ -72,7 +73,7 @@ pub fn lab_with(b: LabBuilder) -> Option<Lab> {
         }
         Err(e) => panic!(
             "the namespace lab cannot be built: {e:#}\n\
-             (needs iproute2 and nftables; `.ci/run` shows the packages)"
+             (needs iproute2 and nftables; `sudo ./test.sh --deps-only` installs them)"
         ),
     }
 }

@@ -571,7 +571,7 @@ fn chromium_or_skip() -> bool {
         return true;
     }
     if is_ci() {
-        panic!("CI=true and /usr/bin/chromium is missing (apt-get install chromium)");
+        panic!("CI=true and /usr/bin/chromium is missing (`sudo ./test.sh --deps-only` installs it)");
     }
     eprintln!("SKIPPED: /usr/bin/chromium is missing (with CI=true this is a failure)");
     false

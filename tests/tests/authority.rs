@@ -58,11 +58,12 @@ fn certificates_decide_who_joins_what_they_may_do_and_a_revocation_cuts_a_host_o
     let ca_s = ca.to_str().unwrap().to_owned();
     lab.try_cli(1, &["ca", "init", &ca_s, "--name", "lab"]).unwrap_or_else(|e| panic!("{e:#}"));
     let crt = format!("{ca_s}/ca.crt");
-    // h3 may publish only to 239.9.0.0/16 and register only "h3".
+    // h3 may publish to and subscribe to only 239.9.0.0/16, and register
+    // only "h3".
     let certs = [
         certify(&lab, &ca, 1, &[]),
         certify(&lab, &ca, 2, &[]),
-        certify(&lab, &ca, 3, &["--publish", "239.9.0.0/16", "--names", "h3"]),
+        certify(&lab, &ca, 3, &["--publish", "239.9.0.0/16", "--subscribe", "239.9.0.0/16", "--names", "h3"]),
     ];
     let opts = |i: usize| DaemonOpts::new().arg("--ca").arg(&crt).arg("--cert").arg(&certs[i - 1]);
     lab.start_daemon(1, opts(1));
@@ -86,8 +87,15 @@ fn certificates_decide_who_joins_what_they_may_do_and_a_revocation_cuts_a_host_o
     let (denied, dport) = (Ipv4Addr::new(239, 1, 2, 2), 5302);
     let rx = GroupReceiver::start(lab.ns(2), port, Join::V4 { group, iface: Lab::overlay(2) }).unwrap();
     let rx_denied = GroupReceiver::start(lab.ns(2), dport, Join::V4 { group: denied, iface: Lab::overlay(2) }).unwrap();
-    let joined = |i: usize| lab.try_cli_json(i, &["groups", "--json"]).is_ok_and(|v| v.to_string().contains("\"h2\""));
-    assert!(wait_until(10 * SEC, || joined(1) && joined(3)), "h2's joins did not reach h1 and h3");
+    // h3 joins the legitimate group too, which it may not receive.
+    let rx_h3 = GroupReceiver::start(lab.ns(3), port, Join::V4 { group, iface: Lab::overlay(3) }).unwrap();
+    let joined = |i: usize, who: &str| {
+        lab.try_cli_json(i, &["groups", "--json"]).is_ok_and(|v| v.to_string().contains(&format!("\"{who}\"")))
+    };
+    assert!(
+        wait_until(10 * SEC, || joined(1, "h2") && joined(3, "h2") && joined(1, "h3")),
+        "the joins of h2 and h3 did not reach h1 and h3"
+    );
     std::thread::sleep(SEC);
     const N: u64 = 2000;
     let stream = Numbered::new(200).paced(5, Duration::from_millis(2));
@@ -114,6 +122,8 @@ fn certificates_decide_who_joins_what_they_may_do_and_a_revocation_cuts_a_host_o
     let lost = N.saturating_sub(got.len() as u64);
     assert!(lost * 1000 <= N, "the legitimate group lost {lost} of {N}");
     assert_eq!(rx_denied.finish().len(), 0, "h2 received h3's frames to a group h3 may not publish");
+    assert_eq!(rx_h3.finish().len(), 0, "h3 received a group it may not subscribe to");
+    assert_eq!(group_counter(&lab, 1, group, "refused_copies"), N, "h1 did not count the copies it kept from h3");
     assert_eq!(group_counter(&lab, 3, denied, "refused_frames"), 100, "h3 did not count its refused frames");
     eprintln!("legitimate group: {} of {N} delivered while h3 was refused", got.len());
 

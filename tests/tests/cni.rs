@@ -267,7 +267,14 @@ fn twenty_concurrent_adds_on_one_host_of_a_fresh_mesh_get_distinct_addresses() {
     let distinct: HashSet<_> = addrs.iter().collect();
     assert_eq!(distinct.len(), addrs.len(), "duplicates among {addrs:?}");
     assert!(addrs.iter().all(|a| in_range(*a)), "{addrs:?}");
-    assert_eq!(allocation_owners(&lab, 1).len(), 20);
+    // Twenty containers' addresses, and the host's own: their gateway,
+    // taken before the first of them was answered.
+    let owners = allocation_owners(&lab, 1);
+    assert_eq!(owners.iter().filter(|o| *o != "host").count(), 20, "{owners:?}");
+    assert!(owners.iter().any(|o| o == "host"), "no address for the containers' gateway: {owners:?}");
+    let gateways: HashSet<Ipv4Addr> = results[..20].iter().map(|r| gateway_of(r.as_ref().unwrap())).collect();
+    assert_eq!(gateways.len(), 1, "h1's containers have different gateways: {gateways:?}");
+    assert!(gateways.iter().all(|g| !addrs.contains(g)), "a container got the gateway's address");
     lab.wait_mesh(&[1, 2], MESH_DEADLINE);
     // The first of h1 reaches the last of h1 and one of h2.
     assert!(wait_until(10 * SEC, || cs[0].ping(addrs[19])), "x0 cannot reach x19");
@@ -320,4 +327,157 @@ fn multicast_between_containers_reaches_only_the_host_that_joined() {
     assert_eq!(in_h3, 0, "{in_h3} frames to {group} reached h3, where nobody joined");
     let in_h2 = mcast::frames_to(&frames2, IpAddr::V4(group)).len();
     assert!(in_h2 >= N as usize, "the capture in h2 saw {in_h2} frames of the stream: the check on h3 proves nothing");
+}
+
+/// The ifindex of link `name` in namespace `ns`, if it exists.
+fn ifindex(ns: &str, name: &str) -> Option<u32> {
+    let out = netns::ip(&["-n", ns, "-o", "link", "show", "dev", name]).ok()?;
+    out.split(':').next()?.trim().parse().ok()
+}
+
+/// `ip route show table main` in host `i`'s namespace.
+fn main_routes(lab: &Lab, i: usize) -> String {
+    netns::ip(&["-n", lab.ns(i), "route", "show", "table", "main"]).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The rules of host `i`'s namespace (`ip rule show`).
+fn rules(lab: &Lab, i: usize) -> String {
+    netns::ip(&["-n", lab.ns(i), "rule", "show"]).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The gateway and name server of an ADD result, checked to agree.
+fn gateway_of(r: &Value) -> Ipv4Addr {
+    let gw = r["ips"][0]["gateway"].as_str().unwrap_or_else(|| panic!("no gateway in {r}"));
+    assert_eq!(r["dns"]["nameservers"], json!([gw]), "the name server is the gateway: {r}");
+    gw.parse().unwrap_or_else(|e| panic!("gateway {gw:?}: {e}"))
+}
+
+#[test]
+fn containers_on_a_host_never_exposed_get_a_gateway_and_dns_and_its_routes_stay() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    // Strict reverse-path filtering on h1: the containers' queries must
+    // still be accepted (the gateway address has a route back).
+    netns::exec_in(lab.ns(1), "sysctl", &["-qw", "net.ipv4.conf.all.rp_filter=1"]).unwrap();
+    start(&mut lab);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    let routes_before = main_routes(&lab, 1);
+
+    let c1 = new_container(&lab, 1, "g1").unwrap();
+    let c2 = new_container(&lab, 2, "g2").unwrap();
+    let r1 = cni_add(&lab, &c1, json!({})).unwrap_or_else(|e| panic!("{e:#}"));
+    let r2 = cni_add(&lab, &c2, json!({})).unwrap_or_else(|e| panic!("{e:#}"));
+    let (a1, a2) = (result_addr(&r1).unwrap(), result_addr(&r2).unwrap());
+    let (g1, g2) = (gateway_of(&r1), gateway_of(&r2));
+    assert!(in_range(g1) && in_range(g2) && g1 != g2 && ![a1, a2].contains(&g1), "{r1} {r2}");
+    // A second container on h1 gets the same gateway.
+    let c3 = new_container(&lab, 1, "g3").unwrap();
+    assert_eq!(gateway_of(&cni_add(&lab, &c3, json!({})).unwrap()), g1);
+
+    // The address is on the bridge without its prefix route; h1's routing
+    // table is as it was, and h1 is still not exposed.
+    let on_bridge = lab.host(1).addrs("weavers");
+    assert!(on_bridge.contains(&format!("{g1}/12")) && on_bridge.contains("noprefixroute"), "{on_bridge}");
+    assert_eq!(main_routes(&lab, 1), routes_before, "h1's routing table changed");
+    let route_get = netns::ip(&["-n", lab.ns(1), "route", "get", &a2.to_string()]).unwrap_or_default();
+    assert!(!route_get.contains("weavers"), "h1 routes {a2} into the overlay: {route_get}");
+    assert!(lab.status_json(1)["overlay_addr"].is_null(), "{}", lab.status_json(1));
+
+    // Names resolve through the gateway, the gateway answers pings, and
+    // the containers reach each other.
+    let name2 = format!("{}.weavers.local", label(&c2));
+    assert!(
+        wait_until(10 * SEC, || resolve_from(&c1.ns, g1, &name2).is_ok_and(|a| a == vec![a2])),
+        "{name2} does not resolve to {a2} from {} through {g1}: {:?}",
+        c1.ns,
+        resolve_from(&c1.ns, g1, &name2)
+    );
+    let name1 = format!("{}.weavers.local", label(&c1));
+    assert!(wait_until(10 * SEC, || resolve_from(&c2.ns, g2, &name1).is_ok_and(|a| a == vec![a1])));
+    assert!(wait_until(5 * SEC, || c1.ping(g1)), "{} cannot reach its gateway {g1}", c1.ns);
+    assert!(wait_until(10 * SEC, || c1.ping(a2)), "{} cannot reach {a2}", c1.ns);
+
+    // `weavers expose` without an address keeps the gateway's and only
+    // now routes the host into the overlay.
+    let out = lab.cli_ok(1, &["expose"]);
+    assert_eq!(out.trim(), format!("{g1}/12"), "expose printed {out:?}");
+    assert!(main_routes(&lab, 1).contains(&format!("10.32.0.0/12 dev weavers proto kernel scope link src {g1}")));
+    assert!(lab.wait_ping(1, a1, 10 * SEC), "the exposed host cannot reach its container {a1}");
+    assert!(resolve_from(&c1.ns, g1, &name2).is_ok_and(|a| a == vec![a2]), "DNS after expose");
+}
+
+#[test]
+fn containers_keep_working_across_a_daemon_restart_and_an_empty_bridge_goes_on_sigterm() {
+    let Some(mut lab) = lab_or_skip(2) else { return };
+    start(&mut lab);
+    lab.wait_mesh(&[1, 2], MESH_DEADLINE);
+    let c1 = new_container(&lab, 1, "r1").unwrap();
+    let c2 = new_container(&lab, 2, "r2").unwrap();
+    let r1 = cni_add(&lab, &c1, json!({})).unwrap_or_else(|e| panic!("{e:#}"));
+    let r2 = cni_add(&lab, &c2, json!({})).unwrap_or_else(|e| panic!("{e:#}"));
+    let (a1, a2, g1) = (result_addr(&r1).unwrap(), result_addr(&r2).unwrap(), gateway_of(&r1));
+    let name2 = format!("{}.weavers.local", label(&c2));
+    assert!(wait_until(10 * SEC, || c1.ping(a2)), "{} cannot reach {a2} before the restart", c1.ns);
+    assert!(wait_until(10 * SEC, || resolve_from(&c1.ns, g1, &name2).is_ok_and(|a| a == vec![a2])));
+    let veth = r1["interfaces"][0]["name"].as_str().unwrap().to_owned();
+    let (bridge_idx, veth_idx) = (ifindex(lab.ns(1), "weavers"), ifindex(lab.ns(1), &veth));
+    assert!(bridge_idx.is_some() && veth_idx.is_some());
+
+    // SIGTERM: the daemon exits cleanly and leaves the bridge, with the
+    // container's veth and the gateway address, in place; the TAP goes.
+    let stopped = lab.stop_daemon(1, 10 * SEC);
+    assert!(!stopped.killed && stopped.status.success(), "SIGTERM: {stopped:?}\n{}", lab.log_tail(1, 40));
+    assert_eq!(lab.host(1).bridges(), vec!["weavers".to_string()], "{:?}", lab.host(1).links());
+    assert!(lab.host(1).taps().is_empty(), "{:?}", lab.host(1).links());
+    assert!(lab.host(1).addrs("weavers").contains(&format!("{g1}/12")));
+
+    // A new start on the same state dir: within 10 s the container reaches
+    // the other host's again and resolves names through the same gateway.
+    let restarted = std::time::Instant::now();
+    lab.restart(1);
+    assert!(wait_until(10 * SEC, || c1.ping(a2)), "{} cannot reach {a2} 10 s after the restart", c1.ns);
+    eprintln!("{} reached {a2} again {:?} after the new start began", c1.ns, restarted.elapsed());
+    assert!(wait_until(5 * SEC, || c2.ping(a1)), "{} cannot reach {a1} after h1's restart", c2.ns);
+    assert!(
+        wait_until(5 * SEC, || resolve_from(&c1.ns, g1, &name2).is_ok_and(|a| a == vec![a2])),
+        "{name2} after the restart: {:?}",
+        resolve_from(&c1.ns, g1, &name2)
+    );
+    let name1 = format!("{}.weavers.local", label(&c1));
+    assert!(resolve_from(&c1.ns, g1, &name1).is_ok_and(|a| a == vec![a1]), "the container's own name");
+    // The bridge and the veth were never removed (same links), the TAP is back.
+    assert_eq!((ifindex(lab.ns(1), "weavers"), ifindex(lab.ns(1), &veth)), (bridge_idx, veth_idx));
+    assert_eq!(lab.host(1).taps(), vec!["weavers-tap".to_string()]);
+    // A container added after the restart gets the same gateway.
+    let c3 = new_container(&lab, 1, "r3").unwrap();
+    assert_eq!(gateway_of(&cni_add(&lab, &c3, json!({})).unwrap()), g1);
+    assert!(wait_until(10 * SEC, || c3.ping(a2)));
+
+    // A bridge left with containers but without the gateway (kill -9 of a
+    // version before this one): the next start puts the same one back.
+    lab.kill9(1);
+    netns::ip(&["-n", lab.ns(1), "addr", "flush", "dev", "weavers"]).unwrap();
+    netns::ip(&["-n", lab.ns(1), "rule", "del", "pref", "6783"]).unwrap();
+    lab.restart(1);
+    assert!(lab.host(1).addrs("weavers").contains(&format!("{g1}/12")), "{}", lab.host(1).addrs("weavers"));
+    assert!(
+        wait_until(10 * SEC, || resolve_from(&c1.ns, g1, &name2).is_ok_and(|a| a == vec![a2])),
+        "{name2} after a start on a bridge without the gateway: {:?}",
+        resolve_from(&c1.ns, g1, &name2)
+    );
+    assert!(wait_until(10 * SEC, || c1.ping(a2)));
+
+    // Without containers, SIGTERM removes everything it made: the bridge,
+    // the TAP, the rule and the gateway's routing table.
+    let conf1 = cni_config(&lab, 1, json!({}));
+    for c in [&c1, &c3] {
+        expect_quiet_success("DEL", &cni(&lab, c, "DEL", &conf1).unwrap()).unwrap();
+    }
+    assert!(rules(&lab, 1).contains("lookup 6783"), "{}", rules(&lab, 1));
+    let stopped = lab.stop_daemon(1, 10 * SEC);
+    assert!(!stopped.killed && stopped.status.success(), "SIGTERM: {stopped:?}\n{}", lab.log_tail(1, 40));
+    let h = lab.host(1);
+    assert!(h.bridges().is_empty() && h.taps().is_empty(), "left after SIGTERM: {:?}", h.links());
+    assert!(!rules(&lab, 1).contains("6783"), "rule left after SIGTERM: {}", rules(&lab, 1));
+    let table = netns::ip(&["-n", lab.ns(1), "route", "show", "table", "6783"]).unwrap_or_default();
+    assert!(table.is_empty(), "routes left in table 6783: {table}");
 }

@@ -171,7 +171,7 @@ fn junk_initiations_cost_no_handshake_while_a_host_joins_and_pings_flow() {
     let rekeys = handshakes(&after, "completed") - handshakes(&before, "completed");
     let periods = flood.as_secs() / 130;
     eprintln!("h1 completed {rekeys} handshakes during the flood ({periods} rekey periods for 2 peers)");
-    assert!(rekeys >= 1 + 2 * periods, "h1 completed only {rekeys} handshakes in {flood:?} of junk");
+    assert!(rekeys > 2 * periods, "h1 completed only {rekeys} handshakes in {flood:?} of junk");
     assert!(joined <= SEC, "h3 took {joined:?} to join through h1 during the flood");
     assert!(sent >= 100_000, "the junk sender sent only {sent} datagrams");
     // Every junk initiation h1's daemon read was refused at mac1...

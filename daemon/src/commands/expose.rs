@@ -1,6 +1,6 @@
 //! `weavers expose`: gives the bridge an overlay address (the one asked
-//! for, or the one this host had), makes sure multicast leaves through the
-//! bridge, announces the address in gossip, moves the DNS server onto it
+//! for, or the one this host had) with the route to its prefix, makes sure
+//! multicast leaves through the bridge, announces the address in gossip, moves the DNS server onto it
 //! and remembers it in the peers file.
 
 use crate::dns::DnsService;
@@ -46,6 +46,11 @@ impl Bridge {
             return Err(format!("{}/{} is already exposed by another host", other.0, other.1));
         }
         self.netdev.add_address(&self.name, addr, len).await.map_err(|e| e.to_string())?;
+        // The containers' gateway may be this very address, put there
+        // without its prefix route (see `gateway`): exposing adds it.
+        if self.netdev.ensure_prefix_route(&self.name, addr, len).await.map_err(|e| e.to_string())? {
+            tracing::info!(address = %format!("{addr}/{len}"), "the containers' gateway is exposed: its prefix route added");
+        }
         let route = self.netdev.ensure_multicast_route(&self.name).await.map_err(|e| e.to_string())?;
         node.set_overlay_addr(Some((addr, len)));
         dns.serve_on(addr);

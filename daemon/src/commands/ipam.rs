@@ -67,9 +67,16 @@ impl Allocations {
     }
 
     /// Tries `p` now: parks it if the mesh has to seed or donate first,
-    /// answers an API caller, and gives an expose caller back with its
-    /// address (the caller exposes it, then answers).
-    pub fn attempt(&mut self, plane: &mut Plane, host: &Host, p: PendingAlloc) -> Option<ExposeWaiting> {
+    /// answers an API caller (with `gateway`, the containers' gateway and
+    /// DNS server), and gives an expose caller back with its address (the
+    /// caller exposes it, then answers).
+    pub fn attempt(
+        &mut self,
+        plane: &mut Plane,
+        host: &Host,
+        gateway: Option<String>,
+        p: PendingAlloc,
+    ) -> Option<ExposeWaiting> {
         let now = Instant::now();
         let r = plane.with_io(|node, io| node.ipam_allocate(now, &p.owner, io));
         let node = &mut plane.node;
@@ -93,7 +100,7 @@ impl Allocations {
                 let _ = tx.send(result.map(|address| Allocation {
                     owner: p.owner,
                     address,
-                    gateway: host.exposed().and_then(|e| e.split('/').next()).map(str::to_string),
+                    gateway,
                     mtu: node.overlay_mtu() as u32,
                 }));
                 None

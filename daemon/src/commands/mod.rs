@@ -8,8 +8,10 @@
 
 mod dns;
 mod expose;
+mod gateway;
 mod ipam;
 mod peers;
+pub mod ping;
 mod revocations;
 
 use crate::control::Command;
@@ -18,6 +20,7 @@ use crate::host::Host;
 use crate::kernel_io::Plane;
 use crate::netdev::Netdev;
 use expose::Bridge;
+use gateway::Gateway;
 use ipam::{Allocations, ExposeWaiting, PendingAlloc, Waiter, HOST_OWNER};
 use peers::Peers;
 use std::net::SocketAddr;
@@ -31,11 +34,15 @@ pub struct Control {
     pub host: Host,
     peers: Peers,
     bridge: Bridge,
+    /// The containers' gateway on a host that was not exposed.
+    gateway: Gateway,
     /// The DNS server and the table it answers from.
     dns: DnsService,
     allocations: Allocations,
     /// Network-authority mode's files (`--ca`, `--cert`).
     pub authority: Option<crate::authority::AuthorityFiles>,
+    /// `weavers ping`s waiting for their pong.
+    pings: ping::Pings,
 }
 
 impl Control {
@@ -45,10 +52,12 @@ impl Control {
         Control {
             host,
             peers: Peers::new(listen),
+            gateway: Gateway::new(netdev.clone(), bridge.clone(), crate::netdev::tap_name(&bridge)),
             bridge: Bridge::new(netdev, bridge),
             dns,
             allocations: Allocations::default(),
             authority: None,
+            pings: ping::Pings::default(),
         }
     }
 
@@ -124,6 +133,7 @@ impl Control {
             Command::Revocations(tx) => {
                 let _ = tx.send(revocations::list(node));
             }
+            Command::Ping(peer, tx) => self.pings.start(plane, &peer, now, tx),
             Command::ReloadCert => {
                 if let Some(a) = &mut self.authority {
                     a.reload(node, now, true);
@@ -137,6 +147,7 @@ impl Control {
     /// peers it knows and the IPAM state, rebuilds the DNS server's table
     /// and saves this host's DNS entries. The one place that polls it.
     pub fn after_node_work(&mut self, node: &mut Node) {
+        self.pings.poll(node, Instant::now());
         while let Some(ev) = node.poll_event() {
             match ev {
                 Event::PeersChanged => self.host.save_peers(node),
@@ -182,8 +193,18 @@ impl Control {
         }
     }
 
-    /// Retries parked allocations (each tick), in the order they came.
+    /// At start, once the exposed address is restored: the containers
+    /// attached to the bridge get their gateway back (see [`Gateway::restore`]).
+    pub async fn restore_gateway(&mut self, plane: &mut Plane) {
+        self.gateway.restore(plane, &self.host, &mut self.dns).await;
+    }
+
+    /// Retries parked allocations (each tick), in the order they came,
+    /// and the containers' gateway if it is still missing.
     pub async fn retry_allocations(&mut self, plane: &mut Plane) {
+        if self.gateway.wanted() {
+            self.gateway.ensure(plane, &self.host, &mut self.dns).await;
+        }
         for p in self.allocations.take_pending() {
             self.attempt(plane, p).await;
         }
@@ -195,9 +216,14 @@ impl Control {
         self.attempt(plane, PendingAlloc::new(owner, waiter)).await;
     }
 
-    /// Tries `p`; an address for `weavers expose` is exposed before the answer.
+    /// Tries `p`; a container's gets the gateway first, an address for
+    /// `weavers expose` is exposed before the answer.
     async fn attempt(&mut self, plane: &mut Plane, p: PendingAlloc) {
-        if let Some(ExposeWaiting { tx, address }) = self.allocations.attempt(plane, &self.host, p) {
+        if matches!(p.waiter, Waiter::Api(_)) {
+            self.gateway.ensure(plane, &self.host, &mut self.dns).await;
+        }
+        let gateway = self.gateway.address(&self.host);
+        if let Some(ExposeWaiting { tx, address }) = self.allocations.attempt(plane, &self.host, gateway, p) {
             let r = match address {
                 Ok(cidr) => self.expose(&mut plane.node, Some(cidr)).await,
                 Err(e) => Err(e),

@@ -218,6 +218,24 @@ fn header_only(query: &[u8], rcode: u8) -> Vec<u8> {
     out
 }
 
+/// DNS over TCP (RFC 1035 4.2.2, RFC 7766): the length a query's 2-byte
+/// prefix announces, or None when it is longer than [`MAX_QUERY_LEN`] (the
+/// server then closes the connection).
+pub fn tcp_query_len(prefix: [u8; 2]) -> Option<usize> {
+    let n = u16::from_be_bytes(prefix) as usize;
+    (n <= MAX_QUERY_LEN).then_some(n)
+}
+
+/// A reply framed for TCP, its 2-byte length first; None when it is too
+/// long to frame (over 65,535 bytes).
+pub fn tcp_frame(reply: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(reply.len()).ok()?;
+    let mut out = Vec::with_capacity(2 + reply.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(reply);
+    Some(out)
+}
+
 /// A SERVFAIL reply to `query` (when the upstream server did not answer),
 /// or None if the query cannot be read.
 pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {

@@ -65,6 +65,9 @@ pub struct PeerRecord {
     pub dns_tombstones: Vec<DnsTombstone>,
     /// This host's share of the address range (absent until seeded).
     pub ipam: Option<crate::ipam::IpamRecord>,
+    /// Its certificate (network-authority mode), so that hosts without a
+    /// direct session (relayed ones) know what it may do.
+    pub cert: Option<Vec<u8>>,
 }
 
 impl PeerRecord {
@@ -82,6 +85,7 @@ impl PeerRecord {
             dns: Vec::new(),
             dns_tombstones: Vec::new(),
             ipam: None,
+            cert: None,
         }
     }
 
@@ -98,6 +102,50 @@ impl PeerRecord {
             && self.dns_tombstones.len() <= crate::dns::MAX_ENTRIES
             && self.dns_tombstones.iter().all(DnsTombstone::is_valid)
             && self.ipam.as_ref().is_none_or(crate::ipam::IpamRecord::is_valid)
+            && self.cert.as_ref().is_none_or(|c| c.len() <= weavers_cert::MAX_ENCODED_LEN)
+    }
+
+    /// Makes the record's group filters fit: the signed record must be at
+    /// most [`MAX_RECORD_LEN`] bytes, or every peer refuses it. Source
+    /// lists widen to EXCLUDE {} (every source: more traffic, never less),
+    /// the longest first; if that is not enough, groups are left out from
+    /// the end (highest addresses). Returns how many groups were widened
+    /// or left out (0 when the record already fits).
+    pub fn fit_groups(&mut self) -> usize {
+        let groups = std::mem::take(&mut self.groups);
+        let rest = postcard::to_allocvec(self).map_or(usize::MAX, |v| v.len());
+        // The groups' length prefix is a varint of at most 3 bytes for
+        // MAX_GROUPS; 1 of them is already in `rest`.
+        let budget = MAX_RECORD_LEN.saturating_sub(HEADER_LEN + rest + 2);
+        self.groups = groups;
+        let len = |g: &GroupFilter| postcard::to_allocvec(g).map_or(usize::MAX, |v| v.len());
+        let mut sizes: Vec<usize> = self.groups.iter().map(len).collect();
+        let mut total: usize = sizes.iter().sum();
+        let mut changed = 0;
+        if total <= budget {
+            return 0;
+        }
+        let mut longest: Vec<usize> = (0..self.groups.len()).filter(|&i| !self.groups[i].sources.is_empty()).collect();
+        longest.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+        for i in longest {
+            if total <= budget {
+                break;
+            }
+            let g = &mut self.groups[i];
+            g.mode = crate::groups::FilterMode::Exclude;
+            g.sources.clear();
+            let now = len(g);
+            total = total - sizes[i] + now;
+            sizes[i] = now;
+            changed += 1;
+        }
+        while total > budget {
+            let Some(n) = sizes.pop() else { break };
+            self.groups.pop();
+            total -= n;
+            changed += 1;
+        }
+        changed
     }
 
     /// Whether this host may relay towards `to`.
@@ -269,6 +317,34 @@ mod tests {
         assert_eq!(open(SignedRecord::sign(&r, &id).as_bytes(), 1), Err(RecordError::Invalid));
         assert_eq!(open(&[0; 10], 1), Err(RecordError::Length));
         assert_eq!(open(&vec![0; MAX_RECORD_LEN + 1], 1), Err(RecordError::Length));
+    }
+
+    #[test]
+    fn a_record_with_too_many_groups_is_fitted_to_what_peers_accept() {
+        use crate::groups::{FilterMode, MAX_SOURCES};
+        let id = StaticKeypair::generate();
+        let mut r = PeerRecord::new(id.public, 1, "h1");
+        assert_eq!(r.fit_groups(), 0);
+        // 4,000 IPv6 groups, the first hundred with long source lists: far
+        // over the record's size.
+        let v6 = |i: u32| IpAddr::from([0xff0e, 0, 0, 0, 0, 0, (i >> 16) as u16, i as u16]);
+        r.groups = (0..4000u32)
+            .map(|i| {
+                let sources = if i < 100 { (0..MAX_SOURCES as u32).map(|s| v6(0x10000 + s)).collect() } else { vec![] };
+                let mode = if i < 100 { FilterMode::Include } else { FilterMode::Exclude };
+                GroupFilter { group: v6(i), mode, sources }
+            })
+            .collect();
+        assert_eq!(open(SignedRecord::sign(&r, &id).as_bytes(), 1), Err(RecordError::Length));
+        let changed = r.fit_groups();
+        let signed = SignedRecord::sign(&r, &id);
+        assert!(signed.len() <= MAX_RECORD_LEN);
+        assert_eq!(open(signed.as_bytes(), 1), Ok(r.clone()), "peers take it");
+        assert!(r.groups.iter().all(|g| g.sources.is_empty()), "widened first");
+        assert_eq!(changed, 100 + (4000 - r.groups.len()));
+        assert!(r.groups.len() > 2000, "as many groups as fit are kept: {}", r.groups.len());
+        assert_eq!(r.groups[0].group, v6(0), "the lowest kept");
+        assert_eq!(r.fit_groups(), 0, "fitted once");
     }
 
     #[test]

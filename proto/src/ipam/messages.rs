@@ -124,6 +124,10 @@ pub struct MergeResult {
     pub foreign_seed: Option<SeedId>,
     /// Tokens that changed owner: `(start, previous owner, new owner)`.
     pub reassigned: Vec<(u32, PublicKey, PublicKey)>,
+    /// New tokens refused because the ring holds [`super::MAX_RING_TOKENS`],
+    /// plus 1 if the record was of another seed and [`super::MAX_FOREIGN`]
+    /// such hosts are already kept.
+    pub refused: usize,
 }
 
 impl MergeResult {

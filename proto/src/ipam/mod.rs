@@ -135,8 +135,18 @@ use std::str::FromStr;
 pub const MAX_TOKENS: usize = 1024;
 /// Most tokens one donation transfers (bounds how fast a host's count grows).
 pub const MAX_DONATION_TOKENS: usize = 32;
+/// Most tokens the ring holds from other hosts' records: a new token past
+/// it is refused and counted ([`MergeResult::refused`]). Refusing one only
+/// leaves its span to the token before it, another host's (a host's own
+/// spans end at tokens it made itself), so nothing is allocated twice.
+/// Donations to this host are not held to it (they are bounded by
+/// [`MAX_TOKENS`]).
+pub const MAX_RING_TOKENS: usize = 16_384;
+/// Most hosts of another seed remembered (their records are kept aside;
+/// one is enough to refuse allocating): one more is refused and counted.
+pub const MAX_FOREIGN: usize = 64;
 /// Longest owner id (container id + interface name).
-pub const MAX_OWNER_ID_LEN: usize = 256;
+pub const MAX_OWNER_ID_LEN: usize = weavers_api::check::MAX_OWNER_ID_LEN;
 
 /// Why IPAM refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

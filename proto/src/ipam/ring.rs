@@ -107,7 +107,7 @@ impl Ring {
             if seed.range != self.range {
                 res.foreign_seed = Some(seed);
                 res.conflicts = tokens.iter().map(|t| t.0).collect();
-                res.changed = self.set_foreign(author, seed, tokens);
+                res.changed = self.set_foreign(author, seed, tokens, &mut res.refused);
             }
             return res;
         }
@@ -119,7 +119,7 @@ impl Ring {
             Some(s) if s != seed => {
                 res.foreign_seed = Some(seed);
                 res.conflicts = tokens.iter().map(|t| t.0).collect();
-                res.changed = self.set_foreign(author, seed, tokens);
+                res.changed = self.set_foreign(author, seed, tokens, &mut res.refused);
                 return res;
             }
             Some(_) => {}
@@ -129,19 +129,28 @@ impl Ring {
             res.changed = true;
         }
         for &(start, version) in tokens {
+            if self.tokens.len() >= MAX_RING_TOKENS && !self.tokens.contains_key(&start) {
+                res.refused += 1;
+                continue;
+            }
             self.merge_entry(start, Entry { owner: author, version }, &mut res);
         }
         self.settle_pending(Some((author, tokens)));
         res
     }
 
-    fn set_foreign(&mut self, author: PublicKey, seed: SeedId, tokens: &[(u32, u32)]) -> bool {
+    fn set_foreign(&mut self, author: PublicKey, seed: SeedId, tokens: &[(u32, u32)], refused: &mut usize) -> bool {
         let f = Foreign { author, seed, tokens: tokens.iter().take(MAX_TOKENS).copied().collect() };
+        let full = self.foreign.len() >= MAX_FOREIGN;
         match self.foreign.iter_mut().find(|f| f.author == author) {
             Some(old) if *old == f => false,
             Some(old) => {
                 *old = f;
                 true
+            }
+            None if full => {
+                *refused += 1;
+                false
             }
             None => {
                 self.foreign.push(f);

@@ -637,6 +637,48 @@ fn hostile_donations_and_records_are_refused() {
 }
 
 #[test]
+fn a_rogue_host_cannot_grow_the_ring_without_bound() {
+    // A /8: 16 M offsets, room for far more tokens than the ring keeps.
+    let range: Range = "10.0.0.0/8".parse().unwrap();
+    let mut ring = Ring::new(range);
+    ring.seed(key(0), &[], 1);
+    let seed = ring.seed_id().unwrap();
+    let mut alloc = Allocator::new();
+    let mine = alloc.allocate(&ring, key(0), "c1/eth0").unwrap();
+    // Record after record, each with MAX_TOKENS new tokens at new offsets
+    // (high up, away from this host's first addresses).
+    let mut refused = 0;
+    for round in 0..40u32 {
+        let tokens: Vec<(u32, u32)> =
+            (0..MAX_TOKENS as u32).map(|i| (8_000_000 + (round * MAX_TOKENS as u32 + i) * 7, 1)).collect();
+        let rec = IpamRecord { seed, tokens, free: 0 };
+        assert!(rec.is_valid());
+        refused += ring.merge_record(key(9), &rec).refused;
+    }
+    assert_eq!(ring.spans().len(), MAX_RING_TOKENS);
+    assert_eq!(refused, 40 * MAX_TOKENS - (MAX_RING_TOKENS - 1));
+    // Known tokens still update when the ring is full.
+    let rec = IpamRecord { seed, tokens: vec![(8_000_000, 5)], free: 0 };
+    let res = ring.merge_record(key(9), &rec);
+    assert!(res.changed && res.refused == 0);
+    // This host's own space and allocations are untouched.
+    assert_eq!(alloc.allocate(&ring, key(0), "c1/eth0").unwrap(), mine);
+    assert!(alloc.allocate(&ring, key(0), "c2/eth0").is_ok());
+
+    // Hosts of another seed: a bounded number is kept aside, the rest counted.
+    let mut ring = Ring::new(range);
+    ring.seed(key(0), &[], 1);
+    let mut refused = 0;
+    for i in 0..100u8 {
+        let other = SeedId { stamp: 2, seeder: PublicKey([i; 32]), range };
+        let rec = IpamRecord { seed: other, tokens: vec![(0, 1)], free: 0 };
+        refused += ring.merge_record(PublicKey([i; 32]), &rec).refused;
+    }
+    assert_eq!((ring.foreign().len(), refused), (MAX_FOREIGN, 100 - MAX_FOREIGN));
+    assert!(ring.has_foreign_seed(), "allocation stays refused all the same");
+}
+
+#[test]
 fn donor_choice() {
     assert_eq!(choose_donor(key(0), []), None);
     assert_eq!(choose_donor(key(0), [(key(1), 0), (key(0), 50)]), None);

@@ -10,6 +10,7 @@ use super::{Event, Io, Node};
 use crate::gossip::record::{PeerRecord, SignedRecord, MAX_ENDPOINTS, MAX_UNREACHABLE};
 use crate::gossip::sync::Event as GossipEvent;
 use crate::keys::PublicKey;
+use crate::stats::DropReason;
 use crate::wire::Kind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -24,6 +25,16 @@ const SLOW_PUBLISH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most distinct observed addresses of this host remembered.
 const MAX_OBSERVED: usize = 16;
+
+/// The group filters local members want, as last taken from
+/// [`crate::groups::LocalGroups`] (the own record carries them fitted).
+#[derive(Debug, Default)]
+pub(super) struct OwnGroups {
+    /// The members' generation they were taken at.
+    generation: u64,
+    /// None until first taken.
+    wanted: Option<Vec<crate::groups::GroupFilter>>,
+}
 
 /// Underlay addresses peers said they see this host at, and by how many
 /// different peers: the most reported become the record's endpoints.
@@ -114,8 +125,11 @@ impl Node {
         self.own.unreachable = unreachable;
         self.own.unreachable_more = more;
         self.own.endpoints = self.observed.endpoints();
-        self.own.groups = self.local_groups.filters();
+        self.take_group_limits();
         self.own.ipam = self.ipam_record();
+        if let Some(c) = self.own_cert().filter(|c| self.own.cert.as_deref() != Some(c.encoded())) {
+            self.own.cert = Some(c.encoded().to_vec());
+        }
         let since = now.saturating_duration_since(self.own_refreshed);
         let published = self.published();
         // What others act on at once (groups, names, addresses) goes out at
@@ -129,6 +143,7 @@ impl Node {
             || self.own.dns_tombstones != published.dns_tombstones
             || self.own.overlay_addr != published.overlay_addr
             || self.own.ipam != published.ipam
+            || self.own.cert != published.cert
             || self.own.name != published.name;
         // A host newly unreachable must stop being chosen as a relay
         // soon; one reachable again can wait (a stale entry only makes this
@@ -149,9 +164,39 @@ impl Node {
         self.own.version = self.stamp(now);
         self.own_refreshed = now;
         self.force_publish = false;
+        self.fit_own_groups();
         let signed = SignedRecord::sign(&self.own, &self.cfg.keypair);
         self.gossip.publish(signed, self.own.clone(), now);
         self.drain_gossip(now, io);
+    }
+
+    /// Takes the local members' filters into the own record when they
+    /// changed (what members asked for, before [`Node::fit_own_groups`]),
+    /// and counts what their limits refused or widened.
+    fn take_group_limits(&mut self) {
+        let limited = self.local_groups.take_limited();
+        self.drops.add(DropReason::GroupLimit, limited);
+        let generation = self.local_groups.generation();
+        if self.own_groups.generation != generation || self.own_groups.wanted.is_none() {
+            let (filters, widened) = self.local_groups.filters_counted();
+            self.drops.add(DropReason::GroupLimit, widened as u64);
+            self.own_groups = OwnGroups { generation, wanted: Some(filters.clone()) };
+            self.own.groups = filters;
+        }
+    }
+
+    /// Before the own record is signed: its groups are what members want,
+    /// fitted so that peers accept the record (see
+    /// [`PeerRecord::fit_groups`]); what that changes is counted once per
+    /// change, not at every publication.
+    fn fit_own_groups(&mut self) {
+        if let Some(wanted) = &self.own_groups.wanted {
+            self.own.groups.clone_from(wanted);
+        }
+        let changed = self.own.fit_groups();
+        if changed > 0 && self.own.groups != self.published().groups {
+            self.drops.add(DropReason::GroupLimit, changed as u64);
+        }
     }
 
     /// The periodic gossip work: the own record, an anti-entropy round
@@ -177,9 +222,8 @@ impl Node {
         let after = self.gossip.stats();
         let refused = (after.malformed + after.bad_record + after.bad_signature + after.from_the_future)
             - (before.malformed + before.bad_record + before.bad_signature + before.from_the_future);
-        if refused > 0 {
-            self.drops.add(crate::stats::DropReason::BadGossip, refused);
-        }
+        self.drops.add(DropReason::BadGossip, refused);
+        self.drops.add(DropReason::GossipTableFull, after.table_full - before.table_full);
         self.drain_gossip(now, io);
     }
 
@@ -231,6 +275,10 @@ impl Node {
         let name = r.name.clone();
         let endpoints = r.endpoints.clone();
         let ipam = r.ipam.clone();
+        // Only in network-authority mode, and only when it is not the one
+        // already known (checking it costs a signature verification).
+        let known = self.peers.get(&key).and_then(|p| p.cert.as_ref()).map(|c| c.encoded());
+        let cert = r.cert.as_ref().filter(|c| self.trust.is_some() && known != Some(c.as_slice())).cloned();
         let cannot_reach_me = !r.reaches(&self.public_key()) && !r.unreachable_more;
         self.ipam_merge(key, ipam.as_ref());
         self.routes_dirty = true;
@@ -246,6 +294,10 @@ impl Node {
                 p.candidates.push(ep);
             }
         }
+        if let Some(c) = cert {
+            self.adopt_record_cert(now, key, &c);
+        }
+        let Some(p) = self.peers.get_mut(&key) else { return };
         // It says it cannot reach us: check whether we reach it.
         if cannot_reach_me && p.is_connected() && p.live.verify(now) {
             self.pending_pings.push(key);

@@ -94,17 +94,18 @@ fn append_mac1(buf: &mut [u8], len: usize, key: &Mac1Key) -> usize {
 /// Pending XX responder handshakes kept at most (oldest dropped beyond).
 const MAX_INCOMING: usize = 1024;
 
-/// The payload inside handshake messages that carry one.
+/// The payload inside handshake messages that carry one (the crate's
+/// fuzzing harness builds them too).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct HandshakePayload {
+pub(crate) struct HandshakePayload {
     /// Sender's clock (milliseconds, grows across restarts).
-    timestamp: u64,
-    name: String,
+    pub(crate) timestamp: u64,
+    pub(crate) name: String,
     /// The underlay address the sender sees the receiver at (so that hosts
     /// learn the endpoints to publish in their records).
-    observed: Option<SocketAddr>,
+    pub(crate) observed: Option<SocketAddr>,
     /// The sender's certificate (network-authority mode).
-    cert: Option<Vec<u8>>,
+    pub(crate) cert: Option<Vec<u8>>,
 }
 
 impl Node {

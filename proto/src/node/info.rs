@@ -1,7 +1,8 @@
 //! Snapshots of the node for the control API.
 
-use super::Node;
-use std::time::Instant;
+use super::{Io, Node};
+use crate::keys::PublicKey;
+use std::time::{Duration, Instant};
 use weavers_api::{PeerInfo, PeerState, PendingPeer};
 
 impl Node {
@@ -40,11 +41,14 @@ impl Node {
                     state,
                     via,
                     rtt_us: p.rtt.filter(|_| connected).map(|d| d.as_micros() as u64),
-                    session_age_s: p
-                        .current
-                        .as_ref()
-                        .filter(|_| connected)
-                        .map(|s| now.saturating_duration_since(s.established).as_secs()),
+                    // The newest session's: a responder's unconfirmed one
+                    // counts, and it stays while the session is kept, also
+                    // once the peer stops answering (as `wg show` does).
+                    session_age_s: [p.current.as_ref(), p.next.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .map(|s| now.saturating_duration_since(s.established).as_secs())
+                        .min(),
                     overlay_addr: self.record(&p.key).and_then(|r| r.overlay_addr).map(|(a, l)| format!("{a}/{l}")),
                     traffic: p.traffic,
                 }
@@ -52,6 +56,25 @@ impl Node {
             .collect();
         rows.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
         rows
+    }
+
+    /// `weavers ping`: pings `key` now, or the relay towards it when it is
+    /// reached through one (control messages travel between direct peers
+    /// only). `None` when there is no path to it. The answer is seen in
+    /// [`Node::pongs`] of the probe's target.
+    pub fn probe(&mut self, now: Instant, key: &PublicKey, io: &mut impl Io) -> Option<Probe> {
+        self.refresh_routes(now);
+        let hop = self.next_hop(key)?;
+        let target = self.peers.get(&hop).filter(|p| p.is_connected())?;
+        let probe = Probe { target: hop, relayed_via: (hop != *key).then_some(hop), pongs_before: target.pongs };
+        self.send_ping(now, hop, io);
+        self.flush(io);
+        Some(probe)
+    }
+
+    /// Pongs `key` has answered so far, and the round trip of the last.
+    pub fn pongs(&self, key: &PublicKey) -> Option<(u64, Option<Duration>)> {
+        self.peers.get(key).map(|p| (p.pongs, p.rtt))
     }
 
     /// Configured addresses whose peer is not known yet.
@@ -62,4 +85,15 @@ impl Node {
             .map(|b| PendingPeer { endpoint: b.addr.to_string(), attempts: b.attempts })
             .collect()
     }
+}
+
+/// A ping sent for `weavers ping` ([`Node::probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The peer pinged: the host itself, or its relay.
+    pub target: PublicKey,
+    /// The relay when the host is reached through one.
+    pub relayed_via: Option<PublicKey>,
+    /// The target's pong count before this ping: a higher one answers it.
+    pub pongs_before: u64,
 }

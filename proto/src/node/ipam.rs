@@ -179,6 +179,7 @@ impl Node {
     pub(super) fn ipam_merge(&mut self, author: PublicKey, rec: Option<&IpamRecord>) {
         let Some(rec) = rec.filter(|r| r.is_valid()) else { return };
         let res = self.ipam.ring.merge_record(author, rec);
+        self.drops.add(crate::stats::DropReason::IpamLimit, res.refused as u64);
         let yielded = self.ipam.ring.yield_seed(!self.ipam.alloc.is_empty());
         if res.changed || yielded {
             self.emit(Event::IpamChanged);

@@ -11,7 +11,7 @@ use crate::stats::DropReason;
 use crate::vnet::VNET_HDR_LEN;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use weavers_api::{FilterInfo, GroupCounters, GroupInfo, LocalMemberInfo, PeerSent, SubscribedPeer};
 
 /// Groups with counters at most (a local sender spraying groups cannot grow
@@ -30,6 +30,9 @@ pub(super) struct Counters {
     refused_copies: u64,
     sent: HashMap<PublicKey, (u64, u64)>,
 }
+
+/// Max response time of the startup queries.
+const STARTUP_RESPONSE: Duration = Duration::from_secs(1);
 
 /// This host's IGMP/MLD querier: general queries into the TAP so members
 /// keep reporting, unless another querier is on the bridge.
@@ -84,7 +87,16 @@ impl Node {
             return;
         }
         q.other_until = None;
-        let max_resp_ms = t.query_response_interval().as_millis() as u32;
+        // The startup queries (this daemon just started, maybe restarted
+        // under members that are still joined) ask for answers within a
+        // second, so that the groups are known again at once, not after up
+        // to the whole response interval.
+        let respond_within = if q.startup_left > 0 {
+            t.query_response_interval().min(STARTUP_RESPONSE)
+        } else {
+            t.query_response_interval()
+        };
+        let max_resp_ms = respond_within.as_millis() as u32;
         let robustness = t.robustness.min(7) as u8;
         let qi = t.query_interval.as_secs() as u32;
         io.deliver(&snoop::igmpv3_general_query(q.mac, max_resp_ms, robustness, qi));

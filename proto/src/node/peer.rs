@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 /// just learned of (the other one dials first).
 const DIAL_DEFER: Duration = Duration::from_secs(3);
 
+/// Most peers held: every host the gossip table holds, and room for
+/// configured peers and new ones not yet in gossip. Beyond it a peer
+/// without a record gives way ([`DropReason::PeerEvicted`]).
+pub const MAX_PEERS: usize = crate::gossip::table::MAX_HOSTS + 256;
+
 /// A host this node knows, by its key.
 #[derive(Debug)]
 pub(super) struct Peer {
@@ -51,6 +56,8 @@ pub(super) struct Peer {
     pub(super) traffic: TrafficCounters,
     /// Its certificate, from its last handshake (network-authority mode).
     pub(super) cert: Option<weavers_cert::HostCert>,
+    /// Pongs it sent back (each updates `rtt`).
+    pub(super) pongs: u64,
 }
 
 impl Peer {
@@ -73,6 +80,7 @@ impl Peer {
             bundle: Vec::new(),
             traffic: TrafficCounters::default(),
             cert: None,
+            pongs: 0,
         }
     }
 
@@ -268,6 +276,9 @@ impl Node {
     /// The peer with this key, added if it is new.
     pub(super) fn peer_entry(&mut self, key: PublicKey, now: Instant) -> &mut Peer {
         if !self.peers.contains_key(&key) {
+            if self.peers.len() >= MAX_PEERS {
+                self.evict_peer();
+            }
             self.by_short.insert(key.short_id(), key);
             self.emit(Event::PeersChanged);
             self.routes_dirty = true;
@@ -278,6 +289,25 @@ impl Node {
         // runs about N*(N-1)/2 handshakes instead of twice that.
         let first_dial = if key > self.public_key() { now } else { now + DIAL_DEFER };
         self.peers.entry(key).or_insert_with(|| Peer::new(key, first_dial))
+    }
+
+    /// Makes room in a full peer table: forgets a peer without a gossip
+    /// record that no configured address leads to, one without a live
+    /// session first. Peers with a record are bounded by the gossip table,
+    /// configured ones by the operator; so the table stays bounded even if
+    /// none can go.
+    fn evict_peer(&mut self) {
+        let configured = |k: &PublicKey| self.bootstraps.iter().any(|b| b.key == Some(*k));
+        let victim = self
+            .peers
+            .values()
+            .filter(|p| self.gossip.table().get(&p.key).is_none() && !configured(&p.key))
+            .min_by_key(|p| p.is_connected())
+            .map(|p| p.key);
+        if let Some(k) = victim {
+            self.drop_peer(&k);
+            self.drops.count(DropReason::PeerEvicted);
+        }
     }
 
     /// Forgets a peer: its sessions, its handshake in flight, the MACs

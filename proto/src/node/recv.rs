@@ -10,7 +10,7 @@ use crate::keys::PublicKey;
 use crate::mac;
 use crate::session::SessionError;
 use crate::stats::DropReason;
-use crate::vnet::VNET_HDR_LEN;
+use crate::vnet::{self, PeerOffload, VnetHdr, VNET_HDR_LEN};
 use crate::wire::{self, Kind, ETH_HEADER_LEN};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -67,10 +67,10 @@ impl Node {
         };
         match Kind::from_u8(kind) {
             Some(Kind::Frame) => self.dispatch_frames(now, from, &payload[1..], io),
-            Some(Kind::Fragment) => self.on_fragment(now, from, &payload[1..], true, io),
+            Some(Kind::Fragment) => self.on_fragment(now, from, from, &payload[1..], true, io),
             Some(Kind::Relay) => {
                 if let Some((src, inner)) = self.on_relay(now, from, payload, io) {
-                    self.dispatch_relayed(now, src, inner, io);
+                    self.dispatch_relayed(now, src, from, inner, io);
                 }
             }
             Some(k) => self.on_control(now, from, k, &payload[1..], io),
@@ -78,12 +78,12 @@ impl Node {
         }
     }
 
-    /// Handles a relayed payload for this host, from `src`: frames or a
-    /// piece of a super-frame, nothing else.
-    fn dispatch_relayed(&mut self, now: Instant, src: PublicKey, inner: &[u8], io: &mut impl Io) {
+    /// Handles a relayed payload for this host, from `src` through the
+    /// relay `via`: frames or a piece of a super-frame, nothing else.
+    fn dispatch_relayed(&mut self, now: Instant, src: PublicKey, via: PublicKey, inner: &[u8], io: &mut impl Io) {
         match inner.first().and_then(|k| Kind::from_u8(*k)) {
             Some(Kind::Frame) => self.dispatch_frames(now, src, &inner[1..], io),
-            Some(Kind::Fragment) => self.on_fragment(now, src, &inner[1..], false, io),
+            Some(Kind::Fragment) => self.on_fragment(now, src, via, &inner[1..], false, io),
             _ => self.drops.count(DropReason::BadPayload),
         }
     }
@@ -99,6 +99,7 @@ impl Node {
                 if token <= now_us && now_us - token < 60_000_000 {
                     if let Some(p) = self.peers.get_mut(&from) {
                         p.rtt = Some(Duration::from_micros(now_us - token));
+                        p.pongs += 1;
                     }
                 }
             }
@@ -111,19 +112,48 @@ impl Node {
         }
     }
 
-    /// A piece (after its kind byte) of a message from `src` (`direct`:
-    /// from that peer itself, not relayed); handles the message once whole.
-    pub(super) fn on_fragment(&mut self, now: Instant, src: PublicKey, body: &[u8], direct: bool, io: &mut impl Io) {
-        let Some((kind, message)) = self.reassemble(now, src, body, direct) else { return };
+    /// A piece (after its kind byte) of a message from `src`, delivered by
+    /// the direct peer `via` (`direct`: from that peer itself, not
+    /// relayed); handles the message once whole.
+    pub(super) fn on_fragment(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        via: PublicKey,
+        body: &[u8],
+        direct: bool,
+        io: &mut impl Io,
+    ) {
+        let Some((kind, mut message)) = self.reassemble(now, src, via, body, direct) else { return };
         match kind {
-            Kind::Frame => {
-                let mut hdr = [0u8; VNET_HDR_LEN];
-                hdr.copy_from_slice(&message[..VNET_HDR_LEN]);
-                self.deliver_from(now, src, &message[VNET_HDR_LEN..], Some(&hdr), io);
-            }
+            Kind::Frame => self.deliver_super_frame(now, src, &mut message, io),
             control => self.on_control(now, src, control, &message, io),
         }
         self.reassembly.recycle(message);
+    }
+
+    /// A reassembled super-frame (its virtio-net header, then the frame)
+    /// from `src`: into the TAP with its header when that asks for sane TCP
+    /// segmentation; else, counted, completed and delivered plain when it
+    /// fits the MTU, or dropped.
+    fn deliver_super_frame(&mut self, now: Instant, src: PublicKey, message: &mut [u8], io: &mut impl Io) {
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        hdr.copy_from_slice(&message[..VNET_HDR_LEN]);
+        let h = VnetHdr::parse(&hdr);
+        let frame = &mut message[VNET_HDR_LEN..];
+        match h.from_peer(frame, self.cfg.overlay_mtu) {
+            PeerOffload::Segment => self.deliver_from(now, src, frame, Some(&hdr), io),
+            PeerOffload::Plain => {
+                self.drops.count(DropReason::BadOffload);
+                if frame.len() > self.cfg.overlay_mtu + ETH_HEADER_LEN {
+                    return;
+                }
+                if h.flags & vnet::F_NEEDS_CSUM != 0 && !vnet::complete_checksum(frame, h.csum_start, h.csum_offset) {
+                    return;
+                }
+                self.deliver_from(now, src, frame, None, io);
+            }
+        }
     }
 
     /// Frames (a bundle, after its kind byte) whose source is `src`,
@@ -157,7 +187,9 @@ impl Node {
         if mac::is_group(&dmac) && dmac != [0xff; 6] && !self.account_delivery(&src, frame) {
             return;
         }
-        self.macs.learn(smac, src, now);
+        if self.macs.learn(smac, src, now) {
+            self.drops.count(DropReason::MacEvicted);
+        }
         if let Some(p) = self.peers.get_mut(&src) {
             p.traffic.rx_frames += 1;
             p.traffic.rx_bytes += frame.len() as u64;

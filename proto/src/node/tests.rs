@@ -670,6 +670,19 @@ fn membership_reports_never_cross_the_mesh() {
 }
 
 #[test]
+fn startup_queries_ask_members_to_answer_within_a_second() {
+    let mut net = Net::new(1);
+    // IGMPv3 general queries delivered into h1's bridge: their max response codes (tenths of a second).
+    let codes = |net: &Net| -> Vec<u8> {
+        net.delivered[0].iter().filter(|f| f[12..14] == [8, 0] && f[23] == 2 && f[38] == 0x11).map(|f| f[39]).collect()
+    };
+    net.run(Duration::from_secs(1));
+    assert_eq!(codes(&net), vec![10], "a (re)started daemon learns its members within a second");
+    net.run(Duration::from_secs(70));
+    assert_eq!(codes(&net), vec![10, 10, 100], "two startup queries, then the full response interval");
+}
+
+#[test]
 fn a_leave_stops_delivery_and_silent_members_expire() {
     let mut net = Net::new(3);
     for n in net.nodes.iter_mut().flatten() {
@@ -805,7 +818,7 @@ fn offloaded_super_frames_travel_whole_direct_and_relayed() {
     net.bootstrap(0, 1);
     net.bootstrap(2, 1);
     net.run(Duration::from_secs(5));
-    let hdr = [1u8, 1, 0x36, 0, 0xa8, 0x05, 0x22, 0, 0x10, 0];
+    let hdr = [1u8, 1, 0x36, 0, 0x14, 0x05, 0x22, 0, 0x10, 0]; // TCPv4, segments of 1300
     for dst in [1, 2] {
         // Teach node 0 where dst's MAC lives.
         net.send_frame(dst, BROADCAST, 100 + dst as u32);
@@ -1082,6 +1095,11 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     // length or the kind: refused, the message still completes from good pieces.
     let mut own = net.node(1).published().clone();
     own.version += 1_000_000;
+    // Long enough that half of it is a piece of a plausible size.
+    for i in 0..20u8 {
+        let addr = std::net::IpAddr::from([10, 32, 1, i]);
+        own.dns.push(crate::dns::DnsEntry { name: format!("name{i}.example"), addr, owner: None, since: 1 });
+    }
     let signed = crate::gossip::SignedRecord::sign(&own, &net.node(1).cfg.keypair);
     let body = crate::gossip::sync::Message::Records(vec![signed.as_bytes().to_vec()]).encode();
     let total = body.len() as u32;
@@ -1115,18 +1133,18 @@ fn hostile_pieces_are_counted_and_memory_stays_bounded() {
     // length: a peer holds at most 4 control messages in reassembly...
     let incomplete = net.node(0).drops().get(DropReason::Incomplete);
     for id in 100..400 {
-        send_plain(&mut net, 1, 0, &piece(id, offload::MAX_MESSAGE as u32, 0, gossip, &[0; 8]));
+        send_plain(&mut net, 1, 0, &piece(id, offload::MAX_MESSAGE as u32, 0, gossip, &[0; offload::MIN_PIECE]));
     }
     assert_eq!(net.node(0).reassembly.len(), 4);
     assert_eq!(net.node(0).drops().get(DropReason::Incomplete), incomplete + 296, "each eviction counted");
-    // ...and all peers together at most MAX_PARTIAL_TOTAL (fake sources:
-    // on_fragment trusts its caller for who sent it).
+    // ...and all peers together at most MAX_PARTIAL_TOTAL (fake sources
+    // and relays: on_fragment trusts its caller for who sent it).
     let now = net.now;
     let mut out = Out::default();
     for k in 0..1000u32 {
         let src = StaticKeypair::generate().public;
-        let p = piece(k, offload::MAX_MESSAGE as u32, 0, Kind::Frame as u8, &[0; 8]);
-        net.node(0).on_fragment(now, src, &p[1..], false, &mut out);
+        let p = piece(k, offload::MAX_MESSAGE as u32, 0, Kind::Frame as u8, &[0; offload::MIN_PIECE]);
+        net.node(0).on_fragment(now, src, src, &p[1..], false, &mut out);
     }
     let r = &net.node(0).reassembly;
     assert_eq!(r.len(), offload::MAX_PARTIAL_TOTAL);
@@ -1173,6 +1191,8 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 }
 
 mod flood;
+mod info;
+mod limits;
 mod liveness;
-mod trust;
 mod relay;
+mod trust;

@@ -68,6 +68,10 @@ pub(super) struct TrustState {
     barred: HashSet<PublicKey>,
     /// New revocations to pass on, with the peer each came from.
     outbox: Vec<(Vec<u8>, Option<PublicKey>)>,
+    /// When each peer's differing digest was last answered with our
+    /// revocations: at most once per [`DIGEST_INTERVAL`] each, so a peer
+    /// cannot turn ten-byte digests into our whole list again and again.
+    answered: HashMap<PublicKey, Instant>,
     next_check: Instant,
     next_digest: Instant,
 }
@@ -82,6 +86,7 @@ impl TrustState {
             revoked: HashMap::new(),
             barred: HashSet::new(),
             outbox: Vec::new(),
+            answered: HashMap::new(),
             next_check: now,
             next_digest: now + DIGEST_INTERVAL,
         };
@@ -192,6 +197,27 @@ impl Node {
                 Err(())
             }
         }
+    }
+
+    /// A certificate carried in `key`'s record (network-authority mode):
+    /// taken as that host's when it checks out and is newer than the one
+    /// known (a host this one has no session with is known only this way);
+    /// a bad one is counted.
+    pub(super) fn adopt_record_cert(&mut self, now: Instant, key: PublicKey, bytes: &[u8]) {
+        let unix_s = self.unix_s(now);
+        let Some(t) = &self.trust else { return };
+        let cert = match t.check(&key, bytes, unix_s) {
+            Ok(c) => c,
+            Err(_) => return self.drops.count(DropReason::BadCertificate),
+        };
+        let Some(p) = self.peers.get_mut(&key) else { return };
+        if p.cert.as_ref().is_some_and(|old| old.body().not_before >= cert.body().not_before) {
+            return;
+        }
+        p.name = cert.name().to_owned();
+        p.cert = Some(cert);
+        self.remote_groups_dirty = true;
+        self.emit(Event::DnsChanged);
     }
 
     /// Replaces this host's certificate (a renewal): it must verify and be
@@ -316,6 +342,14 @@ impl Node {
         if theirs == ours {
             return;
         }
+        let t = self.trust.as_mut().expect("checked above");
+        if t.answered.get(&from).is_some_and(|at| now.saturating_duration_since(*at) < DIGEST_INTERVAL) {
+            return self.drops.count(DropReason::RateLimited);
+        }
+        if t.answered.len() >= 4096 {
+            t.answered.retain(|_, at| now.saturating_duration_since(*at) < DIGEST_INTERVAL);
+        }
+        t.answered.insert(from, now);
         self.send_revocations(now, from, io);
         if *flag == 0 {
             let mut m = [1u8; 9];
@@ -395,8 +429,7 @@ impl Node {
 
     /// Whether the host `key` may have the (normalised) DNS name `name`:
     /// always in password mode; else its certificate must allow it (this
-    /// host's own, or a peer's from its handshake: names of hosts this one
-    /// has no session with are not answered).
+    /// host's own, or a peer's from its handshake or its record).
     pub(super) fn may_register(&self, key: &PublicKey, name: &str) -> bool {
         let Some(t) = &self.trust else { return true };
         if *key == self.public_key() {

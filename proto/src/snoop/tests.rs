@@ -899,3 +899,49 @@ fn mldv2_general_query_frame() {
     assert_eq!(igmp_code_decode(mld[25]), 288);
     assert!(matches!(classify(&f), FrameClass::Control(Ok(Membership::Query { group: None, .. }))));
 }
+
+/// Writes the seeds of the `snoop` fuzz target (`fuzz/corpus/snoop`):
+/// membership messages of every version, each frame after its 2-byte
+/// length, as `crate::fuzzing::snoop` reads them. Run by hand:
+/// `cargo test -p weavers-proto --lib -- --ignored write_snoop_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_snoop_fuzz_seeds() {
+    let host = ip4("10.32.0.5");
+    let g = ip4("239.1.0.1");
+    let g6 = ip6("ff0e::1");
+    let srcs: Vec<Ipv4Addr> = (1..=4).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+    let srcs6: Vec<Ipv6Addr> = (1..=3).map(|i| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i)).collect();
+    let seeds: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("igmpv2", vec![igmp_frame(host, g, &igmp_simple(0x16, 0, g)), igmp_frame(host, g, &igmp_simple(0x17, 0, g))]),
+        (
+            "igmpv3",
+            vec![igmp_frame(
+                host,
+                ip4("224.0.0.22"),
+                &igmpv3_report(&[(1, g, &srcs, 0), (2, ip4("239.1.0.2"), &[], 1), (5, g, &srcs[..1], 0)]),
+            )],
+        ),
+        ("igmpv3_query", vec![igmp_frame(host, ip4("224.0.0.1"), &igmpv3_query(g, &srcs))]),
+        (
+            "mld",
+            vec![
+                mld_frame(g6, mld_v1(MLD_V1_REPORT, g6)),
+                mld_frame(ip6("ff02::16"), mldv2_report(&[(4, g6, &srcs6, 0), (6, g6, &srcs6[..1], 0)])),
+                mld_frame(ip6("ff02::1"), mldv2_query(g6, &srcs6)),
+            ],
+        ),
+        ("data", vec![ipv4_frame(host, g, 17, &[], &udp(20))]),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/snoop");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, frames) in seeds {
+        let mut b = Vec::new();
+        for f in frames {
+            b.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            b.extend_from_slice(&f);
+        }
+        crate::fuzzing::snoop(&b);
+        std::fs::write(dir.join(name), b).unwrap();
+    }
+}

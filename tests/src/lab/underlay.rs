@@ -98,6 +98,56 @@ impl Lab {
         .unwrap_or_else(|e| panic!("unblock UDP port {port}: {e:#}"));
     }
 
+    /// Drops `percent` % of the UDP packets crossing the underlay, each at
+    /// random (`numgen random mod 100 < percent`); 0 turns it off.
+    pub fn set_underlay_loss(&self, percent: u32) -> Result<()> {
+        netns::nft(
+            &self.underlay,
+            &[
+                "add",
+                "chain",
+                "bridge",
+                NFT_TABLE,
+                "loss",
+                "{ type filter hook forward priority -15 ; policy accept ; }",
+            ],
+        )?;
+        netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "loss"])?;
+        if percent > 0 {
+            let p = percent.min(100).to_string();
+            netns::nft(
+                &self.underlay,
+                &[
+                    "add", "rule", "bridge", NFT_TABLE, "loss", "meta", "l4proto", "udp", "numgen", "random", "mod",
+                    "100", "<", &p, "counter", "drop",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// UDP packets the underlay's random loss dropped so far (see
+    /// [`Lab::set_underlay_loss`]; 0 when it is off).
+    pub fn underlay_loss_dropped(&self) -> u64 {
+        let out = netns::nft(&self.underlay, &["list", "chain", "bridge", NFT_TABLE, "loss"]).unwrap_or_default();
+        out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    /// Cuts host `i` off from every other host on the underlay (see
+    /// [`Lab::block`]); [`Lab::reconnect`] undoes it.
+    pub fn isolate(&self, i: usize) {
+        for j in (1..=self.len()).filter(|&j| j != i) {
+            self.block(i, j);
+        }
+    }
+
+    /// Undoes [`Lab::isolate`].
+    pub fn reconnect(&self, i: usize) {
+        for j in (1..=self.len()).filter(|&j| j != i) {
+            self.unblock(i, j);
+        }
+    }
+
     /// Starts capturing every frame in the underlay namespace.
     pub fn capture_underlay(&self) -> Capture {
         Capture::start(&self.underlay).expect("start an AF_PACKET capture in the underlay")

@@ -77,7 +77,7 @@ fn a_relayed_frame_arrives_intact_and_the_relay_sees_only_ciphertext() {
     assert!(!contains(&r.rx, SECRET) && !contains(&r.plain, SECRET));
 
     // The same for a super-frame that travels in relayed pieces.
-    let hdr = [1u8, 1, 0x36, 0, 0xa8, 0x05, 0x22, 0, 0x10, 0];
+    let hdr = [1u8, 1, 0x36, 0, 0x14, 0x05, 0x22, 0, 0x10, 0]; // TCPv4, segments of 1300
     let sf = super_frame(A, B);
     let now = net.now;
     let mut out = Out::default();

@@ -221,3 +221,60 @@ fn names_are_registered_and_removed_only_as_certificates_allow() {
     assert_eq!(dns_rows(&mut net, 1).len(), 1, "the rogue's tombstone removed h1's name at h2");
     assert_eq!(net.node(0).dns_own_entries().len(), 1, "the rogue's tombstone removed h1's own entry");
 }
+
+#[test]
+fn hosts_reached_only_through_a_relay_are_known_by_the_certificate_in_their_record() {
+    let ca = Ca::new();
+    let names = |p: &str| Permissions { names: Some(NamePattern::parse_list(p).unwrap()), ..Default::default() };
+    let g = [239, 1, 0, 7];
+    let cfgs = vec![certified(0, &ca, Permissions::default()), certified(1, &ca, Permissions::default()), {
+        let mut p = names("*.md.aex");
+        p.publish = ranges("239.1.0.0/16");
+        certified(2, &ca, p)
+    }];
+    let mut net = Net::with_configs(cfgs);
+    // h1 and h3 never meet directly: h2 relays between them.
+    net.blocked.insert((0, 2));
+    net.bootstrap(1, 0);
+    net.bootstrap(2, 1);
+    net.run(Duration::from_secs(10));
+    assert_eq!(net.state(0, 2), Some(PeerState::Relayed));
+    let now = net.now;
+    net.node(2).dns_add("ibm.md.aex", "239.1.0.7".parse().unwrap(), None, now).unwrap();
+    net.inject(0, &join_v2(0, g));
+    net.run(Duration::from_secs(2));
+    // h1 has h3's certificate from its record: its name counts, and its
+    // frames to a group it may publish to are delivered.
+    assert_eq!(dns_rows(&mut net, 0), vec![("ibm.md.aex".to_owned(), "239.1.0.7".to_owned(), "h3".to_owned())]);
+    for m in 0..10 {
+        net.inject(2, &udp_to_group(2, g, m));
+    }
+    net.run(Duration::from_millis(200));
+    assert_eq!(net.group_markers(0, g), (0..10).collect::<Vec<_>>());
+    let now = net.now;
+    assert!(net.node(0).peer_infos(now).iter().any(|p| p.name == "h3"));
+}
+
+#[test]
+fn differing_digests_are_answered_at_most_once_per_interval() {
+    let ca = Ca::new();
+    let cfgs: Vec<Config> = (0..2).map(|i| certified(i, &ca, Permissions::default())).collect();
+    let mut net = mesh(cfgs, 4);
+    for name in ["a", "b", "c"] {
+        let now = net.now;
+        net.node(0).add_revocation(now, ca.key.revoke(name, T0).unwrap().encoded()).unwrap();
+    }
+    net.run(Duration::from_millis(100));
+    // h2 (a rogue here) sends h1 a wrong digest 50 times in a row.
+    let k = net.key(1);
+    let before = net.wire_log.iter().filter(|(a, b, _)| *a == 0 && *b == 1).count();
+    for _ in 0..50 {
+        let (now, mut out) = (net.now, Out::default());
+        net.node(0).on_revocation_digest(now, k, &[0, 1, 2, 3, 4, 5, 6, 7, 8], &mut out);
+        net.collect(0, out);
+    }
+    let sent = net.wire_log.iter().filter(|(a, b, _)| *a == 0 && *b == 1).count() - before;
+    // One answer: three revocations and a digest.
+    assert!(sent <= 4, "h1 answered the same peer's digests {sent} datagrams' worth");
+    assert!(net.node(0).drops().get(DropReason::RateLimited) >= 49);
+}
