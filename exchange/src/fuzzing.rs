@@ -1,8 +1,12 @@
 //! The body of the `exchange` fuzz target (`fuzz/fuzz_targets/exchange.rs`),
 //! also replayed by this crate's tests: every wire format of AEX decoded
 //! from the same bytes, and whatever decodes encodes back to something
-//! that decodes to the same value.
+//! that decodes to the same value; and the authentication layer's
+//! parsers (sealed datagrams, sealed replication frames) on the same bytes:
+//! a forgery is refused, never a panic.
 
+use crate::auth::channel::{self, Role};
+use crate::auth::{self, RootKey, StreamKey, StreamKind};
 use crate::wire::{input, itch, mold, oe, repl, report};
 
 /// Decodes `data` as each format in turn (the TCP formats as a stream of
@@ -68,4 +72,15 @@ pub fn wire(data: &[u8]) {
         assert_eq!(repl::decode_frame(&b), Ok(Some((m, b.len()))));
         rest = &rest[used..];
     }
+    // Sealed datagrams: whatever the bytes, a key without the sender's
+    // secret opens nothing, and what peeks as a datagram has its parts.
+    if let Some((_, session)) = auth::peek(data) {
+        assert_eq!(&data[..10], &session.0);
+    }
+    let key = StreamKey::derive(&RootKey::from_bytes([0x42; 32]), StreamKind::MarketData, &mold::Session([b' '; 10]));
+    let from = std::net::SocketAddr::from(([10, 40, 0, 1], 7000));
+    assert!(key.open_fresh(from, data, auth::unix_ns()).is_err(), "a forgery verified");
+    // Sealed replication frames, as a stream.
+    let (_, mut opener) = channel::halves(&RootKey::from_bytes([0x42; 32]), Role::Server, &[1; 16], &[2; 16]);
+    assert!(!matches!(opener.decode(data), Ok(Some(_))), "a forged frame verified");
 }
