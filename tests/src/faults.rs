@@ -279,9 +279,11 @@ impl TcpStream {
                 }
                 // Whatever is in flight arrives, then the end.
                 s.set_write_timeout(Some(Duration::from_secs(20)))?;
+                // (the rest of a chunk a timed-out write left half written).
+                let rest = filled.len() as u64;
                 s.write_all(&buf[filled])?;
                 s.shutdown(Shutdown::Write)?;
-                Ok(sent)
+                Ok(sent + rest)
             })
         };
         if up_rx.recv_timeout(Duration::from_secs(35)).is_err() {

@@ -5,14 +5,19 @@
 //! and the processes (which read the shipped file) join the registered
 //! ones. At the end `aex audit` checks the journal against the record and
 //! the gateway's acknowledgements.
+//!
+//! The same exchange runs again in network-authority mode under AEX's
+//! sample policy (`dist/aex-policy.sh`): each host certified for its role
+//! only, and the gateway's host refused when it publishes market data.
 
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use weavers_tests::mcast::{Numbered, Out};
 use weavers_tests::procs::{read_json, register_aex, AexSecrets, Proc};
-use weavers_tests::{bins, lab_or_skip, wait_until, Lab};
+use weavers_tests::{bins, lab_or_skip, wait_until, DaemonOpts, Lab};
 
 fn s(v: impl ToString) -> String {
     v.to_string()
@@ -46,15 +51,82 @@ fn joined(lab: &Lab, i: usize) -> Vec<String> {
 fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     let Some(mut lab) = lab_or_skip(4) else { return };
     lab.start_exposed_mesh(&[]);
+    trade_and_audit(&lab);
+}
+
+/// Certificates for h1 (engine), h2 (gateway), h3 (customers: no groups)
+/// and h4 (recorder) by `dist/aex-policy.sh`, for the moved groups; the
+/// daemons started with them and exposed.
+fn start_with_sample_policy(lab: &mut Lab) {
+    let ca = lab.dir().join("ca");
+    let ca_s = ca.display().to_string();
+    lab.try_cli(1, &["ca", "init", &ca_s]).unwrap_or_else(|e| panic!("{e:#}"));
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/aex-policy.sh");
+    for (i, role) in [(1, "engine"), (2, "gateway"), (3, "md"), (4, "md")] {
+        let key = Command::new(bins::weaversd())
+            .arg("--state-dir")
+            .arg(lab.state_dir(i))
+            .arg("--print-public-key")
+            .output()
+            .unwrap();
+        let key = String::from_utf8(key.stdout).unwrap();
+        let out = Command::new(&policy)
+            .args([&ca_s, role, &format!("h{i}"), key.trim()])
+            .env("WEAVERS", bins::weavers())
+            .env("AEX_ORDERS", "239.193.1.0/24")
+            .env("AEX_MD", "239.193.2.0/24")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aex-policy.sh {role}: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(ca.join(format!("h{i}.crt")), &out.stdout).unwrap();
+    }
+    for i in 1..=4 {
+        let cert = ca.join(format!("h{i}.crt")).display().to_string();
+        let opts = DaemonOpts::new().arg("--ca").arg(&format!("{ca_s}/ca.crt")).arg("--cert").arg(&cert);
+        lab.start_daemon(i, if i == 1 { opts } else { opts.peer(1) });
+    }
+    lab.wait_mesh(&[1, 2, 3, 4], Duration::from_secs(30));
+    for i in 1..=4 {
+        lab.expose(i, &format!("{}/16", overlay(i)));
+    }
+}
+
+#[test]
+fn the_exchange_runs_under_the_sample_authority_policy() {
+    let Some(mut lab) = lab_or_skip(4) else { return };
+    start_with_sample_policy(&mut lab);
+    trade_and_audit(&lab);
+    // The gateway's host may publish orders, not market data: a datagram it
+    // sends to a market-data group is refused at its own daemon.
+    let md = Ipv4Addr::new(239, 193, 2, 1);
+    let dst = std::net::SocketAddr::from((md, 5555));
+    Numbered::new(64).send(lab.ns(2), Out::V4(overlay(2)), dst, 0..10).unwrap();
+    let refused = wait_until(Duration::from_secs(5), || {
+        lab.try_cli_json(2, &["groups", "--json"]).is_ok_and(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .any(|g| g["group"] == md.to_string().as_str() && g["counters"]["refused_frames"].as_u64() > Some(0))
+        })
+    });
+    assert!(
+        refused,
+        "h2 (a gateway) sent market data unrefused: {}",
+        lab.try_cli_json(2, &["groups", "--json"]).unwrap_or_default()
+    );
+}
+
+/// Runs the small exchange on a lab whose daemons are up and exposed.
+fn trade_and_audit(lab: &Lab) {
     let dir = lab.dir().to_path_buf();
     let p = |name: &str| dir.join(name).display().to_string();
     let moved = moved_symbols(&dir);
-    register_aex(&lab, 1, Some(&moved)).expect("aex register");
+    register_aex(lab, 1, Some(&moved)).expect("aex register");
     let secrets = AexSecrets::make(&dir.join("secrets"), "1", "1-2").expect("aex keys and logins");
 
     let dns = |i: usize| [s("--dns"), overlay(i).to_string()];
     let mut engine = Proc::aex(
-        &lab,
+        lab,
         1,
         "engine",
         &[
@@ -66,7 +138,7 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     )
     .unwrap();
     let mut record = Proc::aex(
-        &lab,
+        lab,
         4,
         "record",
         &[
@@ -79,7 +151,7 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     .unwrap();
     let gw_addr = format!("{}:7800", overlay(2));
     let mut gateway = Proc::aex(
-        &lab,
+        lab,
         2,
         "gateway",
         &[
@@ -100,7 +172,7 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
         );
     }
     let mut customers = Proc::aex(
-        &lab,
+        lab,
         3,
         "customers",
         &[
@@ -120,7 +192,7 @@ fn a_small_exchange_trades_over_the_overlay_and_audits_clean() {
     let summary = read_json(&dir.join("c.json")).unwrap_or_else(|| panic!("no summary:\n{}", customers.log_tail(20)));
 
     // The groups joined are the registered ones, not the file's.
-    let (h1, h4) = (joined(&lab, 1), joined(&lab, 4));
+    let (h1, h4) = (joined(lab, 1), joined(lab, 4));
     assert!(h1.iter().any(|g| g.starts_with("239.193.1.")), "engine joined orders groups by name: {h1:?}");
     assert!(h4.iter().any(|g| g.starts_with("239.193.2.")), "recorder joined md groups by name: {h4:?}");
     assert!(!h1.iter().chain(&h4).any(|g| g.starts_with("239.192.")), "no group from the file: {h1:?} {h4:?}");
