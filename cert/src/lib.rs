@@ -76,6 +76,12 @@ pub enum CertError {
     Name(&'static str),
 }
 
+/// Seconds since the Unix epoch by this machine's clock: the unit of
+/// certificate periods and revocation times (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Whether `name` may stand in a certificate: 1 to [`MAX_NAME_LEN`]
 /// visible ASCII characters.
 pub fn is_valid_name(name: &str) -> bool {

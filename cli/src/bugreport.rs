@@ -42,7 +42,7 @@ fn section(out: &mut String, title: &str, body: &str) {
 /// in the current directory); the line to print.
 pub async fn run(client: &Client, path: Option<&Path>) -> Result<String, String> {
     let mut out = String::new();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = weavers_cert::unix_now();
     section(&mut out, "weavers bugreport", &format!("weavers {}\nunix time {now}", env!("CARGO_PKG_VERSION")));
     for (title, route) in API_PARTS {
         let body = match client.get_raw(route).await {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use weavers_cert::{Authority, AuthorityKey, GroupRange, NamePattern, Permissions, Revocation};
+use weavers_cert::{unix_now, Authority, AuthorityKey, GroupRange, NamePattern, Permissions, Revocation};
 
 use crate::cli::{CaInitArgs, CaSignArgs};
 
@@ -16,11 +16,6 @@ use crate::cli::{CaInitArgs, CaSignArgs};
 pub const KEY_FILE: &str = "ca.key";
 /// The authority's certificate in its directory.
 pub const CERT_FILE: &str = "ca.crt";
-
-/// Seconds since the epoch, now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// `ca init`: makes DIR (0700) with ca.key (0600) and ca.crt; the text
 /// printed.

@@ -7,7 +7,7 @@
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use weavers_cert::{Authority, HostCert, Revocation};
+use weavers_cert::{unix_now, Authority, HostCert, Revocation};
 use weavers_proto::keys::PublicKey;
 use weavers_proto::node::{Node, Trust};
 
@@ -22,10 +22,6 @@ pub struct AuthorityFiles {
     /// text does nothing).
     cert_text: String,
     next_reload: Instant,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn read(path: &Path, what: &str) -> anyhow::Result<String> {

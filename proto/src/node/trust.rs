@@ -33,7 +33,7 @@ use crate::wire::Kind;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use weavers_cert::{Authority, CertError, HostCert, Revocation, RevocationBody};
+use weavers_cert::{Authority, CertError, HostCert, Permissions, Revocation, RevocationBody};
 
 /// Revoked names kept at most; more are refused (and counted).
 pub const MAX_REVOCATIONS: usize = 4096;
@@ -404,19 +404,23 @@ impl Node {
     /// Whether the peer `key` may receive `group` (always in password mode,
     /// and for link-local groups, which carry the network's own plumbing).
     pub(super) fn may_subscribe(&self, key: &PublicKey, group: IpAddr) -> bool {
-        if self.trust.is_none() || crate::snoop::is_link_local_group(&group) {
-            return true;
-        }
-        self.peers.get(key).and_then(|p| p.cert.as_ref()).is_some_and(|c| c.permissions().may_subscribe(group))
+        self.peer_may(key, group, Permissions::may_subscribe)
     }
 
     /// Whether the peer `key` may send to `group` (as
     /// [`Node::may_subscribe`]).
     pub(super) fn may_publish(&self, key: &PublicKey, group: IpAddr) -> bool {
+        self.peer_may(key, group, Permissions::may_publish)
+    }
+
+    /// `allows` of the peer's certificate for `group`, with the exemptions
+    /// of [`Node::may_subscribe`]; a peer without a known certificate may
+    /// nothing.
+    fn peer_may(&self, key: &PublicKey, group: IpAddr, allows: fn(&Permissions, IpAddr) -> bool) -> bool {
         if self.trust.is_none() || crate::snoop::is_link_local_group(&group) {
             return true;
         }
-        self.peers.get(key).and_then(|p| p.cert.as_ref()).is_some_and(|c| c.permissions().may_publish(group))
+        self.peers.get(key).and_then(|p| p.cert.as_ref()).is_some_and(|c| allows(c.permissions(), group))
     }
 
     /// Whether this host may send to `group`.
