@@ -53,6 +53,7 @@ impl Dataplane {
                 _ = tokio::time::sleep_until(deadline) => {
                     self.plane.with_io(|node, io| node.handle_timeout(Instant::now(), io));
                     self.control.after_node_work(&mut self.plane.node);
+                    self.control.host.save_peers_if_due(&self.plane.node, Instant::now());
                     self.control.retry_allocations(&mut self.plane).await;
                     self.control.reload_cert(&mut self.plane.node);
                 }

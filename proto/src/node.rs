@@ -213,6 +213,9 @@ pub enum Event {
 /// its own, so the node's other draws stay as they were).
 const RELAY_EPOCH_SEED: u64 = 0x7265_6c61_7965_706f;
 
+/// How often the slow periodic work runs (see `Node::next_housekeeping`).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
 /// Largest plaintext: a relayed maximum datagram. Scratch buffers hold this.
 const BUF_LEN: usize = wire::MAX_DATAGRAM + 64;
 
@@ -224,6 +227,12 @@ pub struct Node {
     last_stamp: u64,
     rng: StdRng,
     next_tick: Instant,
+    /// When [`Node::expire_sessions`] next scans (see there).
+    next_session_scan: Instant,
+    /// When the slow periodic work (forgetting hosts gone for long, MAC
+    /// ageing) next runs: every [`HOUSEKEEPING`], not every tick, since it
+    /// scans tables as large as the mesh.
+    next_housekeeping: Instant,
     /// Events not polled yet, each at most once.
     events: VecDeque<Event>,
     drops: Drops,
@@ -314,6 +323,8 @@ impl Node {
             last_stamp: cfg.unix_ms,
             rng: StdRng::seed_from_u64(cfg.seed),
             next_tick: now,
+            next_session_scan: now,
+            next_housekeeping: now,
             events: VecDeque::from([Event::DnsChanged]),
             drops: Drops::default(),
             peers: HashMap::new(),
@@ -484,7 +495,12 @@ impl Node {
         self.ipam_tick(now, io);
         self.querier_tick(now, io);
         self.gossip_tick(now, io);
-        self.macs.sweep(now, |_| false);
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.forget_stale(now);
+            self.drain_gossip(now, io);
+            self.macs.sweep(now, |_| false);
+        }
         self.flush(io);
     }
 

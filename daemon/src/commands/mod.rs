@@ -150,7 +150,7 @@ impl Control {
         self.pings.poll(node, Instant::now());
         while let Some(ev) = node.poll_event() {
             match ev {
-                Event::PeersChanged => self.host.save_peers(node),
+                Event::PeersChanged => self.host.peers_changed(node, Instant::now()),
                 Event::IpamChanged => {
                     if let Err(e) = self.host.save_ipam(node) {
                         tracing::warn!("saving IPAM state: {e:#}");

@@ -200,10 +200,16 @@ impl Node {
     }
 
     /// The periodic gossip work: the own record, an anti-entropy round
-    /// when due, forgetting hosts gone for long.
+    /// when due.
     pub(super) fn gossip_tick(&mut self, now: Instant, io: &mut impl Io) {
         self.refresh_own(now, io);
         self.gossip.handle_timeout(now);
+        self.drain_gossip(now, io);
+    }
+
+    /// Forgets hosts gone for long (housekeeping: a scan of the table);
+    /// [`Node::drain_gossip`] applies it.
+    pub(super) fn forget_stale(&mut self, now: Instant) {
         let forget_after = self.cfg.timers.forget_after;
         let peers = &self.peers;
         let hops = &self.hops;
@@ -211,7 +217,6 @@ impl Node {
         self.gossip.forget_stale(now, forget_after, |k| {
             peers.get(k).is_some_and(|p| p.is_connected()) || hops.contains_key(k)
         });
-        self.drain_gossip(now, io);
     }
 
     /// A gossip message from the direct peer `from`.

@@ -1191,6 +1191,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 }
 
 mod flood;
+mod formation;
 mod info;
 mod limits;
 mod liveness;

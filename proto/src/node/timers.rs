@@ -10,6 +10,9 @@ use rand::Rng;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Longest time between two scans of the sessions for expiry.
+const SESSION_SCAN: Duration = Duration::from_secs(1);
+
 impl Node {
     /// How long to wait before the next attempt after `attempts` failed ones.
     fn backoff(&mut self, attempts: u32) -> Duration {
@@ -59,14 +62,26 @@ impl Node {
     }
 
     /// Drops sessions too old to use.
+    ///
+    /// The scan runs only when a session may have reached the limit: at the
+    /// earliest expiry it saw, and at least every [`SESSION_SCAN`] (or
+    /// `reject_after`, if shorter), so a session made after a scan (which
+    /// expires `reject_after` later) is never missed. With hundreds of peers
+    /// a scan every tick was a good part of an idle host's CPU.
     pub(super) fn expire_sessions(&mut self, now: Instant) {
+        if now < self.next_session_scan {
+            return;
+        }
         let reject = self.cfg.timers.reject_after;
+        let mut next = now + SESSION_SCAN.min(reject);
         let mut removed = Vec::new();
         let mut lost = Vec::new();
         for p in self.peers.values_mut() {
             for slot in [&mut p.current, &mut p.previous, &mut p.next] {
-                if slot.as_ref().is_some_and(|s| now.saturating_duration_since(s.established) >= reject) {
-                    removed.push(slot.take().expect("checked").local_index);
+                match slot.as_ref().map(|s| s.established + reject) {
+                    Some(at) if at <= now => removed.push(slot.take().expect("checked").local_index),
+                    Some(at) => next = next.min(at),
+                    None => {}
                 }
             }
             if p.current.is_none() && p.previous.is_some() {
@@ -76,6 +91,7 @@ impl Node {
                 lost.push(p.key);
             }
         }
+        self.next_session_scan = next;
         if !removed.is_empty() {
             self.routes_dirty = true;
             self.members_dirty = true;
@@ -111,10 +127,9 @@ impl Node {
     /// Rekeys and reconnections for every known peer. (Liveness probes are
     /// `liveness`'s: no peer is pinged for its own sake.)
     pub(super) fn maintain_peers(&mut self, now: Instant, io: &mut impl Io) {
-        let t = self.cfg.timers.clone();
-        let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
-        for k in keys {
-            let p = &self.peers[&k];
+        let t = &self.cfg.timers;
+        let mut dials: Vec<(PublicKey, SocketAddr)> = Vec::new();
+        for p in self.peers.values() {
             let connected = p.is_connected();
             let age = p.current.as_ref().map(|s| (now.saturating_duration_since(s.established), s.initiator));
             // The initiator rekeys first; the responder steps in a little later.
@@ -131,7 +146,9 @@ impl Node {
             if addrs.is_empty() {
                 continue;
             }
-            let to = addrs[p.attempts as usize % addrs.len()];
+            dials.push((p.key, addrs[p.attempts as usize % addrs.len()]));
+        }
+        for (k, to) in dials {
             self.initiate(now, Target::Peer(k), to, io);
         }
     }
