@@ -130,6 +130,11 @@ pub struct Status {
     /// them (the first sign of overload).
     #[serde(default)]
     pub tap_tx_dropped: u64,
+    /// Times since start a connected peer was declared down by liveness
+    /// probing: hosts that died or paths that broke, and any false
+    /// failure (a healthy peer declared down).
+    #[serde(default)]
+    pub peers_down: u64,
 }
 
 /// Noise handshakes since start.

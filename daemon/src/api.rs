@@ -562,6 +562,7 @@ mod tests {
             drops: vec![],
             handshakes: HandshakeCounts::default(),
             tap_tx_dropped: 0,
+            peers_down: 0,
         }
     }
 

@@ -236,6 +236,8 @@ pub struct Node {
     /// Events not polled yet, each at most once.
     events: VecDeque<Event>,
     drops: Drops,
+    /// Times a connected peer was declared down by liveness.
+    peers_down: u64,
 
     // ---- peers and handshakes (`peer`, `handshake`, `timers`) ----
     peers: HashMap<PublicKey, Peer>,
@@ -327,6 +329,7 @@ impl Node {
             next_housekeeping: now,
             events: VecDeque::from([Event::DnsChanged]),
             drops: Drops::default(),
+            peers_down: 0,
             peers: HashMap::new(),
             by_short: HashMap::new(),
             indices: Indices::default(),
@@ -517,6 +520,12 @@ impl Node {
     /// Handshake counters so far.
     pub fn handshakes(&self) -> HandshakeCounts {
         self.handshakes
+    }
+
+    /// Times since start a connected peer was declared down by liveness
+    /// probing (a host that died, a path that broke, or a false failure).
+    pub fn peers_down(&self) -> u64 {
+        self.peers_down
     }
 
     /// Queues `ev` for [`Node::poll_event`] unless it is already queued.

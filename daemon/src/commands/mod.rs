@@ -246,6 +246,7 @@ impl Control {
             pending: node.pending(),
             drops: node.drops().iter().map(|(r, count)| DropCount { reason: r.as_str().to_string(), count }).collect(),
             handshakes: node.handshakes(),
+            peers_down: node.peers_down(),
             tap_tx_dropped: std::fs::read_to_string(format!(
                 "/sys/class/net/{}/statistics/tx_dropped",
                 plane.tap.get_ref().name()

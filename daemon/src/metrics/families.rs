@@ -16,6 +16,7 @@
 //!                                                           ipam_limit, peer_evicted
 //! weavers_handshakes_total{result}                          counter
 //! weavers_tap_tx_dropped_total                              counter
+//! weavers_peers_down_total                                  counter
 //! weavers_group_frames_total{group,kind}                    counter
 //! weavers_group_bytes_total{group,kind}                     counter
 //! weavers_group_peer_frames_total{group,peer,key}           counter
@@ -176,6 +177,13 @@ impl Families {
             "Frames the kernel dropped at the TAP queue before the daemon read them (overload).",
             MetricType::Counter,
             s.tap_tx_dropped,
+        )?;
+        single(
+            enc,
+            "weavers_peers_down",
+            "Times a connected peer was declared down by liveness probing (deaths, broken paths, false failures).",
+            MetricType::Counter,
+            s.peers_down,
         )
     }
 

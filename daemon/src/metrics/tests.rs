@@ -52,6 +52,7 @@ fn status() -> Status {
             certs_refused: 5,
         },
         tap_tx_dropped: 0,
+        peers_down: 2,
     }
 }
 
@@ -143,6 +144,7 @@ fn renders_every_family() {
         "weavers_handshakes_total{result=\"cookies_refused\"} 1",
         "weavers_handshakes_total{result=\"certs_refused\"} 5",
         "weavers_tap_tx_dropped_total 0",
+        "weavers_peers_down_total 2",
         "weavers_group_frames_total{group=\"239.1.1.1\",kind=\"local\"} 7",
         "weavers_group_peer_frames_total{group=\"239.1.1.1\",peer=\"b\",key=\"BBBBBBBBBBBB\"} 6",
         "weavers_group_members{group=\"239.1.1.1\"} 1",

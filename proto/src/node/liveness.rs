@@ -53,6 +53,7 @@ impl Node {
     /// A peer's liveness verdict is down: traffic for it moves to a relay,
     /// and the own record says this host no longer reaches it.
     pub(super) fn peer_went_down(&mut self, key: PublicKey) {
+        self.peers_down += 1;
         self.gossip.peer_down(&key);
         self.members_dirty = true;
         self.routes_dirty = true;

@@ -32,6 +32,7 @@ fn time_until(net: &mut Net, limit: Duration, mut done: impl FnMut(&mut Net) -> 
 fn a_killed_host_is_down_everywhere_within_three_seconds() {
     let mut net = full_mesh(8);
     net.run(Duration::from_secs(10));
+    assert!((0..8).all(|i| net.node(i).peers_down() == 0), "no peer down before the kill");
     net.nodes[5] = None;
     let others: Vec<usize> = (0..8).filter(|i| *i != 5).collect();
     let t = time_until(&mut net, Duration::from_secs(10), |net| {
@@ -39,7 +40,10 @@ fn a_killed_host_is_down_everywhere_within_three_seconds() {
     });
     let t = t.expect("every host notices");
     assert!(t <= Duration::from_secs(3), "took {t:?}");
-    // Nobody else was taken for dead meanwhile.
+    // Nobody else was taken for dead meanwhile, and the count says so:
+    // only the hosts that probed h6 declared a peer down, once each.
+    let downs: u64 = others.iter().map(|&i| net.node(i).peers_down()).sum();
+    assert!((1..=others.len() as u64).contains(&downs), "{downs} peers declared down");
     for &i in &others {
         for &j in &others {
             if i != j {
