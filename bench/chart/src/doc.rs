@@ -15,7 +15,7 @@ pub struct Node<'a> {
 
 /// Parses `text` as JSON; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Value, ChartError> {
-    serde_json::from_str(text).map_err(|source| ChartError::Json { file: file.to_string(), source })
+    serde_json::from_str(text).map_err(|error| ChartError::Json { file: file.to_string(), error })
 }
 
 impl<'a> Node<'a> {

@@ -132,7 +132,7 @@ pub fn bars(area: &Area, p: &BarPanel) -> Result<(), ChartError> {
     }
     let top = all.iter().map(|b| b.range.map_or(b.value, |r| r.1.max(b.value))).fold(0.0, f64::max);
     let mut builder = ChartBuilder::on(area);
-    builder.margin(10).margin_top(34).x_label_area_size(34).y_label_area_size(64);
+    builder.margin(10).margin_top(34).x_label_area_size(if p.groups.len() > 4 { 52 } else { 34 }).y_label_area_size(64);
     // At least three groups' width, so that a lone bar is not a slab.
     let x = 0.0..p.groups.len().max(3) as f64;
     if p.log_y {
@@ -174,8 +174,8 @@ where
         .map_err(draw_err)?;
     let (bx, by) = area.get_base_pixel();
     let shift = (p.groups.len().max(3) - p.groups.len()) as f64 / 2.0;
-    for (i, g) in p.groups.iter().enumerate() {
-        let i = i as f64 + shift;
+    for (k, g) in p.groups.iter().enumerate() {
+        let i = k as f64 + shift;
         let n = g.bars.len().max(1) as f64;
         let slot = 0.8 / n;
         for (j, b) in g.bars.iter().enumerate() {
@@ -201,8 +201,11 @@ where
                 + Text::new(b.label.clone(), (0, -4), text(14.0, BLACK, HPos::Center, VPos::Bottom));
             chart.draw_series(std::iter::once(label)).map_err(draw_err)?;
         }
+        // More than four labels: every other one a line lower, so that long
+        // names do not run into each other.
         let (px, py) = chart.backend_coord(&(i + 0.5, base));
-        area.draw(&Text::new(g.label.clone(), (px - bx, py - by + 8), text(15.0, BLACK, HPos::Center, VPos::Top)))
+        let dy = if p.groups.len() > 4 && k % 2 == 1 { 26 } else { 8 };
+        area.draw(&Text::new(g.label.clone(), (px - bx, py - by + dy), text(15.0, BLACK, HPos::Center, VPos::Top)))
             .map_err(draw_err)?;
     }
     Ok(())

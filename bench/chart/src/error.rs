@@ -7,20 +7,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
     /// The file could not be read or the chart could not be written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file read or written.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not JSON.
-    #[error("{file}: not JSON: {source}")]
+    #[error("{file}: not JSON: {error}")]
     Json {
         /// The results file.
         file: String,
         /// Where the parser stopped.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A field the chart needs is absent (or null where a value is required).
     #[error("{file}: `{path}` is missing")]

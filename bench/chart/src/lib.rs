@@ -62,7 +62,7 @@ pub fn render(kind: Kind, file: &str, json: &str, note: Option<&str>) -> Result<
 /// temporary file beside it, so a failed run leaves the old chart whole).
 pub fn render_file(kind: Kind, input: &Path, output: &Path, note: Option<&str>) -> Result<(), ChartError> {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChartError + '_ {
-        move |source| ChartError::Io { path: path.to_path_buf(), source }
+        move |error| ChartError::Io { path: path.to_path_buf(), error }
     }
     let json = std::fs::read_to_string(input).map_err(io(input))?;
     let svg = render(kind, &input.display().to_string(), &json, note)?;

@@ -231,3 +231,42 @@ fn a_failed_render_leaves_the_old_chart_and_the_binary_exits_with_the_error() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read_to_string(&good).unwrap().contains("a note"));
 }
+
+/// The SVG without its caption lines (grey text): what a note can change.
+fn without_caption(svg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find("<text") {
+        let end = rest[i..].find("</text>").expect("an unclosed <text>") + i + "</text>\n".len();
+        out.push_str(&rest[..i]);
+        if !rest[i..end].contains("fill=\"#5A5A5A\"") {
+            out.push_str(&rest[i..end]);
+        }
+        rest = &rest[end.min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_committed_charts_are_drawn_from_the_committed_files() {
+    let redraw = "redraw with: cargo run -p weavers-chart -- KIND bench/results/FILE.json bench/results/CHART.svg";
+    for (kind, json, chart) in
+        [(Kind::Dataplane, "latest.json", "dataplane.svg"), (Kind::Scale, "scale.json", "scale.svg")]
+    {
+        let (text, _) = load(json);
+        let fresh = render(kind, &format!("bench/results/{json}"), &text, None).unwrap();
+        let committed = std::fs::read_to_string(results(chart)).unwrap();
+        assert!(committed == fresh, "bench/results/{chart} is not what {json} draws now; {redraw}");
+    }
+    // aex.json records no date: its chart carries one in a caption note, so
+    // everything but the caption is compared.
+    let (text, _) = load("aex.json");
+    let fresh = render(Kind::Aex, "bench/results/aex.json", &text, None).unwrap();
+    let committed = std::fs::read_to_string(results("aex.svg")).unwrap();
+    assert!(
+        without_caption(&committed) == without_caption(&fresh),
+        "bench/results/aex.svg is not what aex.json draws now; {redraw} --note \"measured DATE, ...\""
+    );
+    assert!(texts(&committed).iter().any(|l| l.starts_with("bench/results/aex.json: measured 20")));
+}
