@@ -139,6 +139,7 @@ pub fn render(doc: &Node, note: Option<&str>) -> Result<String, ChartError> {
     ];
     let machine = doc.get("machine")?;
     let runs = match machine.opt("runs")? {
+        Some(r) if r.num()? == 1.0 => "one run (no whiskers)".to_string(),
         Some(r) => format!("median of {} runs", r.num()?),
         None => "median over the runs".to_string(),
     };
