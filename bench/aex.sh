@@ -86,3 +86,5 @@ lines += ["", f"Highest sustained rate: {best:.0f} orders/s."]
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
+cargo run --release --quiet -p weavers-chart -- aex "$out/aex.json" "$out/aex.svg" --note "measured $(date -u '+%Y-%m-%d %H:%M UTC'), \
+commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, engine --md-batch-us $batch"

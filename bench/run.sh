@@ -44,4 +44,8 @@ fi
 
 cargo build --release --workspace --quiet
 export WEAVERS_BIN_DIR="$PWD/target/release"
-exec target/release/bench --boringtun "$bt" "$@"
+target/release/bench --boringtun "$bt" "$@"
+# The chart beside the table: bench/results/dataplane.svg (FILE.svg for --json FILE.json).
+json=bench/results/latest.json svg=bench/results/dataplane.svg prev=
+for a in "$@"; do [ "$prev" = --json ] && json=$a svg=${a%.json}.svg; prev=$a; done
+cargo run --release --quiet -p weavers-chart -- dataplane "$json" "$svg"

@@ -43,4 +43,8 @@ fi
 
 cargo build --release --quiet -p weaversd -p weavers -p weavers-tests --bin weaversd --bin weavers --bin scale
 export WEAVERS_BIN_DIR="$PWD/target/release"
-exec target/release/scale "$@"
+target/release/scale "$@"
+# The chart beside the table: bench/results/scale.svg (FILE.svg for --json FILE.json).
+json=bench/results/scale.json svg=bench/results/scale.svg prev=
+for a in "$@"; do [ "$prev" = --json ] && json=$a svg=${a%.json}.svg; prev=$a; done
+cargo run --release --quiet -p weavers-chart -- scale "$json" "$svg"
