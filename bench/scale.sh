@@ -7,7 +7,7 @@
 # cut; prints a markdown table with the growth exponent of idle bytes per
 # host, and writes bench/results/scale.md and scale.json.
 #
-#   sudo bench/scale.sh [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS]
+#   sudo bench/scale.sh [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--soak SECS]
 #                       [--wave N] [--arp] [--json FILE] [--md FILE]
 #
 # Sizes from 4 to 250 hosts (default 16,64,250). --idle: the idle window
@@ -16,7 +16,9 @@
 # 60 s up to 64 hosts, 120 s above). --arp: hosts resolve each other by ARP
 # instead of permanent neighbour entries; the machine's one neighbour table
 # (gc_thresh3, often 1024 entries) then overflows past about 32 hosts, which
-# stops the mesh whatever the daemons do. --quick: 10 s idle windows and
+# stops the mesh whatever the daemons do. --soak SECS: after the idle
+# window, leave the mesh alone that long and count the peers any host
+# declared down (each a false failure). --quick: 10 s idle windows and
 # 30 s caps on the probes, for development. A size of 250 hosts takes
 # several minutes and needs a quiet machine (250 daemons on its cores).
 # All traffic stays in the lab's namespaces; every daemon is stopped by its

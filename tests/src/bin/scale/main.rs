@@ -12,7 +12,7 @@
 //! within a second or so) or a panic.
 //!
 //! ```text
-//! scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--json FILE] [--md FILE]
+//! scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--soak SECS] [--json FILE] [--md FILE]
 //! ```
 
 /// eprintln! that never panics (a closed stderr must not turn a clean-up
@@ -54,17 +54,19 @@ struct Args {
     cap: Option<u64>,
     wave: usize,
     arp: bool,
+    soak: Option<u64>,
     json: PathBuf,
     md: PathBuf,
 }
 
 fn usage() -> ! {
     log!(
-        "usage: scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--json FILE] \
-         [--md FILE]\n\
+        "usage: scale [--sizes 16,64,250] [--quick] [--idle SECS] [--cap SECS] [--wave N] [--arp] [--soak SECS] \
+         [--json FILE] [--md FILE]\n\
          sizes from 4 to 250 hosts; --idle: the idle window (default 30 s; keep it a multiple of 10 s, the \
          daemons' gossip period); --arp: hosts resolve each other by ARP instead of permanent \
-         neighbour entries (the machine's one neighbour table overflows past about 32 hosts); --quick: 10 s idle \
+         neighbour entries (the machine's one neighbour table overflows past about 32 hosts); --soak: after the idle \
+         window, leave the mesh alone this long and count the peers any host declared down (false failures); --quick: 10 s idle \
          windows and shorter caps (for development)"
     );
     std::process::exit(2);
@@ -78,6 +80,7 @@ fn parse_args() -> Args {
         cap: None,
         wave: 25,
         arp: false,
+        soak: None,
         json: PathBuf::from("bench/results/scale.json"),
         md: PathBuf::from("bench/results/scale.md"),
     };
@@ -93,6 +96,7 @@ fn parse_args() -> Args {
             "--cap" => a.cap = Some(val().parse().unwrap_or_else(|_| usage())),
             "--wave" => a.wave = val().parse().unwrap_or_else(|_| usage()),
             "--arp" => a.arp = true,
+            "--soak" => a.soak = Some(val().parse().unwrap_or_else(|_| usage())),
             "--json" => a.json = PathBuf::from(val()),
             "--md" => a.md = PathBuf::from(val()),
             _ => usage(),
@@ -218,6 +222,7 @@ fn main() {
         probe_cap: Duration::from_secs(if args.quick { 30 } else { 60 }),
         wave: args.wave,
         arp: args.arp,
+        soak: args.soak.map(Duration::from_secs),
     };
     let meta = machine(&args, &cfg, nofile);
     log!(

@@ -33,6 +33,9 @@ pub struct Cfg {
     /// then overflows past about 32 hosts (N*(N-1) entries over its
     /// gc_thresh3, often 1024): to show that effect, not the daemons'.
     pub arp: bool,
+    /// A soak after the idle window: this long with no fault, counting
+    /// every peer any host declared down (each one a false failure).
+    pub soak: Option<Duration>,
 }
 
 impl Cfg {
@@ -75,6 +78,7 @@ pub struct SizeRun {
     pub join_ms: Option<f64>,
     pub failure: Option<Failure>,
     pub cut: Option<Cut>,
+    pub soak: Option<Soak>,
     pub teardown_s: f64,
     pub total_s: f64,
     /// The machine's load average (1 min) when the size started and ended.
@@ -132,6 +136,19 @@ pub struct Failure {
     /// How the hosts listed it when they first did as neither connected nor relayed.
     pub states_gone: BTreeMap<String, usize>,
     pub poll_ms: u64,
+}
+
+/// A soak: a healthy mesh left alone, and the peers declared down meanwhile.
+#[derive(Debug)]
+pub struct Soak {
+    pub secs: f64,
+    /// Peers declared down by liveness, all hosts together (status
+    /// `peers_down`, its rise over the soak): each a false failure.
+    pub false_failures: u64,
+    /// Hosts that declared any, with how many.
+    pub by_host: Vec<(usize, u64)>,
+    /// Every host listed every other connected at the end.
+    pub full_at_end: bool,
 }
 
 /// A cut of the direct underlay path under a unicast stream.
@@ -247,6 +264,21 @@ fn measure_on(lab: &mut Lab, n: usize, cfg: &Cfg, run: &mut SizeRun) -> Result<(
         }
         Err(e) => run.errors.push(format!("idle: {e:#}")),
     }
+    if let Some(window) = cfg.soak {
+        match soak(lab, &all, window) {
+            Ok(s) => {
+                log!(
+                    "  N={n}: soak of {:.0} s: {} peers declared down (false failures) {:?}, full mesh at the end: {}",
+                    s.secs,
+                    s.false_failures,
+                    s.by_host,
+                    s.full_at_end
+                );
+                run.soak = Some(s);
+            }
+            Err(e) => run.errors.push(format!("soak: {e:#}")),
+        }
+    }
 
     let (sender, receiver, (a, b), victim) = roles(n);
     for i in [sender, receiver, a, b] {
@@ -318,6 +350,42 @@ fn converge(lab: &Lab, all: &[usize], last_start: Instant, cap: Duration, run: &
         }
         std::thread::sleep(every.saturating_sub(round.elapsed()));
     }
+}
+
+/// Every host's count of peers declared down (`GET /v1/status`).
+fn peers_down(lab: &Lab, all: &[usize]) -> Result<Vec<u64>> {
+    all.iter()
+        .map(|&i| {
+            let st = lab.api_get(i, "/v1/status")?;
+            st["peers_down"].as_u64().with_context(|| format!("h{i}: status has no peers_down"))
+        })
+        .collect()
+}
+
+/// Leaves the mesh alone for `window` and counts the peers declared down.
+fn soak(lab: &Lab, all: &[usize], window: Duration) -> Result<Soak> {
+    let before = peers_down(lab, all)?;
+    let t = Instant::now();
+    while t.elapsed() < window {
+        if stopped() {
+            bail!("interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let after = peers_down(lab, all)?;
+    let by_host: Vec<(usize, u64)> = all
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(&i, (b, a))| (i, a.saturating_sub(*b)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    Ok(Soak {
+        secs,
+        false_failures: by_host.iter().map(|(_, d)| d).sum(),
+        by_host,
+        full_at_end: lab.mesh_snapshot(all).full(),
+    })
 }
 
 /// Bytes on the underlay ports, daemons' CPU and memory over `window`.
@@ -503,6 +571,10 @@ impl SizeRun {
             json!({"from": c.from, "to": c.to, "resumed_s": c.resumed_s, "listed": c.listed,
                 "sent": c.sent, "received": c.received})
         });
+        let soak = self.soak.as_ref().map(|s| {
+            json!({"window_s": s.secs, "false_failures": s.false_failures, "by_host": s.by_host,
+                "full_mesh_at_end": s.full_at_end})
+        });
         json!({
             "n": self.n,
             "setup_s": self.setup_s,
@@ -521,6 +593,7 @@ impl SizeRun {
             "join_to_first_datagram_ms": self.join_ms,
             "failure": failure,
             "path_cut": cut,
+            "soak": soak,
             "teardown_s": self.teardown_s,
             "total_s": self.total_s,
             "load1": {"start": self.load.0, "end": self.load.1},

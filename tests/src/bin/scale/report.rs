@@ -117,6 +117,23 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
         ));
     }
     md.push('\n');
+    for r in runs {
+        if let Some(s) = &r.soak {
+            md.push_str(&format!(
+                "Soak at N={}: {:.0} s left alone after the idle window; peers declared down by any host (false \
+                 failures): {}{}; every host listed all others connected at the end: {}.\n\n",
+                r.n,
+                s.secs,
+                s.false_failures,
+                if s.by_host.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", s.by_host.iter().map(|(h, d)| format!("h{h}: {d}")).collect::<Vec<_>>().join(", "))
+                },
+                if s.full_at_end { "yes" } else { "no" }
+            ));
+        }
+    }
     md.push_str(&exponent_line(runs));
     md.push_str("\n\n");
     let s = &meta["settings"];
