@@ -51,6 +51,12 @@ impl Dataplane {
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
+                    // What already arrived counts before any timeout is
+                    // judged: after this process was not scheduled for a
+                    // while (a loaded host), the timer and the socket are
+                    // ready together, and a pong waiting in the socket must
+                    // not let a liveness probe fail (a false failure).
+                    drain_udp(&mut self.plane, &mut buf);
                     self.plane.with_io(|node, io| node.handle_timeout(Instant::now(), io));
                     self.control.after_node_work(&mut self.plane.node);
                     self.control.host.save_peers_if_due(&self.plane.node, Instant::now());
