@@ -2,6 +2,7 @@
 # Runs every fuzz target (or those named) for SECONDS each (default 60).
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
+#   FUZZ_RUNS=10000000 fuzz/run.sh 1800      # each: 10 M executions or 30 minutes, whichever first
 #
 # Installs cargo-fuzz when it is missing (crates.io); needs the nightly
 # toolchain (`rustup toolchain install nightly`). Builds the targets with
@@ -49,7 +50,7 @@ for t in "${targets[@]}"; do
     log="out/$t.log"
     echo "== $t (${secs}s)" >&2
     cargo +nightly fuzz run --debug-assertions "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=16384 \
+        -max_total_time="$secs" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=20 -rss_limit_mb=2048 -max_len=16384 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     # The last "#N ... cov: X ft: Y corp: Z" line.
