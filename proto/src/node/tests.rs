@@ -1192,6 +1192,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 
 mod flood;
 mod info;
+mod ipam_records;
 mod limits;
 mod liveness;
 mod relay;
