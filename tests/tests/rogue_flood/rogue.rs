@@ -320,8 +320,17 @@ fn tcp_frame(len: usize) -> Vec<u8> {
 }
 
 /// Runs the attack on every target until `stop`; returns what was sent.
-/// `ready` is set once every victim has a session.
-pub fn attack(password: &str, targets: &[Target], ready: &AtomicBool, stop: Arc<AtomicBool>) -> anyhow::Result<Sent> {
+/// `ready` is set once every victim has a session. Each 20 ms round sends
+/// every victim `scale` times 3 MAC bundles and 2 fragments (about 250
+/// datagrams a second at scale 1), plus the gossip and virtio-net frames
+/// (about 60 a second).
+pub fn attack(
+    password: &str,
+    targets: &[Target],
+    scale: u32,
+    ready: &AtomicBool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Sent> {
     let kp = StaticKeypair::generate();
     let key = NetworkKey::derive(password.as_bytes(), DEFAULT_NETWORK).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut sent = Sent::default();
@@ -359,21 +368,23 @@ pub fn attack(password: &str, targets: &[Target], ready: &AtomicBool, stop: Arc<
             }
         }
         for l in links.iter_mut() {
-            // 12,000 source MACs a second.
-            for _ in 0..3 {
-                l.send_mac_bundle(&mut sent);
+            for _ in 0..scale {
+                // 12,000 source MACs a second (times `scale`).
+                for _ in 0..3 {
+                    l.send_mac_bundle(&mut sent);
+                }
+                // A 1-byte piece that is not a message's last: refused.
+                let id = l.fresh_id();
+                let h = FragmentHeader { id, total: 5_000, offset: 0, kind: Kind::Gossip as u8 };
+                l.send(&fragment(&h, &[0x5a]), &mut sent);
+                sent.tiny_pieces += 1;
+                // The 1-byte last piece of a 64 KiB message, never completed.
+                let id = l.fresh_id();
+                let kind = if id % 2 == 0 { Kind::Frame } else { Kind::Gossip };
+                let h = FragmentHeader { id, total: MAX_MESSAGE, offset: MAX_MESSAGE - 1, kind: kind as u8 };
+                l.send(&fragment(&h, &[0xa5]), &mut sent);
+                sent.held_pieces += 1;
             }
-            // A 1-byte piece that is not a message's last: refused.
-            let id = l.fresh_id();
-            let h = FragmentHeader { id, total: 5_000, offset: 0, kind: Kind::Gossip as u8 };
-            l.send(&fragment(&h, &[0x5a]), &mut sent);
-            sent.tiny_pieces += 1;
-            // The 1-byte last piece of a 64 KiB message, never completed.
-            let id = l.fresh_id();
-            let kind = if tick % 2 == 0 { Kind::Frame } else { Kind::Gossip };
-            let h = FragmentHeader { id, total: MAX_MESSAGE, offset: MAX_MESSAGE - 1, kind: kind as u8 };
-            l.send(&fragment(&h, &[0xa5]), &mut sent);
-            sent.held_pieces += 1;
         }
         if tick % 5 == 0 {
             let round = tick / 5;
