@@ -44,11 +44,13 @@ impl Dataplane {
                     drain_udp(&mut self.plane, &mut buf);
                     // Space given away is on disk before the donation leaves (at the next tick).
                     self.control.after_node_work(&mut self.plane.node);
+                    let_others_run().await;
                 },
                 r = tap.readable() => if let Ok(mut guard) = r {
                     if drain_tap(&mut self.plane, &mut buf) {
                         guard.clear_ready();
                     }
+                    let_others_run().await;
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.plane.with_io(|node, io| node.handle_timeout(Instant::now(), io));
@@ -60,6 +62,19 @@ impl Dataplane {
         }
         self.control.host.save_peers(&self.plane.node);
     }
+}
+
+/// After a batch: lets the runtime poll its I/O and timer drivers and run
+/// the other tasks (the control API, metrics, DNS) before the next batch.
+/// Without it a socket that never runs empty (a flood, or more traffic
+/// than the host's CPU share keeps up with) kept this task busy for
+/// thousands of datagrams between two driver polls (tokio's cooperative
+/// budget), and `weavers status` went unanswered for over 30 s
+/// (`tests/tests/rogue_flood`, `WEAVERS_ROGUE_SCALE=4` on a loaded host).
+/// A yield defers this task until the drivers have been polled: one
+/// `epoll_wait` per batch of 64.
+async fn let_others_run() {
+    tokio::task::yield_now().await;
 }
 
 /// Hands up to [`BATCH`] reads of datagrams (each possibly coalesced by GRO) to the node.

@@ -24,6 +24,7 @@
 
 mod memory;
 mod rogue;
+mod starved;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -41,6 +42,14 @@ use memory::{mib, Sampler};
 use rogue::{Target, DISTINCT_MACS, TOO_MANY_GROUPS, VALID_GROUPS};
 
 const SEC: Duration = Duration::from_secs(1);
+
+/// One lab run at a time: each measures what a concurrent one's load
+/// would distort.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 14, 6, 1);
 const PORT: u16 = 5146;
 /// The group's datagrams a second, and their size.
@@ -124,6 +133,7 @@ fn subscribed(lab: &Lab, i: usize, j: usize) -> bool {
 
 #[test]
 fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_nothing() {
+    let _one = serial();
     let Some(mut lab) = lab_or_skip(DAEMONS + 1) else { return };
     let window = attack_window();
     lab.start_daemon(1, DaemonOpts::new());
@@ -156,6 +166,7 @@ fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_n
         .collect();
     let before: Vec<_> = hosts.iter().map(|&i| drops(&lab, i)).collect();
     let sampler = Sampler::start(pids.clone());
+    let sampling = Instant::now();
 
     // The rogue connects to every daemon, then floods until stopped.
     let (ready, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -174,7 +185,17 @@ fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_n
     let stream = McastStream::start(lab.ns(1), Lab::overlay(1), SocketAddrV4::new(GROUP, PORT), RATE, SIZE);
     let start = Instant::now();
     std::thread::sleep(window / 2);
-    let middle: Vec<_> = hosts.iter().map(|&i| drops(&lab, i)).collect();
+    // Also how long each daemon takes to answer its API under the flood.
+    let mut answered = Vec::new();
+    let middle: Vec<_> = hosts
+        .iter()
+        .map(|&i| {
+            let t = Instant::now();
+            let d = drops(&lab, i);
+            answered.push(t.elapsed());
+            d
+        })
+        .collect();
     std::thread::sleep(window.saturating_sub(start.elapsed()));
     let end = Instant::now();
     let sent = stream.stop();
@@ -187,6 +208,7 @@ fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_n
         r.wait_quiet(SEC / 2, 5 * SEC);
     }
     let usage = sampler.stop();
+    let sampled = sampling.elapsed();
     let after: Vec<_> = hosts.iter().map(|&i| drops(&lab, i)).collect();
 
     // What the rogue sent, and what the daemons saw.
@@ -213,6 +235,13 @@ fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_n
             mib(u.hwm),
             mib(u.hwm_before),
             u.rss.len()
+        );
+        eprintln!(
+            "  CPU {:.1} s over {:.1} s sampled ({:.0}% of a core); `status` answered in {:.3} s mid-run",
+            u.cpu.as_secs_f64(),
+            sampled.as_secs_f64(),
+            100.0 * u.cpu.as_secs_f64() / sampled.as_secs_f64().max(0.001),
+            answered[n].as_secs_f64()
         );
         eprintln!("  drops that rose: first half {:?}", rose(&before[n], &middle[n]));
         eprintln!("                   second half {:?}", rose(&middle[n], &after[n]));

@@ -20,6 +20,8 @@ pub struct Usage {
     pub hwm_before: u64,
     /// The last VmHWM read (KiB): the peak since sampling began.
     pub hwm: u64,
+    /// CPU time (user + system) the process used while sampled.
+    pub cpu: Duration,
 }
 
 impl Usage {
@@ -52,6 +54,17 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
+/// CPU time (user + system) process `pid` used so far (`/proc/PID/stat`,
+/// in clock ticks of 1/100 s).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command (which may hold spaces), from field 3.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Samples a set of processes until [`Sampler::stop`].
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -74,6 +87,7 @@ impl Sampler {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut usage = vec![Usage::default(); pids.len()];
+                let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu_time(*p).unwrap_or_default()).collect();
                 for (u, pid) in usage.iter_mut().zip(&pids) {
                     u.hwm_before = hwm_before.get(pid).copied().unwrap_or(0);
                 }
@@ -88,6 +102,9 @@ impl Sampler {
                         }
                     }
                     if stop.load(Ordering::SeqCst) {
+                        for ((u, pid), before) in usage.iter_mut().zip(&pids).zip(&cpu_before) {
+                            u.cpu = cpu_time(*pid).unwrap_or_default().saturating_sub(*before);
+                        }
                         return usage;
                     }
                     std::thread::sleep(INTERVAL);
