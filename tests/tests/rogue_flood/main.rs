@@ -250,7 +250,7 @@ fn a_rogue_flooding_every_daemon_restarts_none_bloats_none_and_costs_the_group_n
         }
         for reason in MUST_RISE {
             for (half, a, b) in [("first", &before[n], &middle[n]), ("second", &middle[n], &after[n])] {
-                if rose(a, b).get(reason).is_none() {
+                if !rose(a, b).contains_key(reason) {
                     failures.push(format!("h{i}'s {reason} did not rise in the {half} half: the rogue missed it"));
                 }
             }

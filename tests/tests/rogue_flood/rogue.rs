@@ -193,7 +193,7 @@ impl Link {
     /// A gossip message carrying `records`, in pieces when large.
     fn send_records(&mut self, records: Vec<Vec<u8>>, sent: &mut Sent) {
         let body = Message::Records(records).encode();
-        if body.len() + 1 <= PIECE {
+        if body.len() < PIECE {
             let mut plain = vec![Kind::Gossip as u8];
             plain.extend_from_slice(&body);
             self.send(&plain, sent);
@@ -352,7 +352,7 @@ pub fn attack(
         }
         for l in links.iter_mut() {
             l.drain(&mut sent);
-            if tick % 50 == 0 {
+            if tick.is_multiple_of(50) {
                 // A ping a second: the pong says the session still works.
                 let mut ping = vec![Kind::Ping as u8];
                 ping.extend_from_slice(&tick.to_be_bytes());
@@ -386,7 +386,7 @@ pub fn attack(
                 sent.held_pieces += 1;
             }
         }
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             let round = tick / 5;
             // Other hosts' records, newer than any, signed by the rogue.
             let forged: Vec<Vec<u8>> = targets
@@ -418,7 +418,7 @@ pub fn attack(
                 let h = FragmentHeader { id, total: msg.len() as u32, offset: 0, kind: Kind::Frame as u8 };
                 l.send(&fragment(&h, &msg), &mut sent);
                 sent.bogus_offloads += 1;
-                if round % 5 == 0 {
+                if round.is_multiple_of(5) {
                     // And on a 3,000-byte super-frame, in pieces.
                     let mut msg = header.to_vec();
                     msg.extend_from_slice(&big);
@@ -434,7 +434,7 @@ pub fn attack(
             // set each time), or more than that.
             version += 1;
             let second = (tick / 50) as u32;
-            let record = if second % 2 == 0 {
+            let record = if second.is_multiple_of(2) {
                 own_with_groups(&kp, version, second * 1_000, VALID_GROUPS)
             } else {
                 own_with_groups(&kp, version, second * 1_000, TOO_MANY_GROUPS)
