@@ -41,13 +41,18 @@ impl Dataplane {
                 _ = &mut shutdown => break,
                 Some(cmd) = commands.recv() => self.control.command(&mut self.plane, cmd).await,
                 r = self.plane.udp.readable() => if r.is_ok() {
-                    drain_udp(&mut self.plane, &mut buf);
+                    let more = drain_udp(&mut self.plane, &mut buf);
                     // Space given away is on disk before the donation leaves (at the next tick).
                     self.control.after_node_work(&mut self.plane.node);
+                    if more {
+                        let_others_run().await;
+                    }
                 },
                 r = tap.readable() => if let Ok(mut guard) = r {
                     if drain_tap(&mut self.plane, &mut buf) {
                         guard.clear_ready();
+                    } else {
+                        let_others_run().await;
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
@@ -69,11 +74,29 @@ impl Dataplane {
     }
 }
 
-/// Hands up to [`BATCH`] reads of datagrams (each possibly coalesced by GRO) to the node.
-fn drain_udp(plane: &mut Plane, buf: &mut [u8]) {
+/// After a full batch (more may be waiting): lets the runtime poll its I/O
+/// and timer drivers and run the other tasks (the control API, metrics,
+/// DNS) before the next batch. (A source that ran empty returns to the
+/// runtime anyway.)
+///
+/// Without it a socket that never runs empty (a flood, or more traffic
+/// than the host's CPU share keeps up with) kept this task busy for
+/// thousands of datagrams between two driver polls (tokio's cooperative
+/// budget), and `weavers status` went unanswered for over 30 s
+/// (`tests/tests/rogue_flood`, `WEAVERS_ROGUE_SCALE=4` on a loaded host).
+/// A yield defers this task until the drivers have been polled: one
+/// `epoll_wait` per full batch of 64.
+async fn let_others_run() {
+    tokio::task::yield_now().await;
+}
+
+/// Hands up to [`BATCH`] reads of datagrams (each possibly coalesced by GRO)
+/// to the node. Returns true when all [`BATCH`] were read (more may wait).
+fn drain_udp(plane: &mut Plane, buf: &mut [u8]) -> bool {
     let Plane { node, udp, tap, tx } = plane;
     let mut io = KernelIo::new(udp, tap.get_ref(), tx);
     let fd = udp.as_raw_fd();
+    let mut full = true;
     for _ in 0..BATCH {
         match udp.try_io(Interest::READABLE, || recv_gro(fd, buf)) {
             Ok((n, from, seg)) => {
@@ -84,11 +107,15 @@ fn drain_udp(plane: &mut Plane, buf: &mut [u8]) {
                     node.handle_datagram(now, from, d, &mut io);
                 }
             }
-            Err(_) => break,
+            Err(_) => {
+                full = false;
+                break;
+            }
         }
     }
     let failed = io.finish();
     node.count_drops(DropReason::SendFailed, failed);
+    full
 }
 
 /// Hands up to [`BATCH`] frames from the TAP to the node, then flushes what

@@ -175,9 +175,14 @@ impl Node {
         self.ipam.ring.record(me, self.ipam.alloc.free_count(&self.ipam.ring, me))
     }
 
-    /// Merges another host's IPAM record.
+    /// Merges another host's IPAM record. A record without one (its
+    /// author is unseeded, or says so) means its author is on no other
+    /// seed any more: what it published before no longer stops allocation.
     pub(super) fn ipam_merge(&mut self, author: PublicKey, rec: Option<&IpamRecord>) {
-        let Some(rec) = rec.filter(|r| r.is_valid()) else { return };
+        let Some(rec) = rec.filter(|r| r.is_valid()) else {
+            self.ipam_forget(author);
+            return;
+        };
         let res = self.ipam.ring.merge_record(author, rec);
         self.drops.add(crate::stats::DropReason::IpamLimit, res.refused as u64);
         let yielded = self.ipam.ring.yield_seed(!self.ipam.alloc.is_empty());

@@ -1193,6 +1193,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
 mod flood;
 mod formation;
 mod info;
+mod ipam_records;
 mod limits;
 mod liveness;
 mod relay;
