@@ -12,7 +12,12 @@
 //!
 //! ```text
 //! bench [--quick] [--runs N] [--systems underlay,weavers,...] [--json FILE] [--md FILE] [--boringtun PATH]
+//!       [--underlay-loss PCT,PCT,...]
 //! ```
+//!
+//! With `--underlay-loss`, only one TCP stream is measured per system, at
+//! each loss level in turn (see `loss.rs`); its report goes to `--json` and
+//! `--md` as well (give them other names than the main bench's).
 
 /// eprintln! that never panics (a closed stderr, e.g. `| head`, must not
 /// turn a clean-up into an abort).
@@ -23,6 +28,7 @@ macro_rules! log {
     }};
 }
 
+mod loss;
 mod measure;
 mod procs;
 mod report;
@@ -58,11 +64,14 @@ struct Args {
     json: PathBuf,
     md: PathBuf,
     boringtun: Option<PathBuf>,
+    /// Loss levels (percent) of the underlay-loss bench; None: the main bench.
+    underlay_loss: Option<Vec<u32>>,
 }
 
 fn usage() -> ! {
     log!(
-        "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH]",
+        "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH] \
+         [--underlay-loss PCT,PCT,...]",
         System::ALL.map(System::key).join(",")
     );
     std::process::exit(2);
@@ -73,9 +82,10 @@ fn parse_args() -> Args {
         quick: false,
         runs: 0,
         systems: System::ALL.to_vec(),
-        json: PathBuf::from("bench/results/latest.json"),
-        md: PathBuf::from("bench/results/latest.md"),
+        json: PathBuf::new(),
+        md: PathBuf::new(),
         boringtun: std::env::var_os("BENCH_BORINGTUN").map(PathBuf::from),
+        underlay_loss: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -86,11 +96,26 @@ fn parse_args() -> Args {
             "--json" => a.json = PathBuf::from(val()),
             "--md" => a.md = PathBuf::from(val()),
             "--boringtun" => a.boringtun = Some(PathBuf::from(val())),
+            "--underlay-loss" => {
+                let levels: Vec<u32> = val()
+                    .split(',')
+                    .map(|p| p.trim().parse().ok().filter(|&p| p <= 100).unwrap_or_else(|| usage()))
+                    .collect();
+                a.underlay_loss = Some(levels);
+            }
             "--systems" => {
                 a.systems = val().split(',').map(|k| System::from_key(k.trim()).unwrap_or_else(|| usage())).collect()
             }
             _ => usage(),
         }
+    }
+    // The loss bench's report has a name of its own unless told otherwise.
+    let name = if a.underlay_loss.is_some() { "loss" } else { "latest" };
+    if a.json.as_os_str().is_empty() {
+        a.json = PathBuf::from(format!("bench/results/{name}.json"));
+    }
+    if a.md.as_os_str().is_empty() {
+        a.md = PathBuf::from(format!("bench/results/{name}.md"));
     }
     if a.runs == 0 {
         a.runs = if a.quick { 1 } else { 3 };
@@ -130,6 +155,8 @@ fn machine(args: &Args, tools: &Tools) -> Value {
         "commit": if dirty { format!("{commit} (with uncommitted changes outside bench/results)") } else { commit },
         "runs": args.runs,
         "quick": args.quick,
+        "loadavg_start": loadavg(),
+        "underlay_loss_percent": args.underlay_loss,
         "tools": {
             "iperf3": first_line("iperf3", &["--version"]),
             "iperf": first_line("iperf", &["-v"]),
@@ -139,6 +166,12 @@ fn machine(args: &Args, tools: &Tools) -> Value {
             "weaversd": weavers_tests::bins::dir().join("weaversd").display().to_string(),
         },
     })
+}
+
+/// The machine's load average (1, 5, 15 minutes), as /proc/loadavg has it.
+fn loadavg() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Sets one system up on a fresh lab, measures it once, and records the figures.
@@ -320,7 +353,8 @@ fn main() {
     } else {
         Cfg { tcp_secs: 10, trial_secs: 2, lat_secs: 5, search_steps: 5, dir: dir.clone() }
     };
-    let meta = machine(&args, &tools);
+    let mut meta = machine(&args, &tools);
+    meta["tcp_secs"] = cfg.tcp_secs.into();
     log!(
         "bench: {} run(s) of {}; weaversd from {}",
         args.runs,
@@ -328,6 +362,7 @@ fn main() {
         weavers_tests::bins::dir().display()
     );
     let mut res = Results::default();
+    let mut loss_res = loss::LossResults::default();
     let start = Instant::now();
     let mut failed = false;
     'runs: for run in 1..=args.runs {
@@ -345,8 +380,9 @@ fn main() {
                 continue;
             }
             log!("[{:>4.0} s] run {run}/{}: {}", start.elapsed().as_secs_f64(), args.runs, sys.key());
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_system(sys, run, &args, &cfg, &tools, &mut res)
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &args.underlay_loss {
+                None => run_system(sys, run, &args, &cfg, &tools, &mut res),
+                Some(levels) => loss::run_system(sys, run, levels, &cfg, &tools, &mut loss_res),
             }));
             let err = match r {
                 Ok(Ok(())) => None,
@@ -366,6 +402,7 @@ fn main() {
             if let Some(e) = err {
                 log!("  FAILED: {e}");
                 res.note(sys, format!("run {run} failed: {}", e.lines().next().unwrap_or("")));
+                loss_res.failed(sys, run, &e);
             }
         }
     }
@@ -374,8 +411,14 @@ fn main() {
         std::process::exit(130);
     }
     log!("bench: done in {:.0} s", start.elapsed().as_secs_f64());
-    let md = report::markdown(&res, &args.systems, &meta);
-    let js = report::json(&res, &args.systems, &meta);
+    meta["loadavg_end"] = loadavg().into();
+    let (md, js) = match &args.underlay_loss {
+        None => (report::markdown(&res, &args.systems, &meta), report::json(&res, &args.systems, &meta)),
+        Some(levels) => (
+            loss::markdown(&loss_res, &args.systems, levels, &meta),
+            loss::json(&loss_res, &args.systems, levels, &meta),
+        ),
+    };
     for (path, text) in [(&args.md, md.clone()), (&args.json, serde_json::to_string_pretty(&js).unwrap() + "\n")] {
         if let Some(d) = path.parent() {
             let _ = std::fs::create_dir_all(d);
