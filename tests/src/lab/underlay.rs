@@ -5,7 +5,7 @@
 use super::{Lab, NFT_TABLE};
 use crate::capture::Capture;
 use crate::netns;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 impl Lab {
     /// Turns the underlay's multicast drop on or off (frames whose
@@ -134,6 +134,28 @@ impl Lab {
             rule.extend_from_slice(what);
             rule.extend(["numgen", "random", "mod", "100", "<", &p, "counter", "drop"]);
             netns::nft(&self.underlay, &rule)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every packet crossing the underlay wire-sized: segmentation
+    /// offloads (TSO, GSO, UDP GSO) off on each host's eth0 and GRO off on
+    /// the bridge's ports, so the kernel cuts TCP and UDP-GSO batches into
+    /// MTU-sized packets before they reach the bridge, as a NIC does on the
+    /// wire. Without it the bridge sees (and a loss rule drops) whole
+    /// batches of up to 64 kB as one packet. Needs `ethtool`.
+    pub fn underlay_wire_packets(&self) -> Result<()> {
+        let ethtool = ["/usr/sbin/ethtool", "/sbin/ethtool", "/usr/bin/ethtool"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .context("ethtool is not installed (apt-get install ethtool)")?;
+        for i in 1..=self.len() {
+            netns::run("ip", &["netns", "exec", self.ns(i), ethtool, "-K", "eth0", "tso", "off", "gso", "off"])?;
+            // Not every kernel has UDP segmentation offload on veth.
+            let _ =
+                netns::run("ip", &["netns", "exec", self.ns(i), ethtool, "-K", "eth0", "tx-udp-segmentation", "off"]);
+            let port = format!("v{i}");
+            netns::run("ip", &["netns", "exec", &self.underlay, ethtool, "-K", &port, "gro", "off"])?;
         }
         Ok(())
     }

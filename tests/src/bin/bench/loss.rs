@@ -78,6 +78,8 @@ pub fn run_system(
 ) -> Result<()> {
     // As in the main bench: kernel VXLAN needs IP fragments.
     let mut lab = Lab::builder(2).ipv6(false).drop_fragments(false).build().context("build the lab")?;
+    // The loss rule counts packets as a wire has them, not 64 kB batches.
+    lab.underlay_wire_packets().context("segmentation offloads off on the underlay")?;
     let dir = cfg.dir.join(format!("{}-loss-run{run}", sys.key()));
     std::fs::create_dir_all(&dir)?;
     let cfg = Cfg { dir: dir.clone(), ..cfg.clone() };
@@ -141,7 +143,8 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
     s.push_str(&format!(
         "iperf3, one stream h1 -> h2, {} s per figure, through each system on a fresh two-host lab, while the \
          underlay bridge drops that share of every IPv4/IPv6 packet at random (nftables `numgen random mod 100 < P \
-         drop`, every port, both directions; ARP spared). Each cell: median (min-max) over the runs.\n\n",
+         drop`, every port, both directions; ARP spared), the packets being wire-sized (segmentation offloads off on the \
+         underlay, see How). Each cell: median (min-max) over the runs.\n\n",
         meta["tcp_secs"]
     ));
     let table = |s: &mut String, title: &str, f: &dyn Fn(&Point) -> f64, digits: usize| {
@@ -263,9 +266,14 @@ const METHOD: &str = "
   `bench/results/latest.md`: weaversd release build with `RUST_LOG=info`, kernel VXLAN with head-end replication,
   wireguard-go from Debian 12), then at each level the loss rule is put on the underlay bridge, iperf3 runs one
   stream h1 -> h2 (10 s; 3 s with `--quick`), and the rule is removed. The systems alternate within each run.
+- Wire-sized packets: the lab's veths pass TCP (TSO) and UDP-GSO batches of up to 64 kB across the bridge as one
+  packet, so a rule there would drop whole batches (40-odd wire packets at once) and punish the systems that batch.
+  The loss bench turns segmentation offloads off on each host's eth0 (`ethtool -K eth0 tso off gso off
+  tx-udp-segmentation off`) and GRO off on the bridge's ports (`Lab::underlay_wire_packets`): the kernel cuts
+  batches into MTU-sized packets before the bridge, as a NIC does on the wire (in software here, so the rate without
+  loss is lower than the main bench's, the bare underlay's most).
 - The rule drops IP packets, not overlay frames: an overlay datagram that the underlay carries as two IP fragments
-  (kernel VXLAN's 1550-byte packets on a 1500-byte underlay) is lost when either is, and one weavers datagram may carry
-  several TCP segments (a GSO batch split into MTU-sized datagrams is lost piecewise, each datagram by itself).
+  (kernel VXLAN's 1550-byte packets on a 1500-byte underlay, if any) is lost when either is.
 - 2 shared cores with other work on the machine: absolute figures move with the load; the ratios taken within one
   invocation are what compares.
 ";

@@ -1,6 +1,7 @@
 //! `demo --underlay-loss PCT`: the lab's underlay drops PCT % of every IP
 //! packet at random (UDP and TCP alike, every port, both directions; see
-//! [`weavers_tests::Lab::set_underlay_ip_loss`]) from before the exchange
+//! [`weavers_tests::Lab::set_underlay_ip_loss`]; packets wire-sized, see
+//! [`weavers_tests::Lab::underlay_wire_packets`]) from before the exchange
 //! starts until it has been stopped and audited; then the rule is removed.
 //! On an error the rule goes with the lab's namespaces.
 //!
@@ -27,6 +28,8 @@ pub fn start(lab: &Lab, percent: u32) -> Result<Option<Loss>> {
     if percent == 0 {
         return Ok(None);
     }
+    // Loss per wire packet, not per 64 kB batch the veths pass as one.
+    lab.underlay_wire_packets().context("segmentation offloads off on the underlay")?;
     lab.set_underlay_ip_loss(percent).context("the underlay's loss rule (nftables)")?;
     Ok(Some(Loss { percent, since: Instant::now() }))
 }
