@@ -130,7 +130,7 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
     s.push_str("# weavers bench: one TCP stream under underlay loss\n\n");
     s.push_str(&format!(
         "{} - {} CPUs ({}), kernel {}, {} run(s) per figure; commit {}. Load average (1, 5, 15 min) at the start \
-         {}, at the end {}.\n\n",
+         {}, at the end {}.{}\n\n",
         meta["date"].as_str().unwrap_or("?"),
         meta["nproc"],
         meta["cpu"].as_str().unwrap_or("?"),
@@ -139,6 +139,11 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
         meta["commit"].as_str().unwrap_or("?"),
         meta["loadavg_start"].as_str().unwrap_or("?"),
         meta["loadavg_end"].as_str().unwrap_or("?"),
+        if meta["weavers_tap_tso"] == false {
+            " **weavers' TAP with TSO off** (`--weavers-tap-tso off`): weaversd gets MTU-sized frames, no super-frames."
+        } else {
+            ""
+        },
     ));
     s.push_str(&format!(
         "iperf3, one stream h1 -> h2, {} s per figure, through each system on a fresh two-host lab, while the \

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! bench [--quick] [--runs N] [--systems underlay,weavers,...] [--json FILE] [--md FILE] [--boringtun PATH]
-//!       [--underlay-loss PCT,PCT,...]
+//!       [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]
 //! ```
 //!
 //! With `--underlay-loss`, only one TCP stream is measured per system, at
@@ -66,12 +66,14 @@ struct Args {
     boringtun: Option<PathBuf>,
     /// Loss levels (percent) of the underlay-loss bench; None: the main bench.
     underlay_loss: Option<Vec<u32>>,
+    /// `--weavers-tap-tso on|off` (see [`Tools::weavers_tap_tso`]).
+    weavers_tap_tso: bool,
 }
 
 fn usage() -> ! {
     log!(
         "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH] \
-         [--underlay-loss PCT,PCT,...]",
+         [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]",
         System::ALL.map(System::key).join(",")
     );
     std::process::exit(2);
@@ -86,6 +88,7 @@ fn parse_args() -> Args {
         md: PathBuf::new(),
         boringtun: std::env::var_os("BENCH_BORINGTUN").map(PathBuf::from),
         underlay_loss: None,
+        weavers_tap_tso: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -96,6 +99,13 @@ fn parse_args() -> Args {
             "--json" => a.json = PathBuf::from(val()),
             "--md" => a.md = PathBuf::from(val()),
             "--boringtun" => a.boringtun = Some(PathBuf::from(val())),
+            "--weavers-tap-tso" => {
+                a.weavers_tap_tso = match val().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => usage(),
+                }
+            }
             "--underlay-loss" => {
                 let levels: Vec<u32> = val()
                     .split(',')
@@ -156,6 +166,7 @@ fn machine(args: &Args, tools: &Tools) -> Value {
         "runs": args.runs,
         "quick": args.quick,
         "loadavg_start": loadavg(),
+        "weavers_tap_tso": args.weavers_tap_tso,
         "underlay_loss_percent": args.underlay_loss,
         "tools": {
             "iperf3": first_line("iperf3", &["--version"]),
@@ -344,7 +355,8 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let tools = Tools { boringtun: args.boringtun.clone().filter(|p| p.is_file()) };
+    let tools =
+        Tools { boringtun: args.boringtun.clone().filter(|p| p.is_file()), weavers_tap_tso: args.weavers_tap_tso };
     let dir = std::env::temp_dir().join(format!("weavers-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
