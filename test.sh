@@ -8,15 +8,16 @@
 #
 # It installs, with apt-get and only when missing: iproute2 (ip netns, link,
 # addr), nftables (the lab's underlay filter), iputils-ping (ICMP checks),
-# tcpdump (for looking at captures by hand when a test fails) and chromium
-# (the headless-browser test of the AEX view, tests/tests/aex_view.rs).
+# tcpdump (for looking at captures by hand when a test fails), chromium
+# (the headless-browser test of the AEX view, tests/tests/aex_view.rs) and
+# ethtool (wire-sized packets on the underlay for tests/tests/aex_loss.rs).
 # Then `cargo build --workspace && cargo test --workspace --no-fail-fast`
 # with CI=true, so a lab that cannot be built fails instead of skipping.
 # `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(iproute2 nftables iputils-ping tcpdump chromium)
+PACKAGES=(iproute2 nftables iputils-ping tcpdump chromium ethtool)
 
 deps_only=false
 if [ "${1:-}" = "--deps-only" ]; then

@@ -5,7 +5,7 @@
 # and writes bench/results/latest.md and latest.json.
 #
 #   sudo bench/run.sh [--quick] [--runs N] [--systems underlay,weavers,...]
-#                     [--json FILE] [--md FILE]
+#                     [--json FILE] [--md FILE] [--underlay-loss PCT,PCT,...]
 #
 # Installs its tools (Debian packages; boringtun-cli with cargo into
 # target/bench-tools, skipped if that fails), builds weavers in release mode
@@ -22,7 +22,7 @@ fi
 export PATH="$PATH:/usr/sbin:/sbin"
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(iperf iperf3 sockperf wireguard-go wireguard-tools iproute2 nftables iputils-ping coreutils)
+pkgs=(iperf iperf3 sockperf wireguard-go wireguard-tools iproute2 nftables iputils-ping coreutils ethtool)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,11 @@
 //! The lab's underlay filter (nftables on the underlay bridge): multicast
-//! and IP-fragment drops, blocked host pairs and UDP ports, and captures.
+//! and IP-fragment drops, blocked host pairs and UDP ports, random loss,
+//! and captures.
 
 use super::{Lab, NFT_TABLE};
 use crate::capture::Capture;
 use crate::netns;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 impl Lab {
     /// Turns the underlay's multicast drop on or off (frames whose
@@ -101,6 +102,20 @@ impl Lab {
     /// Drops `percent` % of the UDP packets crossing the underlay, each at
     /// random (`numgen random mod 100 < percent`); 0 turns it off.
     pub fn set_underlay_loss(&self, percent: u32) -> Result<()> {
+        self.set_loss(percent, &["meta", "l4proto", "udp"])
+    }
+
+    /// Drops `percent` % of every IPv4 and IPv6 packet crossing the underlay
+    /// (UDP, TCP, ICMP alike: the issue's `numgen random mod 100 < 5 drop`
+    /// on every underlay port, both directions), each at random; ARP is
+    /// spared. 0 turns it off. Replaces [`Lab::set_underlay_loss`]'s rule.
+    pub fn set_underlay_ip_loss(&self, percent: u32) -> Result<()> {
+        self.set_loss(percent, &["ether", "type", "{ ip, ip6 }"])
+    }
+
+    /// One rule in the `loss` chain: packets matching `what` dropped at
+    /// random, `percent` % of them (0: no rule).
+    fn set_loss(&self, percent: u32, what: &[&str]) -> Result<()> {
         netns::nft(
             &self.underlay,
             &[
@@ -115,19 +130,39 @@ impl Lab {
         netns::nft(&self.underlay, &["flush", "chain", "bridge", NFT_TABLE, "loss"])?;
         if percent > 0 {
             let p = percent.min(100).to_string();
-            netns::nft(
-                &self.underlay,
-                &[
-                    "add", "rule", "bridge", NFT_TABLE, "loss", "meta", "l4proto", "udp", "numgen", "random", "mod",
-                    "100", "<", &p, "counter", "drop",
-                ],
-            )?;
+            let mut rule = vec!["add", "rule", "bridge", NFT_TABLE, "loss"];
+            rule.extend_from_slice(what);
+            rule.extend(["numgen", "random", "mod", "100", "<", &p, "counter", "drop"]);
+            netns::nft(&self.underlay, &rule)?;
         }
         Ok(())
     }
 
-    /// UDP packets the underlay's random loss dropped so far (see
-    /// [`Lab::set_underlay_loss`]; 0 when it is off).
+    /// Makes every packet crossing the underlay wire-sized: segmentation
+    /// offloads (TSO, GSO, UDP GSO) off on each host's eth0 and GRO off on
+    /// the bridge's ports, so the kernel cuts TCP and UDP-GSO batches into
+    /// MTU-sized packets before they reach the bridge, as a NIC does on the
+    /// wire. Without it the bridge sees (and a loss rule drops) whole
+    /// batches of up to 64 kB as one packet. Needs `ethtool`.
+    pub fn underlay_wire_packets(&self) -> Result<()> {
+        let ethtool = ["/usr/sbin/ethtool", "/sbin/ethtool", "/usr/bin/ethtool"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .context("ethtool is not installed (apt-get install ethtool)")?;
+        for i in 1..=self.len() {
+            netns::run("ip", &["netns", "exec", self.ns(i), ethtool, "-K", "eth0", "tso", "off", "gso", "off"])?;
+            // Not every kernel has UDP segmentation offload on veth.
+            let _ =
+                netns::run("ip", &["netns", "exec", self.ns(i), ethtool, "-K", "eth0", "tx-udp-segmentation", "off"]);
+            let port = format!("v{i}");
+            netns::run("ip", &["netns", "exec", &self.underlay, ethtool, "-K", &port, "gro", "off"])?;
+        }
+        Ok(())
+    }
+
+    /// Packets the underlay's random loss dropped so far (see
+    /// [`Lab::set_underlay_loss`], [`Lab::set_underlay_ip_loss`]; the count
+    /// starts again at each change, 0 when it is off).
     pub fn underlay_loss_dropped(&self) -> u64 {
         let out = netns::nft(&self.underlay, &["list", "chain", "bridge", NFT_TABLE, "loss"]).unwrap_or_default();
         out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)

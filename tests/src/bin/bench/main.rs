@@ -12,7 +12,12 @@
 //!
 //! ```text
 //! bench [--quick] [--runs N] [--systems underlay,weavers,...] [--json FILE] [--md FILE] [--boringtun PATH]
+//!       [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]
 //! ```
+//!
+//! With `--underlay-loss`, only one TCP stream is measured per system, at
+//! each loss level in turn (see `loss.rs`); its report goes to `--json` and
+//! `--md` as well (give them other names than the main bench's).
 
 /// eprintln! that never panics (a closed stderr, e.g. `| head`, must not
 /// turn a clean-up into an abort).
@@ -23,6 +28,7 @@ macro_rules! log {
     }};
 }
 
+mod loss;
 mod measure;
 mod procs;
 mod report;
@@ -58,11 +64,16 @@ struct Args {
     json: PathBuf,
     md: PathBuf,
     boringtun: Option<PathBuf>,
+    /// Loss levels (percent) of the underlay-loss bench; None: the main bench.
+    underlay_loss: Option<Vec<u32>>,
+    /// `--weavers-tap-tso on|off` (see [`Tools::weavers_tap_tso`]).
+    weavers_tap_tso: bool,
 }
 
 fn usage() -> ! {
     log!(
-        "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH]",
+        "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH] \
+         [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]",
         System::ALL.map(System::key).join(",")
     );
     std::process::exit(2);
@@ -73,9 +84,11 @@ fn parse_args() -> Args {
         quick: false,
         runs: 0,
         systems: System::ALL.to_vec(),
-        json: PathBuf::from("bench/results/latest.json"),
-        md: PathBuf::from("bench/results/latest.md"),
+        json: PathBuf::new(),
+        md: PathBuf::new(),
         boringtun: std::env::var_os("BENCH_BORINGTUN").map(PathBuf::from),
+        underlay_loss: None,
+        weavers_tap_tso: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -86,11 +99,33 @@ fn parse_args() -> Args {
             "--json" => a.json = PathBuf::from(val()),
             "--md" => a.md = PathBuf::from(val()),
             "--boringtun" => a.boringtun = Some(PathBuf::from(val())),
+            "--weavers-tap-tso" => {
+                a.weavers_tap_tso = match val().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => usage(),
+                }
+            }
+            "--underlay-loss" => {
+                let levels: Vec<u32> = val()
+                    .split(',')
+                    .map(|p| p.trim().parse().ok().filter(|&p| p <= 100).unwrap_or_else(|| usage()))
+                    .collect();
+                a.underlay_loss = Some(levels);
+            }
             "--systems" => {
                 a.systems = val().split(',').map(|k| System::from_key(k.trim()).unwrap_or_else(|| usage())).collect()
             }
             _ => usage(),
         }
+    }
+    // The loss bench's report has a name of its own unless told otherwise.
+    let name = if a.underlay_loss.is_some() { "loss" } else { "latest" };
+    if a.json.as_os_str().is_empty() {
+        a.json = PathBuf::from(format!("bench/results/{name}.json"));
+    }
+    if a.md.as_os_str().is_empty() {
+        a.md = PathBuf::from(format!("bench/results/{name}.md"));
     }
     if a.runs == 0 {
         a.runs = if a.quick { 1 } else { 3 };
@@ -130,6 +165,9 @@ fn machine(args: &Args, tools: &Tools) -> Value {
         "commit": if dirty { format!("{commit} (with uncommitted changes outside bench/results)") } else { commit },
         "runs": args.runs,
         "quick": args.quick,
+        "loadavg_start": loadavg(),
+        "weavers_tap_tso": args.weavers_tap_tso,
+        "underlay_loss_percent": args.underlay_loss,
         "tools": {
             "iperf3": first_line("iperf3", &["--version"]),
             "iperf": first_line("iperf", &["-v"]),
@@ -139,6 +177,12 @@ fn machine(args: &Args, tools: &Tools) -> Value {
             "weaversd": weavers_tests::bins::dir().join("weaversd").display().to_string(),
         },
     })
+}
+
+/// The machine's load average (1, 5, 15 minutes), as /proc/loadavg has it.
+fn loadavg() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Sets one system up on a fresh lab, measures it once, and records the figures.
@@ -311,7 +355,8 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let tools = Tools { boringtun: args.boringtun.clone().filter(|p| p.is_file()) };
+    let tools =
+        Tools { boringtun: args.boringtun.clone().filter(|p| p.is_file()), weavers_tap_tso: args.weavers_tap_tso };
     let dir = std::env::temp_dir().join(format!("weavers-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
@@ -320,7 +365,8 @@ fn main() {
     } else {
         Cfg { tcp_secs: 10, trial_secs: 2, lat_secs: 5, search_steps: 5, dir: dir.clone() }
     };
-    let meta = machine(&args, &tools);
+    let mut meta = machine(&args, &tools);
+    meta["tcp_secs"] = cfg.tcp_secs.into();
     log!(
         "bench: {} run(s) of {}; weaversd from {}",
         args.runs,
@@ -328,6 +374,7 @@ fn main() {
         weavers_tests::bins::dir().display()
     );
     let mut res = Results::default();
+    let mut loss_res = loss::LossResults::default();
     let start = Instant::now();
     let mut failed = false;
     'runs: for run in 1..=args.runs {
@@ -345,8 +392,9 @@ fn main() {
                 continue;
             }
             log!("[{:>4.0} s] run {run}/{}: {}", start.elapsed().as_secs_f64(), args.runs, sys.key());
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_system(sys, run, &args, &cfg, &tools, &mut res)
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &args.underlay_loss {
+                None => run_system(sys, run, &args, &cfg, &tools, &mut res),
+                Some(levels) => loss::run_system(sys, run, levels, &cfg, &tools, &mut loss_res),
             }));
             let err = match r {
                 Ok(Ok(())) => None,
@@ -366,6 +414,7 @@ fn main() {
             if let Some(e) = err {
                 log!("  FAILED: {e}");
                 res.note(sys, format!("run {run} failed: {}", e.lines().next().unwrap_or("")));
+                loss_res.failed(sys, run, &e);
             }
         }
     }
@@ -374,8 +423,14 @@ fn main() {
         std::process::exit(130);
     }
     log!("bench: done in {:.0} s", start.elapsed().as_secs_f64());
-    let md = report::markdown(&res, &args.systems, &meta);
-    let js = report::json(&res, &args.systems, &meta);
+    meta["loadavg_end"] = loadavg().into();
+    let (md, js) = match &args.underlay_loss {
+        None => (report::markdown(&res, &args.systems, &meta), report::json(&res, &args.systems, &meta)),
+        Some(levels) => (
+            loss::markdown(&loss_res, &args.systems, levels, &meta),
+            loss::json(&loss_res, &args.systems, levels, &meta),
+        ),
+    };
     for (path, text) in [(&args.md, md.clone()), (&args.json, serde_json::to_string_pretty(&js).unwrap() + "\n")] {
         if let Some(d) = path.parent() {
             let _ = std::fs::create_dir_all(d);

@@ -62,10 +62,14 @@ impl System {
     }
 }
 
-/// Tools the bench needs from outside the workspace.
+/// Tools the bench needs from outside the workspace, and how to set them up.
 pub struct Tools {
     /// boringtun-cli, if it could be installed.
     pub boringtun: Option<PathBuf>,
+    /// Whether weavers' TAP keeps TCP segmentation offload (`--weavers-tap-tso
+    /// off` turns it off with ethtool after the daemons start: the kernel then
+    /// hands weaversd MTU-sized frames instead of 64 kB super-frames).
+    pub weavers_tap_tso: bool,
 }
 
 /// A system set up on a lab. Drop it before the lab (its processes live in
@@ -141,6 +145,17 @@ pub fn setup(system: System, lab: &mut Lab, dir: &Path, tools: &Tools) -> Result
             }
             s.addrs = (1..=n).map(|i| Ipv4Addr::new(10, 40, 0, i as u8)).collect();
             s.overlay_dev = Some("weavers-tap".into());
+            if !tools.weavers_tap_tso {
+                for i in 1..=n {
+                    procs::run_in(
+                        lab.ns(i),
+                        "ethtool",
+                        &["-K", "weavers-tap", "tso", "off", "gso", "off"],
+                        Duration::from_secs(10),
+                    )
+                    .context("ethtool -K weavers-tap tso off")?;
+                }
+            }
         }
         System::WireguardGo | System::Boringtun => {
             let imp = if system == System::WireguardGo {

@@ -25,12 +25,17 @@
 //! ```text
 //! demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N]
 //!      [--view-port P] [--hold] [--md-batch-us N] [--dr hot|pilot [--kill-primary-after S]]
+//!      [--underlay-loss PCT]
 //! ```
+//!
+//! `--underlay-loss PCT` drops PCT % of the underlay's IP packets at random
+//! for the whole run (see `loss.rs`); the summary adds `underlay_loss`.
 //!
 //! Run by `./demo.sh` (which builds first). Ctrl-C stops it; everything it
 //! made is removed either way.
 
 mod exchange;
+mod loss;
 mod screen;
 
 use std::path::PathBuf;
@@ -74,6 +79,8 @@ pub struct Args {
     pub kill_primary_after: Option<u64>,
     /// The engine's `--md-batch-us`.
     pub md_batch_us: u64,
+    /// Percent of the underlay's IP packets dropped at random (0: none).
+    pub underlay_loss: u32,
 }
 
 /// How the DR site takes over.
@@ -87,7 +94,8 @@ pub enum DrMode {
 }
 
 const USAGE: &str = "usage: demo [--duration S] [--summary-json FILE] [--rate R] [--brokers N] [--customers N] \
-                     [--view-port P] [--hold] [--md-batch-us N] [--dr hot|pilot [--kill-primary-after S]]";
+                     [--view-port P] [--hold] [--md-batch-us N] [--dr hot|pilot [--kill-primary-after S]] \
+                     [--underlay-loss PCT]";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -101,6 +109,7 @@ fn parse_args() -> Result<Args> {
         dr: None,
         kill_primary_after: None,
         md_batch_us: 0,
+        underlay_loss: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -113,6 +122,11 @@ fn parse_args() -> Result<Args> {
             "--customers" => a.customers = value()?.parse().context("--customers: a count")?,
             "--view-port" => a.view_port = value()?.parse().context("--view-port: a port")?,
             "--hold" => a.hold = true,
+            "--underlay-loss" => {
+                a.underlay_loss = Some(value()?.parse::<u32>().context("--underlay-loss: a percentage")?)
+                    .filter(|&p| p <= 100)
+                    .context("--underlay-loss: at most 100")?
+            }
             "--md-batch-us" => a.md_batch_us = value()?.parse().context("--md-batch-us: microseconds")?,
             "--dr" => {
                 a.dr = Some(match value()?.as_str() {
@@ -180,6 +194,10 @@ fn run(args: &Args) -> Result<bool> {
     }
     say(args, "AEX: 200 names (every symbol's orders and market-data groups) into the overlay DNS");
     exchange::register(&lab)?;
+    let loss = loss::start(&lab, args.underlay_loss)?;
+    if args.underlay_loss > 0 {
+        say(args, &format!("the underlay drops {}% of its IP packets at random from now on", args.underlay_loss));
+    }
 
     let mut x = exchange::Exchange::start(&lab, args)?;
     say(
@@ -220,6 +238,9 @@ fn run(args: &Args) -> Result<bool> {
     }
     say(args, "stopping the load, then auditing the journal against the record and the acknowledgements");
     let mut summary = x.finish(&lab)?;
+    if let Some(l) = loss {
+        l.finish(&lab, &mut summary)?;
+    }
     summary["dr_lag_records"] = screen::lag_summary(&screen.dr_lag);
     let ok = summary["audit_ok"].as_bool() == Some(true);
     match &args.summary_json {
@@ -227,7 +248,7 @@ fn run(args: &Args) -> Result<bool> {
             let text = serde_json::to_string_pretty(&summary)?;
             std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?
         }
-        None => print!("{}", screen::summary_text(&summary)),
+        None => print!("{}{}", screen::summary_text(&summary), loss::summary_text(&summary)),
     }
     if args.hold {
         say(args, "holding the lab; Ctrl-C to remove it");
