@@ -46,6 +46,9 @@ cargo build --release --workspace --quiet
 export WEAVERS_BIN_DIR="$PWD/target/release"
 target/release/bench --boringtun "$bt" "$@"
 # The chart beside the table: bench/results/dataplane.svg (FILE.svg for --json FILE.json).
-json=bench/results/latest.json svg=bench/results/dataplane.svg prev=
-for a in "$@"; do [ "$prev" = --json ] && json=$a svg=${a%.json}.svg; prev=$a; done
-cargo run --release --quiet -p weavers-chart -- dataplane "$json" "$svg"
+# A loss run (--underlay-loss) writes its own report (loss.md/json), not drawn.
+json=bench/results/latest.json svg=bench/results/dataplane.svg prev= loss=0
+for a in "$@"; do [ "$prev" = --json ] && json=$a svg=${a%.json}.svg; [ "$a" = --underlay-loss ] && loss=1; prev=$a; done
+if [ $loss = 0 ]; then
+    cargo run --release --quiet -p weavers-chart -- dataplane "$json" "$svg"
+fi
