@@ -378,6 +378,7 @@ pub fn status_page(s: &Status) -> String {
         h.cookies_refused,
         h.certs_refused
     );
+    let _ = writeln!(out, "peers declared down since start: {}", s.peers_down);
     let drops: Vec<String> =
         s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
     if drops.is_empty() {
@@ -570,6 +571,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
                 certs_refused: 5,
             },
             tap_tx_dropped: 0,
+            peers_down: 3,
         };
         let text = status_page(&status);
         let lines: Vec<&str> = text.lines().collect();
@@ -583,6 +585,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             "addresses not yet connected: 1",
             "192.0.2.9:6783         3",
             "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused, 5 certificates refused",
+            "peers declared down since start: 3",
             "drops: replay 2",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");

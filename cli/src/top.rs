@@ -165,6 +165,7 @@ mod tests {
                 drops: vec![weavers_api::DropCount { reason: "replay".into(), count: drops }],
                 handshakes: HandshakeCounts::default(),
                 tap_tx_dropped: 0,
+                peers_down: 0,
             },
             groups: vec![GroupInfo {
                 group: "239.1.1.1".into(),

@@ -70,6 +70,7 @@ fn status() -> Status {
         drops: vec![DropCount { reason: "replay".into(), count: 5 }],
         handshakes: HandshakeCounts { initiated: 3, completed: 2, mac1_refused: 5, ..Default::default() },
         tap_tx_dropped: 0,
+        peers_down: 0,
     }
 }
 
