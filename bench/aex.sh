@@ -68,9 +68,11 @@ json.dump(runs, open(sys.argv[2], "w"), indent=2)
 lines = [
     f"# AEX end to end over weavers ({datetime.date.today()}, engine --md-batch-us {sys.argv[4]})",
     "",
-    "| offered orders/s | sent/s | acked | p50 us | p99 us | p99.9 us | trades | audit | sustained |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| offered orders/s | sent/s | acked | p50 us | p99 us | p99.9 us | trades | audit | sustained "
+    "| CPU us/order: gateway | customers | engine | weaversd | record | view | total |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
+roles = ["gateways", "customers", "engine", "weaversd", "record", "view", "total"]
 best = 0
 for r in runs:
     lat = r.get("ack_latency_us") or {}
@@ -80,9 +82,17 @@ for r in runs:
         best = max(best, sent / dur)
     lines.append(
         f"| {r['offered_per_s']:.0f} | {sent / dur:.0f} | {acked / max(sent, 1):.2%} | {lat.get('p50', '-')} "
-        f"| {lat.get('p99', '-')} | {lat.get('p999', '-')} | {r.get('trades', '-')} | {r.get('audit_ok')} | {ok} |"
+        f"| {lat.get('p99', '-')} | {lat.get('p999', '-')} | {r.get('trades', '-')} | {r.get('audit_ok')} | {ok} | "
+        + " | ".join(str(((r.get("cpu") or {}).get("us_per_order") or {}).get(k, "-")) for k in roles)
+        + " |"
     )
-lines += ["", f"Highest sustained rate: {best:.0f} orders/s."]
+lines += [
+    "",
+    f"Highest sustained rate: {best:.0f} orders/s.",
+    "",
+    "CPU us/order: CPU time (user + system) each kind of process used while the load ran, divided by the",
+    "orders sent (gateway: both gateways; customers: both load generators; weaversd: every host's daemon).",
+]
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
