@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,21 +31,6 @@ const TICK: Duration = Duration::from_millis(10);
 const SWEEP: Duration = Duration::from_millis(250);
 /// Datagrams read per loop turn, at most (the rest next turn).
 const UDP_BUDGET: usize = 4096;
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// SIGINT and SIGTERM stop the loop (at its next turn: within a tick).
-fn catch_signals() {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
-}
 
 /// Sends one datagram, waiting a little when the send buffer is full.
 fn send(udp: &UdpSocket, d: &[u8], to: SocketAddr) {
@@ -138,7 +123,7 @@ impl Conns {
 /// Runs the loop until SIGINT or SIGTERM.
 pub fn serve(args: &Args, ctx: ConnCtx, udp: std::net::UdpSocket, mut core: Core) -> anyhow::Result<()> {
     use anyhow::Context;
-    catch_signals();
+    crate::app::signals::catch();
     let mut poll = Poll::new()?;
     let mut udp = UdpSocket::from_std(udp);
     let mut listener = TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
@@ -161,7 +146,7 @@ pub fn serve(args: &Args, ctx: ConnCtx, udp: std::net::UdpSocket, mut core: Core
     let start = Instant::now();
     let (mut next_tick, mut next_sweep) = (start + TICK, start + SWEEP);
     let (mut last_hb, mut last_acks, mut last_status) = (start, start, start);
-    while !STOP.load(Ordering::Relaxed) {
+    while !crate::app::signals::stopped() {
         let busy = !conns.again.is_empty() || udp_again;
         let timeout = if busy { Duration::ZERO } else { next_tick.saturating_duration_since(Instant::now()) };
         match poll.poll(&mut events, Some(timeout)) {
