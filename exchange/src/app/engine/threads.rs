@@ -229,6 +229,10 @@ impl IngressIo {
     }
 }
 
+/// Datagrams the ingress reads from a socket per wake-up, at most (beyond
+/// the first).
+const RECV_BUDGET: usize = 256;
+
 /// The ingress thread's body.
 pub fn ingress_loop(
     io: IngressIo,
@@ -246,14 +250,27 @@ pub fn ingress_loop(
         let mut actions = Vec::new();
         loop {
             tokio::select! {
+                // Each wake-up takes what the socket holds (up to a
+                // budget), not one datagram: a select turn costs more than
+                // a datagram does.
                 r = group.recv_from(&mut gbuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &gbuf[..n], mono_ns(), &mut actions);
+                        let now = mono_ns();
+                        ingress.on_datagram(src, &gbuf[..n], now, &mut actions);
+                        for _ in 0..RECV_BUDGET {
+                            let Ok((n, src)) = group.try_recv_from(&mut gbuf) else { break };
+                            ingress.on_datagram(src, &gbuf[..n], now, &mut actions);
+                        }
                     }
                 }
                 r = uni.recv_from(&mut ubuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &ubuf[..n], mono_ns(), &mut actions);
+                        let now = mono_ns();
+                        ingress.on_datagram(src, &ubuf[..n], now, &mut actions);
+                        for _ in 0..RECV_BUDGET {
+                            let Ok((n, src)) = uni.try_recv_from(&mut ubuf) else { break };
+                            ingress.on_datagram(src, &ubuf[..n], now, &mut actions);
+                        }
                     }
                 }
                 _ = tick.tick() => {
