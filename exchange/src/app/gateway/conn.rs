@@ -302,3 +302,132 @@ impl Conn {
         State::Open
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::gateway::limits::{Admission, Limits};
+    use crate::app::gateway::{pad_password, user_name};
+    use crate::auth::RootKey;
+    use crate::symbols::SymbolTable;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Mutex;
+
+    /// A connection on loopback: the gateway's end as a [`Conn`], the customer's as a blocking stream.
+    fn pair(adm: &Arc<Mutex<Admission>>) -> (Conn, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let customer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let ticket = Ticket::take(adm, peer.ip()).unwrap();
+        (Conn::new(7, mio::net::TcpStream::from_std(s), ticket, Instant::now()), customer)
+    }
+
+    fn setup() -> (ConnCtx, Core, Arc<Mutex<Admission>>, String) {
+        let (logins, pws) = Logins::generate([1]);
+        let ctx = ConnCtx { gw: 1, logins, stats: Arc::default() };
+        let t = SymbolTable::shipped();
+        let core = Core::new(
+            1,
+            &t,
+            &[],
+            Duration::from_secs(1),
+            None,
+            RootKey::from_bytes([1; 32]),
+            "10.0.0.1:1".parse().unwrap(),
+        );
+        let limits = Limits {
+            max_connections: 10,
+            max_per_source: 10,
+            max_failures: 2,
+            failure_window: Duration::from_secs(60),
+        };
+        (ctx, core, Arc::new(Mutex::new(Admission::new(limits))), pws[0].1.clone())
+    }
+
+    fn send(s: &mut TcpStream, m: &OeMessage) {
+        let mut b = Vec::new();
+        oe::encode_frame(m, &mut b);
+        s.write_all(&b).unwrap();
+    }
+
+    /// Reads until `c` has taken every byte the customer sent (or a state other than Open).
+    fn read_all(c: &mut Conn, ctx: &ConnCtx, core: &mut Core) -> State {
+        let mut scratch = vec![0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let st = c.on_readable(ctx, core, &mut scratch, Instant::now());
+            if st != State::Open || c.session.is_some() || c.closing || Instant::now() > deadline {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn login(pw: &str) -> OeMessage {
+        OeMessage::Login { user: user_name(1, 1), password: pad_password(pw).unwrap() }
+    }
+
+    #[test]
+    fn a_login_reaches_the_core_and_a_wrong_one_is_answered_then_closed() {
+        let (ctx, mut core, adm, pw) = setup();
+        let (mut c, mut customer) = pair(&adm);
+        send(&mut customer, &login(&pw));
+        assert_eq!(read_all(&mut c, &ctx, &mut core), State::Open);
+        let session = c.session.expect("logged in");
+        assert!(matches!(core.replies[..], [(7, OeMessage::LoginAccepted { session: s })] if s == session));
+
+        let (mut c, mut customer) = pair(&adm);
+        send(&mut customer, &login("not the password"));
+        assert_eq!(read_all(&mut c, &ctx, &mut core), State::Open);
+        assert!(c.session.is_none() && c.closing);
+        assert_eq!(c.flush(Instant::now()), State::Close, "said its last word");
+        customer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 64];
+        let n = customer.read(&mut b).unwrap();
+        assert!(matches!(oe::decode_frame(&b[..n]), Ok(Some((OeMessage::LoginRejected(_), _)))));
+        assert_eq!(ctx.stats.logins_refused.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn garbage_closes_and_silence_times_out() {
+        let (ctx, mut core, adm, pw) = setup();
+        let (mut c, mut customer) = pair(&adm);
+        send(&mut customer, &OeMessage::Heartbeat);
+        assert_eq!(read_all(&mut c, &ctx, &mut core), State::Close, "anything but a login first");
+        assert_eq!(ctx.stats.malformed.load(Relaxed), 1);
+
+        let (mut c, _customer) = pair(&adm);
+        let now = Instant::now();
+        assert_eq!(c.sweep(now), State::Open);
+        assert_eq!(c.sweep(now + LOGIN_TIMEOUT + Duration::from_secs(1)), State::Close, "no login in time");
+
+        let (mut c, mut customer) = pair(&adm);
+        send(&mut customer, &login(&pw));
+        read_all(&mut c, &ctx, &mut core);
+        let now = Instant::now();
+        assert_eq!(c.sweep(now + HEARTBEAT), State::Open);
+        assert!(c.dirty, "a heartbeat queued after a quiet second");
+        assert_eq!(c.sweep(now + IDLE_TIMEOUT + Duration::from_secs(1)), State::Close, "silent too long");
+    }
+
+    #[test]
+    fn a_customer_that_does_not_read_is_cut_off() {
+        let (ctx, mut core, adm, pw) = setup();
+        let (mut c, mut customer) = pair(&adm);
+        send(&mut customer, &login(&pw));
+        read_all(&mut c, &ctx, &mut core);
+        let m = OeMessage::Heartbeat;
+        let mut queued = 0usize;
+        // The socket buffers fill, then the queue: bounded, then refused.
+        while c.queue(&m) {
+            queued += 1;
+            assert!(queued < 10 * OUT_LIMIT, "never refused");
+            if queued % 1024 == 0 {
+                assert_eq!(c.flush(Instant::now()), State::Open);
+            }
+        }
+        assert!(c.want_write, "the socket is full");
+        assert!(c.wbuf.len() - c.wpos > OUT_LIMIT);
+    }
+}
