@@ -135,7 +135,7 @@ impl Conn {
         Conn {
             id,
             stream,
-            ticket: ticket,
+            ticket,
             session: None,
             rbuf: Vec::new(),
             wbuf: Vec::new(),
@@ -423,7 +423,7 @@ mod tests {
         while c.queue(&m) {
             queued += 1;
             assert!(queued < 10 * OUT_LIMIT, "never refused");
-            if queued % 1024 == 0 {
+            if queued.is_multiple_of(1024) {
                 assert_eq!(c.flush(Instant::now()), State::Open);
             }
         }
