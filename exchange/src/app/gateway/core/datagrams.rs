@@ -144,8 +144,11 @@ impl Core {
         }
     }
 
-    /// A heartbeat on every orders stream that has sent anything.
+    /// A heartbeat on every orders stream that has sent anything, after
+    /// the packets of every message pushed so far (a heartbeat announces
+    /// them: sent before them, it would make the engine see a gap and ask).
     pub fn heartbeats(&mut self) {
+        self.flush();
         for s in self.streams.values() {
             if s.sender.next_seq() > 1 {
                 let mut hb = s.sender.heartbeat();

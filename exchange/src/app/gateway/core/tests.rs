@@ -356,3 +356,16 @@ fn local_rejects_replaced_logins_and_garbage() {
     c.on_datagram(&other, from);
     assert_eq!(c.counters.dropped_unauthenticated, 1, "no stream of that name to hold a key for");
 }
+
+#[test]
+fn a_heartbeat_never_announces_a_message_not_yet_sent() {
+    let mut c = core(Duration::from_secs(60));
+    let s = 1 << 24 | 1 << 12 | 1;
+    let _rx = login(&mut c, s, 1);
+    c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 1) });
+    // The heartbeat comes in the same loop turn as the order, before the flush.
+    c.heartbeats();
+    let packets: Vec<_> = c.out.drain(..).map(|(d, _)| open(&d)).collect();
+    let seqs: Vec<(u64, u16)> = packets.iter().map(|b| Packet::decode(b).map(|p| (p.seq, p.count)).unwrap()).collect();
+    assert_eq!(seqs, vec![(1, 1), (2, 0)], "message 1, then the heartbeat saying 2 is next");
+}
