@@ -3,8 +3,10 @@
 # their customers, recorder, view), headless, at rising order rates. For
 # each rate: orders sent and acknowledged, order-to-ack latency (p50, p99,
 # p99.9, from the intended send time: coordinated omission accounted),
-# trades, and whether the audit passed. "Sustained" means at least 99% of
-# the orders sent were acknowledged and the audit passed.
+# trades, whether the audit passed, and the CPU each kind of process spent
+# per order. "Sustained" means at least 99% of the orders sent were
+# acknowledged, the audit passed and order-to-ack p99 was 50 ms or less
+# (issue 16: the system keeps up rather than queues).
 #
 #   sudo bench/aex.sh [--duration S] [--rates "1 2 5 10"] [--md-batch-us N]
 #
@@ -77,7 +79,7 @@ best = 0
 for r in runs:
     lat = r.get("ack_latency_us") or {}
     sent, acked, dur = r.get("orders_sent", 0), r.get("orders_acked", 0), r.get("duration_s") or 1
-    ok = r.get("audit_ok") is True and sent > 0 and acked >= 0.99 * sent
+    ok = r.get("audit_ok") is True and sent > 0 and acked >= 0.99 * sent and (lat.get("p99") or 1e18) <= 50_000
     if ok:
         best = max(best, sent / dur)
     lines.append(
