@@ -248,7 +248,8 @@ fn drive(args: &Args, plan: &session::Plan, mut sessions: Vec<Session>, stats: &
         }
         for ev in events.iter() {
             if ev.token() == TIMER {
-                timer.clear();
+                // Not read: re-arming resets it, and each expiry is a new edge.
+                timer.fired();
                 continue;
             }
             let Some(s) = sessions.get_mut(ev.token().0) else { continue };
@@ -258,8 +259,9 @@ fn drive(args: &Args, plan: &session::Plan, mut sessions: Vec<Session>, stats: &
                     let _ = poll.registry().reregister(&mut s.stream, ev.token(), Interest::READABLE);
                 }
             }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                s.on_readable(stats, &mut scratch, stopping.is_some());
+            let closed = ev.is_read_closed() || ev.is_error();
+            if ev.is_readable() || closed {
+                s.on_readable(stats, &mut scratch, stopping.is_some(), closed);
             }
         }
     }

@@ -189,17 +189,22 @@ impl Session {
         self.gone = true;
     }
 
-    /// Reads every answer the socket has and times the acknowledgements.
-    pub fn on_readable(&mut self, stats: &Stats, scratch: &mut [u8], stopping: bool) {
+    /// Reads every answer the socket has and times the acknowledgements. A
+    /// read shorter than `scratch` emptied the socket: it is not read again
+    /// to hear `WouldBlock` (new bytes make a new edge-triggered event),
+    /// unless `to_the_end` (the peer closed: only reading on finds out).
+    pub fn on_readable(&mut self, stats: &Stats, scratch: &mut [u8], stopping: bool, to_the_end: bool) {
         while !self.gone {
-            match self.stream.read(scratch) {
+            let n = match self.stream.read(scratch) {
                 Ok(0) => return self.lost(stats, stopping),
-                Ok(n) => self.rbuf.extend_from_slice(&scratch[..n]),
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => return self.lost(stats, stopping),
-            }
+            };
+            self.rbuf.extend_from_slice(&scratch[..n]);
             let now = Instant::now();
+            let drained = n < scratch.len() && !to_the_end;
             let mut used = 0;
             loop {
                 match oe::decode_frame(&self.rbuf[used..]) {
@@ -215,6 +220,9 @@ impl Session {
                 }
             }
             self.rbuf.drain(..used);
+            if drained {
+                return;
+            }
         }
     }
 

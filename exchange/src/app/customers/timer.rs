@@ -51,7 +51,15 @@ impl Timer {
         Ok(())
     }
 
+    /// It fired: the next [`Timer::arm_at`] arms it even for the same
+    /// moment. (The expiry count is not read: re-arming resets it, and an
+    /// edge-triggered poll sees every expiry.)
+    pub fn fired(&mut self) {
+        self.armed = None;
+    }
+
     /// Takes the expiry (so the descriptor is not readable until it fires again).
+    #[cfg(test)]
     pub fn clear(&mut self) {
         let mut n = [0u8; 8];
         // SAFETY: reads at most 8 bytes into an 8-byte buffer.
@@ -80,5 +88,10 @@ mod tests {
         assert_eq!(ready(&mut pfd, 0), 0, "taken");
         t.arm_at(Instant::now() - Duration::from_millis(5)).unwrap();
         assert_eq!(ready(&mut pfd, 100), 1, "the past fires at once");
+        // Not read, but re-armed: not readable until it fires again.
+        t.fired();
+        t.arm_at(Instant::now() + Duration::from_millis(20)).unwrap();
+        assert_eq!(ready(&mut pfd, 0), 0, "re-arming resets the expiry");
+        assert_eq!(ready(&mut pfd, 1000), 1);
     }
 }

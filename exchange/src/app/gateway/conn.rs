@@ -192,7 +192,19 @@ impl Conn {
 
     /// Reads what the socket has (up to [`READ_BUDGET`]) and acts on every
     /// whole frame: a login is checked here, requests go to `core`.
-    pub fn on_readable(&mut self, ctx: &ConnCtx, core: &mut Core, scratch: &mut [u8], now: Instant) -> State {
+    ///
+    /// A read shorter than `scratch` emptied the socket, so it is not
+    /// read again to hear `WouldBlock` (new bytes make a new edge-triggered
+    /// event), unless `to_the_end`: the peer closed or the socket failed,
+    /// and only reading on finds that out.
+    pub fn on_readable(
+        &mut self,
+        ctx: &ConnCtx,
+        core: &mut Core,
+        scratch: &mut [u8],
+        now: Instant,
+        to_the_end: bool,
+    ) -> State {
         if self.closing {
             return State::Open;
         }
@@ -232,6 +244,9 @@ impl Conn {
             self.rbuf.drain(..used);
             if state == State::Close || self.closing {
                 return state;
+            }
+            if n < scratch.len() && !to_the_end {
+                return State::Open;
             }
             budget = budget.saturating_sub(n);
             if budget == 0 {
@@ -356,7 +371,7 @@ mod tests {
         let mut scratch = vec![0u8; 4096];
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let st = c.on_readable(ctx, core, &mut scratch, Instant::now());
+            let st = c.on_readable(ctx, core, &mut scratch, Instant::now(), true);
             if st != State::Open || c.session.is_some() || c.closing || Instant::now() > deadline {
                 return st;
             }

@@ -155,7 +155,8 @@ pub fn serve(args: &Args, ctx: ConnCtx, udp: std::net::UdpSocket, mut core: Core
             Err(e) => return Err(e).context("waiting for events"),
         }
         let now = Instant::now();
-        let mut readable: Vec<u64> = std::mem::take(&mut conns.again);
+        // (connection, read to the end: it closed or failed)
+        let mut readable: Vec<(u64, bool)> = conns.again.drain(..).map(|id| (id, false)).collect();
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => accept_again = true,
@@ -165,8 +166,9 @@ pub fn serve(args: &Args, ctx: ConnCtx, udp: std::net::UdpSocket, mut core: Core
                     if ev.is_writable() {
                         conns.flush(&poll, &mut core, id, now);
                     }
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        readable.push(id);
+                    let closed = ev.is_read_closed() || ev.is_error();
+                    if ev.is_readable() || closed {
+                        readable.push((id, closed));
                     }
                 }
             }
@@ -195,10 +197,10 @@ pub fn serve(args: &Args, ctx: ConnCtx, udp: std::net::UdpSocket, mut core: Core
                 }
             }
         }
-        for id in readable {
+        for (id, to_the_end) in readable {
             let Some(c) = conns.map.get_mut(&id) else { continue };
             let was_dirty = c.dirty;
-            let st = c.on_readable(&ctx, &mut core, &mut scratch, now);
+            let st = c.on_readable(&ctx, &mut core, &mut scratch, now, to_the_end);
             if c.dirty && !was_dirty {
                 conns.dirty.push(id);
             }
