@@ -36,6 +36,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const TIMER: Token = Token(usize::MAX);
 /// How often every session is looked at (heartbeats, the end of the drain).
 const SWEEP: Duration = Duration::from_millis(50);
+/// The least time between two wake-ups for orders due: at high rates the
+/// orders due meanwhile go together (up to this late, which their
+/// latency, measured from when they were due, includes) instead of one
+/// wake-up each. At the demo's 10,000 orders/s (5,000 per generator, 200 µs
+/// apart) it changes nothing.
+const MIN_WAKE_GAP: Duration = Duration::from_micros(100);
 
 /// Flags of `aex customers`.
 #[derive(Debug, clap::Args)]
@@ -175,12 +181,14 @@ fn drive(args: &Args, plan: &session::Plan, mut sessions: Vec<Session>, stats: &
     let (mut last_sent, mut last_acked) = (0, 0);
     let mut stopping: Option<(Instant, Duration)> = None;
     let mut blocked: Vec<usize> = Vec::new();
+    let mut last_send_wake = Instant::now();
     loop {
         let now = Instant::now();
         if stopping.is_none() && (now >= end || signals::stopped()) {
             stopping = Some((now + session::DRAIN, now.saturating_duration_since(start)));
         }
-        if stopping.is_none() {
+        if stopping.is_none() && schedule.peek().is_some_and(|r| r.0 .0 <= now) {
+            last_send_wake = now;
             while let Some(&Reverse((due, idx))) = schedule.peek() {
                 if due > now {
                     break;
@@ -237,7 +245,10 @@ fn drive(args: &Args, plan: &session::Plan, mut sessions: Vec<Session>, stats: &
         }
         let mut wake = next_second.min(next_sweep);
         match stopping {
-            None => wake = wake.min(end).min(schedule.peek().map_or(wake, |r| r.0 .0)),
+            None => {
+                let next_order = schedule.peek().map_or(wake, |r| r.0 .0.max(last_send_wake + MIN_WAKE_GAP));
+                wake = wake.min(end).min(next_order);
+            }
             Some((until, _)) => wake = wake.min(until),
         }
         timer.arm_at(wake)?;
