@@ -215,8 +215,10 @@ fn orders_out_resends_reports_back() {
     // A gap (message 4 lost): asked for from the packet's source.
     let _lost = report_packet(&mut r, &[again]);
     c.on_datagram(&report_packet(&mut r, &[again]), engine);
-    c.on_tick();
+    // Asked for as soon as seen (no tick), and not again at the next tick.
     let req: Vec<_> = c.out.drain(..).filter(|(d, _)| auth::peek(d).is_some_and(|p| p.0 == Kind::ReRequest)).collect();
+    c.on_tick();
+    assert!(c.out.is_empty(), "once per interval");
     assert_eq!(req.len(), 1);
     assert_eq!(req[0].1, engine);
     let opened = reports_key().open_fresh(local(), &req[0].0, auth::unix_ns()).expect("sealed under the reports key");
