@@ -37,13 +37,23 @@ pub fn cpu_s(pid: u32) -> Option<f64> {
 #[derive(Clone, Debug, Default)]
 pub struct Watch {
     at_start: Vec<(String, u32, f64)>,
+    /// Last readings of processes about to be killed (a failover).
+    last: Vec<(u32, f64)>,
 }
 
 impl Watch {
     /// Samples every `(role, pid)` now: the start of the load.
     pub fn start(procs: &[(String, Option<u32>)]) -> Watch {
         let at_start = procs.iter().filter_map(|(role, pid)| Some((role.clone(), (*pid)?, cpu_s((*pid)?)?))).collect();
-        Watch { at_start }
+        Watch { at_start, last: Vec::new() }
+    }
+
+    /// Reads `pid` now and keeps the reading: it is about to be killed, and
+    /// a killed process's CPU can no longer be read at the end.
+    pub fn keep(&mut self, pid: Option<u32>) {
+        if let Some((pid, s)) = pid.and_then(|p| Some((p, cpu_s(p)?))) {
+            self.last.push((pid, s));
+        }
     }
 
     /// CPU seconds per role since [`Watch::start`] (processes gone since count
@@ -55,7 +65,8 @@ impl Watch {
             None => by_role.push((role.to_string(), s)),
         };
         for (role, pid, before) in &self.at_start {
-            if let Some(now) = cpu_s(*pid) {
+            let kept = self.last.iter().find(|(p, _)| p == pid).map(|(_, s)| *s);
+            if let Some(now) = kept.or_else(|| cpu_s(*pid)) {
                 add(role, (now - before).max(0.0));
             }
         }
@@ -99,6 +110,17 @@ mod tests {
         let used = w.used(&[("other".into(), 0.5)]);
         let me_s = used.iter().find(|(r, _)| r == "me").map(|(_, s)| *s).unwrap();
         assert!(me_s > 0.05, "{used:?}");
+        // A process about to be killed: its last reading stands.
+        let mut w = w;
+        w.keep(Some(me));
+        let kept = w.used(&[]).iter().find(|(r, _)| r == "me").map(|(_, s)| *s).unwrap();
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 200 {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert_ne!(x, 1);
+        let later = w.used(&[]).iter().find(|(r, _)| r == "me").map(|(_, s)| *s).unwrap();
+        assert_eq!(kept, later, "the kept reading, not the live one");
         let s = summary(&used, 1000);
         assert_eq!(s["us_per_order"]["other"], 500.0);
         assert!(s["us_per_order"]["total"].as_f64().unwrap() > 500.0);

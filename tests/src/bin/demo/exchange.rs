@@ -218,6 +218,8 @@ impl Exchange {
     /// its underlay link down.
     pub fn kill_primary(&mut self, lab: &mut Lab) -> Result<()> {
         self.failed_at = Some(now_ns());
+        self.cpu.keep(self.engine.pid());
+        self.cpu.keep(lab.daemon_pid(EXCHANGE));
         self.engine.kill9();
         lab.kill9(EXCHANGE);
         netns::ip(&["-n", lab.underlay_ns(), "link", "set", &format!("v{EXCHANGE}"), "down"])
