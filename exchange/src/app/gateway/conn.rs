@@ -77,8 +77,6 @@ pub struct ConnStats {
     pub logins_throttled: AtomicU64,
     /// Connections closed at once by the connection limits.
     pub connections_refused: AtomicU64,
-    /// Logins and requests refused because a queue was full.
-    pub busy_rejects: AtomicU64,
 }
 
 /// What every connection needs to know.

@@ -95,8 +95,8 @@ pub struct Counters {
     pub logins_throttled: u64,
     /// Connections closed at once: too many in all, or from their source.
     pub connections_refused: u64,
-    /// Requests and logins refused because a queue was full (the event
-    /// channel or the requests awaiting an answer).
+    /// Requests refused because the table of requests awaiting an
+    /// answer was full.
     pub busy_rejects: u64,
     /// Re-requests answered.
     pub rerequests_answered: u64,
@@ -231,7 +231,6 @@ impl Core {
         c.logins_refused = n.logins_refused.load(Relaxed);
         c.logins_throttled = n.logins_throttled.load(Relaxed);
         c.connections_refused = n.connections_refused.load(Relaxed);
-        c.busy_rejects += n.busy_rejects.load(Relaxed);
         c
     }
 
