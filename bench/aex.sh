@@ -3,8 +3,10 @@
 # their customers, recorder, view), headless, at rising order rates. For
 # each rate: orders sent and acknowledged, order-to-ack latency (p50, p99,
 # p99.9, from the intended send time: coordinated omission accounted),
-# trades, and whether the audit passed. "Sustained" means at least 99% of
-# the orders sent were acknowledged and the audit passed.
+# trades, whether the audit passed, and the CPU each kind of process spent
+# per order. "Sustained" means at least 99% of the orders sent were
+# acknowledged, the audit passed and order-to-ack p99 was 50 ms or less
+# (issue 16: the system keeps up rather than queues).
 #
 #   sudo bench/aex.sh [--duration S] [--rates "1 2 5 10"] [--md-batch-us N]
 #
@@ -68,21 +70,31 @@ json.dump(runs, open(sys.argv[2], "w"), indent=2)
 lines = [
     f"# AEX end to end over weavers ({datetime.date.today()}, engine --md-batch-us {sys.argv[4]})",
     "",
-    "| offered orders/s | sent/s | acked | p50 us | p99 us | p99.9 us | trades | audit | sustained |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| offered orders/s | sent/s | acked | p50 us | p99 us | p99.9 us | trades | audit | sustained "
+    "| CPU us/order: gateway | customers | engine | weaversd | record | view | total |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
+roles = ["gateways", "customers", "engine", "weaversd", "record", "view", "total"]
 best = 0
 for r in runs:
     lat = r.get("ack_latency_us") or {}
     sent, acked, dur = r.get("orders_sent", 0), r.get("orders_acked", 0), r.get("duration_s") or 1
-    ok = r.get("audit_ok") is True and sent > 0 and acked >= 0.99 * sent
+    ok = r.get("audit_ok") is True and sent > 0 and acked >= 0.99 * sent and (lat.get("p99") or 1e18) <= 50_000
     if ok:
         best = max(best, sent / dur)
     lines.append(
         f"| {r['offered_per_s']:.0f} | {sent / dur:.0f} | {acked / max(sent, 1):.2%} | {lat.get('p50', '-')} "
-        f"| {lat.get('p99', '-')} | {lat.get('p999', '-')} | {r.get('trades', '-')} | {r.get('audit_ok')} | {ok} |"
+        f"| {lat.get('p99', '-')} | {lat.get('p999', '-')} | {r.get('trades', '-')} | {r.get('audit_ok')} | {ok} | "
+        + " | ".join(str(((r.get("cpu") or {}).get("us_per_order") or {}).get(k, "-")) for k in roles)
+        + " |"
     )
-lines += ["", f"Highest sustained rate: {best:.0f} orders/s."]
+lines += [
+    "",
+    f"Highest sustained rate: {best:.0f} orders/s.",
+    "",
+    "CPU us/order: CPU time (user + system) each kind of process used while the load ran, divided by the",
+    "orders sent (gateway: both gateways; customers: both load generators; weaversd: every host's daemon).",
+]
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

@@ -20,4 +20,5 @@ pub mod mdfeed;
 pub mod overlay;
 pub mod record;
 pub mod replicate;
+pub mod signals;
 pub mod view;

@@ -108,8 +108,21 @@ impl Stats {
             "logged_in": self.logged_in.load(Relaxed),
             "login_failures": self.login_failures.load(Relaxed),
             "disconnects": self.disconnects.load(Relaxed),
+            "cpu_s": process_cpu_s(),
         })
     }
+}
+
+/// CPU seconds (user + system, every thread) this process has used so far.
+pub fn process_cpu_s() -> f64 {
+    // SAFETY: rusage is plain data, for which all zeroes is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the rusage we pass.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
 }
 
 #[cfg(test)]
@@ -133,5 +146,6 @@ mod tests {
         assert_eq!(j["orders_sent"], 3);
         assert_eq!(j["sessions"], 4);
         assert!(j["ack_latency_us"]["p999"].as_u64().is_some());
+        assert!(j["cpu_s"].as_f64().is_some_and(|c| c > 0.0));
     }
 }

@@ -98,8 +98,7 @@ fn release_waits_for_dr_and_a_fence_stops_everything() {
     let mut m = Matcher::new(Engine::new([1], EngineConfig::default()), 1, 0);
     let mut buf = [0u8; 2048];
     let (_, out) = m.sequence(order(1, Side::Buy, 100), 1).unwrap();
-    tx.send(PubEvent::Outputs(out)).unwrap();
-    tx.send(PubEvent::Durable(1)).unwrap();
+    tx.send(PubEvent::Committed(vec![out], 1)).unwrap();
     let (n, _) = md.recv_from(&mut buf).expect("a heartbeat at start");
     assert_eq!(n, 20 + crate::auth::TRAILER_LEN, "a heartbeat, nothing else");
     assert!(md.recv_from(&mut buf).is_err(), "locally durable only: nothing released");
@@ -108,8 +107,7 @@ fn release_waits_for_dr_and_a_fence_stops_everything() {
     let (n, _) = md.recv_from(&mut buf).expect("released once DR holds it");
     assert!(n > 20 + crate::auth::TRAILER_LEN);
     let (_, out) = m.sequence(order(2, Side::Buy, 101), 2).unwrap();
-    tx.send(PubEvent::Outputs(out)).unwrap();
-    tx.send(PubEvent::Durable(2)).unwrap();
+    tx.send(PubEvent::Committed(vec![out], 2)).unwrap();
     progress.fenced.store(7, Ordering::SeqCst);
     progress.durable.store(2, Ordering::SeqCst);
     tx.send(PubEvent::DrProgress).unwrap();

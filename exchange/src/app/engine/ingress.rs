@@ -174,12 +174,20 @@ impl Ingress {
         }
         let Some(receiver) = self.streams.get_mut(&key) else { return };
         let arrival = receiver.on_packet(p.seq, usize::from(p.message_count()), now_ns);
+        // A gap seen is asked for now, not at the next tick: the packets
+        // past it are dropped until it is filled, so every millisecond
+        // waited here is added to every order behind it.
+        let ask = receiver.poll_request(p.session, now_ns);
         for (_, msg) in p.messages().skip(arrival.skip).take(arrival.take) {
             match decode_input(msg) {
                 Err(_) => add(&self.stats.dropped_malformed, 1),
                 Ok(input) if self.accepts(gateway, &input) => out.push(Action::Deliver(input)),
                 Ok(_) => add(&self.stats.dropped_foreign, 1),
             }
+        }
+        if let (Some(req), Some(key)) = (ask, self.keys.orders_known(&p.session)) {
+            add(&self.stats.order_gaps_requested, 1);
+            out.push(Action::Ask(src, auth::seal_rerequest(key, &req, self.local, self.clock.stamp())));
         }
     }
 

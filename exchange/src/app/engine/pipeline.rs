@@ -60,11 +60,10 @@ pub(super) fn spawn(
     let (tx_in, rx_in) = mpsc::channel();
     let (tx_rec, rx_rec) = mpsc::channel();
     let matcher = {
-        let (tx_pub, stats, stop, fatal) =
-            (tx_pub.clone(), shared.stats.clone(), shared.stop.clone(), shared.fatal.clone());
+        let (stats, stop, fatal) = (shared.stats.clone(), shared.stop.clone(), shared.fatal.clone());
         std::thread::Builder::new()
             .name("matcher".into())
-            .spawn(move || matcher_loop(matcher, rx_in, (tx_rec, tx_pub), checkpoints, &stats, &stop, &fatal))?
+            .spawn(move || matcher_loop(matcher, rx_in, tx_rec, checkpoints, &stats, &stop, &fatal))?
     };
     let durability = {
         let (tx_pub, stats, stop, fatal) =

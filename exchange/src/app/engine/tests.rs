@@ -425,15 +425,16 @@ fn ingress_gives_up_on_old_gaps_and_passes_rerequests_on() {
     let a = session(1, 1, 1);
     let mut out = Vec::new();
     ingress.on_datagram(GW1, &packet(GW1, "g001.001", 1, &[order(a, 1, 1, Side::Buy, 1, 1)]), 0, &mut out);
-    ingress.on_datagram(GW1, &packet(GW1, "g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]), 1, &mut out);
     assert_eq!(out, vec![Action::Gateway(1, GW1), Action::Deliver(order(a, 1, 1, Side::Buy, 1, 1))]);
     out.clear();
-    ingress.tick(2, &mut out);
+    // The gap is asked for as soon as it is seen, not at the next tick.
+    ingress.on_datagram(GW1, &packet(GW1, "g001.001", 4, &[order(a, 4, 1, Side::Buy, 1, 1)]), 1, &mut out);
     let [Action::Ask(to, sealed)] = &out[..] else { panic!("one re-request: {out:?}") };
     let opened = orders_key("g001.001").open_fresh(ENGINE, sealed, auth::unix_ns()).unwrap();
     let want = ReRequest { session: Session::new("g001.001").unwrap(), seq: 2, count: 3 };
     assert_eq!((*to, ReRequest::decode(opened.body).unwrap()), (GW1, want));
     out.clear();
+    ingress.tick(2, &mut out);
     ingress.tick(3, &mut out);
     assert!(out.is_empty(), "once per interval");
     ingress.tick(2 + crate::stream::GIVE_UP_NS, &mut out);

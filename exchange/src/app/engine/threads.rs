@@ -19,10 +19,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 /// What the publisher thread is told.
 #[derive(Debug)]
 pub enum PubEvent {
-    /// One input's outputs (waiting for durability).
-    Outputs(Outputs),
-    /// Records up to this one are durable.
-    Durable(Seq),
+    /// A group commit: its inputs' outputs, in sequence, and the records
+    /// durable now (one message, so the publisher wakes once per commit,
+    /// not once per input for outputs it could not release yet).
+    Committed(Vec<Outputs>, Seq),
     /// A gateway's address.
     Gateway(GatewayId, SocketAddr),
     /// A re-request from this address.
@@ -47,19 +47,18 @@ pub fn fail(stop: &AtomicBool, fatal: &Mutex<Option<String>>, msg: String) {
     stop.store(true, Ordering::Relaxed);
 }
 
-/// The matcher thread's body: records go to the durability stage, outputs
-/// to the publisher (`to`).
+/// The matcher thread's body: records go to the durability stage with
+/// their outputs (which it hands to the publisher once they are durable).
 pub fn matcher_loop(
     mut matcher: Matcher,
     rx: mpsc::Receiver<Input>,
-    to: (mpsc::Sender<SequencedInput>, mpsc::Sender<PubEvent>),
+    tx_rec: mpsc::Sender<(SequencedInput, Outputs)>,
 
     mut checkpoints: Option<Checkpoints>,
     stats: &Stats,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
 ) {
-    let (tx_rec, tx_pub) = to;
     for input in rx {
         match matcher.sequence(input, now_ns()) {
             Ok((rec, out)) => {
@@ -71,9 +70,7 @@ pub fn matcher_loop(
                         checkpoints = None;
                     }
                 }
-                // Outputs first: the publisher must hold them before it hears they are durable.
-                let _ = tx_pub.send(PubEvent::Outputs(out));
-                if tx_rec.send(rec).is_err() {
+                if tx_rec.send((rec, out)).is_err() {
                     return;
                 }
             }
@@ -82,23 +79,29 @@ pub fn matcher_loop(
     }
 }
 
-/// The durability thread's body.
+/// The durability thread's body: group commits, then the group's outputs
+/// to the publisher.
 pub fn durability_loop(
     d: &mut dyn Durability,
-    rx: mpsc::Receiver<SequencedInput>,
+    rx: mpsc::Receiver<(SequencedInput, Outputs)>,
     tx_pub: mpsc::Sender<PubEvent>,
     stats: &Stats,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
 ) {
-    while let Ok(first) = rx.recv() {
+    while let Ok((first, out)) = rx.recv() {
         let started = Instant::now();
-        let committed = durability::group_commit(d, &first, rx.try_iter());
+        let mut outputs = vec![out];
+        let more = rx.try_iter().map(|(rec, out)| {
+            outputs.push(out);
+            rec
+        });
+        let committed = durability::group_commit(d, &first, more);
         stats.commit_times.record(started.elapsed());
         match committed {
             Ok(seq) => {
                 stats::set(&stats.durable_seq, seq);
-                let _ = tx_pub.send(PubEvent::Durable(seq));
+                let _ = tx_pub.send(PubEvent::Committed(outputs, seq));
             }
             Err(e) => return fail(stop, fatal, format!("journal: {e}")),
         }
@@ -144,12 +147,10 @@ pub fn publisher_loop(
         let wake = md_due.map_or(next_heartbeat, |d| d.min(next_heartbeat));
         let timeout = wake.saturating_duration_since(Instant::now());
         match rx.recv_timeout(timeout) {
-            Ok(PubEvent::Outputs(o)) => {
-                p.on_outputs(o);
-                // Durability may have been reported already (never in practice: outputs go first).
-                p.on_durable(release(local), &mut out);
-            }
-            Ok(PubEvent::Durable(seq)) => {
+            Ok(PubEvent::Committed(outputs, seq)) => {
+                for o in outputs {
+                    p.on_outputs(o);
+                }
                 local = local.max(seq);
                 p.on_durable(release(local), &mut out);
             }
@@ -229,6 +230,10 @@ impl IngressIo {
     }
 }
 
+/// Datagrams the ingress reads from a socket per wake-up, at most (beyond
+/// the first).
+const RECV_BUDGET: usize = 256;
+
 /// The ingress thread's body.
 pub fn ingress_loop(
     io: IngressIo,
@@ -246,14 +251,27 @@ pub fn ingress_loop(
         let mut actions = Vec::new();
         loop {
             tokio::select! {
+                // Each wake-up takes what the socket holds (up to a
+                // budget), not one datagram: a select turn costs more than
+                // a datagram does.
                 r = group.recv_from(&mut gbuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &gbuf[..n], mono_ns(), &mut actions);
+                        let now = mono_ns();
+                        ingress.on_datagram(src, &gbuf[..n], now, &mut actions);
+                        for _ in 0..RECV_BUDGET {
+                            let Ok((n, src)) = group.try_recv_from(&mut gbuf) else { break };
+                            ingress.on_datagram(src, &gbuf[..n], now, &mut actions);
+                        }
                     }
                 }
                 r = uni.recv_from(&mut ubuf) => {
                     if let Ok((n, src)) = r {
-                        ingress.on_datagram(src, &ubuf[..n], mono_ns(), &mut actions);
+                        let now = mono_ns();
+                        ingress.on_datagram(src, &ubuf[..n], now, &mut actions);
+                        for _ in 0..RECV_BUDGET {
+                            let Ok((n, src)) = uni.try_recv_from(&mut ubuf) else { break };
+                            ingress.on_datagram(src, &ubuf[..n], now, &mut actions);
+                        }
                     }
                 }
                 _ = tick.tick() => {

@@ -9,8 +9,12 @@
 //!   only its own broker/dealer's password can do that.
 //! - Connections are capped in all and per source address, and a source
 //!   whose logins fail too often is refused unchecked for a minute
-//!   ([`limits`]); the queue to the core and the requests awaiting an
-//!   answer are bounded, and a full one refuses (`GatewayBusy`).
+//!   ([`limits`]); the requests awaiting an answer are bounded, and a full
+//!   table refuses (`GatewayBusy`); a customer that does not read is
+//!   disconnected.
+//! - One thread, one event loop (`io`): customer frames go straight into
+//!   the core, and each loop turn ends with one write per customer with
+//!   messages and one packet per orders stream with news.
 //! - Orders go into the symbol's stream `gNNN.SSS` to its orders group
 //!   (found by DNS) on port 7701, from the one unicast socket; packets are
 //!   flushed every event-loop turn. Requests unanswered after
@@ -26,6 +30,7 @@
 
 mod conn;
 mod core;
+mod io;
 pub mod limits;
 pub mod login;
 mod route;
@@ -41,11 +46,7 @@ use crate::wire::mold::Session;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use std::time::Duration;
 
 /// Flags of `aex gateway`.
 #[derive(Debug, clap::Args)]
@@ -161,9 +162,6 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
     };
     raise_nofile();
     let udp = net::unicast_socket(bind, 0, true).with_context(|| format!("unicast socket on {bind}"))?;
-    // One thread: the core is single-threaded anyway, and on a busy host a
-    // multi-threaded runtime spent its time waking tasks across cores.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = udp.local_addr()?;
     let resend_after = Duration::from_millis(args.resend_after_ms.max(1));
     let mut core = core::Core::new(args.id, table, &groups, resend_after, acks, root, local);
@@ -174,116 +172,8 @@ pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
         }
         core.resume_reports(positions);
     }
-    rt.block_on(serve(args, logins, udp, core))
-}
-
-async fn serve(
-    args: Args,
-    logins: login::Logins,
-    udp: std::net::UdpSocket,
-    mut core: core::Core,
-) -> anyhow::Result<()> {
-    let udp = UdpSocket::from_std(udp)?;
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-    eprintln!("aex gateway {}: customers on {}, orders from {}", args.id, listener.local_addr()?, udp.local_addr()?);
-    let (ev_tx, mut ev_rx) = mpsc::channel(conn::EVENT_QUEUE);
-    let stats = core.conn_stats();
-    let ctx = Arc::new(conn::ConnCtx { gw: args.id, logins, stats: stats.clone() });
-    let admission = Arc::new(Mutex::new(limits::Admission::new(limits::Limits {
-        max_connections: args.max_connections,
-        max_per_source: args.max_connections_per_source,
-        max_failures: args.max_login_failures,
-        failure_window: Duration::from_secs(60),
-    })));
-    {
-        let ev_tx = ev_tx.clone();
-        tokio::spawn(async move {
-            let mut next_conn = 0u64;
-            loop {
-                match listener.accept().await {
-                    Ok((s, peer)) => match limits::Ticket::take(&admission, peer.ip()) {
-                        Ok(ticket) => {
-                            next_conn += 1;
-                            tokio::spawn(conn::serve(s, next_conn, ticket, ctx.clone(), ev_tx.clone()));
-                        }
-                        // Closed at once (dropping the stream): counted.
-                        Err(_) => {
-                            stats.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    },
-                    Err(e) => {
-                        // Out of descriptors and the like: wait, do not spin.
-                        eprintln!("aex gateway: accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
-    }
-    drop(ev_tx);
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_hb = Instant::now();
-    let mut last_status = Instant::now();
-    let mut last_acks = Instant::now();
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            r = udp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    core.on_datagram(&buf[..n], from);
-                }
-                for _ in 0..1024 {
-                    match udp.try_recv_from(&mut buf) {
-                        Ok((n, from)) => core.on_datagram(&buf[..n], from),
-                        Err(_) => break,
-                    }
-                }
-            }
-            ev = ev_rx.recv() => {
-                if let Some(ev) = ev {
-                    core.on_event(ev);
-                }
-                for _ in 0..4096 {
-                    match ev_rx.try_recv() {
-                        Ok(ev) => core.on_event(ev),
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ = tick.tick() => {
-                core.on_tick();
-                if last_hb.elapsed() >= Duration::from_secs(1) {
-                    last_hb = Instant::now();
-                    core.heartbeats();
-                }
-                if last_acks.elapsed() >= Duration::from_millis(100) {
-                    last_acks = Instant::now();
-                    core.flush_acks();
-                }
-                if last_status.elapsed() >= Duration::from_secs(1) {
-                    last_status = Instant::now();
-                    write_status(args.status.as_deref(), &core);
-                    write_state(args.state.as_deref(), &core);
-                }
-            }
-        }
-        core.flush();
-        for (d, to) in core.out.drain(..) {
-            if let Err(e) = udp.send_to(&d, to).await {
-                eprintln!("aex gateway: sending to {to}: {e}");
-            }
-        }
-    }
-    core.flush_acks();
-    write_status(args.status.as_deref(), &core);
-    write_state(args.state.as_deref(), &core);
-    eprintln!("aex gateway {}: stopped; {}", args.id, serde_json::to_string(&core.status())?);
-    Ok(())
+    let ctx = conn::ConnCtx { gw: args.id, logins, stats: core.conn_stats() };
+    io::serve(&args, ctx, udp, core)
 }
 
 fn write_status(path: Option<&Path>, core: &core::Core) {

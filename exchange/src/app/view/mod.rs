@@ -40,7 +40,9 @@ pub struct Args {
 
 /// Runs the view until SIGINT or SIGTERM.
 pub fn run(args: Args, table: &SymbolTable) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // One thread: the feed and a few page viewers do not need two, and
+    // with two the feed task woke tasks on the other worker per packet.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -62,6 +62,8 @@ pub struct Exchange {
     gateways: Vec<Proc>,
     customers: Vec<Proc>,
     forward: Option<Forward>,
+    /// CPU of every process but the load generators', from the load's start.
+    cpu: crate::cpu::Watch,
 }
 
 impl Exchange {
@@ -148,6 +150,7 @@ impl Exchange {
             gateways,
             customers: Vec::new(),
             forward: None,
+            cpu: Default::default(),
         };
         // Everything resolves its groups first; wait for the gateways to listen.
         for (n, &h) in GATEWAYS.iter().enumerate() {
@@ -162,6 +165,15 @@ impl Exchange {
             bail!("the engine is not up (or not replicating) after 60 s:\n{}", x.engine.log_tail(20));
         }
 
+        let mut watched: Vec<(String, Option<u32>)> = vec![
+            ("engine".into(), x.engine.pid()),
+            ("record".into(), x.record.pid()),
+            ("view".into(), x.view.as_ref().and_then(Proc::pid)),
+        ];
+        watched.extend(x.gateways.iter().map(|g| ("gateways".to_string(), g.pid())));
+        watched.extend(x.dr.iter().map(|d| ("dr".to_string(), d.pid())));
+        watched.extend((1..=lab.len()).map(|i| ("weaversd".to_string(), lab.daemon_pid(i))));
+        x.cpu = crate::cpu::Watch::start(&watched);
         let half = args.brokers / 2;
         let ranges = [(1, half), (half + 1, args.brokers)];
         let duration = args.duration.unwrap_or(7 * 24 * 3600);
@@ -206,6 +218,8 @@ impl Exchange {
     /// its underlay link down.
     pub fn kill_primary(&mut self, lab: &mut Lab) -> Result<()> {
         self.failed_at = Some(now_ns());
+        self.cpu.keep(self.engine.pid());
+        self.cpu.keep(lab.daemon_pid(EXCHANGE));
         self.engine.kill9();
         lab.kill9(EXCHANGE);
         netns::ip(&["-n", lab.underlay_ns(), "link", "set", &format!("v{EXCHANGE}"), "down"])
@@ -232,6 +246,7 @@ impl Exchange {
     /// and returns the summary.
     pub fn finish(&mut self, lab: &Lab) -> Result<Value> {
         let overlay_drops = overlay_drops(lab);
+        let mut cpu_used = self.cpu.used(&[]);
         for c in &mut self.customers {
             c.stop(Duration::from_secs(10));
         }
@@ -275,6 +290,8 @@ impl Exchange {
         let customers: Vec<Value> =
             (1..=self.customers.len()).filter_map(|n| self.status(&format!("customers{n}"))).collect();
         let sum = |k: &str| customers.iter().map(|c| c[k].as_u64().unwrap_or(0)).sum::<u64>();
+        let customers_cpu = customers.iter().filter_map(|c| c["cpu_s"].as_f64()).sum::<f64>();
+        cpu_used.push(("customers".into(), customers_cpu));
         let latency = crate::screen::merged_latency(
             &(1..=self.customers.len()).map(|n| self.dir.join(format!("customers{n}.hgrm"))).collect::<Vec<_>>(),
         );
@@ -290,6 +307,7 @@ impl Exchange {
             "rejects": sum("rejects"),
             "trades": report["trades"].as_u64().or(engine["trades"].as_u64()).unwrap_or(0),
             "ack_latency_us": latency,
+            "cpu": crate::cpu::summary(&cpu_used, sum("orders_sent")),
             "md_messages": record["messages"],
             "md_gaps_unrecovered": report["md_gaps"].as_u64().or(record["gaps_unrecovered"].as_u64()),
             "audit_ok": report["ok"].as_bool() == Some(true) && out.status.success(),

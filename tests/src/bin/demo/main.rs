@@ -34,6 +34,7 @@
 //! Run by `./demo.sh` (which builds first). Ctrl-C stops it; everything it
 //! made is removed either way.
 
+mod cpu;
 mod exchange;
 mod loss;
 mod screen;

@@ -92,6 +92,13 @@ impl Core {
         let Some(rs) = self.reports.get_mut(&session) else { return };
         rs.source = from;
         let arrival = rs.rx.on_packet(p.seq, usize::from(p.message_count()), mono);
+        // A gap seen is asked for now, not at the next tick: the reports
+        // past it wait until it is filled.
+        if let Some(req) = rs.rx.poll_request(session, mono) {
+            self.counters.report_gaps_requested += 1;
+            let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.stamp());
+            self.out.push((d, rs.source));
+        }
         let mut reps = Vec::with_capacity(arrival.take);
         for (_, m) in p.messages().skip(arrival.skip).take(arrival.take) {
             match report::decode(m) {
@@ -144,8 +151,11 @@ impl Core {
         }
     }
 
-    /// A heartbeat on every orders stream that has sent anything.
+    /// A heartbeat on every orders stream that has sent anything, after
+    /// the packets of every message pushed so far (a heartbeat announces
+    /// them: sent before them, it would make the engine see a gap and ask).
     pub fn heartbeats(&mut self) {
+        self.flush();
         for s in self.streams.values() {
             if s.sender.next_seq() > 1 {
                 let mut hb = s.sender.heartbeat();

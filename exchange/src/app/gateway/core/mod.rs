@@ -26,7 +26,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// The most engine report streams a gateway keeps (a bound on what hostile
 /// datagrams can make it allocate).
@@ -96,8 +95,8 @@ pub struct Counters {
     pub logins_throttled: u64,
     /// Connections closed at once: too many in all, or from their source.
     pub connections_refused: u64,
-    /// Requests and logins refused because a queue was full (the event
-    /// channel or the requests awaiting an answer).
+    /// Requests refused because the table of requests awaiting an
+    /// answer was full.
     pub busy_rejects: u64,
     /// Re-requests answered.
     pub rerequests_answered: u64,
@@ -137,7 +136,8 @@ pub struct Core {
     reports: HashMap<Session, ReportStream>,
     /// Where report streams not yet seen start (from `--state`).
     resume: HashMap<Session, u64>,
-    customers: HashMap<SessionId, (u64, mpsc::Sender<OeMessage>)>,
+    /// The connection of every customer logged in.
+    customers: HashMap<SessionId, u64>,
     pending: HashMap<(SessionId, ClientOrderId, RequestKind), Pending>,
     live: HashMap<(SessionId, ClientOrderId), SymbolIndex>,
     acks: Option<AckLog>,
@@ -145,6 +145,10 @@ pub struct Core {
     last_resend_scan: Instant,
     /// Datagrams to send.
     pub out: Vec<(Vec<u8>, SocketAddr)>,
+    /// Messages for customers, by connection, to write.
+    pub replies: Vec<(u64, OeMessage)>,
+    /// Connections to close: their session logged in again elsewhere.
+    pub replaced: Vec<u64>,
     /// The counters (see [`Core::status`] for all of them).
     pub counters: Counters,
     table: SymbolTable,
@@ -201,6 +205,8 @@ impl Core {
             start: Instant::now(),
             last_resend_scan: Instant::now(),
             out: Vec::new(),
+            replies: Vec::new(),
+            replaced: Vec::new(),
             counters: Counters::default(),
             table: table.clone(),
             root,
@@ -225,7 +231,6 @@ impl Core {
         c.logins_refused = n.logins_refused.load(Relaxed);
         c.logins_throttled = n.logins_throttled.load(Relaxed);
         c.connections_refused = n.connections_refused.load(Relaxed);
-        c.busy_rejects += n.busy_rejects.load(Relaxed);
         c
     }
 
@@ -234,41 +239,32 @@ impl Core {
     }
 
     fn tell(&mut self, session: SessionId, m: OeMessage) {
-        let Some((_, tx)) = self.customers.get(&session) else {
-            self.counters.undeliverable += 1;
-            return;
-        };
-        match tx.try_send(m) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                // Not reading: disconnected (dropping the sender closes it).
-                self.customers.remove(&session);
-                self.counters.sessions = self.customers.len() as u64;
-                self.counters.slow_disconnects += 1;
-                self.counters.undeliverable += 1;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.undeliverable += 1,
+        match self.customers.get(&session) {
+            Some(&conn) => self.replies.push((conn, m)),
+            None => self.counters.undeliverable += 1,
         }
     }
 
     /// Handles a connection's event.
     pub fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Login { session, conn, tx } => {
-                let _ = tx.try_send(OeMessage::LoginAccepted { session });
+            Event::Login { session, conn } => {
+                self.replies.push((conn, OeMessage::LoginAccepted { session }));
                 // A second login of a session replaces the first connection
-                // (dropping its sender closes it).
-                self.customers.insert(session, (conn, tx));
+                // (which is closed).
+                if let Some(old) = self.customers.insert(session, conn).filter(|&old| old != conn) {
+                    self.replaced.push(old);
+                }
                 self.counters.sessions = self.customers.len() as u64;
             }
             Event::Gone { session, conn } => {
-                if self.customers.get(&session).is_some_and(|(c, _)| *c == conn) {
+                if self.customers.get(&session) == Some(&conn) {
                     self.customers.remove(&session);
                 }
                 self.counters.sessions = self.customers.len() as u64;
             }
             Event::Request { session, conn, msg } => {
-                if self.customers.get(&session).is_some_and(|(c, _)| *c == conn) {
+                if self.customers.get(&session) == Some(&conn) {
                     self.on_request(session, msg);
                 }
             }

@@ -38,10 +38,21 @@ fn open(d: &[u8]) -> Vec<u8> {
     orders_key().open_fresh(local(), d, auth::unix_ns()).expect("sealed under the orders key").body.to_vec()
 }
 
-fn login(c: &mut Core, session: SessionId, conn: u64) -> mpsc::Receiver<OeMessage> {
-    let (tx, mut rx) = mpsc::channel(4);
-    c.on_event(Event::Login { session, conn, tx });
-    assert_eq!(rx.try_recv().unwrap(), OeMessage::LoginAccepted { session });
+/// What the core has for one connection, as a customer reads it.
+struct Rx(u64);
+
+impl Rx {
+    /// The next message for this connection, if any.
+    fn try_recv(&self, c: &mut Core) -> Option<OeMessage> {
+        let i = c.replies.iter().position(|(conn, _)| *conn == self.0)?;
+        Some(c.replies.remove(i).1)
+    }
+}
+
+fn login(c: &mut Core, session: SessionId, conn: u64) -> Rx {
+    c.on_event(Event::Login { session, conn });
+    let rx = Rx(conn);
+    assert_eq!(rx.try_recv(c).unwrap(), OeMessage::LoginAccepted { session });
     rx
 }
 
@@ -169,7 +180,7 @@ fn a_restarted_gateway_resumes_its_report_streams() {
 fn orders_out_resends_reports_back() {
     let mut c = core(Duration::ZERO);
     let s = 1 << 24 | 1 << 12 | 1;
-    let mut rx = login(&mut c, s, 1);
+    let rx = login(&mut c, s, 1);
     c.on_event(Event::Request { session: s, conn: 1, msg: enter(7, 1) });
     let first = sent_inputs(&mut c);
     assert_eq!(first.len(), 1);
@@ -192,20 +203,22 @@ fn orders_out_resends_reports_back() {
     c.on_datagram(&report_packet(&mut r, &[rep, again]), engine);
     assert_eq!(c.counters.acks, 1, "the repeat is not a first ack");
     assert_eq!(c.counters.reports_in, 2);
-    assert!(matches!(rx.try_recv().unwrap(), OeMessage::Accepted { ack, .. } if ack.order_id == 99));
-    assert!(matches!(rx.try_recv().unwrap(), OeMessage::Accepted { .. }));
+    assert!(matches!(rx.try_recv(&mut c).unwrap(), OeMessage::Accepted { ack, .. } if ack.order_id == 99));
+    assert!(matches!(rx.try_recv(&mut c).unwrap(), OeMessage::Accepted { .. }));
     c.on_tick();
     assert!(sent_inputs(&mut c).is_empty(), "answered: no more resends");
     // A report from an older epoch is fenced off.
     let stale = Report { epoch: 1, seq: 12, ..rep };
     c.on_datagram(&report_packet(&mut r, &[stale]), engine);
     assert_eq!(c.counters.stale_epoch_dropped, 1);
-    assert!(rx.try_recv().is_err());
+    assert!(rx.try_recv(&mut c).is_none());
     // A gap (message 4 lost): asked for from the packet's source.
     let _lost = report_packet(&mut r, &[again]);
     c.on_datagram(&report_packet(&mut r, &[again]), engine);
-    c.on_tick();
+    // Asked for as soon as seen (no tick), and not again at the next tick.
     let req: Vec<_> = c.out.drain(..).filter(|(d, _)| auth::peek(d).is_some_and(|p| p.0 == Kind::ReRequest)).collect();
+    c.on_tick();
+    assert!(c.out.is_empty(), "once per interval");
     assert_eq!(req.len(), 1);
     assert_eq!(req[0].1, engine);
     let opened = reports_key().open_fresh(local(), &req[0].0, auth::unix_ns()).expect("sealed under the reports key");
@@ -227,7 +240,7 @@ fn orders_out_resends_reports_back() {
 fn forged_reports_and_spoofed_rerequests_change_nothing() {
     let mut c = core(Duration::from_secs(60));
     let s = 1 << 24 | 1 << 12 | 1;
-    let mut rx = login(&mut c, s, 1);
+    let rx = login(&mut c, s, 1);
     c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 1) });
     let sent = sent_inputs(&mut c);
     let Input::Enter(order) = input::decode_input(&sent[0].1).unwrap() else { unreachable!() };
@@ -263,11 +276,11 @@ fn forged_reports_and_spoofed_rerequests_change_nothing() {
     assert_eq!(counted, (2, 1, 1));
     assert_eq!((c.counters.reports_in, c.counters.acks, c.counters.failovers_seen), (0, 0, 0));
     assert!(c.reports.is_empty(), "no stream made by a forgery");
-    assert!(rx.try_recv().is_err(), "the customer heard nothing");
+    assert!(rx.try_recv(&mut c).is_none(), "the customer heard nothing");
     // The real engine's epoch-1 report still gets through (not fenced out).
     c.on_datagram(&genuine, engine());
     assert_eq!((c.counters.acks, c.counters.stale_epoch_dropped), (1, 0));
-    assert!(matches!(rx.try_recv().unwrap(), OeMessage::Accepted { .. }));
+    assert!(matches!(rx.try_recv(&mut c).unwrap(), OeMessage::Accepted { .. }));
 
     // Re-requests for our orders stream: sealed for the engine's address
     // but sent from another (the answer would go there), forged, replayed.
@@ -293,13 +306,13 @@ fn a_full_table_of_pending_requests_refuses_at_once() {
     let mut c = core(Duration::from_secs(60));
     c.max_pending = 3;
     let s = 1 << 24 | 1 << 12 | 1;
-    let mut rx = login(&mut c, s, 1);
+    let rx = login(&mut c, s, 1);
     for id in 1..=4 {
         c.on_event(Event::Request { session: s, conn: 1, msg: enter(id, 1) });
     }
     assert_eq!(sent_inputs(&mut c).len(), 3);
     assert!(matches!(
-        rx.try_recv().unwrap(),
+        rx.try_recv(&mut c).unwrap(),
         OeMessage::Rejected { client_id: 4, reason: RejectReason::GatewayBusy, .. }
     ));
     assert_eq!((c.pending.len(), c.counters.busy_rejects), (3, 1));
@@ -309,33 +322,32 @@ fn a_full_table_of_pending_requests_refuses_at_once() {
 fn local_rejects_replaced_logins_and_garbage() {
     let mut c = core(Duration::from_secs(1));
     let s = 1 << 24 | 2 << 12 | 3;
-    let mut old = login(&mut c, s, 1);
+    let old = login(&mut c, s, 1);
     c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 999) });
     assert!(matches!(
-        old.try_recv().unwrap(),
+        old.try_recv(&mut c).unwrap(),
         OeMessage::Rejected { client_id: 1, reason: RejectReason::UnknownSymbol, .. }
     ));
     c.on_event(Event::Request { session: s, conn: 1, msg: OeMessage::Cancel { client_id: 5 } });
     assert!(matches!(
-        old.try_recv().unwrap(),
+        old.try_recv(&mut c).unwrap(),
         OeMessage::Rejected { client_id: 5, request: RequestKind::Cancel, reason: RejectReason::UnknownOrder, .. }
     ));
     assert_eq!(c.counters.rejects, 2);
     assert!(sent_inputs(&mut c).is_empty());
-    // A second login replaces the first: the old connection's channel closes
+    // A second login replaces the first: the old connection is to be closed
     // and its requests are ignored; its end does not log the new one out.
     let _new = login(&mut c, s, 2);
-    assert!(old.try_recv().is_err() && old.is_closed());
+    assert!(old.try_recv(&mut c).is_none());
+    assert_eq!(c.replaced, vec![1]);
     c.on_event(Event::Request { session: s, conn: 1, msg: enter(2, 1) });
     assert!(sent_inputs(&mut c).is_empty());
     c.on_event(Event::Gone { session: s, conn: 1 });
     assert_eq!(c.counters.sessions, 1);
-    // A customer that does not read is disconnected when its queue is full.
-    let slow = 1 << 24 | 9;
-    let (tx, _rx) = mpsc::channel(1);
-    c.on_event(Event::Login { session: slow, conn: 3, tx });
-    c.on_event(Event::Request { session: slow, conn: 3, msg: enter(1, 999) });
-    assert_eq!((c.counters.slow_disconnects, c.counters.sessions), (1, 1));
+    // A message for a session nobody is logged in as goes nowhere, counted.
+    c.on_event(Event::Gone { session: s, conn: 2 });
+    c.reject(s, 3, RequestKind::Enter, RejectReason::UnknownSymbol);
+    assert_eq!((c.counters.undeliverable, c.counters.sessions), (1, 0));
     // Garbage on the unicast socket is counted, not fatal.
     let from: SocketAddr = "10.40.0.1:1".parse().unwrap();
     c.on_datagram(&[1, 2, 3], from);
@@ -345,4 +357,17 @@ fn local_rejects_replaced_logins_and_garbage() {
     reports_key().seal(Kind::Packet, from, &mut other);
     c.on_datagram(&other, from);
     assert_eq!(c.counters.dropped_unauthenticated, 1, "no stream of that name to hold a key for");
+}
+
+#[test]
+fn a_heartbeat_never_announces_a_message_not_yet_sent() {
+    let mut c = core(Duration::from_secs(60));
+    let s = 1 << 24 | 1 << 12 | 1;
+    let _rx = login(&mut c, s, 1);
+    c.on_event(Event::Request { session: s, conn: 1, msg: enter(1, 1) });
+    // The heartbeat comes in the same loop turn as the order, before the flush.
+    c.heartbeats();
+    let packets: Vec<_> = c.out.drain(..).map(|(d, _)| open(&d)).collect();
+    let seqs: Vec<(u64, u16)> = packets.iter().map(|b| Packet::decode(b).map(|p| (p.seq, p.count)).unwrap()).collect();
+    assert_eq!(seqs, vec![(1, 1), (2, 0)], "message 1, then the heartbeat saying 2 is next");
 }
