@@ -74,6 +74,8 @@ pub struct SizeRun {
     pub trajectory: Vec<(f64, f64, usize)>,
     /// Hosts missing sessions when the wait ended, in short.
     pub missing: Option<String>,
+    /// What the daemons counted while the mesh formed (see [`Counters`]).
+    pub formation: Option<Counters>,
     pub idle: Option<Idle>,
     pub join_ms: Option<f64>,
     pub failure: Option<Failure>,
@@ -239,6 +241,13 @@ fn measure_on(lab: &mut Lab, n: usize, cfg: &Cfg, run: &mut SizeRun) -> Result<(
     log!("  N={n}: {n} daemons started in {:.1} s", run.start_s);
 
     converge(lab, &all, last_start, cfg.converge_cap(n), run)?;
+    match counters(lab, &all) {
+        Ok(c) => {
+            log!("  N={n}: while forming: {}", c.summary(n));
+            run.formation = Some(c);
+        }
+        Err(e) => run.errors.push(format!("counters: {e:#}")),
+    }
     match &run.converge_s {
         Some(s) => log!("  N={n}: full mesh {s:.2} s after the last start"),
         None => log!(
@@ -350,6 +359,75 @@ fn converge(lab: &Lab, all: &[usize], last_start: Instant, cap: Duration, run: &
         }
         std::thread::sleep(every.saturating_sub(round.elapsed()));
     }
+}
+
+/// What all daemons together counted since start (`GET /v1/status`):
+/// where a forming mesh spends its handshakes and drops its packets.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Handshake counters by name (`initiated`, `completed`, ...), summed.
+    pub handshakes: BTreeMap<String, u64>,
+    /// Drops by reason, summed.
+    pub drops: BTreeMap<String, u64>,
+    /// Peers declared down by liveness, summed.
+    pub peers_down: u64,
+    /// Hosts that did not answer.
+    pub unanswered: usize,
+}
+
+impl Counters {
+    /// One line: handshakes per pair, peers declared down, the largest drops.
+    pub fn summary(&self, n: usize) -> String {
+        let pairs = (n * (n - 1) / 2).max(1) as f64;
+        let hs = |k: &str| self.handshakes.get(k).copied().unwrap_or(0);
+        let mut drops: Vec<(&String, &u64)> = self.drops.iter().collect();
+        drops.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = drops.iter().take(6).map(|(k, v)| format!("{k} {v}")).collect();
+        format!(
+            "handshakes initiated {} ({:.2} per pair), completed {}, failed {}, rate-limited {}, cookies sent {}; \
+             peers declared down {}; drops: {}{}",
+            hs("initiated"),
+            hs("initiated") as f64 / pairs,
+            hs("completed"),
+            hs("failed"),
+            hs("rate_limited"),
+            hs("cookies_sent"),
+            self.peers_down,
+            if top.is_empty() { "none".into() } else { top.join(", ") },
+            if self.unanswered > 0 { format!(" ({} hosts did not answer)", self.unanswered) } else { String::new() }
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"handshakes": self.handshakes, "drops": self.drops, "peers_down": self.peers_down,
+            "unanswered": self.unanswered})
+    }
+}
+
+/// Sums every host's status counters.
+fn counters(lab: &Lab, all: &[usize]) -> Result<Counters> {
+    let mut c = Counters::default();
+    for &i in all {
+        let Ok(st) = lab.api_get(i, "/v1/status") else {
+            c.unanswered += 1;
+            continue;
+        };
+        if let Some(h) = st["handshakes"].as_object() {
+            for (k, v) in h {
+                *c.handshakes.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+            }
+        }
+        for d in st["drops"].as_array().into_iter().flatten() {
+            if let (Some(r), Some(n)) = (d["reason"].as_str(), d["count"].as_u64()) {
+                *c.drops.entry(r.to_string()).or_default() += n;
+            }
+        }
+        c.peers_down += st["peers_down"].as_u64().unwrap_or(0);
+    }
+    if c.unanswered == all.len() {
+        bail!("no host answered GET /v1/status");
+    }
+    Ok(c)
 }
 
 /// Every host's count of peers declared down (`GET /v1/status`).
@@ -583,6 +661,7 @@ impl SizeRun {
             "sessions": self.sessions,
             "sessions_wanted": self.wanted,
             "missing": self.missing,
+            "formation_counters": self.formation.as_ref().map(Counters::to_json),
             "trajectory_start_end_sessions": self
                 .trajectory
                 .iter()

@@ -173,6 +173,9 @@ pub fn markdown(runs: &[SizeRun], meta: &Value) -> String {
                     r.slowest_round()
                 ));
             }
+            if let Some(c) = &r.formation {
+                v.push(format!("- N={}: counted by the daemons when the wait ended: {}", r.n, c.summary(r.n)));
+            }
             if let Some(m) = &r.missing {
                 let lines: Vec<&str> = m.lines().collect();
                 v.push(format!("- N={}: at the cap, {}", r.n, lines.first().unwrap_or(&"")));
