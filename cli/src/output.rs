@@ -586,6 +586,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
                 retransmissions_seen: 9,
                 peers_lossy: 1,
                 flows_evicted: 0,
+                ..Default::default()
             },
         };
         let text = status_page(&status);

@@ -59,6 +59,7 @@ fn status() -> Status {
             retransmissions_seen: 6,
             peers_lossy: 1,
             flows_evicted: 2,
+            ..Default::default()
         },
     }
 }
