@@ -135,6 +135,37 @@ pub struct Status {
     /// failure (a healthy peer declared down).
     #[serde(default)]
     pub peers_down: u64,
+    /// TCP super-frames cut into segments for peers whose path loses
+    /// packets (issue 14), and what found those paths.
+    #[serde(default)]
+    pub segmentation: SegmentationCounts,
+}
+
+/// Software segmentation of TCP super-frames on lossy paths. A peer is
+/// lossy for a while after a local TCP sender retransmitted data to it;
+/// super-frames to it then travel as plain TCP segments, so a lost
+/// datagram costs one segment instead of the whole 64 KiB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentationCounts {
+    /// Super-frames cut into segments since start.
+    pub superframes_segmented: u64,
+    /// Segments those made (each sent as a frame of its own).
+    pub segments_sent: u64,
+    /// TCP data frames to peers that resent data already sent
+    /// (retransmissions seen by this host's sending side).
+    pub retransmissions_seen: u64,
+    /// Peers marked lossy now.
+    pub peers_lossy: u64,
+    /// TCP flows forgotten to make room for others in the table of flows
+    /// watched for retransmissions (1,024 flows).
+    pub flows_evicted: u64,
+    /// Super-frames this host put together again from TCP segments that
+    /// peers sent (written into the TAP as one).
+    #[serde(default)]
+    pub superframes_joined: u64,
+    /// The segments in them.
+    #[serde(default)]
+    pub segments_joined: u64,
 }
 
 /// Noise handshakes since start.

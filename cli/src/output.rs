@@ -379,6 +379,14 @@ pub fn status_page(s: &Status) -> String {
         h.certs_refused
     );
     let _ = writeln!(out, "peers declared down since start: {}", s.peers_down);
+    let g = s.segmentation;
+    if g.superframes_segmented > 0 || g.retransmissions_seen > 0 || g.peers_lossy > 0 {
+        let _ = writeln!(
+            out,
+            "lossy paths: {} peers now, {} TCP retransmissions seen, {} super-frames cut into {} segments",
+            g.peers_lossy, g.retransmissions_seen, g.superframes_segmented, g.segments_sent
+        );
+    }
     let drops: Vec<String> =
         s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
     if drops.is_empty() {
@@ -572,6 +580,14 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             },
             tap_tx_dropped: 0,
             peers_down: 3,
+            segmentation: weavers_api::SegmentationCounts {
+                superframes_segmented: 5,
+                segments_sent: 200,
+                retransmissions_seen: 9,
+                peers_lossy: 1,
+                flows_evicted: 0,
+                ..Default::default()
+            },
         };
         let text = status_page(&status);
         let lines: Vec<&str> = text.lines().collect();
@@ -586,6 +602,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             "192.0.2.9:6783         3",
             "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused, 5 certificates refused",
             "peers declared down since start: 3",
+            "lossy paths: 1 peers now, 9 TCP retransmissions seen, 5 super-frames cut into 200 segments",
             "drops: replay 2",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
@@ -599,5 +616,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
         assert!(text.contains("drops: none\n"));
         assert!(text.contains("overlay address  none"));
         assert!(!text.contains("not yet connected"));
+        let quiet = Status { segmentation: Default::default(), ..empty };
+        assert!(!status_page(&quiet).contains("lossy paths"), "no line while nothing was lossy");
     }
 }

@@ -166,6 +166,7 @@ mod tests {
                 handshakes: HandshakeCounts::default(),
                 tap_tx_dropped: 0,
                 peers_down: 0,
+                segmentation: Default::default(),
             },
             groups: vec![GroupInfo {
                 group: "239.1.1.1".into(),

@@ -71,6 +71,7 @@ fn status() -> Status {
         handshakes: HandshakeCounts { initiated: 3, completed: 2, mac1_refused: 5, ..Default::default() },
         tap_tx_dropped: 0,
         peers_down: 0,
+        segmentation: Default::default(),
     }
 }
 

@@ -563,6 +563,7 @@ mod tests {
             handshakes: HandshakeCounts::default(),
             tap_tx_dropped: 0,
             peers_down: 0,
+            segmentation: Default::default(),
         }
     }
 

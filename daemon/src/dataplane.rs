@@ -113,6 +113,8 @@ fn drain_udp(plane: &mut Plane, buf: &mut [u8]) -> bool {
             }
         }
     }
+    // TCP segments held to be joined into a super-frame go into the TAP now.
+    node.flush(&mut io);
     let failed = io.finish();
     node.count_drops(DropReason::SendFailed, failed);
     full

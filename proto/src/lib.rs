@@ -2,9 +2,11 @@
 //! of its own. The daemon feeds it datagrams, frames and the current time;
 //! it answers with datagrams to send and frames to deliver.
 
+pub mod coalesce;
 pub mod cookie;
 pub mod dns;
 pub mod e2e;
+pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gossip;
@@ -18,6 +20,7 @@ pub mod node;
 pub mod ratelimit;
 pub mod replay;
 pub mod routing;
+pub mod segment;
 pub mod session;
 pub mod snoop;
 pub mod stats;

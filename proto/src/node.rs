@@ -24,8 +24,11 @@
 //!   opening it when it is for this host.
 //! - `offload`: reassembling messages that came in pieces (super-frames,
 //!   control messages too big for a datagram).
+//! - `lossy`: which peers' paths lose packets, as TCP retransmissions
+//!   sent to them show.
 //! - `send`: payloads out to peers: frames bundled per peer and flushed,
-//!   relayed or cut in pieces; control messages; keepalive pings.
+//!   relayed or cut in pieces (super-frames to lossy peers into plain TCP
+//!   segments); control messages; keepalive pings.
 //! - `trust`: network-authority mode: peers' certificates, revocations,
 //!   the permissions they give.
 //! - `multicast`: snooping, the querier, pruned replication, group counters.
@@ -49,6 +52,7 @@ mod handshake;
 mod info;
 mod ipam;
 mod liveness;
+mod lossy;
 mod multicast;
 mod offload;
 mod peer;
@@ -212,6 +216,8 @@ pub enum Event {
 /// Mixed into the seed for the random bits of the relay epoch (a stream of
 /// its own, so the node's other draws stay as they were).
 const RELAY_EPOCH_SEED: u64 = 0x7265_6c61_7965_706f;
+/// Mixed into the seed for the key of the flow table's hash.
+const FLOW_HASH_SEED: u64 = 0x666c_6f77_7461_626c;
 
 /// How often the slow periodic work runs (see `Node::next_housekeeping`).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -298,6 +304,13 @@ pub struct Node {
     reassembly: offload::Reassembly,
     /// End-to-end keys of relayed payloads.
     relay_keys: crate::e2e::RelayKeys,
+    /// TCP flows sent to peers, watched for retransmissions (`lossy`).
+    flows: crate::flows::FlowTable,
+    /// One segment of a super-frame being cut (`send`).
+    seg_buf: Box<[u8]>,
+    seg_stats: lossy::SegStats,
+    /// TCP segments from peers being joined into a super-frame (`recv`).
+    gro: crate::coalesce::Coalescer,
 
     // ---- multicast (`multicast`) ----
     local_groups: LocalGroups,
@@ -361,6 +374,10 @@ impl Node {
                 &cfg.keypair,
                 crate::e2e::epoch(cfg.unix_ms, StdRng::seed_from_u64(cfg.seed ^ RELAY_EPOCH_SEED).gen()),
             ),
+            flows: crate::flows::FlowTable::new(StdRng::seed_from_u64(cfg.seed ^ FLOW_HASH_SEED).gen()),
+            seg_buf: vec![0u8; cfg.overlay_mtu + ETH_HEADER_LEN].into_boxed_slice(),
+            seg_stats: lossy::SegStats::default(),
+            gro: crate::coalesce::Coalescer::default(),
             local_groups: LocalGroups::new(),
             remote_groups: RemoteIndex::default(),
             remote_groups_dirty: false,
@@ -456,6 +473,7 @@ impl Node {
         self.macs.forget(&src);
         if !mac::is_group(&dst) {
             if let Some(owner) = self.macs.lookup(&dst, now) {
+                self.note_tcp(now, owner, frame);
                 self.send_frame(now, owner, frame, offload, io);
                 return;
             }

@@ -55,6 +55,11 @@ fn vnet() {
 }
 
 #[test]
+fn segment() {
+    replay("segment", fuzzing::segment);
+}
+
+#[test]
 fn snoop() {
     replay("snoop", fuzzing::snoop);
 }

@@ -247,6 +247,7 @@ impl Control {
             drops: node.drops().iter().map(|(r, count)| DropCount { reason: r.as_str().to_string(), count }).collect(),
             handshakes: node.handshakes(),
             peers_down: node.peers_down(),
+            segmentation: node.segmentation(now),
             tap_tx_dropped: std::fs::read_to_string(format!(
                 "/sys/class/net/{}/statistics/tx_dropped",
                 plane.tap.get_ref().name()

@@ -17,6 +17,11 @@
 //! weavers_handshakes_total{result}                          counter
 //! weavers_tap_tx_dropped_total                              counter
 //! weavers_peers_down_total                                  counter
+//! weavers_superframes_segmented_total                       counter (TCP super-frames cut for lossy peers)
+//! weavers_segments_sent_total                               counter
+//! weavers_tcp_retransmissions_seen_total                    counter
+//! weavers_peers_lossy                                       gauge
+//! weavers_tcp_flows_evicted_total                           counter
 //! weavers_group_frames_total{group,kind}                    counter
 //! weavers_group_bytes_total{group,kind}                     counter
 //! weavers_group_peer_frames_total{group,peer,key}           counter
@@ -184,7 +189,33 @@ impl Families {
             "Times a connected peer was declared down by liveness probing (deaths, broken paths, false failures).",
             MetricType::Counter,
             s.peers_down,
-        )
+        )?;
+        let g = s.segmentation;
+        for (name, help, ty, v) in [
+            (
+                "weavers_superframes_segmented",
+                "TCP super-frames cut into plain segments because their peer's path is lossy.",
+                MetricType::Counter,
+                g.superframes_segmented,
+            ),
+            ("weavers_segments_sent", "Segments cut from those super-frames.", MetricType::Counter, g.segments_sent),
+            (
+                "weavers_tcp_retransmissions_seen",
+                "TCP data frames sent to peers that resent data already sent (each marks the peer lossy for 10 s).",
+                MetricType::Counter,
+                g.retransmissions_seen,
+            ),
+            ("weavers_peers_lossy", "Peers whose path counts as lossy now.", MetricType::Gauge, g.peers_lossy),
+            (
+                "weavers_tcp_flows_evicted",
+                "TCP flows forgotten to make room in the table watched for retransmissions (1,024 flows).",
+                MetricType::Counter,
+                g.flows_evicted,
+            ),
+        ] {
+            single(enc, name, help, ty, v)?;
+        }
+        Ok(())
     }
 
     fn groups(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {

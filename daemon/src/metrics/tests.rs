@@ -53,6 +53,14 @@ fn status() -> Status {
         },
         tap_tx_dropped: 0,
         peers_down: 2,
+        segmentation: weavers_api::SegmentationCounts {
+            superframes_segmented: 11,
+            segments_sent: 480,
+            retransmissions_seen: 6,
+            peers_lossy: 1,
+            flows_evicted: 2,
+            ..Default::default()
+        },
     }
 }
 
@@ -145,6 +153,11 @@ fn renders_every_family() {
         "weavers_handshakes_total{result=\"certs_refused\"} 5",
         "weavers_tap_tx_dropped_total 0",
         "weavers_peers_down_total 2",
+        "weavers_superframes_segmented_total 11",
+        "weavers_segments_sent_total 480",
+        "weavers_tcp_retransmissions_seen_total 6",
+        "weavers_peers_lossy 1",
+        "weavers_tcp_flows_evicted_total 2",
         "weavers_group_frames_total{group=\"239.1.1.1\",kind=\"local\"} 7",
         "weavers_group_peer_frames_total{group=\"239.1.1.1\",peer=\"b\",key=\"BBBBBBBBBBBB\"} 6",
         "weavers_group_members{group=\"239.1.1.1\"} 1",

@@ -171,6 +171,33 @@ pub fn vnet(data: &[u8]) {
     }
 }
 
+/// TCP super-frames cut into segments ([`crate::segment`]), with the TCP
+/// peek of retransmission detection: any virtio header and frame is either
+/// refused or makes [`crate::segment::Segments::count`] segments within the
+/// bound, each a TCP/IP frame that the peek reads back, their sequence
+/// numbers contiguous and their payloads as long as the frame's.
+pub fn segment(data: &[u8]) {
+    use crate::segment::{tcp_data, Segments};
+    let Some((hdr, frame)) = data.split_first_chunk::<VNET_HDR_LEN>() else { return };
+    let h = VnetHdr::parse(hdr);
+    let whole = tcp_data(frame);
+    let max = 1514;
+    let Ok(mut s) = Segments::new(&h, frame, max) else { return };
+    let whole = whole.expect("a frame that segments is TCP/IP");
+    let mut out = vec![0u8; max];
+    let (mut n, mut seq, mut len) = (0, whole.seq, 0u32);
+    while let Some(l) = s.next_into(&mut out) {
+        assert!(l <= max, "a segment over the bound");
+        let d = tcp_data(&out[..l]).expect("every segment is TCP/IP");
+        assert!(d.seq == seq && d.len > 0, "segment {n} does not follow");
+        assert_eq!((d.src, d.dst, d.src_port, d.dst_port), (whole.src, whole.dst, whole.src_port, whole.dst_port));
+        seq = seq.wrapping_add(d.len);
+        len += d.len;
+        n += 1;
+    }
+    assert_eq!((n, len), (s.count(), whole.len));
+}
+
 /// Frames from local members (length-prefixed, several): classified, and
 /// the membership messages among them applied to the group table, whose
 /// host-level filters (what the host's gossip record carries) stay valid.

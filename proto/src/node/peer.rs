@@ -58,6 +58,9 @@ pub(super) struct Peer {
     pub(super) cert: Option<weavers_cert::HostCert>,
     /// Pongs it sent back (each updates `rtt`).
     pub(super) pongs: u64,
+    /// Until when its path counts as lossy (a local TCP sender
+    /// retransmitted to it): super-frames to it go as segments (`lossy`).
+    pub(super) lossy_until: Option<Instant>,
 }
 
 impl Peer {
@@ -81,6 +84,7 @@ impl Peer {
             traffic: TrafficCounters::default(),
             cert: None,
             pongs: 0,
+            lossy_until: None,
         }
     }
 

@@ -196,9 +196,34 @@ impl Node {
         }
         // Into the local bridge only: a frame from a peer never goes back
         // into the mesh (except along a relay route, handled in `relay`).
-        match offload {
-            Some(h) => io.deliver_offloaded(h, frame),
-            None => io.deliver(frame),
-        }
+        // TCP segments in a row are joined into a super-frame first
+        // (`crate::coalesce`); whatever was held leaves before anything
+        // else, so the order stays.
+        let Some(h) = offload else {
+            let held = self.gro.is_holding();
+            if self.gro.offer(frame) {
+                return;
+            }
+            if held {
+                // It did not continue what was held: that goes first, and
+                // this may start the next.
+                self.flush_joined(io);
+                if self.gro.offer(frame) {
+                    return;
+                }
+            }
+            return io.deliver(frame);
+        };
+        self.flush_joined(io);
+        io.deliver_offloaded(h, frame);
+    }
+
+    /// Delivers the segments held to be joined, as one super-frame when
+    /// there are several.
+    pub(super) fn flush_joined(&mut self, io: &mut impl Io) {
+        self.gro.flush(|h, f| match h {
+            Some(h) => io.deliver_offloaded(h, f),
+            None => io.deliver(f),
+        });
     }
 }

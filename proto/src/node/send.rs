@@ -1,15 +1,16 @@
 //! Payloads out to peers: a frame to its destination (queued in the
-//! peer's bundle when it is direct, wrapped for a relay otherwise, cut in
-//! pieces when it is an offloaded super-frame), flushing the bundles,
-//! control messages (in pieces when too big for a datagram), and keepalive
-//! pings.
+//! peer's bundle when it is direct, wrapped for a relay otherwise; an
+//! offloaded super-frame cut in pieces, or into plain TCP segments when the
+//! peer's path is lossy, see `lossy`), flushing the bundles, control
+//! messages (in pieces when too big for a datagram), and keepalive pings.
 
 use super::offload::MAX_MESSAGE;
 use super::relay::RELAY_INNER_AT;
 use super::{Io, Node};
 use crate::keys::PublicKey;
+use crate::segment::Segments;
 use crate::stats::DropReason;
-use crate::vnet::VNET_HDR_LEN;
+use crate::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::{
     self, FragmentHeader, Kind, BUNDLE_PREFIX_LEN, ETH_HEADER_LEN, FRAGMENT_HEADER_LEN, MAX_BUNDLED_FRAME,
     RELAY_OVERHEAD, TAG_LEN,
@@ -32,8 +33,19 @@ impl Node {
             return false;
         };
         if let Some(h) = offload {
+            if self.is_lossy(now, &dst) {
+                if let Some(sent) = self.send_segments(now, dst, hop, h, frame, io) {
+                    return sent;
+                }
+            }
             return self.send_fragments(now, dst, hop, h, frame, io);
         }
+        self.send_plain(now, dst, hop, frame, io)
+    }
+
+    /// Sends a plain frame to `dst`: queued in its bundle when `hop` is
+    /// `dst`, else wrapped for the relay `hop`. Returns whether it went out.
+    fn send_plain(&mut self, now: Instant, dst: PublicKey, hop: PublicKey, frame: &[u8], io: &mut impl Io) -> bool {
         if hop == dst {
             return self.bundle_frame(now, dst, frame, io);
         }
@@ -45,6 +57,33 @@ impl Node {
             }
         }
         sent
+    }
+
+    /// Sends a TCP super-frame to `dst` (through `hop`) as the plain
+    /// segments the receiving kernel would cut it into, each like any other
+    /// frame (bundled, or relayed). `None` when it cannot be cut here
+    /// (see [`Segments::new`]): the caller sends it whole. Else whether
+    /// every segment went out.
+    fn send_segments(
+        &mut self,
+        now: Instant,
+        dst: PublicKey,
+        hop: PublicKey,
+        vnet_hdr: &[u8; VNET_HDR_LEN],
+        frame: &[u8],
+        io: &mut impl Io,
+    ) -> Option<bool> {
+        let max = self.cfg.overlay_mtu + ETH_HEADER_LEN;
+        let mut segments = Segments::new(&VnetHdr::parse(vnet_hdr), frame, max).ok()?;
+        let mut buf = std::mem::take(&mut self.seg_buf);
+        let mut all = true;
+        while let Some(n) = segments.next_into(&mut buf) {
+            all &= self.send_plain(now, dst, hop, &buf[..n], io);
+            self.seg_stats.segments += 1;
+        }
+        self.seg_buf = buf;
+        self.seg_stats.superframes += 1;
+        Some(all)
     }
 
     /// Largest plaintext of one datagram: a relayed frame of the overlay
@@ -105,14 +144,16 @@ impl Node {
         }
     }
 
-    /// Sends every queued frame. The daemon calls this after each batch of
-    /// frames it read from the TAP.
+    /// Sends every queued frame, and delivers the TCP segments from peers
+    /// held to be joined (`recv`). The daemon calls this after each batch
+    /// of frames it read from the TAP and of datagrams it received.
     pub fn flush(&mut self, io: &mut impl Io) {
         let mut bundled = std::mem::take(&mut self.bundled);
         for k in bundled.drain(..) {
             self.seal_bundle(k, io);
         }
         self.bundled = bundled;
+        self.flush_joined(io);
     }
 
     /// Seals a control payload (`kind` + `body`) to a direct peer. One that

@@ -141,8 +141,24 @@ impl Net {
         self.offloaded[i].extend(out.offloaded);
     }
 
-    /// Delivers everything in flight (and what it causes) without moving the clock.
+    /// Delivers everything in flight (and what it causes) without moving
+    /// the clock; each node flushes once nothing is in flight (the end of a
+    /// daemon's batch: TCP segments held to be joined are delivered).
     fn settle(&mut self) {
+        self.settle_batch();
+        while self.nodes.iter().any(|n| n.as_ref().is_some_and(|n| n.gro.is_holding())) {
+            for i in 0..self.nodes.len() {
+                let mut out = Out::default();
+                if let Some(n) = self.nodes[i].as_mut() {
+                    n.flush(&mut out);
+                }
+                self.collect(i, out);
+            }
+            self.settle_batch();
+        }
+    }
+
+    fn settle_batch(&mut self) {
         // A tick of n hosts may rightly send a few datagrams per pair.
         let limit = 100_000.max(8 * self.nodes.len() * self.nodes.len());
         let mut rounds = 0;
@@ -1198,5 +1214,6 @@ mod info;
 mod ipam_records;
 mod limits;
 mod liveness;
+mod lossy;
 mod relay;
 mod trust;
