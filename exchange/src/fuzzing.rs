@@ -7,6 +7,7 @@
 
 use crate::auth::channel::{self, Role};
 use crate::auth::{self, RootKey, StreamKey, StreamKind};
+use crate::stream;
 use crate::wire::{input, itch, mold, oe, repl, report};
 
 /// Decodes `data` as each format in turn (the TCP formats as a stream of
@@ -34,6 +35,25 @@ pub fn wire(data: &[u8]) {
         assert!(last.is_none_or(|s| s + 1 == p.next_seq()));
         for (_, m) in p.messages() {
             let _ = itch::decode(m);
+        }
+        // A stream receiver takes any packet: within its limits, delivering
+        // in increasing order, asking for bounded ranges.
+        let limits = stream::Limits { messages: 64, bytes: 4096 };
+        let mut r = stream::Receiver::with_limits(stream::Start::AtOne, limits);
+        let mut last = 0;
+        for now in [0, stream::GIVE_UP_NS] {
+            r.on_packet(&p, now, |n, _| {
+                assert!(n > last, "{n} delivered after {last}");
+                last = n;
+            });
+            let mut reqs = Vec::new();
+            r.poll_requests(p.session, now, &mut reqs);
+            assert!(reqs.iter().all(|q| q.count >= 1 && q.count <= stream::MAX_REQUEST));
+            assert!(r.held() <= 64 && r.held_bytes() <= 4096);
+            r.give_up(now, |n, _| {
+                assert!(n > last, "{n} delivered after {last}");
+                last = n;
+            });
         }
     }
     if let Ok(r) = mold::ReRequest::decode(data) {

@@ -1,14 +1,15 @@
 //! Reliable MoldUDP64 streams as pure state machines (no sockets, no clock:
 //! times come in as nanoseconds): a [`Sender`] numbers messages, packs them
 //! into packets and keeps a history for re-requests; a [`Receiver`] takes
-//! packets in any order, says which of their messages are next in line,
-//! and when to ask for a gap again or give up on it.
+//! packets in any order, delivers each message once and in order, holds
+//! (within [`Limits`]) what arrives past a hole, asks only for the holes
+//! (again when an answer is lost), and gives up on a hole after a patience.
 //!
 //! The conventions (who re-requests from where, timeouts) are in
 //! `ARCHITECTURE.md`.
 
-use crate::wire::mold::{self, PacketBuilder, ReRequest, Session};
-use std::collections::VecDeque;
+use crate::wire::mold::{self, Packet, PacketBuilder, ReRequest, Session};
+use std::collections::{BTreeMap, VecDeque};
 
 /// How long a receiver waits before asking for the same gap again.
 pub const REQUEST_INTERVAL_NS: u64 = 50_000_000;
@@ -127,36 +128,118 @@ pub enum Start {
     At(u64),
 }
 
-/// What to do with a packet's messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Arrival {
-    /// Messages at the packet's start that were already delivered.
-    pub skip: usize,
-    /// Messages after those to deliver now, in order.
-    pub take: usize,
+/// What a receiver may hold past a hole (messages that arrived before an
+/// earlier one), so that a hostile or runaway sender cannot make it grow
+/// without bound. A message past the limits is dropped and counted
+/// ([`Receiver::dropped`]); it stays missing and is asked for again once
+/// the holes before it are filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How far past the next message to deliver a message may be held
+    /// (and asked for): its number is below `next + messages`. So at most
+    /// this many are held.
+    pub messages: u64,
+    /// Bytes held: each message counts its length plus [`HELD_OVERHEAD`]
+    /// (its share of the receiver's tables), so this bounds the memory.
+    pub bytes: usize,
 }
 
-/// The receiving side of one stream.
+impl Limits {
+    /// For streams of a few hundred messages a second (market data per
+    /// symbol, orders per gateway and symbol): 8,192 messages, 2 MiB.
+    pub const DEFAULT: Limits = Limits { messages: 8_192, bytes: 2 << 20 };
+    /// For a gateway's report stream (all the reports of its customers,
+    /// ~13,000 a second at the demo's 10,000 orders a second): 65,536
+    /// messages (5 s of it), 16 MiB.
+    pub const REPORTS: Limits = Limits { messages: 65_536, bytes: 16 << 20 };
+}
+
+/// What each held message costs beyond its bytes in [`Limits::bytes`]: its
+/// entry in the held table and at most one hole entry (every hole but the
+/// last ends where a held message starts).
+pub const HELD_OVERHEAD: usize = 128;
+/// Re-requests one receiver may send per [`REQUEST_INTERVAL_NS`], all its
+/// holes together (a token bucket of this size, refilled evenly).
+pub const REQUESTS_PER_INTERVAL: u64 = 16;
+/// Messages asked for and not yet arrived, at most, per receiver (a far
+/// behind receiver catches up by this much per round trip, not all at once).
+pub const MAX_IN_FLIGHT: u64 = 8 * MAX_REQUEST as u64;
+/// Holes looked at per [`Receiver::poll_requests`] (the first ones: they
+/// are needed first).
+pub const HOLES_PER_POLL: usize = 256;
+
+/// What became of a packet's messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// Messages delivered (this packet's and held ones it let through).
+    pub delivered: usize,
+    /// Messages of this packet held until the holes before them fill.
+    pub held: usize,
+    /// Messages of this packet already delivered or held.
+    pub duplicates: usize,
+    /// Messages of this packet past the [`Limits`]: dropped, still missing.
+    pub dropped: usize,
+}
+
+/// A run of missing messages `start .. end` (the key is `start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hole {
+    end: u64,
+    /// When its first message was first known missing (the patience runs from here).
+    since: u64,
+    /// When it was last asked for (None: never).
+    asked_at: Option<u64>,
+    /// Asked for up to here (exclusive) since `asked_at`.
+    asked_to: u64,
+}
+
+/// The receiving side of one stream: takes packets in any order, delivers
+/// every message once and in order, holds the messages that arrive after a
+/// hole (within [`Limits`]) and asks only for the holes, each as soon as it
+/// is seen and again every [`REQUEST_INTERVAL_NS`] while it stays open.
+///
+/// Invariant (once the first packet is seen): the messages `next ..
+/// known_end` are each either held or in exactly one hole.
 #[derive(Clone, Debug)]
 pub struct Receiver {
     /// The next message to deliver (None: waiting for the first packet).
     next: Option<u64>,
     /// One past the highest message the sender is known to have.
     known_end: u64,
-    /// When the current gap was first seen.
-    gap_since: Option<u64>,
-    last_request: Option<u64>,
+    held: BTreeMap<u64, Box<[u8]>>,
+    held_bytes: usize,
+    holes: BTreeMap<u64, Hole>,
+    limits: Limits,
+    /// The request bucket as a virtual time (GCRA): a request is allowed
+    /// when it would not put this more than an interval past now.
+    request_tat: u64,
+    dropped: u64,
 }
 
 impl Receiver {
-    /// A receiver starting as `start` says.
+    /// A receiver starting as `start` says, with the [`Limits::DEFAULT`].
     pub fn new(start: Start) -> Receiver {
+        Receiver::with_limits(start, Limits::DEFAULT)
+    }
+
+    /// A receiver with other limits.
+    pub fn with_limits(start: Start, limits: Limits) -> Receiver {
         let next = match start {
             Start::AtOne => Some(1),
             Start::AtFirst => None,
             Start::At(n) => Some(n.max(1)),
         };
-        Receiver { next, known_end: 1, gap_since: None, last_request: None }
+        let limits = Limits { messages: limits.messages.max(1), bytes: limits.bytes };
+        Receiver {
+            next,
+            known_end: 1,
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            holes: BTreeMap::new(),
+            limits,
+            request_tat: 0,
+            dropped: 0,
+        }
     }
 
     /// The next message expected.
@@ -166,66 +249,206 @@ impl Receiver {
 
     /// Whether messages are known to be missing.
     pub fn in_gap(&self) -> bool {
-        matches!(self.next, Some(n) if n < self.known_end)
+        !self.holes.is_empty()
     }
 
-    /// A packet arrived: `seq` is its first message's number (or the next
-    /// one's, for a heartbeat) and `count` its message count (0 for a
-    /// heartbeat or an end of session).
-    pub fn on_packet(&mut self, seq: u64, count: usize, now_ns: u64) -> Arrival {
-        let end = seq.saturating_add(count as u64);
+    /// Messages known to be missing.
+    pub fn missing(&self) -> u64 {
+        self.holes.iter().map(|(s, h)| h.end - s).sum()
+    }
+
+    /// Holes (runs of missing messages).
+    pub fn holes(&self) -> usize {
+        self.holes.len()
+    }
+
+    /// Messages held past a hole.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// What the held messages count against [`Limits::bytes`].
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Messages dropped so far for the [`Limits`] (each stays missing).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// A packet arrived (verified: nothing unauthenticated may reach a
+    /// receiver): every message that is next in line is passed to
+    /// `deliver` with its number, in order, followed by the held ones it
+    /// lets through; the ones after a hole are held. A heartbeat or an
+    /// end of session (no messages; its `seq` is the next message's) shows
+    /// a tail lost.
+    pub fn on_packet(&mut self, p: &Packet<'_>, now_ns: u64, mut deliver: impl FnMut(u64, &[u8])) -> Arrival {
+        let seq = p.seq;
+        let end = p.next_seq();
         let next = *self.next.get_or_insert(seq.max(1));
-        if end > self.known_end {
-            self.known_end = end;
+        let mut a = Arrival::default();
+        if self.holes.is_empty() && seq <= next {
+            // In order and nothing missing: straight through.
+            for (s, m) in p.messages() {
+                if s < next {
+                    a.duplicates += 1;
+                } else {
+                    deliver(s, m);
+                    a.delivered += 1;
+                }
+            }
+            self.next = Some(next.max(end));
+            self.known_end = self.known_end.max(end);
+            return a;
         }
-        if seq > next {
-            self.gap_since.get_or_insert(now_ns);
-            return Arrival::default();
+        // Whatever the sender has past what we knew of is missing until it arrives.
+        let from = self.known_end.max(next);
+        if end > from {
+            self.add_hole(from, end, now_ns);
         }
-        if end <= next {
-            return Arrival { skip: count, take: 0 };
+        self.known_end = self.known_end.max(end);
+        for (s, m) in p.messages() {
+            let next = self.next.unwrap_or(s);
+            if s < next || self.held.contains_key(&s) {
+                a.duplicates += 1;
+            } else if s == next {
+                self.fill(s);
+                deliver(s, m);
+                a.delivered += 1;
+                self.next = Some(s + 1);
+                a.delivered += self.release(&mut deliver);
+            } else if s - next >= self.limits.messages || self.held_bytes + m.len() + HELD_OVERHEAD > self.limits.bytes
+            {
+                a.dropped += 1;
+                self.dropped += 1;
+            } else {
+                self.fill(s);
+                self.held.insert(s, m.into());
+                self.held_bytes += m.len() + HELD_OVERHEAD;
+                a.held += 1;
+            }
         }
-        let skip = (next - seq) as usize;
-        let take = count - skip;
-        self.next = Some(end);
-        self.gap_since = if self.in_gap() { Some(now_ns) } else { None };
-        Arrival { skip, take }
+        a
     }
 
-    /// The re-request to send now, if a gap is open and none was asked for
-    /// in the last [`REQUEST_INTERVAL_NS`].
-    pub fn poll_request(&mut self, session: Session, now_ns: u64) -> Option<ReRequest> {
-        let next = self.next?;
-        if next >= self.known_end {
-            return None;
+    /// Records `start .. end` (past everything known) as missing.
+    fn add_hole(&mut self, start: u64, end: u64, now_ns: u64) {
+        if let Some(mut last) = self.holes.last_entry() {
+            if last.get().end == start {
+                // Adjacent: one hole (so that there is never more than one
+                // hole per held message, plus one). The new part is not
+                // asked for yet: `asked_to` stays where it was.
+                last.get_mut().end = end;
+                return;
+            }
         }
-        if matches!(self.last_request, Some(t) if now_ns.saturating_sub(t) < REQUEST_INTERVAL_NS) {
-            return None;
-        }
-        self.last_request = Some(now_ns);
-        let count = (self.known_end - next).min(MAX_REQUEST as u64) as u16;
-        Some(ReRequest { session, seq: next, count })
+        self.holes.insert(start, Hole { end, since: now_ns, asked_at: None, asked_to: start });
     }
 
-    /// Skips a gap that stayed open for [`GIVE_UP_NS`]; returns how many
-    /// messages were given up (the receiver then waits for the next packet
-    /// and takes it whole).
-    pub fn give_up(&mut self, now_ns: u64) -> u64 {
-        self.give_up_after(now_ns, GIVE_UP_NS)
+    /// Takes message `s` out of the hole it is in.
+    fn fill(&mut self, s: u64) {
+        let Some((&start, &hole)) = self.holes.range(..=s).next_back() else { return };
+        if hole.end <= s {
+            return;
+        }
+        self.holes.remove(&start);
+        if start < s {
+            self.holes.insert(start, Hole { end: s, ..hole });
+        }
+        if s + 1 < hole.end {
+            self.holes.insert(s + 1, hole);
+        }
+    }
+
+    /// Delivers the held messages that are next in line; returns how many.
+    fn release(&mut self, deliver: &mut impl FnMut(u64, &[u8])) -> usize {
+        let mut n = 0;
+        while let Some(mut next) = self.next {
+            let Some(entry) = self.held.first_entry().filter(|e| *e.key() == next) else { break };
+            let m = entry.remove();
+            self.held_bytes -= m.len() + HELD_OVERHEAD;
+            deliver(next, &m[..]);
+            n += 1;
+            next += 1;
+            self.next = Some(next);
+        }
+        n
+    }
+
+    fn take_request_token(tat: &mut u64, now_ns: u64) -> bool {
+        let cost = REQUEST_INTERVAL_NS / REQUESTS_PER_INTERVAL;
+        let t = (*tat).max(now_ns).saturating_add(cost);
+        if t - now_ns > REQUEST_INTERVAL_NS {
+            return false;
+        }
+        *tat = t;
+        true
+    }
+
+    /// Appends the re-requests to send now (returns how many): for each
+    /// hole, in order, that was never asked for or not in the last
+    /// [`REQUEST_INTERVAL_NS`] (its answer lost), the hole from its start,
+    /// in requests of at most [`MAX_REQUEST`] messages; and the rest of a
+    /// hole partly asked for. Never past what could be held
+    /// ([`Limits::messages`]), never more than [`MAX_IN_FLIGHT`] messages
+    /// asked and not arrived, never more than [`REQUESTS_PER_INTERVAL`]
+    /// requests per interval.
+    pub fn poll_requests(&mut self, session: Session, now_ns: u64, out: &mut Vec<ReRequest>) -> usize {
+        let Some(next) = self.next else { return 0 };
+        let limit = next.saturating_add(self.limits.messages);
+        let (mut in_flight, mut n) = (0u64, 0usize);
+        for (&start, hole) in self.holes.iter_mut().take(HOLES_PER_POLL) {
+            if start >= limit {
+                break;
+            }
+            let end = hole.end.min(limit);
+            let fresh = hole.asked_at.is_some_and(|t| now_ns.saturating_sub(t) < REQUEST_INTERVAL_NS);
+            let mut from = if fresh {
+                in_flight += hole.asked_to.clamp(start, end) - start;
+                hole.asked_to.max(start)
+            } else {
+                start
+            };
+            while from < end && in_flight < MAX_IN_FLIGHT {
+                if !Self::take_request_token(&mut self.request_tat, now_ns) {
+                    return n;
+                }
+                let count = (end - from).min(u64::from(MAX_REQUEST)).min(MAX_IN_FLIGHT - in_flight);
+                out.push(ReRequest { session, seq: from, count: count as u16 });
+                n += 1;
+                in_flight += count;
+                from += count;
+                hole.asked_at = Some(now_ns);
+                hole.asked_to = from;
+            }
+            if in_flight >= MAX_IN_FLIGHT {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Skips the holes at the front that stayed open for [`GIVE_UP_NS`]
+    /// (delivering the held messages after each); returns how many messages
+    /// were given up.
+    pub fn give_up(&mut self, now_ns: u64, deliver: impl FnMut(u64, &[u8])) -> u64 {
+        self.give_up_after(now_ns, GIVE_UP_NS, deliver)
     }
 
     /// [`Receiver::give_up`] with another patience (a receiver that must
     /// not lose messages lightly, like a gateway's reports, waits longer).
-    pub fn give_up_after(&mut self, now_ns: u64, patience_ns: u64) -> u64 {
-        let (Some(next), Some(since)) = (self.next, self.gap_since) else {
-            return 0;
-        };
-        if next >= self.known_end || now_ns.saturating_sub(since) < patience_ns {
-            return 0;
+    pub fn give_up_after(&mut self, now_ns: u64, patience_ns: u64, mut deliver: impl FnMut(u64, &[u8])) -> u64 {
+        let mut lost = 0;
+        while let Some(entry) = self.holes.first_entry() {
+            if now_ns.saturating_sub(entry.get().since) < patience_ns {
+                break;
+            }
+            let (start, hole) = entry.remove_entry();
+            lost += hole.end - start;
+            self.next = Some(hole.end);
+            self.release(&mut deliver);
         }
-        let lost = self.known_end - next;
-        self.next = None;
-        self.gap_since = None;
         lost
     }
 }
@@ -233,7 +456,8 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::mold::Packet;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn session() -> Session {
         Session::new("md.001").unwrap()
@@ -282,48 +506,388 @@ mod tests {
         assert_eq!(decode(&out[0]).0, 3);
     }
 
+    /// A packet of messages `seq ..` (message n is `n` as 8 bytes) as sent.
+    fn packet(seq: u64, count: u64) -> Vec<u8> {
+        let mut b = PacketBuilder::new(session(), seq, MAX_PACKET);
+        for n in seq..seq + count {
+            assert!(b.push(&n.to_be_bytes()));
+        }
+        if count == 0 {
+            return mold::heartbeat(session(), seq);
+        }
+        b.finish()
+    }
+
+    /// Feeds a packet; returns the numbers delivered (checking each message's bytes).
+    fn feed(r: &mut Receiver, seq: u64, count: u64, now: u64) -> Vec<u64> {
+        let bytes = packet(seq, count);
+        let mut got = Vec::new();
+        r.on_packet(&Packet::decode(&bytes).unwrap(), now, |n, m| {
+            assert_eq!(m, n.to_be_bytes());
+            got.push(n);
+        });
+        check_invariant(r);
+        got
+    }
+
+    fn asks(r: &mut Receiver, now: u64) -> Vec<(u64, u16)> {
+        let mut out = Vec::new();
+        r.poll_requests(session(), now, &mut out);
+        out.iter().map(|q| (q.seq, q.count)).collect()
+    }
+
+    /// Held and missing messages partition `next .. known_end`; within the limits.
+    fn check_invariant(r: &Receiver) {
+        let Some(next) = r.next else {
+            assert!(r.holes.is_empty() && r.held.is_empty());
+            return;
+        };
+        let mut at = next;
+        let mut holes = r.holes.iter().peekable();
+        let mut held = r.held.keys().peekable();
+        while at < r.known_end {
+            if let Some((&s, h)) = holes.peek() {
+                if s == at {
+                    assert!(h.end > s, "an empty hole at {s}");
+                    at = h.end;
+                    holes.next();
+                    continue;
+                }
+            }
+            assert_eq!(held.next(), Some(&at), "message {at} neither held nor missing: {r:?}");
+            at += 1;
+        }
+        assert!(holes.next().is_none() && held.next().is_none(), "past the known end: {r:?}");
+        assert_eq!(at.max(next), r.known_end.max(next));
+        assert!(r.held.len() as u64 <= r.limits.messages);
+        assert!(r.held_bytes <= r.limits.bytes);
+        assert_eq!(r.held_bytes, r.held.values().map(|m| m.len() + HELD_OVERHEAD).sum::<usize>());
+        assert!(r.holes.len() <= r.held.len() + 1, "{} holes for {} held", r.holes.len(), r.held.len());
+        if let Some(&k) = r.held.keys().next() {
+            assert!(k > next && k - next < r.limits.messages);
+        }
+    }
+
     #[test]
-    fn receiver_delivers_in_order_and_asks_for_gaps() {
+    fn receiver_holds_what_follows_a_hole_and_asks_only_for_the_hole() {
         let mut r = Receiver::new(Start::AtOne);
-        assert_eq!(r.on_packet(1, 3, 0), Arrival { skip: 0, take: 3 });
-        // 4..6 lost; 7..8 arrives: dropped, gap asked for once per interval.
-        assert_eq!(r.on_packet(7, 2, 10), Arrival::default());
-        let req = r.poll_request(session(), 10).unwrap();
-        assert_eq!((req.seq, req.count), (4, 5));
-        assert!(r.poll_request(session(), 20).is_none());
-        assert!(r.poll_request(session(), 10 + REQUEST_INTERVAL_NS).is_some());
-        // The retransmission overlaps what was delivered and what was missing.
-        assert_eq!(r.on_packet(2, 7, 30), Arrival { skip: 2, take: 5 });
+        assert_eq!(feed(&mut r, 1, 3, 0), vec![1, 2, 3]);
+        assert!(asks(&mut r, 0).is_empty());
+        // 4..6 lost; 7..8 held; only the hole is asked for, once per interval.
+        assert_eq!(feed(&mut r, 7, 2, 10), Vec::<u64>::new());
+        assert_eq!((r.held(), r.missing(), r.in_gap()), (2, 3, true));
+        assert_eq!(asks(&mut r, 10), vec![(4, 3)]);
+        assert!(asks(&mut r, 20).is_empty());
+        // More arrives past the hole: held, nothing more asked.
+        assert_eq!(feed(&mut r, 9, 1, 30), Vec::<u64>::new());
+        assert!(asks(&mut r, 30).is_empty());
+        // The answer was lost: asked again after the interval.
+        assert_eq!(asks(&mut r, 10 + REQUEST_INTERVAL_NS), vec![(4, 3)]);
+        // The retransmission fills it: all delivered in order.
+        assert_eq!(feed(&mut r, 4, 3, 40 + REQUEST_INTERVAL_NS), vec![4, 5, 6, 7, 8, 9]);
         assert!(!r.in_gap());
-        assert_eq!(r.next(), Some(9));
-        assert_eq!(r.on_packet(3, 2, 40), Arrival { skip: 2, take: 0 });
+        assert_eq!((r.next(), r.held(), r.held_bytes()), (Some(10), 0, 0));
+        // A late duplicate changes nothing.
+        assert_eq!(feed(&mut r, 3, 5, 50 + REQUEST_INTERVAL_NS), Vec::<u64>::new());
+        assert_eq!(feed(&mut r, 10, 1, 60 + REQUEST_INTERVAL_NS), vec![10]);
+    }
+
+    #[test]
+    fn several_holes_are_asked_for_apart_and_filled_in_any_order() {
+        let mut r = Receiver::new(Start::AtOne);
+        feed(&mut r, 1, 1, 0);
+        feed(&mut r, 4, 1, 0); // 2, 3 missing
+        feed(&mut r, 7, 2, 0); // 5, 6 missing
+        feed(&mut r, 12, 0, 0); // heartbeat: 9..11 missing
+        assert_eq!(r.holes(), 3);
+        assert_eq!(asks(&mut r, 1), vec![(2, 2), (5, 2), (9, 3)]);
+        // The middle answer arrives first, then part of the first one.
+        assert_eq!(feed(&mut r, 5, 2, 2), Vec::<u64>::new());
+        assert_eq!(feed(&mut r, 3, 1, 3), Vec::<u64>::new());
+        assert_eq!(r.holes(), 2);
+        // Only what is still missing is asked again, after the interval.
+        assert!(asks(&mut r, 4).is_empty());
+        assert_eq!(asks(&mut r, 1 + REQUEST_INTERVAL_NS), vec![(2, 1), (9, 3)]);
+        assert_eq!(feed(&mut r, 2, 1, 5 + REQUEST_INTERVAL_NS), vec![2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(feed(&mut r, 9, 3, 6 + REQUEST_INTERVAL_NS), vec![9, 10, 11]);
+        assert_eq!((r.next(), r.holes(), r.held()), (Some(12), 0, 0));
+    }
+
+    #[test]
+    fn a_long_gap_is_asked_for_in_bounded_pieces_a_few_at_a_time() {
+        let mut r = Receiver::with_limits(Start::AtOne, Limits::REPORTS);
+        feed(&mut r, 1, 1, 0);
+        feed(&mut r, 20_002, 0, 0); // 20,000 missing
+        let first = asks(&mut r, 0);
+        assert_eq!(first.len() as u64, MAX_IN_FLIGHT / u64::from(MAX_REQUEST));
+        assert!(first.iter().all(|&(_, c)| c == MAX_REQUEST));
+        assert_eq!(first[1].0, 2 + u64::from(MAX_REQUEST));
+        // Nothing more until some of it arrives...
+        assert!(asks(&mut r, 1).is_empty());
+        // ...then as much more as arrived.
+        let mut s = 2;
+        while s < 2 + u64::from(MAX_REQUEST) {
+            let n = 20.min(2 + u64::from(MAX_REQUEST) - s);
+            feed(&mut r, s, n, 2);
+            s += n;
+        }
+        let more = asks(&mut r, 3);
+        assert_eq!(more, vec![(2 + MAX_IN_FLIGHT, MAX_REQUEST)]);
+        assert_eq!(r.next(), Some(2 + u64::from(MAX_REQUEST)));
+    }
+
+    #[test]
+    fn requests_are_rate_limited_over_all_holes() {
+        let mut r = Receiver::new(Start::AtOne);
+        // 100 holes of one message each.
+        for i in 0..100 {
+            feed(&mut r, 2 + 2 * i, 1, 0);
+        }
+        assert_eq!(r.holes(), 100);
+        assert_eq!(asks(&mut r, 0).len() as u64, REQUESTS_PER_INTERVAL);
+        assert!(asks(&mut r, 1).is_empty());
+        // Refilled evenly: one more every interval / REQUESTS_PER_INTERVAL.
+        assert_eq!(asks(&mut r, REQUEST_INTERVAL_NS / REQUESTS_PER_INTERVAL).len(), 1);
+        let mut total = 0;
+        for t in 1..=20 {
+            total += asks(&mut r, t * REQUEST_INTERVAL_NS / 4).len() as u64;
+        }
+        assert!(total <= 5 * REQUESTS_PER_INTERVAL + 1, "{total} requests in 5 intervals");
+    }
+
+    #[test]
+    fn messages_past_the_limits_are_dropped_counted_and_asked_for_later() {
+        let limits = Limits { messages: 10, bytes: 4 * (8 + HELD_OVERHEAD) };
+        let mut r = Receiver::with_limits(Start::AtOne, limits);
+        feed(&mut r, 1, 1, 0);
+        // 3..=6 held (bytes for four), 7..=12 dropped (bytes), 13.. dropped (window).
+        feed(&mut r, 3, 15, 0);
+        assert_eq!((r.held(), r.dropped(), r.missing()), (4, 11, 12));
+        // Asked for: 2, and 7..=11 (below next + 10), not beyond.
+        assert_eq!(asks(&mut r, 0), vec![(2, 1), (7, 5)]);
+        assert_eq!(feed(&mut r, 2, 1, 1), vec![2, 3, 4, 5, 6]);
+        // The window moved on: the rest is asked for now.
+        assert_eq!(asks(&mut r, 2), vec![(12, 5)]);
+        assert_eq!(feed(&mut r, 7, 11, 3), (7..18).collect::<Vec<_>>());
+        assert_eq!((r.held(), r.held_bytes(), r.in_gap()), (0, 0, false));
     }
 
     #[test]
     fn a_resumed_receiver_skips_what_it_had() {
         let mut r = Receiver::new(Start::At(5));
-        assert_eq!(r.on_packet(3, 4, 0), Arrival { skip: 2, take: 2 });
+        assert_eq!(feed(&mut r, 3, 4, 0), vec![5, 6]);
         assert_eq!(r.next(), Some(7));
         assert_eq!(Receiver::new(Start::At(0)).next(), Some(1));
+        let mut r = Receiver::new(Start::At(5));
+        assert_eq!(feed(&mut r, 7, 1, 0), Vec::<u64>::new());
+        assert_eq!(asks(&mut r, 0), vec![(5, 2)]);
     }
 
     #[test]
     fn heartbeat_reveals_a_tail_loss() {
         let mut r = Receiver::new(Start::AtOne);
-        r.on_packet(1, 1, 0);
-        assert!(r.poll_request(session(), 0).is_none());
-        r.on_packet(4, 0, 5); // heartbeat: next is 4, so 2 and 3 are missing
-        let req = r.poll_request(session(), 5).unwrap();
-        assert_eq!((req.seq, req.count), (2, 2));
+        feed(&mut r, 1, 1, 0);
+        assert!(asks(&mut r, 0).is_empty());
+        feed(&mut r, 4, 0, 5); // heartbeat: next is 4, so 2 and 3 are missing
+        assert_eq!(asks(&mut r, 5), vec![(2, 2)]);
     }
 
     #[test]
     fn late_joiner_starts_at_first_packet_and_gives_up_on_old_gaps() {
         let mut r = Receiver::new(Start::AtFirst);
-        assert_eq!(r.on_packet(100, 2, 0), Arrival { skip: 0, take: 2 });
-        assert_eq!(r.on_packet(105, 1, 1), Arrival::default());
-        assert_eq!(r.give_up(1 + GIVE_UP_NS - 1), 0);
-        assert_eq!(r.give_up(1 + GIVE_UP_NS), 4);
-        assert_eq!(r.on_packet(106, 1, 2 + GIVE_UP_NS), Arrival { skip: 0, take: 1 });
+        assert!(asks(&mut r, 0).is_empty());
+        assert_eq!(feed(&mut r, 100, 2, 0), vec![100, 101]);
+        assert_eq!(feed(&mut r, 105, 1, 1), Vec::<u64>::new());
+        assert_eq!(feed(&mut r, 108, 1, GIVE_UP_NS), Vec::<u64>::new());
+        let mut got = Vec::new();
+        assert_eq!(r.give_up(1 + GIVE_UP_NS - 1, |n, _| got.push(n)), 0);
+        // The first hole (102..=104) is old, the second (106, 107) is not.
+        assert_eq!(r.give_up(1 + GIVE_UP_NS, |n, _| got.push(n)), 3);
+        assert_eq!(got, vec![105]);
+        assert_eq!(feed(&mut r, 106, 2, 2 + GIVE_UP_NS), vec![106, 107, 108]);
+        assert_eq!(feed(&mut r, 109, 1, 3 + GIVE_UP_NS), vec![109]);
+        // A tail seen by a heartbeat and never filled is given up whole.
+        feed(&mut r, 120, 0, 4 + GIVE_UP_NS);
+        assert_eq!(r.give_up(4 + 2 * GIVE_UP_NS, |_, _| unreachable!()), 10);
+        assert_eq!((r.next(), r.in_gap()), (Some(120), false));
+    }
+
+    /// A tiny deterministic generator for the simulated network.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn percent(&mut self, p: u64) -> bool {
+            self.next() % 100 < p
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// A sender and a receiver over a network that loses, duplicates
+        /// and reorders packets and re-requests alike: every message is
+        /// delivered exactly once, in order, and no gap is given up, when
+        /// the sender's history covers everything.
+        #[test]
+        fn every_message_once_and_in_order_over_a_lossy_network(
+            seed in 1u64..u64::MAX,
+            total in 1u64..600,
+            loss in 0u64..40,
+            dup in 0u64..20,
+            delay in 0u64..6,
+            window in 4u64..20_000,
+            bytes in 1_000usize..200_000,
+            start_late in any::<bool>(),
+        ) {
+            const TICK: u64 = 5_000_000;
+            let mut rng = Rng(seed);
+            let mut tx = Sender::new(session(), HISTORY);
+            let limits = Limits { messages: window, bytes };
+            let mut rx = Receiver::with_limits(if start_late { Start::AtFirst } else { Start::AtOne }, limits);
+            // Datagrams in flight: (arrival tick, bytes).
+            let mut net: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+            let mut id = 0u64;
+            let mut send = |net: &mut BTreeMap<(u64, u64), Vec<u8>>, rng: &mut Rng, tick: u64, d: Vec<u8>| {
+                if rng.percent(loss) {
+                    return;
+                }
+                let copies = if rng.percent(dup) { 2 } else { 1 };
+                for _ in 0..copies {
+                    id += 1;
+                    net.insert((tick + rng.next() % (delay + 1), id), d.clone());
+                }
+            };
+            let msg = |n: u64| -> Vec<u8> { (0..(n % 40) as u8).chain(n.to_be_bytes()).collect() };
+            let mut got: Vec<u64> = Vec::new();
+            let mut pushed = 0u64;
+            let mut tick = 0u64;
+            let mut requests = Vec::new();
+            while tick < 40_000 {
+                let now = tick * TICK;
+                // The sender: a few messages a tick, a heartbeat every 20 ticks.
+                if pushed < total {
+                    let n = (1 + rng.next() % 8).min(total - pushed);
+                    for _ in 0..n {
+                        pushed += 1;
+                        tx.push(&msg(pushed));
+                    }
+                    let mut ps = Vec::new();
+                    tx.take_packets(&mut ps);
+                    for p in ps {
+                        send(&mut net, &mut rng, tick, p);
+                    }
+                }
+                if tick.is_multiple_of(20) {
+                    send(&mut net, &mut rng, tick, tx.heartbeat());
+                }
+                // The receiver: what arrives now, then its requests, each
+                // answered by the sender (both ways lossy).
+                while let Some(entry) = net.first_entry().filter(|e| e.key().0 <= tick) {
+                    let d = entry.remove();
+                    let p = Packet::decode(&d).unwrap();
+                    rx.on_packet(&p, now, |n, m| {
+                        assert_eq!(m, &msg(n)[..], "message {} has another's bytes", n);
+                        got.push(n);
+                    });
+                    check_invariant(&rx);
+                }
+                requests.clear();
+                rx.poll_requests(session(), now, &mut requests);
+                for q in &requests {
+                    prop_assert!(q.count >= 1 && q.count <= MAX_REQUEST);
+                    if rng.percent(loss) {
+                        continue;
+                    }
+                    let mut ps = Vec::new();
+                    tx.retransmit(q, &mut ps);
+                    for p in ps {
+                        send(&mut net, &mut rng, tick + 1, p);
+                    }
+                }
+                prop_assert_eq!(rx.give_up_after(now, 20 * GIVE_UP_NS, |_, _| ()), 0, "a gap given up");
+                if pushed == total && rx.next() == Some(total + 1) {
+                    break;
+                }
+                tick += 1;
+            }
+            prop_assert_eq!(rx.next(), Some(total + 1), "not caught up after {} ticks: {:?}", tick, rx);
+            let from = if start_late { got.first().copied().unwrap_or(total + 1) } else { 1 };
+            prop_assert_eq!(got, (from..=total).collect::<Vec<_>>());
+            prop_assert_eq!((rx.held(), rx.held_bytes(), rx.in_gap()), (0, 0, false));
+        }
+
+        /// Whatever an (authenticated but hostile) sender sends, the
+        /// receiver stays within its limits, delivers in increasing order
+        /// only, and asks for bounded ranges at a bounded rate.
+        #[test]
+        fn a_hostile_sender_cannot_grow_a_receiver_past_its_limits(
+            ops in proptest::collection::vec(
+                (0u8..5, 0u64..5_000, 0u64..70, 0usize..1_200, 0u64..200_000_000),
+                1..300,
+            ),
+            window in 1u64..5_000,
+            bytes in 0usize..50_000,
+        ) {
+            let limits = Limits { messages: window, bytes };
+            let mut r = Receiver::with_limits(Start::AtOne, limits);
+            let mut now = 0u64;
+            let mut last_delivered = 0u64;
+            let mut window_start = 0u64;
+            let mut in_window = 0u64;
+            for (op, seq, count, size, dt) in ops {
+                now += dt;
+                let mut deliver = |n: u64, _: &[u8]| {
+                    assert!(n > last_delivered, "{n} delivered after {last_delivered}");
+                    last_delivered = n;
+                };
+                match op {
+                    0 | 1 => {
+                        // A packet near the front, or far ahead (op 1).
+                        let base = r.next().unwrap_or(1);
+                        let seq = if op == 0 { base.saturating_sub(20) + seq } else { seq.wrapping_mul(1 << 40) };
+                        let mut b = PacketBuilder::new(session(), seq, MAX_PACKET);
+                        for _ in 0..count {
+                            if !b.push(&vec![7u8; size / (count as usize + 1)]) {
+                                break;
+                            }
+                        }
+                        let d = b.finish();
+                        r.on_packet(&Packet::decode(&d).unwrap(), now, &mut deliver);
+                    }
+                    2 => {
+                        let d = mold::heartbeat(session(), seq.wrapping_mul(count + 1));
+                        r.on_packet(&Packet::decode(&d).unwrap(), now, &mut deliver);
+                    }
+                    3 => {
+                        r.give_up(now, &mut deliver);
+                    }
+                    _ => {
+                        if now >= window_start + REQUEST_INTERVAL_NS {
+                            window_start = now;
+                            in_window = 0;
+                        }
+                        let mut out = Vec::new();
+                        let n = r.poll_requests(session(), now, &mut out);
+                        prop_assert_eq!(n, out.len());
+                        in_window += n as u64;
+                        prop_assert!(in_window <= 2 * REQUESTS_PER_INTERVAL + 1, "{} requests in one interval", in_window);
+                        let next = r.next().unwrap();
+                        let asked: u64 = out.iter().map(|q| u64::from(q.count)).sum();
+                        prop_assert!(asked <= MAX_IN_FLIGHT);
+                        for q in out {
+                            prop_assert!(q.count >= 1 && q.count <= MAX_REQUEST);
+                            prop_assert!(q.seq >= next && q.seq + u64::from(q.count) <= next + window);
+                        }
+                    }
+                }
+                check_invariant(&r);
+            }
+        }
     }
 }

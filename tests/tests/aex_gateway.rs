@@ -101,9 +101,8 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
             };
             let (rx, src) = rxs.entry(p.session).or_insert_with(|| (Receiver::new(Start::AtOne), from));
             *src = from;
-            let a = rx.on_packet(p.seq, usize::from(p.message_count()), now_ns);
-            let inputs: Vec<Input> =
-                p.messages().skip(a.skip).take(a.take).filter_map(|(_, m)| input::decode_input(m).ok()).collect();
+            let mut inputs: Vec<Input> = Vec::new();
+            rx.on_packet(&p, now_ns, |_, m| inputs.extend(input::decode_input(m).ok()));
             for inp in inputs {
                 let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
                 let seq = engine.next_seq();
@@ -139,10 +138,13 @@ fn fake_engine(table: SymbolTable, addr: Ipv4Addr, stop: Arc<AtomicBool>, acks: 
             }
         }
         for (session, (rx, src)) in &mut rxs {
-            if let Some(req) = rx.poll_request(*session, now_ns) {
-                let _ = uni.send_to(&auth::seal_rerequest(&orders_key(session), &req, me, clock.stamp()), *src);
+            let mut reqs = Vec::new();
+            rx.poll_requests(*session, now_ns, &mut reqs);
+            for req in &reqs {
+                let _ = uni.send_to(&auth::seal_rerequest(&orders_key(session), req, me, clock.stamp()), *src);
             }
-            rx.give_up(now_ns);
+            // (Never here: the gateway answers every re-request.)
+            rx.give_up(now_ns, |_, _| ());
         }
         for (gw, (s, to)) in reports.iter_mut() {
             let mut out = Vec::new();

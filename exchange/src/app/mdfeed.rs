@@ -75,6 +75,9 @@ pub struct FeedStats {
     pub gaps_requested: u64,
     /// Messages given up on (never recovered).
     pub gaps_unrecovered: u64,
+    /// Messages that arrived past a hole beyond what a stream holds
+    /// (`stream::Limits::DEFAULT`): dropped, asked for again.
+    pub messages_over_limit: u64,
     /// Messages dropped for an epoch lower than the highest seen on their stream.
     pub stale_epoch_dropped: u64,
     /// Datagrams or messages that did not decode, or belong to no stream of ours.
@@ -183,38 +186,59 @@ impl Streams {
         if from_group || st.source.is_none() {
             st.source = Some(from);
         }
-        let arrival = st.rx.on_packet(p.seq, p.message_count() as usize, now_ns);
-        for (seq, bytes) in p.messages().skip(arrival.skip).take(arrival.take) {
-            let message = match itch::decode(bytes) {
-                Ok(m) if m.event.symbol() == st.symbol => m,
-                _ => {
-                    self.stats.dropped_malformed += 1;
-                    continue;
-                }
-            };
-            if message.epoch < st.epoch {
-                self.stats.stale_epoch_dropped += 1;
-                continue;
-            }
-            st.epoch = message.epoch;
-            self.stats.epoch = self.stats.epoch.max(message.epoch);
-            self.stats.messages += 1;
-            out.push(Delivered { symbol: st.symbol, seq, bytes: bytes.to_vec(), message });
-        }
+        // Messages past a hole are held by the receiver and delivered (here
+        // or with a later packet) once it is filled.
+        let StreamState { symbol, rx, epoch, .. } = st;
+        let stats = &mut self.stats;
+        let arrival = rx.on_packet(&p, now_ns, |seq, bytes| deliver(*symbol, epoch, stats, seq, bytes, out));
+        stats.messages_over_limit += arrival.dropped as u64;
     }
 
-    /// The re-requests to send now, sealed (with where to), and gaps given up.
-    pub fn poll(&mut self, now_ns: u64, requests: &mut Vec<(Vec<u8>, SocketAddr)>) {
+    /// The re-requests to send now, sealed (with where to), and gaps given
+    /// up (the messages held past them then go through to `out`).
+    pub fn poll(&mut self, now_ns: u64, requests: &mut Vec<(Vec<u8>, SocketAddr)>, out: &mut Vec<Delivered>) {
+        let mut reqs = Vec::new();
         for st in &mut self.streams {
             if let Some(source) = st.source {
-                if let Some(req) = st.rx.poll_request(st.session, now_ns) {
+                reqs.clear();
+                st.rx.poll_requests(st.session, now_ns, &mut reqs);
+                for req in &reqs {
                     self.stats.gaps_requested += 1;
-                    requests.push((auth::seal_rerequest(&st.key, &req, self.local, self.clock.stamp()), source));
+                    requests.push((auth::seal_rerequest(&st.key, req, self.local, self.clock.stamp()), source));
                 }
             }
-            self.stats.gaps_unrecovered += st.rx.give_up(now_ns);
+            let StreamState { symbol, rx, epoch, .. } = st;
+            let stats = &mut self.stats;
+            stats.gaps_unrecovered += rx.give_up(now_ns, |seq, bytes| deliver(*symbol, epoch, stats, seq, bytes, out));
         }
     }
+}
+
+/// One message of `symbol`'s stream in stream order: decoded, fenced by
+/// the stream's `epoch`, delivered to `out`.
+fn deliver(
+    symbol: SymbolIndex,
+    epoch: &mut Epoch,
+    stats: &mut FeedStats,
+    seq: u64,
+    bytes: &[u8],
+    out: &mut Vec<Delivered>,
+) {
+    let message = match itch::decode(bytes) {
+        Ok(m) if m.event.symbol() == symbol => m,
+        _ => {
+            stats.dropped_malformed += 1;
+            return;
+        }
+    };
+    if message.epoch < *epoch {
+        stats.stale_epoch_dropped += 1;
+        return;
+    }
+    *epoch = message.epoch;
+    stats.epoch = stats.epoch.max(message.epoch);
+    stats.messages += 1;
+    out.push(Delivered { symbol, seq, bytes: bytes.to_vec(), message });
 }
 
 /// Resolved groups and open sockets, receiving every selected symbol's
@@ -310,7 +334,7 @@ impl Feed {
         let now = self.now_ns();
         if now.saturating_sub(self.last_poll) >= POLL_EVERY_NS {
             self.last_poll = now;
-            self.streams.poll(now, &mut self.requests);
+            self.streams.poll(now, &mut self.requests, out);
             for (req, to) in self.requests.drain(..) {
                 // A full send buffer or an unreachable source: the next poll asks again.
                 let _ = self.unicast.try_send_to(&req, to);
@@ -426,12 +450,13 @@ mod tests {
         f.on_datagram(&p[2], src, true, 1, &mut out);
         assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1]);
         let mut reqs = Vec::new();
-        f.poll(2, &mut reqs);
+        f.poll(2, &mut reqs, &mut out);
         assert_eq!(reqs.len(), 1);
-        // Sealed under the stream's key for our own address.
+        // Sealed under the stream's key for our own address; only the hole
+        // (3 is held).
         let opened = key(1).open_fresh(LOCAL.parse().unwrap(), &reqs[0].0, auth::unix_ns()).unwrap();
         let req = ReRequest::decode(opened.body).unwrap();
-        assert_eq!((req.seq, req.count, reqs[0].1), (2, 2, src));
+        assert_eq!((req.seq, req.count, reqs[0].1), (2, 1, src));
         let mut re = Vec::new();
         s.retransmit(&req, &mut re);
         for r in &sealed(&s, re) {
@@ -450,14 +475,16 @@ mod tests {
         let mut s = Sender::new(md_session(1), 100);
         let p = packets(&mut s, &[msg(1, 1, 1), msg(1, 1, 2), msg(1, 1, 3), msg(1, 1, 4)]);
         let mut out = Vec::new();
-        // 1 and 2 never come; 3 is dropped (it starts past 1) and then lost with them.
+        // 1 and 2 never come; 3 is held, then delivered when they are given up.
         f.on_datagram(&p[2], src, true, 0, &mut out);
-        f.poll(GIVE_UP_NS - 1, &mut Vec::new());
+        f.poll(GIVE_UP_NS - 1, &mut Vec::new(), &mut out);
         assert_eq!(f.stats().gaps_unrecovered, 0);
-        f.poll(GIVE_UP_NS, &mut Vec::new());
-        assert_eq!(f.stats().gaps_unrecovered, 3);
+        assert!(out.is_empty());
+        f.poll(GIVE_UP_NS, &mut Vec::new(), &mut out);
+        assert_eq!(f.stats().gaps_unrecovered, 2);
+        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![3]);
         f.on_datagram(&p[3], src, true, GIVE_UP_NS + 1, &mut out);
-        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(out.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![3, 4]);
     }
 
     #[test]

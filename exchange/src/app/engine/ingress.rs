@@ -172,50 +172,63 @@ impl Ingress {
             self.gateways.insert(gateway, src);
             out.push(Action::Gateway(gateway, src));
         }
-        let Some(receiver) = self.streams.get_mut(&key) else { return };
-        let arrival = receiver.on_packet(p.seq, usize::from(p.message_count()), now_ns);
-        // A gap seen is asked for now, not at the next tick: the packets
-        // past it are dropped until it is filled, so every millisecond
-        // waited here is added to every order behind it.
-        let ask = receiver.poll_request(p.session, now_ns);
-        for (_, msg) in p.messages().skip(arrival.skip).take(arrival.take) {
-            match decode_input(msg) {
-                Err(_) => add(&self.stats.dropped_malformed, 1),
-                Ok(input) if self.accepts(gateway, &input) => out.push(Action::Deliver(input)),
-                Ok(_) => add(&self.stats.dropped_foreign, 1),
+        let Ingress { streams, traded, stats, keys, clock, local, .. } = self;
+        let Some(receiver) = streams.get_mut(&key) else { return };
+        // Inputs past a hole are held by the receiver and delivered (here
+        // or with a later packet) once it is filled.
+        let arrival = receiver.on_packet(p, now_ns, |_, msg| deliver(traded, stats, gateway, msg, out));
+        add(&stats.order_messages_over_limit, arrival.dropped as u64);
+        // A hole seen is asked for now, not at the next tick: every
+        // millisecond waited is added to every order behind it.
+        let mut reqs = Vec::new();
+        receiver.poll_requests(p.session, now_ns, &mut reqs);
+        if let Some(key) = keys.orders_known(&p.session) {
+            for req in &reqs {
+                add(&stats.order_gaps_requested, 1);
+                out.push(Action::Ask(src, auth::seal_rerequest(key, req, *local, clock.stamp())));
             }
         }
-        if let (Some(req), Some(key)) = (ask, self.keys.orders_known(&p.session)) {
-            add(&self.stats.order_gaps_requested, 1);
-            out.push(Action::Ask(src, auth::seal_rerequest(key, &req, self.local, self.clock.stamp())));
-        }
     }
+}
 
-    /// Whether an input from gateway `gateway`'s stream is one this engine takes.
-    fn accepts(&self, gateway: GatewayId, input: &Input) -> bool {
-        let (session, symbol) = match *input {
-            Input::Enter(o) => (o.session, o.symbol),
-            Input::Cancel { session, symbol, .. } | Input::Reduce { session, symbol, .. } => (session, symbol),
-            // The end of the day is not a gateway's to call.
-            Input::EndOfDay => return false,
-        };
-        super::publisher::gateway_of(session) == gateway && self.traded[usize::from(symbol)]
+/// Decodes an input of gateway `gateway`'s stream and delivers it if this
+/// engine takes it (counting what it does not).
+fn deliver(traded: &[bool], stats: &Stats, gateway: GatewayId, msg: &[u8], out: &mut Vec<Action>) {
+    match decode_input(msg) {
+        Err(_) => add(&stats.dropped_malformed, 1),
+        Ok(input) if accepts(traded, gateway, &input) => out.push(Action::Deliver(input)),
+        Ok(_) => add(&stats.dropped_foreign, 1),
     }
+}
 
+/// Whether an input from gateway `gateway`'s stream is one this engine
+/// takes (`traded`: by symbol index).
+fn accepts(traded: &[bool], gateway: GatewayId, input: &Input) -> bool {
+    let (session, symbol) = match *input {
+        Input::Enter(o) => (o.session, o.symbol),
+        Input::Cancel { session, symbol, .. } | Input::Reduce { session, symbol, .. } => (session, symbol),
+        // The end of the day is not a gateway's to call.
+        Input::EndOfDay => return false,
+    };
+    super::publisher::gateway_of(session) == gateway && traded[usize::from(symbol)]
+}
+
+impl Ingress {
     /// The periodic work (every ~10 ms): re-requests for open gaps, and
     /// gaps given up on after [`crate::stream::GIVE_UP_NS`].
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Action>) {
+        let mut reqs = Vec::new();
         for ((src, session), receiver) in &mut self.streams {
-            let lost = receiver.give_up(now_ns);
-            if lost > 0 {
-                add(&self.stats.order_messages_lost, lost);
-                continue;
-            }
-            if let Some(req) = receiver.poll_request(*session, now_ns) {
-                // Streams exist only once a packet verified: the key is known.
-                let Some(key) = self.keys.orders_known(session) else { continue };
+            let Some((gateway, _)) = parse_order_session(session) else { continue };
+            let lost = receiver.give_up(now_ns, |_, msg| deliver(&self.traded, &self.stats, gateway, msg, out));
+            add(&self.stats.order_messages_lost, lost);
+            reqs.clear();
+            receiver.poll_requests(*session, now_ns, &mut reqs);
+            // Streams exist only once a packet verified: the key is known.
+            let Some(key) = self.keys.orders_known(session) else { continue };
+            for req in &reqs {
                 add(&self.stats.order_gaps_requested, 1);
-                out.push(Action::Ask(*src, auth::seal_rerequest(key, &req, self.local, self.clock.stamp())));
+                out.push(Action::Ask(*src, auth::seal_rerequest(key, req, self.local, self.clock.stamp())));
             }
         }
     }

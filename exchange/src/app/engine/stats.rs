@@ -28,6 +28,9 @@ pub struct Stats {
     pub order_gaps_requested: AtomicU64,
     /// Order messages given up on after the gap timeout.
     pub order_messages_lost: AtomicU64,
+    /// Order messages that arrived past a hole beyond what a stream holds
+    /// (`stream::Limits::DEFAULT`): dropped, asked for again.
+    pub order_messages_over_limit: AtomicU64,
     /// Market-data re-requests answered.
     pub md_rerequests_served: AtomicU64,
     /// Report re-requests answered.
@@ -161,6 +164,8 @@ pub struct Status {
     /// See [`Stats`].
     pub order_messages_lost: u64,
     /// See [`Stats`].
+    pub order_messages_over_limit: u64,
+    /// See [`Stats`].
     pub md_rerequests_served: u64,
     /// See [`Stats`].
     pub report_rerequests_served: u64,
@@ -213,6 +218,7 @@ impl Stats {
             order_streams: get(&self.order_streams),
             order_gaps_requested: get(&self.order_gaps_requested),
             order_messages_lost: get(&self.order_messages_lost),
+            order_messages_over_limit: get(&self.order_messages_over_limit),
             md_rerequests_served: get(&self.md_rerequests_served),
             report_rerequests_served: get(&self.report_rerequests_served),
             rerequests_throttled: get(&self.rerequests_throttled),

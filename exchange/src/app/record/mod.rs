@@ -105,6 +105,7 @@ fn write_status(path: Option<&Path>, feed: &Feed) {
         "datagrams": s.datagrams,
         "gaps_requested": s.gaps_requested,
         "gaps_unrecovered": s.gaps_unrecovered,
+        "messages_over_limit": s.messages_over_limit,
         "stale_epoch_dropped": s.stale_epoch_dropped,
         "dropped_malformed": s.dropped_malformed,
         "dropped_unauthenticated": s.dropped_unauthenticated,

@@ -8,7 +8,7 @@
 use super::{Core, OrdersStream, ReportStream, MAX_REPORT_STREAMS, REPORT_PATIENCE_NS};
 use crate::app::gateway::route::Fence;
 use crate::auth::{self, AuthError, Kind, StreamKey, StreamKind};
-use crate::stream::{Receiver, Start};
+use crate::stream::{Limits, Receiver, Start};
 use crate::wire::mold::{Packet, Session};
 use crate::wire::report;
 use std::net::SocketAddr;
@@ -85,28 +85,36 @@ impl Core {
             }
             let key = StreamKey::derive(&self.root, StreamKind::Reports, &session);
             let start = self.resume.get(&session).copied().map_or(Start::AtOne, Start::At);
-            self.reports
-                .insert(session, ReportStream { rx: Receiver::new(start), source: from, fence: Fence::default(), key });
+            let rx = Receiver::with_limits(start, Limits::REPORTS);
+            self.reports.insert(session, ReportStream { rx, source: from, fence: Fence::default(), key });
         }
         let mono = self.now_ns();
         let Some(rs) = self.reports.get_mut(&session) else { return };
         rs.source = from;
-        let arrival = rs.rx.on_packet(p.seq, usize::from(p.message_count()), mono);
-        // A gap seen is asked for now, not at the next tick: the reports
-        // past it wait until it is filled.
-        if let Some(req) = rs.rx.poll_request(session, mono) {
+        // Reports past a hole are held by the receiver and come out (here
+        // or with a later packet) once it is filled.
+        let mut reps = Vec::new();
+        let mut malformed = 0;
+        let arrival = rs.rx.on_packet(&p, mono, |_, m| match report::decode(m) {
+            Ok(r) => reps.push(r),
+            Err(_) => malformed += 1,
+        });
+        self.counters.dropped_malformed += malformed;
+        self.counters.report_messages_over_limit += arrival.dropped as u64;
+        // A hole seen is asked for now, not at the next tick.
+        let mut reqs = Vec::new();
+        rs.rx.poll_requests(session, mono, &mut reqs);
+        for req in &reqs {
             self.counters.report_gaps_requested += 1;
-            let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.stamp());
+            let d = auth::seal_rerequest(&rs.key, req, self.local, self.request_clock.stamp());
             self.out.push((d, rs.source));
         }
-        let mut reps = Vec::with_capacity(arrival.take);
-        for (_, m) in p.messages().skip(arrival.skip).take(arrival.take) {
-            match report::decode(m) {
-                Ok(r) => reps.push(r),
-                Err(_) => self.counters.dropped_malformed += 1,
-            }
-        }
-        self.counters.reports_in += arrival.take as u64;
+        self.counters.reports_in += arrival.delivered as u64;
+        self.on_reports(session, reps);
+    }
+
+    /// Reports of a stream in stream order: fenced by epoch, then acted on.
+    fn on_reports(&mut self, session: Session, reps: Vec<report::Report>) {
         for rep in reps {
             let Some(rs) = self.reports.get_mut(&session) else { break };
             let before = rs.fence.highest();
@@ -121,17 +129,35 @@ impl Core {
         }
     }
 
-    /// Re-requests for the gaps of every report stream, sealed, to where
-    /// each stream's packets come from; gaps given up after their patience.
+    /// Re-requests for the holes of every report stream, sealed, to where
+    /// each stream's packets come from; holes given up after their
+    /// patience (the reports held past them then go through).
     pub(super) fn poll_report_gaps(&mut self) {
         let now_ns = self.now_ns();
+        let mut reqs = Vec::new();
+        let mut released: Vec<(Session, Vec<report::Report>)> = Vec::new();
         for (session, rs) in &mut self.reports {
-            if let Some(req) = rs.rx.poll_request(*session, now_ns) {
+            reqs.clear();
+            rs.rx.poll_requests(*session, now_ns, &mut reqs);
+            for req in &reqs {
                 self.counters.report_gaps_requested += 1;
-                let d = auth::seal_rerequest(&rs.key, &req, self.local, self.request_clock.stamp());
+                let d = auth::seal_rerequest(&rs.key, req, self.local, self.request_clock.stamp());
                 self.out.push((d, rs.source));
             }
-            self.counters.report_messages_lost += rs.rx.give_up_after(now_ns, REPORT_PATIENCE_NS);
+            let mut reps = Vec::new();
+            let malformed = &mut self.counters.dropped_malformed;
+            self.counters.report_messages_lost +=
+                rs.rx.give_up_after(now_ns, REPORT_PATIENCE_NS, |_, m| match report::decode(m) {
+                    Ok(r) => reps.push(r),
+                    Err(_) => *malformed += 1,
+                });
+            if !reps.is_empty() {
+                released.push((*session, reps));
+            }
+        }
+        for (session, reps) in released {
+            self.counters.reports_in += reps.len() as u64;
+            self.on_reports(session, reps);
         }
     }
 

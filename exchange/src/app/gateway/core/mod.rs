@@ -76,6 +76,9 @@ pub struct Counters {
     pub report_gaps_requested: u64,
     /// Report messages given up on.
     pub report_messages_lost: u64,
+    /// Report messages that arrived past a hole beyond what a report
+    /// stream holds (`stream::Limits::REPORTS`): dropped, asked for again.
+    pub report_messages_over_limit: u64,
     /// Reports from an epoch below one already seen.
     pub stale_epoch_dropped: u64,
     /// Malformed datagrams, reports and customer frames.
