@@ -187,7 +187,11 @@ fn same_headers(held: &[u8], frame: &[u8], h: &Layout) -> bool {
     } else {
         same(h.l3, h.l3 + 2) && same(h.l3 + 6, h.l3 + 10) && same(h.l3 + 12, h.l4)
     };
-    same(0, h.l3) && ip && same(h.l4, h.l4 + 4) && same(h.l4 + 8, h.l4 + 13) && same(h.l4 + 14, h.l4 + 16)
+    same(0, h.l3)
+        && ip
+        && same(h.l4, h.l4 + 4)
+        && same(h.l4 + 8, h.l4 + 13)
+        && same(h.l4 + 14, h.l4 + 16)
         && same(h.l4 + 18, h.data)
 }
 

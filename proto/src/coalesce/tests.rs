@@ -45,7 +45,10 @@ fn segments_become_the_super_frame_again() {
         assert_eq!(out.len(), 1, "one super-frame");
         let (h, got) = &out[0];
         let h = VnetHdr::parse(h.as_ref().expect("with its header"));
-        assert_eq!((h.gso_type, h.gso_size, h.csum_start, h.csum_offset, h.hdr_len), (hdr.gso_type, 1300, hdr.csum_start, 16, hdr.hdr_len));
+        assert_eq!(
+            (h.gso_type, h.gso_size, h.csum_start, h.csum_offset, h.hdr_len),
+            (hdr.gso_type, 1300, hdr.csum_start, 16, hdr.hdr_len)
+        );
         assert_eq!(h.flags, F_NEEDS_CSUM);
         let l3 = if vlan { 18 } else { 14 };
         if v6 {

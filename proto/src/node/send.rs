@@ -51,12 +51,17 @@ impl Node {
         }
         let sent = self.send_relayed_frame(now, dst, hop, frame, io);
         if sent {
-            if let Some(p) = self.peers.get_mut(&dst) {
-                p.traffic.tx_frames += 1;
-                p.traffic.tx_bytes += frame.len() as u64;
-            }
+            self.count_sent(dst, frame.len());
         }
         sent
+    }
+
+    /// Counts a frame of `len` bytes sent to `dst` in its traffic figures.
+    fn count_sent(&mut self, dst: PublicKey, len: usize) {
+        if let Some(p) = self.peers.get_mut(&dst) {
+            p.traffic.tx_frames += 1;
+            p.traffic.tx_bytes += len as u64;
+        }
     }
 
     /// Sends a TCP super-frame to `dst` (through `hop`) as the plain
@@ -189,10 +194,7 @@ impl Node {
         if !self.send_pieces(now, dst, hop, Kind::Frame, vnet_hdr, frame, io) {
             return false;
         }
-        if let Some(p) = self.peers.get_mut(&dst) {
-            p.traffic.tx_frames += 1;
-            p.traffic.tx_bytes += frame.len() as u64;
-        }
+        self.count_sent(dst, frame.len());
         true
     }
 

@@ -42,7 +42,8 @@ pub(crate) fn super_frame(v6: bool, vlan: bool, payload: usize, flags: u8, gso_s
     f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
     f.extend((0..payload).map(|i| (i * 7 % 251) as u8));
     // The pseudo-header sum, as the kernel leaves it (ignored by the segmenter).
-    let pseudo = if v6 { sum(&f[l3 + 8..l3 + 40], tcp_len as u64 + 6) } else { sum(&f[l3 + 12..l3 + 20], tcp_len as u64 + 6) };
+    let pseudo =
+        if v6 { sum(&f[l3 + 8..l3 + 40], tcp_len as u64 + 6) } else { sum(&f[l3 + 12..l3 + 20], tcp_len as u64 + 6) };
     f[l4 + 16..l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
     let hdr = VnetHdr {
         flags: F_NEEDS_CSUM,
