@@ -135,6 +135,16 @@ pub struct Status {
     /// failure (a healthy peer declared down).
     #[serde(default)]
     pub peers_down: u64,
+    /// Times since start the daemon's periodic work ran 200 ms or more
+    /// late (starved of CPU, or busy): its own overload, never charged to
+    /// its peers' liveness.
+    #[serde(default)]
+    pub stalls: u64,
+    /// How unsure this host is of its own probing (0 when sound, up to 8
+    /// when its probes fail or it stalls); its probe timeouts are this
+    /// many times longer, plus one.
+    #[serde(default)]
+    pub local_health: u32,
     /// TCP super-frames cut into segments for peers whose path loses
     /// packets (issue 14), and what found those paths.
     #[serde(default)]

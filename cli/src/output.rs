@@ -379,6 +379,15 @@ pub fn status_page(s: &Status) -> String {
         h.certs_refused
     );
     let _ = writeln!(out, "peers declared down since start: {}", s.peers_down);
+    if s.stalls > 0 || s.local_health > 0 {
+        let _ = writeln!(
+            out,
+            "own stalls since start: {} (local health {}: probe timeouts x{})",
+            s.stalls,
+            s.local_health,
+            s.local_health + 1
+        );
+    }
     let g = s.segmentation;
     if g.superframes_segmented > 0 || g.retransmissions_seen > 0 || g.peers_lossy > 0 {
         let _ = writeln!(
@@ -580,6 +589,8 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             },
             tap_tx_dropped: 0,
             peers_down: 3,
+            stalls: 4,
+            local_health: 2,
             segmentation: weavers_api::SegmentationCounts {
                 superframes_segmented: 5,
                 segments_sent: 200,
@@ -602,6 +613,7 @@ c     cKEY456789...  -               relayed     b          -  2m 5s ago  1.21 M
             "192.0.2.9:6783         3",
             "handshakes: 4 initiated, 3 completed, 1 failed, 0 rate limited, 7 bad mac1, 2 cookies sent, 1 cookies refused, 5 certificates refused",
             "peers declared down since start: 3",
+            "own stalls since start: 4 (local health 2: probe timeouts x3)",
             "lossy paths: 1 peers now, 9 TCP retransmissions seen, 5 super-frames cut into 200 segments",
             "drops: replay 2",
         ] {

@@ -166,6 +166,8 @@ mod tests {
                 handshakes: HandshakeCounts::default(),
                 tap_tx_dropped: 0,
                 peers_down: 0,
+                stalls: 0,
+                local_health: 0,
                 segmentation: Default::default(),
             },
             groups: vec![GroupInfo {

@@ -71,6 +71,8 @@ fn status() -> Status {
         handshakes: HandshakeCounts { initiated: 3, completed: 2, mac1_refused: 5, ..Default::default() },
         tap_tx_dropped: 0,
         peers_down: 0,
+        stalls: 0,
+        local_health: 0,
         segmentation: Default::default(),
     }
 }

@@ -15,8 +15,21 @@
 //! Hosts also probe a peer they are sending to and have not heard from for
 //! `quiet` (a cut path shows up in about a second where traffic flows), and
 //! a peer whose own record says it cannot reach this host. A down peer is
-//! probed every `down_probe_interval` so that a healed path is found, and
+//! probed after 1 s, then 2 s, 4 s and every `down_probe_interval` so that a
+//! healed path (or a false verdict on a lossy one) is found soon, and
 //! any authenticated packet from it brings it back.
+//!
+//! A host that is itself overloaded must not blame its peers: late pongs
+//! that sat in its own queues look like dead hosts. Two guards, after
+//! Lifeguard (the SWIM extension in HashiCorp's memberlist): a
+//! [`LocalHealth`] score that rises when this host's probes fail or its
+//! own timers run late and falls when probes are answered, multiplying its
+//! probe timeouts and interval (up to [`MAX_HEALTH`]` + 1` times); and a
+//! stall (the tick ran much later than due) postpones every running probe
+//! by the stall, so time this process did not run is never charged to a
+//! peer. A peer that is down keeps its session: the recheck pings travel
+//! on it, and any answer restores the peer without a handshake (a mesh
+//! that rebuilt sessions on every false verdict fed its own overload).
 //!
 //! This module decides; the node sends the pings, broadcasts suspicions
 //! and moves traffic to relays. Chosen over the `foca` crate (SWIM, sans
@@ -30,6 +43,46 @@ use std::time::{Duration, Instant};
 /// How many successors each host monitors.
 pub const MONITORS: usize = 2;
 
+/// Highest [`LocalHealth`] score: timeouts grow at most this many times
+/// over, plus one.
+pub const MAX_HEALTH: u32 = 8;
+
+/// A tick this much later than due is a stall of this host (starved of CPU
+/// or busy): probes running meanwhile are postponed by it.
+pub const STALL: Duration = Duration::from_millis(200);
+
+/// How sure this host is that its own probing is sound (Lifeguard's local
+/// health multiplier): 0 when healthy. Failed probes and stalls raise it,
+/// answered probes lower it; probe timeouts and the monitoring interval
+/// are multiplied by [`LocalHealth::multiplier`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalHealth {
+    score: u32,
+}
+
+impl LocalHealth {
+    /// The current score, 0 (healthy) to [`MAX_HEALTH`].
+    pub fn score(&self) -> u32 {
+        self.score
+    }
+
+    /// What timeouts are multiplied by: score + 1.
+    pub fn multiplier(&self) -> u32 {
+        self.score + 1
+    }
+
+    /// A probe ended without an answer, this host stalled, or a peer
+    /// suspected this host (which is alive): be more patient.
+    pub fn worse(&mut self) {
+        self.score = (self.score + 1).min(MAX_HEALTH);
+    }
+
+    /// A probe was answered.
+    pub fn better(&mut self) {
+        self.score = self.score.saturating_sub(1);
+    }
+}
+
 /// Probe timing. The defaults are what a deployment uses.
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeConfig {
@@ -41,7 +94,8 @@ pub struct ProbeConfig {
     pub probe_tries: u32,
     /// Probe a peer we sent to and have not heard from for this long.
     pub quiet: Duration,
-    /// Probe a down peer this often.
+    /// Probe a down peer this often, once down a while (the first
+    /// rechecks come sooner: 1 s, 2 s, 4 s after the verdict).
     pub down_probe_interval: Duration,
 }
 
@@ -54,6 +108,24 @@ impl Default for ProbeConfig {
             quiet: Duration::from_secs(1),
             down_probe_interval: Duration::from_secs(5),
         }
+    }
+}
+
+impl ProbeConfig {
+    /// How long one ping waits for its pong: `probe_timeout`, or three
+    /// round trips when that is longer, at most 2 s; all times `health`'s
+    /// multiplier.
+    pub fn timeout(&self, rtt: Option<Duration>, health: LocalHealth) -> Duration {
+        let base = self.probe_timeout.max(rtt.map_or(Duration::ZERO, |r| r * 3)).min(Duration::from_secs(2));
+        base * health.multiplier()
+    }
+}
+
+impl ProbeConfig {
+    /// The wait before the next recheck of a peer down after `failed`
+    /// rechecks: 1 s, 2 s, 4 s, ..., at most `down_probe_interval`.
+    pub fn recheck_after(&self, failed: u32) -> Duration {
+        (Duration::from_secs(1) * 2u32.saturating_pow(failed.min(16))).min(self.down_probe_interval)
     }
 }
 
@@ -87,6 +159,9 @@ pub enum Verdict {
     /// It is down: stop sending to it directly. `announce`: tell every
     /// peer (it failed our monitoring).
     Down { announce: bool },
+    /// A down peer did not answer its recheck: still down (a failed probe,
+    /// for [`LocalHealth`], but nothing changes).
+    StillDown,
 }
 
 /// One peer's liveness, kept by the node beside its sessions.
@@ -96,8 +171,11 @@ pub struct PeerLiveness {
     last_sent: Option<Instant>,
     probe: Option<Probe>,
     down: bool,
+    down_since: Option<Instant>,
     next_monitor: Option<Instant>,
     next_recheck: Option<Instant>,
+    /// Rechecks failed since it went down.
+    rechecks: u32,
 }
 
 impl Default for PeerLiveness {
@@ -114,14 +192,34 @@ impl PeerLiveness {
             last_sent: None,
             probe: None,
             down: false,
+            down_since: None,
             next_monitor: None,
             next_recheck: None,
+            rechecks: 0,
         }
     }
 
     /// Whether it is down for this host.
     pub fn is_down(&self) -> bool {
         self.down
+    }
+
+    /// How long it has been down, if it is.
+    pub fn down_for(&self, now: Instant) -> Option<Duration> {
+        self.down_since.map(|t| now.saturating_duration_since(t))
+    }
+
+    /// Whether a probe waits for its answer.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// This host did not run for `stall`: a running probe gets that time
+    /// back (its answer may be waiting unread).
+    pub fn postpone(&mut self, stall: Duration) {
+        if let Some(p) = self.probe.as_mut() {
+            p.last_try += stall;
+        }
     }
 
     /// When an authenticated packet last came from it.
@@ -134,6 +232,7 @@ impl PeerLiveness {
     pub fn heard(&mut self, now: Instant) -> bool {
         self.last_heard = Some(now);
         self.probe = None;
+        self.down_since = None;
         std::mem::replace(&mut self.down, false)
     }
 
@@ -156,15 +255,23 @@ impl PeerLiveness {
     pub fn reset(&mut self) {
         self.probe = None;
         self.down = false;
+        self.down_since = None;
         self.next_monitor = None;
     }
 
     /// Decides what to do now. `monitored`: this host is one of ours to
-    /// monitor; `rtt`: the last measured round trip, if any.
-    pub fn poll(&mut self, now: Instant, cfg: &ProbeConfig, monitored: bool, rtt: Option<Duration>) -> Verdict {
+    /// monitor; `rtt`: the last measured round trip, if any; `health`:
+    /// this host's own, which stretches the timeouts.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        cfg: &ProbeConfig,
+        monitored: bool,
+        rtt: Option<Duration>,
+        health: LocalHealth,
+    ) -> Verdict {
         if let Some(p) = self.probe.as_mut() {
-            let timeout = cfg.probe_timeout.max(rtt.map_or(Duration::ZERO, |r| r * 3)).min(Duration::from_secs(2));
-            if now.saturating_duration_since(p.last_try) < timeout {
+            if now.saturating_duration_since(p.last_try) < cfg.timeout(rtt, health) {
                 return Verdict::Idle;
             }
             if p.tries < cfg.probe_tries {
@@ -175,11 +282,14 @@ impl PeerLiveness {
             let reason = p.reason;
             self.probe = None;
             if reason == Reason::Recheck {
-                self.next_recheck = Some(now + cfg.down_probe_interval);
-                return Verdict::Idle;
+                self.rechecks += 1;
+                self.next_recheck = Some(now + cfg.recheck_after(self.rechecks));
+                return Verdict::StillDown;
             }
+            self.rechecks = 0;
+            self.next_recheck = Some(now + cfg.recheck_after(0));
             self.down = true;
-            self.next_recheck = Some(now + cfg.down_probe_interval);
+            self.down_since = Some(now);
             return Verdict::Down { announce: reason == Reason::Monitor };
         }
         if self.down {
@@ -190,36 +300,21 @@ impl PeerLiveness {
             return Verdict::Idle;
         }
         let heard = self.last_heard.unwrap_or(now);
-        let quiet = self.last_sent.is_some_and(|s| s > heard) && now.saturating_duration_since(heard) >= cfg.quiet;
+        let quiet = self.last_sent.is_some_and(|s| s > heard)
+            && now.saturating_duration_since(heard) >= cfg.quiet * health.multiplier();
         let due = monitored && self.next_monitor.is_none_or(|t| now >= t);
         if !monitored {
             self.next_monitor = None;
         }
         if quiet || due {
             if monitored {
-                self.next_monitor = Some(now + cfg.probe_interval);
+                self.next_monitor = Some(now + cfg.probe_interval * health.multiplier());
             }
             let reason = if due { Reason::Monitor } else { Reason::Quiet };
             self.probe = Some(Probe { reason, tries: 1, last_try: now });
             return Verdict::Ping;
         }
         Verdict::Idle
-    }
-
-    /// When [`PeerLiveness::poll`] may next have something to do.
-    pub fn poll_at(&self, cfg: &ProbeConfig) -> Option<Instant> {
-        if let Some(p) = &self.probe {
-            return Some(p.last_try + cfg.probe_timeout);
-        }
-        if self.down {
-            return self.next_recheck;
-        }
-        let quiet = match (self.last_sent, self.last_heard) {
-            (Some(s), Some(h)) if s > h => Some(h + cfg.quiet),
-            (Some(s), None) => Some(s + cfg.quiet),
-            _ => None,
-        };
-        [quiet, self.next_monitor].into_iter().flatten().min()
     }
 }
 
@@ -267,7 +362,7 @@ mod tests {
                 answer_at = None;
                 l.heard(t);
             }
-            match l.poll(t, &cfg, monitored, Some(ms(1))) {
+            match l.poll(t, &cfg, monitored, Some(ms(1)), LocalHealth::default()) {
                 Verdict::Ping => {
                     pings += 1;
                     if alive(t - t0) {
@@ -275,7 +370,7 @@ mod tests {
                     }
                 }
                 Verdict::Down { .. } => return (Some(t - t0), pings),
-                Verdict::Idle => {}
+                Verdict::Idle | Verdict::StillDown => {}
             }
             t += ms(10);
         }
@@ -330,7 +425,7 @@ mod tests {
         let mut went_down = None;
         while t < t0 + Duration::from_secs(5) {
             l.sent(t);
-            if let Verdict::Down { announce } = l.poll(t, &cfg, false, None) {
+            if let Verdict::Down { announce } = l.poll(t, &cfg, false, None, LocalHealth::default()) {
                 assert!(!announce, "a quiet peer is not announced");
                 went_down = Some(t - t0);
                 break;
@@ -340,8 +435,8 @@ mod tests {
         let d = went_down.expect("noticed");
         assert!(d >= cfg.quiet && d <= cfg.quiet + ms(700), "{d:?}");
         // Down: rechecked now and then; an answer brings it back.
-        assert_eq!(l.poll(t + ms(10), &cfg, false, None), Verdict::Idle);
-        assert_eq!(l.poll(t + cfg.down_probe_interval, &cfg, false, None), Verdict::Ping);
+        assert_eq!(l.poll(t + ms(10), &cfg, false, None, LocalHealth::default()), Verdict::Idle);
+        assert_eq!(l.poll(t + cfg.down_probe_interval, &cfg, false, None, LocalHealth::default()), Verdict::Ping);
         assert!(l.heard(t + cfg.down_probe_interval + ms(1)));
         assert!(!l.is_down());
     }
@@ -356,18 +451,107 @@ mod tests {
         assert!(!l.verify(t0), "one probe at a time");
         // It answers: nothing happens.
         l.heard(t0 + ms(1));
-        assert_eq!(l.poll(t0 + ms(500), &cfg, false, None), Verdict::Idle);
+        assert_eq!(l.poll(t0 + ms(500), &cfg, false, None, LocalHealth::default()), Verdict::Idle);
         // It does not: down after the tries, not announced.
         assert!(l.verify(t0 + ms(600)));
         let mut t = t0 + ms(600);
         let v = loop {
             t += ms(10);
-            match l.poll(t, &cfg, false, None) {
+            match l.poll(t, &cfg, false, None, LocalHealth::default()) {
                 Verdict::Idle | Verdict::Ping => continue,
                 v => break v,
             }
         };
         assert_eq!(v, Verdict::Down { announce: false });
+    }
+
+    #[test]
+    fn a_stall_of_this_host_is_not_charged_to_the_peer() {
+        // A probe runs when this host stops for 1 s. Postponed by the
+        // stall, the probe still has all its tries (each 200 ms) after it.
+        let cfg = ProbeConfig::default();
+        let h = LocalHealth::default();
+        let t0 = Instant::now();
+        let down_after_stall = |postpone: bool| {
+            let mut l = PeerLiveness::new();
+            l.heard(t0);
+            assert!(l.verify(t0));
+            let resume = t0 + Duration::from_secs(1);
+            if postpone {
+                l.postpone(resume - t0);
+            }
+            let mut t = resume;
+            loop {
+                if let Verdict::Down { .. } = l.poll(t, &cfg, false, Some(ms(1)), h) {
+                    return t - resume;
+                }
+                t += ms(10);
+            }
+        };
+        let charged = down_after_stall(false);
+        let fair = down_after_stall(true);
+        assert!(charged < ms(450), "the stall used up a try: down {charged:?} after it");
+        assert!(fair >= ms(600) && fair < ms(700), "all three tries after the stall: down {fair:?} after it");
+    }
+
+    #[test]
+    fn local_health_stretches_timeouts_and_the_interval() {
+        let cfg = ProbeConfig::default();
+        let mut h = LocalHealth::default();
+        assert_eq!(cfg.timeout(Some(ms(1)), h), ms(200));
+        for _ in 0..20 {
+            h.worse();
+        }
+        assert_eq!(h.score(), MAX_HEALTH);
+        assert_eq!(cfg.timeout(Some(ms(1)), h), ms(200) * (MAX_HEALTH + 1));
+        assert_eq!(cfg.timeout(Some(ms(900)), h), Duration::from_secs(2) * (MAX_HEALTH + 1));
+        // A healthy peer monitored by an unhealthy host: a ping every 3 s.
+        let mut h3 = LocalHealth::default();
+        h3.worse();
+        h3.worse();
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new();
+        let mut pings = 0;
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(60) {
+            if l.poll(t, &cfg, true, Some(ms(1)), h3) == Verdict::Ping {
+                pings += 1;
+                l.heard(t + ms(1));
+            }
+            t += ms(10);
+        }
+        assert!((19..=21).contains(&pings), "{pings} pings");
+        for _ in 0..MAX_HEALTH {
+            h.better();
+        }
+        assert_eq!(h, LocalHealth::default());
+    }
+
+    #[test]
+    fn a_down_peer_keeps_being_rechecked_quietly() {
+        let cfg = ProbeConfig::default();
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new();
+        l.heard(t0);
+        assert!(l.verify(t0));
+        let mut t = t0;
+        let mut verdicts = Vec::new();
+        while t < t0 + Duration::from_secs(12) {
+            t += ms(10);
+            match l.poll(t, &cfg, false, None, LocalHealth::default()) {
+                Verdict::Idle | Verdict::Ping => {}
+                v => verdicts.push((v, t - t0)),
+            }
+        }
+        assert_eq!(verdicts[0].0, Verdict::Down { announce: false });
+        assert!(verdicts[1..].iter().all(|(v, _)| *v == Verdict::StillDown), "{verdicts:?}");
+        // Down at 0.6 s; rechecks fail at 2.2 s, 4.8 s and 9.4 s (1, 2 and
+        // 4 s after the last verdict, 600 ms each); the next waits 5 s.
+        assert_eq!(verdicts.len(), 4, "down, then failed rechecks backing off: {verdicts:?}");
+        let since = l.down_for(t).expect("down");
+        assert!(since >= Duration::from_secs(11), "{since:?}");
+        assert!(l.heard(t));
+        assert_eq!(l.down_for(t), None);
     }
 
     #[test]

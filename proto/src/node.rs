@@ -67,7 +67,7 @@ use crate::gossip::record::{PeerRecord, SignedRecord};
 use crate::gossip::sync::{Gossip, SyncConfig};
 use crate::groups::{LocalGroups, RemoteIndex};
 use crate::keys::{NetworkKey, PublicKey, ShortId, StaticKeypair};
-use crate::liveness::ProbeConfig;
+use crate::liveness::{LocalHealth, ProbeConfig};
 use crate::mac::{self, Mac, MacTable};
 use crate::snoop::{self, FrameClass};
 use crate::stats::{DropReason, Drops};
@@ -279,6 +279,10 @@ pub struct Node {
     // ---- liveness (`liveness`) ----
     /// The peers this host monitors.
     monitored: Vec<PublicKey>,
+    /// This host's own health as a prober (see [`crate::liveness`]).
+    health: LocalHealth,
+    /// Times this host's tick ran [`crate::liveness::STALL`] or more late.
+    stalls: u64,
     /// The set of connected peers changed: recompute `monitored`.
     members_dirty: bool,
 
@@ -359,6 +363,8 @@ impl Node {
             dns_changes_seen: 0,
             pending_pings: Vec::new(),
             monitored: Vec::new(),
+            health: LocalHealth::default(),
+            stalls: 0,
             members_dirty: true,
             hops: HashMap::new(),
             routes_dirty: true,
@@ -504,6 +510,7 @@ impl Node {
         if now < self.next_tick {
             return;
         }
+        self.stalled(now.saturating_duration_since(self.next_tick));
         self.next_tick = now + self.cfg.timers.tick;
         self.expire_handshakes(now);
         self.expire_sessions(now);
@@ -544,6 +551,19 @@ impl Node {
     /// probing (a host that died, a path that broke, or a false failure).
     pub fn peers_down(&self) -> u64 {
         self.peers_down
+    }
+
+    /// This host's health as a prober: 0 when sound, up to
+    /// [`crate::liveness::MAX_HEALTH`] when its own probes fail or it
+    /// stalls (its probe timeouts are then that many times longer, plus 1).
+    pub fn local_health(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Times this host's periodic work ran 200 ms or more late (starved of
+    /// CPU or busy); time it did not run is not charged to its peers.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     /// Queues `ev` for [`Node::poll_event`] unless it is already queued.

@@ -247,6 +247,8 @@ impl Control {
             drops: node.drops().iter().map(|(r, count)| DropCount { reason: r.as_str().to_string(), count }).collect(),
             handshakes: node.handshakes(),
             peers_down: node.peers_down(),
+            stalls: node.stalls(),
+            local_health: node.local_health(),
             segmentation: node.segmentation(now),
             tap_tx_dropped: std::fs::read_to_string(format!(
                 "/sys/class/net/{}/statistics/tx_dropped",

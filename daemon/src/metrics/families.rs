@@ -17,6 +17,8 @@
 //! weavers_handshakes_total{result}                          counter
 //! weavers_tap_tx_dropped_total                              counter
 //! weavers_peers_down_total                                  counter
+//! weavers_stalls_total                                      counter (own periodic work 200 ms late)
+//! weavers_local_health                                      gauge, 0 (sound) to 8
 //! weavers_superframes_segmented_total                       counter (TCP super-frames cut for lossy peers)
 //! weavers_segments_sent_total                               counter
 //! weavers_tcp_retransmissions_seen_total                    counter
@@ -189,6 +191,20 @@ impl Families {
             "Times a connected peer was declared down by liveness probing (deaths, broken paths, false failures).",
             MetricType::Counter,
             s.peers_down,
+        )?;
+        single(
+            enc,
+            "weavers_stalls",
+            "Times this daemon's periodic work ran 200 ms or more late (starved of CPU, or busy).",
+            MetricType::Counter,
+            s.stalls,
+        )?;
+        single(
+            enc,
+            "weavers_local_health",
+            "How unsure this host is of its own probing: 0 when sound, up to 8; probe timeouts are that many times longer, plus one.",
+            MetricType::Gauge,
+            u64::from(s.local_health),
         )?;
         let g = s.segmentation;
         for (name, help, ty, v) in [

@@ -53,6 +53,8 @@ fn status() -> Status {
         },
         tap_tx_dropped: 0,
         peers_down: 2,
+        stalls: 5,
+        local_health: 3,
         segmentation: weavers_api::SegmentationCounts {
             superframes_segmented: 11,
             segments_sent: 480,
@@ -153,6 +155,8 @@ fn renders_every_family() {
         "weavers_handshakes_total{result=\"certs_refused\"} 5",
         "weavers_tap_tx_dropped_total 0",
         "weavers_peers_down_total 2",
+        "weavers_stalls_total 5",
+        "weavers_local_health 3",
         "weavers_superframes_segmented_total 11",
         "weavers_segments_sent_total 480",
         "weavers_tcp_retransmissions_seen_total 6",

@@ -1,11 +1,12 @@
 //! Liveness on the node: which peers this host monitors (its successors on
 //! the ring of connected keys), the probes [`crate::liveness`] asks for,
-//! suspicions announced and heard, and what a verdict changes (routes,
-//! the own record's unreachable list, the gossip peer set).
+//! this host's own health and stalls, suspicions announced and heard, and
+//! what a verdict changes (routes, the own record's unreachable list, the
+//! gossip peer set; never the session, which the rechecks use).
 
 use super::{Io, Node};
 use crate::keys::{PublicKey, KEY_LEN};
-use crate::liveness::{self, Verdict};
+use crate::liveness::{self, Verdict, STALL};
 use crate::stats::DropReason;
 use crate::wire::Kind;
 use std::time::{Duration, Instant};
@@ -25,16 +26,21 @@ impl Node {
         let cfg = self.cfg.timers.probe;
         let mut pings = Vec::new();
         let mut downs = Vec::new();
+        let mut failed = 0;
         for p in self.peers.values_mut() {
             if p.current.is_none() {
                 continue;
             }
             let monitored = self.monitored.contains(&p.key);
-            match p.live.poll(now, &cfg, monitored, p.rtt) {
+            match p.live.poll(now, &cfg, monitored, p.rtt, self.health) {
                 Verdict::Idle => {}
                 Verdict::Ping => pings.push(p.key),
+                Verdict::StillDown => failed += 1,
                 Verdict::Down { announce } => downs.push((p.key, announce)),
             }
+        }
+        for _ in 0..failed + downs.len() {
+            self.health.worse();
         }
         for k in pings {
             self.send_ping(now, k, io);
@@ -50,6 +56,20 @@ impl Node {
         }
     }
 
+    /// The tick ran `late` after it was due: a stall of [`STALL`] or more
+    /// (this process starved of CPU, or busy) makes this host less sure of
+    /// its own probing, and running probes get the time back.
+    pub(super) fn stalled(&mut self, late: Duration) {
+        if late < STALL {
+            return;
+        }
+        self.stalls += 1;
+        self.health.worse();
+        for p in self.peers.values_mut() {
+            p.live.postpone(late);
+        }
+    }
+
     /// A peer's liveness verdict is down: traffic for it moves to a relay,
     /// and the own record says this host no longer reaches it.
     pub(super) fn peer_went_down(&mut self, key: PublicKey) {
@@ -62,6 +82,9 @@ impl Node {
     /// An authenticated packet from `key` (a direct peer) arrived.
     pub(super) fn heard_from(&mut self, now: Instant, key: PublicKey, io: &mut impl Io) {
         let Some(p) = self.peers.get_mut(&key) else { return };
+        if p.live.probing() {
+            self.health.better();
+        }
         if p.live.heard(now) && p.current.is_some() {
             // Back from down.
             self.members_dirty = true;
@@ -86,6 +109,8 @@ impl Node {
             return self.drops.count(DropReason::RateLimited);
         }
         if key == self.public_key() {
+            // Suspected while alive: this host may be the slow one.
+            self.health.worse();
             return self.send_ping(now, from, io);
         }
         if let Some(p) = self.peers.get_mut(&key) {

@@ -50,6 +50,10 @@ struct Net {
     offloaded: Vec<Vec<([u8; crate::vnet::VNET_HDR_LEN], Vec<u8>)>>,
     /// Every datagram that crossed the underlay, for replay and inspection.
     wire_log: Vec<(usize, usize, Vec<u8>)>,
+    /// Hosts whose process does not run (stalled): no timers; datagrams
+    /// for them wait in `parked` until [`Net::resume`].
+    paused: HashSet<usize>,
+    parked: Vec<(usize, usize, Vec<u8>)>,
 }
 
 fn timers() -> Timers {
@@ -108,6 +112,8 @@ impl Net {
             delivered: vec![Vec::new(); n],
             offloaded: vec![Vec::new(); n],
             wire_log: Vec::new(),
+            paused: HashSet::new(),
+            parked: Vec::new(),
         }
     }
 
@@ -170,6 +176,10 @@ impl Net {
                 self.in_flight.swap(0, k);
             }
             let (i, j, d) = self.in_flight.pop_front().unwrap();
+            if self.paused.contains(&j) {
+                self.parked.push((i, j, d));
+                continue;
+            }
             let (from, now) = (self.addrs[i], self.now);
             let mut out = Out::default();
             if let Some(n) = self.nodes[j].as_mut() {
@@ -186,7 +196,7 @@ impl Net {
             for i in 0..self.nodes.len() {
                 let now = self.now;
                 let mut out = Out::default();
-                if let Some(n) = self.nodes[i].as_mut() {
+                if let Some(n) = self.nodes[i].as_mut().filter(|_| !self.paused.contains(&i)) {
                     n.handle_timeout(now, &mut out);
                 }
                 self.collect(i, out);
@@ -194,6 +204,25 @@ impl Net {
             self.settle();
             self.now += Duration::from_millis(50);
         }
+    }
+
+    /// Stops host `i`'s process (as SIGSTOP, or a starved one would).
+    fn pause(&mut self, i: usize) {
+        self.paused.insert(i);
+    }
+
+    /// Lets host `i` run again: its timers run first (late), then what
+    /// waited for it is read, as a daemon woken by its timer would.
+    fn resume(&mut self, i: usize) {
+        self.paused.remove(&i);
+        let (mine, rest) = std::mem::take(&mut self.parked).into_iter().partition(|(_, j, _)| *j == i);
+        self.parked = rest;
+        let now = self.now;
+        let mut out = Out::default();
+        self.node(i).handle_timeout(now, &mut out);
+        self.collect(i, out);
+        self.in_flight.extend(mine);
+        self.settle();
     }
 
     fn state(&mut self, i: usize, j: usize) -> Option<PeerState> {

@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 /// Longest time between two scans of the sessions for expiry.
 const SESSION_SCAN: Duration = Duration::from_secs(1);
 
+/// A peer down this long with its session kept is dialled again (it may
+/// have lost the session, e.g. restarted where it could not reach us).
+/// Sooner, the rechecks on the kept session find it: a handshake per
+/// verdict made every false verdict under load cost a session rebuild.
+const REDIAL_DOWN_AFTER: Duration = Duration::from_secs(15);
+
 impl Node {
     /// How long to wait before the next attempt after `attempts` failed ones.
     fn backoff(&mut self, attempts: u32) -> Duration {
@@ -23,9 +29,12 @@ impl Node {
     }
 
     /// Gives up on handshakes unanswered too long; the next attempt waits
-    /// a backoff.
+    /// a backoff. "Too long" stretches with this host's local health (see
+    /// [`crate::liveness::LocalHealth`]): a host that stalls or whose
+    /// probes fail is in a slow mesh, where giving up on an answer that is
+    /// only late costs the responder's work and a new handshake.
     pub(super) fn expire_handshakes(&mut self, now: Instant) {
-        let timeout = self.cfg.timers.handshake_timeout;
+        let timeout = self.cfg.timers.handshake_timeout * self.health.multiplier();
         let stale: Vec<(u32, Target)> = self
             .indices
             .outgoing
@@ -130,12 +139,12 @@ impl Node {
         let t = &self.cfg.timers;
         let mut dials: Vec<(PublicKey, SocketAddr)> = Vec::new();
         for p in self.peers.values() {
-            let connected = p.is_connected();
             let age = p.current.as_ref().map(|s| (now.saturating_duration_since(s.established), s.initiator));
             // The initiator rekeys first; the responder steps in a little later.
             let rekey = age
                 .is_some_and(|(a, init)| a >= t.rekey_after + if init { Duration::ZERO } else { t.rekey_after / 12 });
-            let wants = !connected || rekey;
+            let lost = p.current.is_none() || p.live.down_for(now).is_some_and(|d| d >= REDIAL_DOWN_AFTER);
+            let wants = lost || rekey;
             if !wants || p.in_flight.is_some() || now < p.next_attempt {
                 continue;
             }

@@ -95,6 +95,38 @@ fn a_cut_path_moves_to_a_relay_and_the_rest_of_the_mesh_keeps_both_hosts() {
 }
 
 #[test]
+fn a_stalled_host_is_taken_back_on_its_sessions_without_a_handshake() {
+    let mut net = full_mesh(8);
+    net.run(Duration::from_secs(10));
+    let initiated = |net: &mut Net| (0..8).map(|i| net.node(i).handshakes().initiated).sum::<u64>();
+    let before = initiated(&mut net);
+    // h4 does not run for 3 s: it stops answering, and its peers, who
+    // cannot tell a stall from a crash, take it for down.
+    net.pause(3);
+    let mut worst = 0;
+    for _ in 0..60 {
+        net.run(Duration::from_millis(50));
+        worst = (0..8).filter(|i| *i != 3).map(|i| net.node(i).local_health()).max().unwrap().max(worst);
+    }
+    let others: Vec<usize> = (0..8).filter(|i| *i != 3).collect();
+    assert!(others.iter().all(|&i| net.state(i, 3) != Some(PeerState::Connected)), "h4 is down for the others");
+    assert!(worst > 0, "its monitors failed probes: less sure of themselves for a while");
+    // It runs again, 3 s late: the pings that waited for it are answered,
+    // and every host has it back on the sessions it kept.
+    net.resume(3);
+    let t = time_until(&mut net, Duration::from_secs(10), |net| net.all_connected()).expect("connected again");
+    assert!(t <= Duration::from_millis(500), "took {t:?}");
+    assert_eq!(initiated(&mut net), before, "no handshake: the sessions were kept");
+    // The stalled host charged the stall to itself, not to its peers.
+    assert!(net.node(3).stalls() >= 1);
+    assert_eq!(net.node(3).peers_down(), 0, "h4 blamed nobody for its own stall");
+    // Answered probes make the hosts sure of themselves again.
+    net.run(Duration::from_secs(20));
+    assert!((0..8).all(|i| net.node(i).local_health() == 0), "health back to 0");
+    assert_eq!(initiated(&mut net), before);
+}
+
+#[test]
 fn a_lying_peer_cannot_take_a_healthy_host_down() {
     let mut net = full_mesh(4);
     // h4 tells h1 that h2 is down, many times.

@@ -77,8 +77,11 @@ fn only_hosts_with_a_valid_certificate_for_their_key_become_peers() {
             assert_ne!(net.state(i, j), Some(PeerState::Connected), "h{} accepted h{}", i + 1, j + 1);
         }
     }
-    assert!(net.node(0).handshakes().certs_refused >= 4, "{:?}", net.node(0).handshakes());
-    assert!(net.node(0).drops().get(DropReason::BadCertificate) >= 4);
+    // h1 refuses the certificates of h5, h6 and h7 (wrong key, expired,
+    // none); h4 refuses h1's (another authority) before showing its own.
+    assert!(net.node(0).handshakes().certs_refused >= 3, "{:?}", net.node(0).handshakes());
+    assert!(net.node(0).drops().get(DropReason::BadCertificate) >= 3);
+    assert!(net.node(3).handshakes().certs_refused >= 1, "{:?}", net.node(3).handshakes());
     // The certified name is the one peers list.
     let now = net.now;
     assert!(net.node(1).peer_infos(now).iter().any(|p| p.name == "h1" && p.state == PeerState::Connected));

@@ -371,6 +371,10 @@ pub struct Counters {
     pub drops: BTreeMap<String, u64>,
     /// Peers declared down by liveness, summed.
     pub peers_down: u64,
+    /// Stalls of the daemons' own periodic work (200 ms late), summed.
+    pub stalls: u64,
+    /// The highest local health score (0 sound .. 8) of any daemon.
+    pub worst_health: u64,
     /// Hosts that did not answer.
     pub unanswered: usize,
 }
@@ -385,7 +389,7 @@ impl Counters {
         let top: Vec<String> = drops.iter().take(6).map(|(k, v)| format!("{k} {v}")).collect();
         format!(
             "handshakes initiated {} ({:.2} per pair), completed {}, failed {}, rate-limited {}, cookies sent {}; \
-             peers declared down {}; drops: {}{}",
+             peers declared down {}; own stalls {}, worst local health {}; drops: {}{}",
             hs("initiated"),
             hs("initiated") as f64 / pairs,
             hs("completed"),
@@ -393,6 +397,8 @@ impl Counters {
             hs("rate_limited"),
             hs("cookies_sent"),
             self.peers_down,
+            self.stalls,
+            self.worst_health,
             if top.is_empty() { "none".into() } else { top.join(", ") },
             if self.unanswered > 0 { format!(" ({} hosts did not answer)", self.unanswered) } else { String::new() }
         )
@@ -400,7 +406,7 @@ impl Counters {
 
     pub fn to_json(&self) -> Value {
         json!({"handshakes": self.handshakes, "drops": self.drops, "peers_down": self.peers_down,
-            "unanswered": self.unanswered})
+            "stalls": self.stalls, "worst_local_health": self.worst_health, "unanswered": self.unanswered})
     }
 }
 
@@ -423,6 +429,8 @@ fn counters(lab: &Lab, all: &[usize]) -> Result<Counters> {
             }
         }
         c.peers_down += st["peers_down"].as_u64().unwrap_or(0);
+        c.stalls += st["stalls"].as_u64().unwrap_or(0);
+        c.worst_health = c.worst_health.max(st["local_health"].as_u64().unwrap_or(0));
     }
     if c.unanswered == all.len() {
         bail!("no host answered GET /v1/status");
