@@ -15,7 +15,7 @@
 //! Hosts also probe a peer they are sending to and have not heard from for
 //! `quiet` (a cut path shows up in about a second where traffic flows), and
 //! a peer whose own record says it cannot reach this host. A down peer is
-//! probed after 1 s, then 2 s, 4 s and every `down_probe_interval` so that a
+//! probed at once, then after 1 s, 2 s, 4 s and every `down_probe_interval` so that a
 //! healed path (or a false verdict on a lossy one) is found soon, and
 //! any authenticated packet from it brings it back.
 //!
@@ -95,7 +95,7 @@ pub struct ProbeConfig {
     /// Probe a peer we sent to and have not heard from for this long.
     pub quiet: Duration,
     /// Probe a down peer this often, once down a while (the first
-    /// rechecks come sooner: 1 s, 2 s, 4 s after the verdict).
+    /// rechecks come sooner: at once, then 1 s, 2 s, 4 s later).
     pub down_probe_interval: Duration,
 }
 
@@ -123,9 +123,14 @@ impl ProbeConfig {
 
 impl ProbeConfig {
     /// The wait before the next recheck of a peer down after `failed`
-    /// rechecks: 1 s, 2 s, 4 s, ..., at most `down_probe_interval`.
+    /// rechecks: none for the first (a verdict on a lossy path is undone
+    /// within one probe), then 1 s, 2 s, 4 s, ..., at most
+    /// `down_probe_interval`.
     pub fn recheck_after(&self, failed: u32) -> Duration {
-        (Duration::from_secs(1) * 2u32.saturating_pow(failed.min(16))).min(self.down_probe_interval)
+        match failed {
+            0 => Duration::ZERO,
+            n => (Duration::from_secs(1) * 2u32.saturating_pow((n - 1).min(16))).min(self.down_probe_interval),
+        }
     }
 }
 
@@ -300,8 +305,8 @@ impl PeerLiveness {
             return Verdict::Idle;
         }
         let heard = self.last_heard.unwrap_or(now);
-        let quiet = self.last_sent.is_some_and(|s| s > heard)
-            && now.saturating_duration_since(heard) >= cfg.quiet * health.multiplier();
+        // Not stretched by health: only a probe starts, and its timeouts are.
+        let quiet = self.last_sent.is_some_and(|s| s > heard) && now.saturating_duration_since(heard) >= cfg.quiet;
         let due = monitored && self.next_monitor.is_none_or(|t| now >= t);
         if !monitored {
             self.next_monitor = None;
@@ -434,8 +439,9 @@ mod tests {
         }
         let d = went_down.expect("noticed");
         assert!(d >= cfg.quiet && d <= cfg.quiet + ms(700), "{d:?}");
-        // Down: rechecked now and then; an answer brings it back.
-        assert_eq!(l.poll(t + ms(10), &cfg, false, None, LocalHealth::default()), Verdict::Idle);
+        // Down: rechecked at once, then now and then; an answer brings it back.
+        assert_eq!(l.poll(t + ms(10), &cfg, false, None, LocalHealth::default()), Verdict::Ping);
+        assert_eq!(l.poll(t + ms(20), &cfg, false, None, LocalHealth::default()), Verdict::Idle);
         assert_eq!(l.poll(t + cfg.down_probe_interval, &cfg, false, None, LocalHealth::default()), Verdict::Ping);
         assert!(l.heard(t + cfg.down_probe_interval + ms(1)));
         assert!(!l.is_down());
@@ -545,9 +551,9 @@ mod tests {
         }
         assert_eq!(verdicts[0].0, Verdict::Down { announce: false });
         assert!(verdicts[1..].iter().all(|(v, _)| *v == Verdict::StillDown), "{verdicts:?}");
-        // Down at 0.6 s; rechecks fail at 2.2 s, 4.8 s and 9.4 s (1, 2 and
-        // 4 s after the last verdict, 600 ms each); the next waits 5 s.
-        assert_eq!(verdicts.len(), 4, "down, then failed rechecks backing off: {verdicts:?}");
+        // Down at 0.6 s; rechecks fail at 1.2 s, 2.8 s, 5.4 s and 10 s (at
+        // once, then 1, 2 and 4 s after the last verdict, 600 ms each).
+        assert_eq!(verdicts.len(), 5, "down, then failed rechecks backing off: {verdicts:?}");
         let since = l.down_for(t).expect("down");
         assert!(since >= Duration::from_secs(11), "{since:?}");
         assert!(l.heard(t));

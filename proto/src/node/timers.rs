@@ -137,6 +137,7 @@ impl Node {
     /// `liveness`'s: no peer is pinged for its own sake.)
     pub(super) fn maintain_peers(&mut self, now: Instant, io: &mut impl Io) {
         let t = &self.cfg.timers;
+        let hs_timeout = t.handshake_timeout * self.health.multiplier();
         let mut dials: Vec<(PublicKey, SocketAddr)> = Vec::new();
         for p in self.peers.values() {
             let age = p.current.as_ref().map(|s| (now.saturating_duration_since(s.established), s.initiator));
@@ -144,7 +145,10 @@ impl Node {
             let rekey = age
                 .is_some_and(|(a, init)| a >= t.rekey_after + if init { Duration::ZERO } else { t.rekey_after / 12 });
             let lost = p.current.is_none() || p.live.down_for(now).is_some_and(|d| d >= REDIAL_DOWN_AFTER);
-            let wants = lost || rekey;
+            // A session this host just answered (IK) waits for the
+            // initiator's first packet: dialling back would make a second.
+            let answered = p.next.as_ref().is_some_and(|s| now.saturating_duration_since(s.established) < hs_timeout);
+            let wants = (lost && !answered) || rekey;
             if !wants || p.in_flight.is_some() || now < p.next_attempt {
                 continue;
             }
