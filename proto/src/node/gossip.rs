@@ -23,6 +23,10 @@ const LAZY_PUBLISH: std::time::Duration = std::time::Duration::from_millis(500);
 /// reachable again.
 const SLOW_PUBLISH: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a peer with a session must be down before the own record lists
+/// it as unreachable (traffic to it moves to a relay at once regardless).
+const UNREACHABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most distinct observed addresses of this host remembered.
 const MAX_OBSERVED: usize = 16;
 
@@ -113,10 +117,14 @@ impl Node {
     /// republished: a forming mesh changes sessions by the thousand.
     pub(super) fn refresh_own(&mut self, now: Instant, io: &mut impl Io) {
         self.dns_tick(now);
+        // Peers never connected, and peers down for UNREACHABLE_AFTER: a
+        // verdict that a recheck undoes at once (a lossy or loaded path)
+        // does not cost a new version, which every host would verify.
         let mut unreachable: Vec<u64> = self
             .peers
             .values()
-            .filter(|p| !p.is_connected() && self.gossip.table().get(&p.key).is_some())
+            .filter(|p| p.current.is_none() || p.live.down_for(now).is_some_and(|d| d >= UNREACHABLE_AFTER))
+            .filter(|p| self.gossip.table().get(&p.key).is_some())
             .map(|p| p.key.short_id().0)
             .collect();
         unreachable.sort_unstable();
