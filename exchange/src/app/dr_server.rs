@@ -11,12 +11,13 @@
 //! too. At most [`MAX_CANDIDATES`] wait at once (the oldest goes first).
 
 use super::dr_journal::{DrJournal, Refusal};
+use crate::auth::beat::{BeatGuard, BeatKey, BEAT_LEN};
 use crate::auth::channel::{self, ChannelError, Opener, Role, Sealer, NONCE_LEN};
 use crate::auth::RootKey;
 use crate::wire::repl::ReplMessage;
 use anyhow::{bail, Result};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +30,8 @@ pub const MAX_CANDIDATES: usize = 8;
 /// How [`serve`] behaves.
 #[derive(Clone, Debug)]
 pub struct ServeOpts {
-    /// The primary is lost after this long without a frame (once heard).
+    /// The primary is lost after this long without a frame or a heartbeat
+    /// ([`crate::auth::beat`], UDP on the listener's port) once heard.
     pub failover_after: Duration,
     /// A JSON status file rewritten every second.
     pub status: Option<PathBuf>,
@@ -172,7 +174,24 @@ pub fn serve(listener: &TcpListener, dr: &mut DrJournal, opts: &ServeOpts, stop:
     let mut last_status = Instant::now() - Duration::from_secs(2);
     let mut counts = Counts::default();
     let mut rbuf = vec![0u8; 256 * 1024];
+    // The primary's heartbeats: a stalled replication stream (TCP on a
+    // lossy path) does not make a live primary look dead.
+    let beats = UdpSocket::bind(listener.local_addr()?)?;
+    beats.set_nonblocking(true)?;
+    let beat_key = BeatKey::new(&opts.key);
+    let mut guard = BeatGuard::default();
+    let mut beat = [0u8; BEAT_LEN + 1];
     while !stop.load(Ordering::SeqCst) {
+        while let Ok((n, _)) = beats.recv_from(&mut beat) {
+            match beat_key.open(&beat[..n]) {
+                Ok(b) => {
+                    if guard.admit(b, dr.fence(), crate::auth::unix_ns()) && armed {
+                        last_heard = Instant::now();
+                    }
+                }
+                Err(_) => guard.forged += 1,
+            }
+        }
         match listener.accept() {
             Ok((stream, peer)) => {
                 counts.connections += 1;
@@ -233,7 +252,7 @@ pub fn serve(listener: &TcpListener, dr: &mut DrJournal, opts: &ServeOpts, stop:
         }
         if armed && last_heard.elapsed() >= opts.failover_after {
             eprintln!(
-                "aex journal: primary silent for {} ms; {} records durable, fence epoch {}",
+                "aex journal: primary silent (no frame, no heartbeat) for {} ms; {} records durable, fence epoch {}",
                 last_heard.elapsed().as_millis(),
                 dr.have(),
                 dr.fence()

@@ -13,6 +13,7 @@
 //! the key, or anyone else at its address) is counted and the connection
 //! dropped; it can neither fence this primary nor release its outputs.
 
+use crate::auth::beat::{BeatKey, BEAT_EVERY};
 use crate::auth::channel::{self, ChannelError, Opener, Role, Sealer, NONCE_LEN};
 use crate::auth::RootKey;
 use crate::events::SequencedInput;
@@ -21,7 +22,7 @@ use crate::types::{Epoch, Seq, SymbolIndex};
 use crate::wire::repl::{ReplMessage, MAX_RECORDS_PER_FRAME};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -82,6 +83,26 @@ impl Progress {
 /// engine's release stage wakes at once instead of polling.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
+/// Beats to the DR site every [`BEAT_EVERY`] (UDP, [`crate::auth::beat`])
+/// until the replicator stops or is fenced: the standby's proof that this
+/// primary lives while the replication stream itself may be stalled.
+fn spawn_beats(dr: SocketAddr, epoch: Epoch, key: &RootKey, stop: Arc<AtomicBool>, progress: Arc<Progress>) {
+    let key = BeatKey::new(key);
+    let sock = match UdpSocket::bind(if dr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) {
+        Ok(s) => s,
+        Err(e) => return eprintln!("aex engine: no heartbeat socket ({e}); the DR site relies on the stream alone"),
+    };
+    let spawned = std::thread::Builder::new().name("dr-beat".into()).spawn(move || {
+        while !stop.load(Ordering::SeqCst) && progress.fenced.load(Ordering::Acquire) == 0 {
+            let _ = sock.send_to(&key.seal(epoch, crate::auth::unix_ns()), dr);
+            std::thread::sleep(BEAT_EVERY);
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("aex engine: no heartbeat thread ({e}); the DR site relies on the stream alone");
+    }
+}
+
 /// The replication thread's handle.
 pub struct Replicator {
     tx: Option<Sender<Vec<SequencedInput>>>,
@@ -102,6 +123,7 @@ impl Replicator {
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
         let silent = Arc::new(AtomicBool::new(false));
+        spawn_beats(dr, id.epoch, &id.key, stop.clone(), progress.clone());
         let (p, s, q) = (progress.clone(), stop.clone(), silent.clone());
         let thread = std::thread::Builder::new()
             .name("replicate".into())
@@ -427,7 +449,7 @@ mod tests {
     use super::*;
     use crate::app::dr_journal::{serve, DrJournal, ServeOpts, Served};
     use crate::events::Input;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, UdpSocket};
 
     fn rec(seq: u64, epoch: u32) -> SequencedInput {
         SequencedInput { seq, epoch, time: seq, input: Input::EndOfDay }
@@ -442,6 +464,60 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    /// A primary whose replication stream falls silent (as TCP does on a
+    /// lossy path) but that still beats is not lost; forged or replayed
+    /// beats do not keep it alive; once the beats stop, it is lost.
+    #[test]
+    fn heartbeats_keep_a_live_primary_whose_stream_stalls() {
+        use crate::auth::beat::BeatKey;
+        let dir = std::env::temp_dir().join(format!("aex-beat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (local, remote) = (dir.join("local.journal"), dir.join("dr.journal"));
+        journal::Writer::create(&local, "eng1", &[1]).unwrap().sync().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let key = RootKey::from_bytes([4; 32]);
+        let opts =
+            ServeOpts { failover_after: Duration::from_millis(300), status: None, on_durable: None, key: key.clone() };
+        let lost = Arc::new(AtomicBool::new(false));
+        let server = {
+            let (stop, lost, opts) = (stop.clone(), lost.clone(), opts.clone());
+            std::thread::spawn(move || {
+                let mut dr = DrJournal::open(&remote).unwrap();
+                let r = serve(&listener, &mut dr, &opts, &stop).unwrap();
+                lost.store(r == Served::PrimaryLost, Ordering::SeqCst);
+                r
+            })
+        };
+        let id = Identity { name: "eng1".into(), epoch: 1, symbols: vec![1], journal: local, key: key.clone() };
+        let r = Replicator::start(addr, id, 0, Arc::new(|| {}));
+        assert!(wait(|| r.progress().connected.load(Ordering::Acquire)), "the primary connects");
+        // The stream goes silent; the primary's beats go on (sent here).
+        r.abandon();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let beats = BeatKey::new(&key);
+        let forger = BeatKey::new(&RootKey::from_bytes([5; 32]));
+        let captured = beats.seal(1, crate::auth::unix_ns());
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            sock.send_to(&beats.seal(1, crate::auth::unix_ns()), addr).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!lost.load(Ordering::SeqCst), "2 s of a silent stream, but beats: not lost");
+        // Forged beats and a captured one played again: lost all the same.
+        let t = Instant::now();
+        while !lost.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5) {
+            sock.send_to(&forger.seal(1, crate::auth::unix_ns()), addr).unwrap();
+            sock.send_to(&captured, addr).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(server.join().unwrap(), Served::PrimaryLost);
+        assert!(t.elapsed() < Duration::from_secs(2), "lost {:?} after the last true beat", t.elapsed());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Over loopback: records become durable at DR, a restarted DR is caught

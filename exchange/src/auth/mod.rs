@@ -23,6 +23,7 @@
 //! trusted with it, as password mode trusts every holder of the network
 //! password).
 
+pub mod beat;
 pub mod channel;
 pub mod fresh;
 pub mod keys;
