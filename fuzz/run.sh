@@ -14,7 +14,8 @@
 # A crash leaves its input in fuzz/artifacts/TARGET/; commit it to
 # fuzz/regressions/TARGET/ once fixed (the crates' tests replay that
 # folder). The last status line of each target (executions, coverage)
-# goes to fuzz/out/summary.tsv.
+# goes to fuzz/out/summary.tsv (or $FUZZ_SUMMARY, relative to fuzz/, so that
+# two runs side by side keep separate tables).
 #
 # Exits non-zero if any target crashed (or failed to build).
 set -uo pipefail
@@ -42,8 +43,9 @@ for t in "${targets[@]}"; do
     cargo +nightly fuzz build --debug-assertions "$t" || { echo "build of $t failed" >&2; exit 2; }
 done
 
+summary=${FUZZ_SUMMARY:-out/summary.tsv}
 mkdir -p out
-printf 'target\tseconds\texecutions\tcoverage\tfeatures\tcorpus\tresult\n' > out/summary.tsv
+printf 'target\tseconds\texecutions\tcoverage\tfeatures\tcorpus\tresult\n' > "$summary"
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "work/$t" "artifacts/$t"
@@ -66,11 +68,11 @@ for t in "${targets[@]}"; do
         grep -E 'panicked|ERROR: libFuzzer|SUMMARY' "$log" | head -n 5 >&2
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$secs" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" \
-        >> out/summary.tsv
+        >> "$summary"
     echo "   $result: ${execs:-?} executions, cov ${cov:-?}" >&2
 done
 
-column -t -s $'\t' out/summary.tsv >&2 || cat out/summary.tsv >&2
+column -t -s $'\t' "$summary" >&2 || cat "$summary" >&2
 if [ ${#failed[@]} -gt 0 ]; then
     echo "crashed: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1

@@ -176,6 +176,19 @@ pub struct SegmentationCounts {
     /// The segments in them.
     #[serde(default)]
     pub segments_joined: u64,
+    /// Parity datagrams sent to lossy peers (one per group of up to 4
+    /// datagrams; each rebuilds any one of its group that is lost).
+    #[serde(default)]
+    pub parity_sent: u64,
+    /// Parity datagrams received from peers.
+    #[serde(default)]
+    pub parity_received: u64,
+    /// Datagrams lost on the underlay and rebuilt from parity.
+    #[serde(default)]
+    pub datagrams_repaired: u64,
+    /// Parity that found more of its group missing than it can rebuild.
+    #[serde(default)]
+    pub repairs_failed: u64,
 }
 
 /// Noise handshakes since start.

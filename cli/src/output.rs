@@ -396,6 +396,13 @@ pub fn status_page(s: &Status) -> String {
             g.peers_lossy, g.retransmissions_seen, g.superframes_segmented, g.segments_sent
         );
     }
+    if g.parity_sent > 0 || g.parity_received > 0 {
+        let _ = writeln!(
+            out,
+            "parity: {} sent, {} received, {} lost datagrams rebuilt, {} groups lost more than one",
+            g.parity_sent, g.parity_received, g.datagrams_repaired, g.repairs_failed
+        );
+    }
     let drops: Vec<String> =
         s.drops.iter().filter(|d| d.count > 0).map(|d| format!("{} {}", clean(&d.reason, MAX_CELL), d.count)).collect();
     if drops.is_empty() {

@@ -6,6 +6,7 @@ pub mod coalesce;
 pub mod cookie;
 pub mod dns;
 pub mod e2e;
+pub mod fec;
 pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;

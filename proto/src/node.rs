@@ -47,6 +47,7 @@
 //! - `info`: snapshots for the API.
 
 mod dns;
+mod fec;
 mod gossip;
 mod handshake;
 mod info;
@@ -313,6 +314,13 @@ pub struct Node {
     /// One segment of a super-frame being cut (`send`).
     seg_buf: Box<[u8]>,
     seg_stats: lossy::SegStats,
+    /// Peers with a parity group open, closed at the next flush (`fec`).
+    fec_open: Vec<PublicKey>,
+    /// A parity payload being built, and a datagram rebuilt from one
+    /// (allocated at first use: most nodes never see a lossy path).
+    fec_buf: Vec<u8>,
+    fec_out: Vec<u8>,
+    fec_stats: fec::FecStats,
     /// TCP segments from peers being joined into a super-frame (`recv`).
     gro: crate::coalesce::Coalescer,
 
@@ -383,6 +391,10 @@ impl Node {
             flows: crate::flows::FlowTable::new(StdRng::seed_from_u64(cfg.seed ^ FLOW_HASH_SEED).gen()),
             seg_buf: vec![0u8; cfg.overlay_mtu + ETH_HEADER_LEN].into_boxed_slice(),
             seg_stats: lossy::SegStats::default(),
+            fec_open: Vec::new(),
+            fec_buf: Vec::new(),
+            fec_out: Vec::new(),
+            fec_stats: fec::FecStats::default(),
             gro: crate::coalesce::Coalescer::default(),
             local_groups: LocalGroups::new(),
             remote_groups: RemoteIndex::default(),
@@ -528,6 +540,7 @@ impl Node {
             self.forget_stale(now);
             self.drain_gossip(now, io);
             self.macs.sweep(now, |_| false);
+            self.expire_lossy(now);
         }
         self.flush(io);
     }

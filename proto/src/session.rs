@@ -222,6 +222,19 @@ impl Session {
         Ok(n)
     }
 
+    /// Whether DATA packet `counter` could still be opened: not received
+    /// yet and not too old.
+    pub fn is_new(&self, counter: u64) -> bool {
+        counter < COUNTER_LIMIT && self.replay.check(counter)
+    }
+
+    /// Records `counter` as received without a packet: its plaintext was
+    /// rebuilt from an authenticated parity (`crate::fec`). False (nothing
+    /// changes) when it was received already or is too old.
+    pub fn claim(&mut self, counter: u64) -> bool {
+        counter < COUNTER_LIMIT && self.replay.accept(counter)
+    }
+
     /// Counters sent so far.
     pub fn sent(&self) -> u64 {
         self.send_counter

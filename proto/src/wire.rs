@@ -181,6 +181,9 @@ pub enum Kind {
     /// A digest of the revocations the sender keeps (a flag byte, 1 when it
     /// answers one, and 8 bytes): a peer keeping others sends them.
     RevocationDigest = 10,
+    /// Parity of the sender's last few DATA datagrams on this session, to
+    /// a peer whose path loses packets (`crate::fec`).
+    Parity = 11,
 }
 
 impl Kind {
@@ -196,6 +199,7 @@ impl Kind {
             8 => Kind::Suspect,
             9 => Kind::Revocation,
             10 => Kind::RevocationDigest,
+            11 => Kind::Parity,
             _ => return None,
         })
     }

@@ -22,6 +22,10 @@
 //! weavers_superframes_segmented_total                       counter (TCP super-frames cut for lossy peers)
 //! weavers_segments_sent_total                               counter
 //! weavers_tcp_retransmissions_seen_total                    counter
+//! weavers_parity_sent_total                                 counter (parity to lossy peers)
+//! weavers_parity_received_total                             counter
+//! weavers_datagrams_repaired_total                          counter (rebuilt from parity)
+//! weavers_parity_repairs_failed_total                       counter
 //! weavers_peers_lossy                                       gauge
 //! weavers_tcp_flows_evicted_total                           counter
 //! weavers_group_frames_total{group,kind}                    counter
@@ -222,6 +226,30 @@ impl Families {
                 g.retransmissions_seen,
             ),
             ("weavers_peers_lossy", "Peers whose path counts as lossy now.", MetricType::Gauge, g.peers_lossy),
+            (
+                "weavers_parity_sent",
+                "Parity datagrams sent to lossy peers (one per group of up to 4 datagrams).",
+                MetricType::Counter,
+                g.parity_sent,
+            ),
+            (
+                "weavers_parity_received",
+                "Parity datagrams received from peers.",
+                MetricType::Counter,
+                g.parity_received,
+            ),
+            (
+                "weavers_datagrams_repaired",
+                "Datagrams lost on the underlay and rebuilt from parity.",
+                MetricType::Counter,
+                g.datagrams_repaired,
+            ),
+            (
+                "weavers_parity_repairs_failed",
+                "Parity that found more of its group missing than it can rebuild.",
+                MetricType::Counter,
+                g.repairs_failed,
+            ),
             (
                 "weavers_tcp_flows_evicted",
                 "TCP flows forgotten to make room in the table watched for retransmissions (1,024 flows).",

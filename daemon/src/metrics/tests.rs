@@ -61,6 +61,8 @@ fn status() -> Status {
             retransmissions_seen: 6,
             peers_lossy: 1,
             flows_evicted: 2,
+            parity_sent: 120,
+            datagrams_repaired: 7,
             ..Default::default()
         },
     }
@@ -160,6 +162,8 @@ fn renders_every_family() {
         "weavers_superframes_segmented_total 11",
         "weavers_segments_sent_total 480",
         "weavers_tcp_retransmissions_seen_total 6",
+        "weavers_parity_sent_total 120",
+        "weavers_datagrams_repaired_total 7",
         "weavers_peers_lossy 1",
         "weavers_tcp_flows_evicted_total 2",
         "weavers_group_frames_total{group=\"239.1.1.1\",kind=\"local\"} 7",

@@ -8,8 +8,9 @@
 //! every TCP data frame sent to a unicast peer is noted in a bounded flow
 //! table ([`crate::flows`]), and a frame that sends again data already
 //! sent marks that peer lossy for [`LOSSY_FOR`] (renewed by every further
-//! retransmission). The wire does not change: segments are ordinary
-//! frames, bundled per peer like any other (`send`).
+//! retransmission). Segments are ordinary frames, bundled per peer like
+//! any other (`send`); every datagram to a lossy peer also joins a parity
+//! group, so most single losses are rebuilt by the receiver (`fec`).
 
 use super::Node;
 use crate::flows::{FlowKey, Seen};
@@ -63,6 +64,10 @@ impl Node {
             flows_evicted: self.flows.evicted(),
             superframes_joined: self.gro.joined,
             segments_joined: self.gro.joined_segments,
+            parity_sent: self.fec_stats.parity_sent,
+            parity_received: self.fec_stats.parity_received,
+            datagrams_repaired: self.fec_stats.repaired,
+            repairs_failed: self.fec_stats.unrepairable,
         }
     }
 }

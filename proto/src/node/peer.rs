@@ -61,6 +61,14 @@ pub(super) struct Peer {
     /// Until when its path counts as lossy (a local TCP sender
     /// retransmitted to it): super-frames to it go as segments (`lossy`).
     pub(super) lossy_until: Option<Instant>,
+    /// The parity group being built for it while its path is lossy (`fec`).
+    pub(super) fec_tx: crate::fec::Encoder,
+    /// Whether it is in the node's list of peers with a group open.
+    pub(super) fec_listed: bool,
+    /// The plaintexts it sent last, kept while it sends parity (`fec`).
+    pub(super) fec_rx: crate::fec::Decoder,
+    /// Until when its plaintexts are kept: renewed by each parity it sends.
+    pub(super) fec_rx_until: Option<Instant>,
 }
 
 impl Peer {
@@ -85,6 +93,10 @@ impl Peer {
             cert: None,
             pongs: 0,
             lossy_until: None,
+            fec_tx: crate::fec::Encoder::default(),
+            fec_listed: false,
+            fec_rx: crate::fec::Decoder::default(),
+            fec_rx_until: None,
         }
     }
 
@@ -388,6 +400,10 @@ impl Node {
             Ok(n) => {
                 p.live.sent(now);
                 io.send(ep, &self.sealed[..n]);
+                if p.lossy_until.is_some() {
+                    let (session, counter) = (s.remote_index, s.sent() - 1);
+                    self.fec_sent(to, session, counter, false, len, io);
+                }
                 true
             }
             Err(_) => {

@@ -52,6 +52,10 @@ impl Node {
             self.gossip_peer_up(now, key, io);
         }
         self.heard_from(now, key, io);
+        if self.rx.first() == Some(&(Kind::Parity as u8)) {
+            return self.on_parity(now, key, receiver, len, io);
+        }
+        self.fec_keep(now, &key, receiver, counter, len);
         // The payload stays in `rx` while it is handled (a relayed one for
         // this host is opened in place); anything sent meanwhile is built
         // in `plain`.
@@ -61,7 +65,7 @@ impl Node {
     }
 
     /// Handles a decrypted payload from the direct peer `from`.
-    fn dispatch(&mut self, now: Instant, from: PublicKey, payload: &mut [u8], io: &mut impl Io) {
+    pub(super) fn dispatch(&mut self, now: Instant, from: PublicKey, payload: &mut [u8], io: &mut impl Io) {
         let Some(&kind) = payload.first() else {
             return self.drops.count(DropReason::BadPayload);
         };

@@ -139,18 +139,28 @@ impl Node {
     fn seal_bundle(&mut self, to: PublicKey, io: &mut impl Io) {
         let Some(p) = self.peers.get_mut(&to).filter(|p| !p.bundle.is_empty()) else { return };
         let sealed = match (p.current.as_mut(), p.endpoint) {
-            (Some(s), Some(ep)) => s.seal(&p.bundle, &mut self.sealed).ok().map(|n| (n, ep)),
+            (Some(s), Some(ep)) => {
+                s.seal(&p.bundle, &mut self.sealed).ok().map(|n| (n, ep, s.remote_index, s.sent() - 1))
+            }
             _ => None,
         };
-        p.bundle.clear();
+        let (lossy, len) = (p.lossy_until.is_some(), p.bundle.len());
         match sealed {
-            Some((n, ep)) => io.send(ep, &self.sealed[..n]),
+            Some((n, ep, session, counter)) => {
+                io.send(ep, &self.sealed[..n]);
+                if lossy {
+                    self.fec_sent(to, session, counter, true, len, io);
+                }
+            }
             None => self.drops.count(DropReason::NoRoute),
+        }
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.bundle.clear();
         }
     }
 
-    /// Sends every queued frame, and delivers the TCP segments from peers
-    /// held to be joined (`recv`). The daemon calls this after each batch
+    /// Sends every queued frame and the parity of open groups (`fec`), and
+    /// delivers the TCP segments from peers held to be joined (`recv`). The daemon calls this after each batch
     /// of frames it read from the TAP and of datagrams it received.
     pub fn flush(&mut self, io: &mut impl Io) {
         let mut bundled = std::mem::take(&mut self.bundled);
@@ -158,6 +168,7 @@ impl Node {
             self.seal_bundle(k, io);
         }
         self.bundled = bundled;
+        self.fec_flush(io);
         self.flush_joined(io);
     }
 

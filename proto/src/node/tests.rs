@@ -1237,6 +1237,7 @@ fn any_control_message_too_big_for_a_datagram_goes_in_pieces() {
     assert_eq!(net.node(1).drops().get(DropReason::Oversize), 1);
 }
 
+mod fec;
 mod flood;
 mod formation;
 mod info;

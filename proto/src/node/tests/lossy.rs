@@ -5,15 +5,22 @@
 //! one.
 
 use super::*;
+use crate::fec::GROUP;
 use etherparse::{SlicedPacket, TransportSlice};
 use weavers_api::SegmentationCounts;
 
 /// Payload bytes per segment: a full overlay MTU of IPv4 and TCP without options.
-const MSS: usize = 1374 - 40;
+pub(super) const MSS: usize = 1374 - 40;
 
 /// A TCP/IPv4 super-frame from node i's member to node j's, with its
 /// virtio-net header: `len` bytes of data from `seq`, port `port`.
-fn tcp_super(i: usize, j: usize, port: u16, seq: u32, len: usize) -> ([u8; crate::vnet::VNET_HDR_LEN], Vec<u8>) {
+pub(super) fn tcp_super(
+    i: usize,
+    j: usize,
+    port: u16,
+    seq: u32,
+    len: usize,
+) -> ([u8; crate::vnet::VNET_HDR_LEN], Vec<u8>) {
     let mut f = Vec::with_capacity(54 + len);
     f.extend_from_slice(&mac_of(j));
     f.extend_from_slice(&mac_of(i));
@@ -45,7 +52,7 @@ fn tcp_super(i: usize, j: usize, port: u16, seq: u32, len: usize) -> ([u8; crate
 }
 
 /// Hands node i a super-frame as read from its TAP, and runs the underlay.
-fn send_super(net: &mut Net, i: usize, h: &[u8; crate::vnet::VNET_HDR_LEN], f: &[u8]) -> Vec<usize> {
+pub(super) fn send_super(net: &mut Net, i: usize, h: &[u8; crate::vnet::VNET_HDR_LEN], f: &[u8]) -> Vec<usize> {
     let now = net.now;
     let mut out = Out::default();
     net.node(i).handle_offloaded_frame(now, h, f, &mut out);
@@ -58,7 +65,7 @@ fn send_super(net: &mut Net, i: usize, h: &[u8; crate::vnet::VNET_HDR_LEN], f: &
 
 /// The payload of a TCP/IPv4 super-frame `f` (no TCP options), checking
 /// its IP header checksum.
-fn payload(f: &[u8]) -> &[u8] {
+pub(super) fn payload(f: &[u8]) -> &[u8] {
     let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
     assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
     &f[54..]
@@ -88,7 +95,7 @@ fn tcp_delivered(net: &Net, j: usize) -> (usize, Vec<u8>) {
     (n, data)
 }
 
-fn mesh_knowing_macs(blocked: bool) -> Net {
+pub(super) fn mesh_knowing_macs(blocked: bool) -> Net {
     let mut net = Net::new(3);
     if blocked {
         net.blocked.insert((0, 2));
@@ -118,8 +125,8 @@ fn a_retransmission_makes_its_peer_get_segments_while_others_get_super_frames() 
     // segments, which the receiver joins into super-frames again.
     let sizes = send_super(&mut net, 0, &h, &f);
     let segs = 30_000usize.div_ceil(MSS);
-    assert_eq!(sizes.len(), segs, "one datagram per full segment");
-    assert!(sizes.iter().all(|&d| d + 28 <= 1500), "every datagram fits the underlay");
+    assert_eq!(sizes.len(), segs + segs.div_ceil(GROUP), "one datagram per full segment, a parity per 4");
+    assert!(sizes.iter().all(|&d| d + 28 <= 1500), "every datagram fits the underlay, parity too");
     assert_eq!(net.offloaded[1].len(), 2);
     assert_eq!(net.offloaded[1][1].0, h, "the same segment size and offsets");
     assert_eq!(payload(&net.offloaded[1][1].1), &f[54..]);
@@ -142,18 +149,22 @@ fn a_retransmission_makes_its_peer_get_segments_while_others_get_super_frames() 
     let r = net.node(1).segmentation(now);
     assert_eq!((r.superframes_joined, r.segments_joined), (2, (segs + segs2) as u64));
 
-    // A lost datagram costs its segment only: the rest arrive as two super-frames.
+    // Two datagrams lost from one parity group cost their segments only:
+    // the rest arrive as two super-frames. (Datagram i of the segments is
+    // sent i + i / 4th: a parity follows every 4.)
     let (h5, f5) = tcp_super(0, 1, 40_000, 51_000, 30_000);
     let mut out = Out::default();
     net.node(0).handle_offloaded_frame(now, &h5, &f5, &mut out);
     net.node(0).flush(&mut out);
-    out.sent.remove(5);
+    out.sent.drain(5..7);
     net.collect(0, out);
     net.settle();
     let got = &net.offloaded[1][3..];
     assert_eq!(got.len(), 2);
-    assert_eq!(payload(&got[0].1), &f5[54..54 + 5 * MSS]);
+    assert_eq!(payload(&got[0].1), &f5[54..54 + 4 * MSS]);
     assert_eq!(payload(&got[1].1), &f5[54 + 6 * MSS..]);
+    let r = net.node(1).segmentation(now);
+    assert_eq!((r.datagrams_repaired, r.repairs_failed), (0, 1));
 
     // The mark expires: super-frames to the peer travel whole again.
     net.run(crate::node::lossy::LOSSY_FOR + Duration::from_secs(1));
@@ -199,7 +210,11 @@ fn segments_share_datagrams_with_other_frames_and_cross_relays() {
     net.node(0).flush(&mut out);
     net.collect(0, out);
     net.settle();
-    assert_eq!(net.data_datagrams(0, 1) - before, 3, "the ACK rides with the last segment");
+    assert_eq!(
+        net.data_datagrams(0, 1) - before,
+        3 + 1,
+        "the ACK rides with the last segment; one parity for the three"
+    );
 }
 
 #[test]
