@@ -176,7 +176,7 @@ pub struct SegmentationCounts {
     /// The segments in them.
     #[serde(default)]
     pub segments_joined: u64,
-    /// Parity datagrams sent to lossy peers (one per group of up to 4
+    /// Parity datagrams sent to lossy peers (one per group of up to 8
     /// datagrams; each rebuilds any one of its group that is lost).
     #[serde(default)]
     pub parity_sent: u64,

@@ -6,10 +6,13 @@
 //! its packets a TCP stream spends its time in recovery, whatever the path
 //! could carry. Segmenting super-frames (`segment`) makes a loss cost one
 //! segment instead of 45; parity makes most losses cost nothing. With
-//! groups of 4, a datagram stays lost only when another of its group (or
-//! the parity) is lost too: at 5% random loss about 1.1% of datagrams
-//! instead of 5%, for 25% more datagrams, and only towards peers a local
-//! TCP sender was seen retransmitting to (`node::lossy`).
+//! groups of 8, a datagram stays lost only when another of its group (or
+//! the parity) is lost too: at 5% random loss about 1.7% of datagrams
+//! instead of 5% (at 1%, 0.08%), for 12.5% more datagrams, and only
+//! towards peers a local TCP sender was seen retransmitting to
+//! (`node::lossy`). Groups of 4 (25% more) left TCP slower in the loss
+//! bench, whose path is bound by packets per second; 16 no faster than 8
+//! and more retransmissions (2026-12-03, `bench --underlay-loss 5`).
 //!
 //! The parity covers the *plaintexts* of consecutive DATA datagrams of one
 //! session (their counters `first .. first + count`); it travels as a
@@ -33,7 +36,7 @@
 use thiserror::Error;
 
 /// Data datagrams per parity datagram, at most.
-pub const GROUP: usize = 4;
+pub const GROUP: usize = 8;
 
 /// Bytes of a parity body before its XOR: counter, count, lengths.
 pub const PARITY_HEAD: usize = 8 + 1 + 2 * GROUP;

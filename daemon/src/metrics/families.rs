@@ -228,7 +228,7 @@ impl Families {
             ("weavers_peers_lossy", "Peers whose path counts as lossy now.", MetricType::Gauge, g.peers_lossy),
             (
                 "weavers_parity_sent",
-                "Parity datagrams sent to lossy peers (one per group of up to 4 datagrams).",
+                "Parity datagrams sent to lossy peers (one per group of up to 8 datagrams).",
                 MetricType::Counter,
                 g.parity_sent,
             ),

@@ -42,7 +42,8 @@ fn receive(first: u64, plains: &[Vec<u8>], lost: &[usize], body: &[u8]) -> (Resu
 
 #[test]
 fn any_one_lost_member_of_a_group_is_rebuilt_exactly() {
-    let plains = vec![plain(1200, 1), plain(64, 2), plain(1417, 3), plain(1, 4)];
+    let mut plains = vec![plain(1200, 1), plain(64, 2), plain(1417, 3), plain(1, 4)];
+    plains.extend((4..GROUP).map(|i| plain(100 * i, i as u8)));
     let bodies = parities(100, &plains);
     assert_eq!(bodies.len(), 1, "one parity per full group");
     assert_eq!(bodies[0].len(), PARITY_HEAD + 1417);
