@@ -21,4 +21,5 @@ pub mod overlay;
 pub mod record;
 pub mod replicate;
 pub mod signals;
+pub mod timing;
 pub mod view;

@@ -68,59 +68,15 @@ pub struct Stats {
     pub standby: AtomicU64,
     /// How long group commits take (the local journal's write and fsync).
     pub commit_times: TimeHistogram,
+    /// From an input's sequencing to the end of its group commit (the
+    /// queue to the durability thread and the commit).
+    pub committed_times: TimeHistogram,
+    /// From an input's sequencing to its outputs reaching the publisher
+    /// (the above and the publisher's queue).
+    pub durable_times: TimeHistogram,
 }
 
-/// Durations in power-of-two buckets of microseconds (bucket k holds
-/// [2^(k-1), 2^k) µs; the last everything longer), lock-free.
-#[derive(Debug, Default)]
-pub struct TimeHistogram {
-    buckets: [AtomicU64; 25],
-}
-
-/// Percentiles of a [`TimeHistogram`], as bucket upper bounds in µs.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct TimeSummary {
-    /// How many durations.
-    pub count: u64,
-    /// Median (upper bound of its bucket).
-    pub p50: u64,
-    /// 99th percentile (upper bound of its bucket).
-    pub p99: u64,
-    /// The largest bucket used (upper bound).
-    pub max: u64,
-}
-
-impl TimeHistogram {
-    /// Records one duration.
-    pub fn record(&self, d: std::time::Duration) {
-        let us = d.as_micros().min(u64::MAX as u128) as u64;
-        let k = (64 - us.leading_zeros() as usize).min(24);
-        self.buckets[k].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The percentiles so far.
-    pub fn summary(&self) -> TimeSummary {
-        let counts: Vec<u64> = self.buckets.iter().map(get).collect();
-        let count: u64 = counts.iter().sum();
-        let upper = |k: usize| 1u64 << k;
-        let at = |q: f64| {
-            let want = ((count as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (k, &c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= want {
-                    return upper(k);
-                }
-            }
-            0
-        };
-        if count == 0 {
-            return TimeSummary::default();
-        }
-        let max = counts.iter().rposition(|&c| c > 0).map_or(0, upper);
-        TimeSummary { count, p50: at(0.5), p99: at(0.99), max }
-    }
-}
+pub use crate::app::timing::{TimeHistogram, TimeSummary};
 
 /// Adds `n` to a counter.
 pub fn add(c: &AtomicU64, n: u64) {
@@ -198,6 +154,11 @@ pub struct Status {
     pub fenced_by: Option<u64>,
     /// Group commit times (write + fsync of the local journal), µs.
     pub commit_us: TimeSummary,
+    /// From sequencing an input to the end of its group commit, µs.
+    pub sequenced_to_committed_us: TimeSummary,
+    /// From sequencing an input to its outputs reaching the publisher
+    /// (durable), µs: the engine's part of an order's round trip.
+    pub sequenced_to_durable_us: TimeSummary,
     /// Seconds since start.
     pub uptime_s: u64,
 }
@@ -235,6 +196,8 @@ impl Stats {
             dr_unauthenticated: get(&self.dr_unauthenticated),
             fenced_by: Some(get(&self.fenced_by)).filter(|&e| e != 0),
             commit_us: self.commit_times.summary(),
+            sequenced_to_committed_us: self.committed_times.summary(),
+            sequenced_to_durable_us: self.durable_times.summary(),
             uptime_s,
         }
     }

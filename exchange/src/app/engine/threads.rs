@@ -100,6 +100,10 @@ pub fn durability_loop(
         stats.commit_times.record(started.elapsed());
         match committed {
             Ok(seq) => {
+                let now = now_ns();
+                for o in &outputs {
+                    stats.committed_times.record(Duration::from_nanos(now.saturating_sub(o.time)));
+                }
                 stats::set(&stats.durable_seq, seq);
                 let _ = tx_pub.send(PubEvent::Committed(outputs, seq));
             }
@@ -148,7 +152,9 @@ pub fn publisher_loop(
         let timeout = wake.saturating_duration_since(Instant::now());
         match rx.recv_timeout(timeout) {
             Ok(PubEvent::Committed(outputs, seq)) => {
+                let now = now_ns();
                 for o in outputs {
+                    stats.durable_times.record(Duration::from_nanos(now.saturating_sub(o.time)));
                     p.on_outputs(o);
                 }
                 local = local.max(seq);

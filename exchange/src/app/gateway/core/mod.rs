@@ -10,6 +10,7 @@ mod tests;
 use super::conn::{ConnStats, Event};
 use super::route::{self, Fence};
 use crate::app::acks_file::AckLog;
+use crate::app::timing::{TimeHistogram, TimeSummary};
 use crate::auth::{ReplayGuard, RequestClock, RootKey, StreamKey, StreamKind};
 use crate::events::{Input, RequestKind};
 use crate::net;
@@ -107,6 +108,9 @@ pub struct Counters {
     pub slow_disconnects: u64,
     /// Times a report stream moved to a higher epoch (a new primary).
     pub failovers_seen: u64,
+    /// From sending a request to the engines to their first answer (sent
+    /// once, not resent), µs: the overlay both ways and the engine.
+    pub engine_round_trip_us: TimeSummary,
 }
 
 struct OrdersStream {
@@ -154,6 +158,8 @@ pub struct Core {
     pub replaced: Vec<u64>,
     /// The counters (see [`Core::status`] for all of them).
     pub counters: Counters,
+    /// Request to first answer, for requests sent once.
+    engine_round_trip: TimeHistogram,
     table: SymbolTable,
     /// This gateway's root key (`gw.N`): its streams' keys derive from it.
     root: RootKey,
@@ -211,6 +217,7 @@ impl Core {
             replies: Vec::new(),
             replaced: Vec::new(),
             counters: Counters::default(),
+            engine_round_trip: TimeHistogram::default(),
             table: table.clone(),
             root,
             local,
@@ -234,6 +241,7 @@ impl Core {
         c.logins_refused = n.logins_refused.load(Relaxed);
         c.logins_throttled = n.logins_throttled.load(Relaxed);
         c.connections_refused = n.connections_refused.load(Relaxed);
+        c.engine_round_trip_us = self.engine_round_trip.summary();
         c
     }
 
@@ -370,7 +378,9 @@ impl Core {
             }
         }
         for key in &r.answered {
-            self.pending.remove(key);
+            if let Some(p) = self.pending.remove(key).filter(|p| p.resends == 0) {
+                self.engine_round_trip.record(p.sent_at.elapsed());
+            }
         }
         for key in &r.done {
             self.live.remove(key);
