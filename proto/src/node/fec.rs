@@ -95,8 +95,13 @@ impl Node {
     }
 
     /// Keeps the plaintext `rx[..len]` of DATA datagram `counter` on
-    /// session `receiver` from `from`, when that peer sends parity.
+    /// session `receiver` from `from`, when that peer sends parity. Only
+    /// plaintexts a group can hold are kept (a sender never puts a larger
+    /// one in a group), so a peer costs at most 16 of those: ~24 KiB.
     pub(super) fn fec_keep(&mut self, now: Instant, from: &PublicKey, receiver: u32, counter: u64, len: usize) {
+        if len > self.max_parity_member() {
+            return;
+        }
         let Some(p) = self.peers.get_mut(from) else { return };
         if p.fec_rx_until.is_some_and(|t| now < t) {
             p.fec_rx.keep(receiver, counter, &self.rx[..len]);
