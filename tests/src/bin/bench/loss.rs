@@ -40,6 +40,17 @@ pub struct Point {
     pub retransmits: u64,
     /// Packets the underlay's rule dropped during the measurement.
     pub dropped: u64,
+    /// weavers only: parity datagrams h1 sent, datagrams h2 rebuilt from
+    /// parity, and parity groups h2 could not repair, during the measurement.
+    pub parity: Option<[u64; 3]>,
+}
+
+/// weavers' parity counters now: h1's parity sent, h2's datagrams
+/// rebuilt and failed repairs (`segmentation` in `weavers status --json`).
+fn parity_counts(lab: &Lab) -> Option<[u64; 3]> {
+    let (a, b) = (lab.try_cli_json(1, &["status", "--json"]).ok()?, lab.try_cli_json(2, &["status", "--json"]).ok()?);
+    let n = |v: &Value, k: &str| v["segmentation"][k].as_u64();
+    Some([n(&a, "parity_sent")?, n(&b, "datagrams_repaired")?, n(&b, "repairs_failed")?])
 }
 
 /// The points per system and loss level, and what went wrong.
@@ -89,17 +100,21 @@ pub fn run_system(
     log!("  {} set up in {:.1} s", sys.key(), t0.elapsed().as_secs_f64());
     for &pct in levels {
         lab.set_underlay_ip_loss(pct).context("the underlay's loss rule")?;
+        let before = if sys == System::Weavers { parity_counts(&lab) } else { None };
         let r = measure::tcp(&lab, &setup, &cfg, &format!("r{run}-loss{pct}"));
         let dropped = lab.underlay_loss_dropped();
+        let parity = before.zip(parity_counts(&lab)).map(|(b, a)| [0, 1, 2].map(|k| a[k].saturating_sub(b[k])));
         lab.set_underlay_ip_loss(0).context("removing the underlay's loss rule")?;
         match r {
             Ok(t) => {
                 log!(
-                    "  {pct}% loss: tcp {:.2} Gbit/s ({} retransmits, {dropped} packets dropped)",
+                    "  {pct}% loss: tcp {:.2} Gbit/s ({} retransmits, {dropped} packets dropped{})",
                     t.gbps,
-                    t.retransmits
+                    t.retransmits,
+                    parity
+                        .map_or(String::new(), |[s, r, f]| format!("; parity {s} sent, {r} rebuilt, {f} groups lost"))
                 );
-                let p = Point { run, gbps: t.gbps, retransmits: t.retransmits, dropped };
+                let p = Point { run, gbps: t.gbps, retransmits: t.retransmits, dropped, parity };
                 res.points.entry((sys.key(), pct)).or_default().push(p);
             }
             Err(e) => {
@@ -173,6 +188,19 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
     table(&mut s, "TCP throughput, Gbit/s", &|p| p.gbps, 2);
     table(&mut s, "TCP retransmits (segments, sender's count)", &|p| p.retransmits as f64, 0);
     table(&mut s, "packets dropped by the underlay's rule during the stream", &|p| p.dropped as f64, 0);
+    if systems.contains(&System::Weavers) {
+        s.push_str(
+            "### weavers' parity during the stream (h1's parity datagrams sent / datagrams h2 rebuilt from parity / \
+             groups h2 could not repair; medians)\n\n| loss | sent | rebuilt | not repaired |\n|---|---|---|---|\n",
+        );
+        for &pct in levels {
+            let pts: Vec<[u64; 3]> =
+                r.points.get(&(System::Weavers.key(), pct)).into_iter().flatten().filter_map(|p| p.parity).collect();
+            let col = |k: usize| cell(&pts.iter().map(|c| c[k] as f64).collect::<Vec<_>>(), 0);
+            s.push_str(&format!("| {pct}% | {} | {} | {} |\n", col(0), col(1), col(2)));
+        }
+        s.push('\n');
+    }
 
     let peers: Vec<System> = systems.iter().copied().filter(|&p| p != System::Weavers).collect();
     if systems.contains(&System::Weavers) && !peers.is_empty() {
@@ -297,7 +325,9 @@ pub fn json(r: &LossResults, systems: &[System], levels: &[u32], meta: &Value) -
                 json!({
                     "tcp_gbps": st.map(|s| json!({"median": s.median, "min": s.min, "max": s.max})),
                     "runs": pts.iter().map(|p| json!({"run": p.run, "gbps": p.gbps, "retransmits": p.retransmits,
-                        "underlay_dropped_packets": p.dropped})).collect::<Vec<_>>(),
+                        "underlay_dropped_packets": p.dropped,
+                        "parity": p.parity.map(|[s, r, f]| json!({"sent": s, "rebuilt": r, "not_repaired": f}))}))
+                        .collect::<Vec<_>>(),
                 }),
             );
         }
