@@ -434,4 +434,13 @@ fn five_percent_underlay_loss_costs_about_five_percent_and_tcp_keeps_going() {
     assert_eq!(drop_count(&lab, 2, "bad_offload"), 0, "h2 refused the offloads of a real TCP stream");
     assert!(during > 0.5, "TCP all but stopped under 5% loss: {during:.2} Mbit/s");
     assert!(tcp_tl.longest_silence(lossy, clean) < 5 * SEC, "TCP stalled under loss");
+    // The TCP sender's retransmissions marked h2 lossy: h1 sent it parity,
+    // and h2 rebuilt lost datagrams from it.
+    let (g1, g2) = (&lab.status_json(1)["segmentation"], &lab.status_json(2)["segmentation"]);
+    eprintln!(
+        "  parity: h1 sent {}, h2 received {} and rebuilt {} lost datagrams ({} groups lost two or more)",
+        g1["parity_sent"], g2["parity_received"], g2["datagrams_repaired"], g2["repairs_failed"]
+    );
+    assert!(g1["parity_sent"].as_u64() > Some(0), "h1 sent no parity to a lossy peer: {g1}");
+    assert!(g2["datagrams_repaired"].as_u64() > Some(0), "h2 rebuilt nothing from parity: {g2}");
 }
