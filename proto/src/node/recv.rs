@@ -52,7 +52,8 @@ impl Node {
             self.gossip_peer_up(now, key, io);
         }
         self.heard_from(now, key, io);
-        if self.rx.first() == Some(&(Kind::Parity as u8)) {
+        // `rx` beyond `len` holds an earlier payload: an empty one has no kind.
+        if self.rx[..len].first() == Some(&(Kind::Parity as u8)) {
             return self.on_parity(now, key, receiver, len, io);
         }
         self.fec_keep(now, &key, receiver, counter, len);
