@@ -123,28 +123,29 @@ impl Node {
             Ok(parity) => parity,
             Err(_) => return self.drops.count(DropReason::BadPayload),
         };
-        let Some(session) =
-            [&p.current, &p.previous, &p.next].into_iter().flatten().find(|s| s.local_index == receiver)
-        else {
-            return;
-        };
         if self.fec_out.is_empty() {
             self.fec_out = vec![0; BUF_LEN];
         }
-        let repair = p.fec_rx.repair(receiver, &parity, |c| !session.is_new(c), &mut self.fec_out);
-        let (counter, len) = match repair {
+        // The decoder is set aside while the session is borrowed: the
+        // repair asks the session what arrived, and claims what it rebuilt.
+        let decoder = std::mem::take(&mut p.fec_rx);
+        let Some((session, _)) = p.session_mut(receiver) else {
+            p.fec_rx = decoder;
+            return;
+        };
+        let repair = decoder.repair(receiver, &parity, |c| !session.is_new(c), &mut self.fec_out);
+        let claimed = matches!(repair, Ok(Repair::Rebuilt { counter, .. }) if session.claim(counter));
+        p.fec_rx = decoder;
+        let len = match repair {
             Ok(Repair::Complete) => return,
             Ok(Repair::Unrepairable) => {
                 self.fec_stats.unrepairable += 1;
                 return;
             }
-            Ok(Repair::Rebuilt { counter, len }) => (counter, len),
+            Ok(Repair::Rebuilt { len, .. }) if claimed => len,
+            Ok(Repair::Rebuilt { .. }) => return,
             Err(_) => return self.drops.count(DropReason::BadPayload),
         };
-        let Some((session, _)) = p.session_mut(receiver) else { return };
-        if !session.claim(counter) {
-            return;
-        }
         self.fec_stats.repaired += 1;
         let mut out = std::mem::take(&mut self.fec_out);
         if out.first() == Some(&(Kind::Parity as u8)) {

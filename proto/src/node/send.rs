@@ -145,17 +145,23 @@ impl Node {
             _ => None,
         };
         let (lossy, len) = (p.lossy_until.is_some(), p.bundle.len());
+        if !lossy {
+            p.bundle.clear();
+        }
         match sealed {
             Some((n, ep, session, counter)) => {
                 io.send(ep, &self.sealed[..n]);
                 if lossy {
+                    // The parity group reads the plaintext from the bundle.
                     self.fec_sent(to, session, counter, true, len, io);
                 }
             }
             None => self.drops.count(DropReason::NoRoute),
         }
-        if let Some(p) = self.peers.get_mut(&to) {
-            p.bundle.clear();
+        if lossy {
+            if let Some(p) = self.peers.get_mut(&to) {
+                p.bundle.clear();
+            }
         }
     }
 
