@@ -68,15 +68,13 @@ impl Durability for Replicated {
     }
 }
 
-/// One group commit: appends `first` and every record `more` yields
-/// without waiting, then commits once.
+/// One group commit: appends every record `records` yields (those already
+/// waiting: it must not block), then commits once.
 pub fn group_commit(
     d: &mut dyn Durability,
-    first: &SequencedInput,
-    more: impl Iterator<Item = SequencedInput>,
+    records: impl Iterator<Item = SequencedInput>,
 ) -> Result<Seq, JournalError> {
-    d.append(first)?;
-    for rec in more {
+    for rec in records {
         d.append(&rec)?;
     }
     d.commit()

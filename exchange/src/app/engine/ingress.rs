@@ -125,7 +125,11 @@ impl Ingress {
                     return;
                 };
                 let body = match key.open_fresh(src, d, now) {
-                    Ok(o) => o.body,
+                    Ok(o) => {
+                        let transit = std::time::Duration::from_nanos(now.saturating_sub(o.time));
+                        self.stats.transit_times.record(transit);
+                        o.body
+                    }
                     Err(e) => return self.refused(e),
                 };
                 match Packet::decode(body) {

@@ -2,8 +2,9 @@
 //!
 //! Threads, each fed by a channel:
 //! - ingress (tokio, one thread): the orders groups and the unicast socket;
-//!   order streams, their gaps, re-requests for our streams; signals;
-//! - matcher ([`matcher`]): stamps and applies inputs, no I/O;
+//!   order streams, their gaps, re-requests for our streams; signals; and
+//!   the matcher ([`matcher`], no I/O), which stamps and applies each
+//!   turn's inputs on this thread (no hop between reading and matching);
 //! - durability ([`durability`]): journal appends, one fsync per group commit;
 //! - publisher ([`publisher`]): releases outputs once durable; market data,
 //!   reports, heartbeats, retransmissions;
@@ -15,7 +16,7 @@
 //! DNS, address; then the sockets), `start.rs` (the start state: hot
 //! standby then promotion, or journal recovery and the optional fencing
 //! responder), `wiring.rs` (durability: local or replicated, the release
-//! gate, what a fence does), `pipeline.rs` (the four threads started) and
+//! gate, what a fence does), `pipeline.rs` (the three threads started) and
 //! `supervise.rs` (status, orderly stop, how it ended).
 //!
 //! Disaster recovery (issue 7): `--replicate` sends every record to the DR
@@ -138,7 +139,7 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 /// Runs the engine until SIGINT or SIGTERM, one step after another:
 /// resolve where it stands on the overlay, reach the start state (a
 /// promoted hot standby or a recovered journal), open its sockets, wire
-/// durability (with DR under `--replicate`), start the four threads and
+/// durability (with DR under `--replicate`), start the three threads and
 /// supervise them to the end. Nothing is bound before every name has
 /// resolved, and no thread trades before the start state is reached and
 /// the sockets and signal handlers are in place. A fence from DR ends it

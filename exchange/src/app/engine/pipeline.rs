@@ -1,13 +1,13 @@
-//! The four threads started, each fed by a channel: ingress → matcher →
-//! durability, and outputs, durable marks, gateways and re-requests →
-//! publisher.
+//! The three threads started, each fed by a channel: ingress (which
+//! sequences what it reads) → durability, and outputs, durable marks,
+//! gateways and re-requests → publisher.
 
 use super::checkpoint::Checkpoints;
 use super::durability::Durability;
 use super::ingress::Ingress;
 use super::matcher::Matcher;
 use super::publisher::Publisher;
-use super::threads::{durability_loop, ingress_loop, matcher_loop, publisher_loop, DrGate, IngressIo, PubEvent};
+use super::threads::{durability_loop, ingress_loop, publisher_loop, DrGate, IngressIo, PubEvent, Sequencer};
 use super::wiring::Shared;
 use std::net::UdpSocket;
 use std::sync::mpsc;
@@ -35,21 +35,21 @@ pub(super) struct Stages {
 
 /// The running threads.
 pub(super) struct Threads {
-    /// Orders groups and the unicast socket; stops on a signal or `stop`.
+    /// Orders groups and the unicast socket, and the matcher (inputs are
+    /// stamped and applied in the turn that read them); stops on a signal
+    /// or `stop`.
     pub ingress: JoinHandle<()>,
-    /// Stamps and applies inputs.
-    pub matcher: JoinHandle<()>,
     /// Group commits.
     pub durability: JoinHandle<()>,
     /// Releases outputs once durable; heartbeats and retransmissions.
     pub publisher: JoinHandle<()>,
 }
 
-/// Starts the threads `matcher`, `durability`, `publisher` and `ingress`,
-/// in that order, so every stage is listening before the ingress delivers
+/// Starts the threads `durability`, `publisher` and `ingress`, in that
+/// order, so every stage is listening before the ingress delivers
 /// anything. `tx_pub` is moved in (the ingress holds the last clone): once
-/// the ingress, matcher and durability threads end, the publisher's
-/// channel closes and it drains and ends too.
+/// the ingress and durability threads end, the publisher's channel closes
+/// and it drains and ends too.
 pub(super) fn spawn(
     stages: Stages,
     tx_pub: mpsc::Sender<PubEvent>,
@@ -57,14 +57,8 @@ pub(super) fn spawn(
     shared: &Shared,
 ) -> std::io::Result<Threads> {
     let Stages { matcher, checkpoints, durability, publisher, gate, publisher_socket, ingress, io } = stages;
-    let (tx_in, rx_in) = mpsc::channel();
     let (tx_rec, rx_rec) = mpsc::channel();
-    let matcher = {
-        let (stats, stop, fatal) = (shared.stats.clone(), shared.stop.clone(), shared.fatal.clone());
-        std::thread::Builder::new()
-            .name("matcher".into())
-            .spawn(move || matcher_loop(matcher, rx_in, tx_rec, checkpoints, &stats, &stop, &fatal))?
-    };
+    let sequencer = Sequencer { matcher, checkpoints, tx_rec };
     let durability = {
         let (tx_pub, stats, stop, fatal) =
             (tx_pub.clone(), shared.stats.clone(), shared.stop.clone(), shared.fatal.clone());
@@ -80,10 +74,10 @@ pub(super) fn spawn(
             .spawn(move || publisher_loop(publisher, rx_pub, publisher_socket, &stats, gate))?
     };
     let ingress = {
-        let (stop, fatal) = (shared.stop.clone(), shared.fatal.clone());
+        let (stats, stop, fatal) = (shared.stats.clone(), shared.stop.clone(), shared.fatal.clone());
         std::thread::Builder::new()
             .name("ingress".into())
-            .spawn(move || ingress_loop(io, ingress, tx_in, tx_pub, &stop, &fatal))?
+            .spawn(move || ingress_loop(io, ingress, sequencer, &stats, tx_pub, &stop, &fatal))?
     };
-    Ok(Threads { ingress, matcher, durability, publisher })
+    Ok(Threads { ingress, durability, publisher })
 }

@@ -74,6 +74,10 @@ pub struct Stats {
     /// From an input's sequencing to its outputs reaching the publisher
     /// (the above and the publisher's queue).
     pub durable_times: TimeHistogram,
+    /// From a gateway sealing an orders packet to the ingress reading it
+    /// (the overlay one way; wall clocks, so across machines their offset
+    /// too).
+    pub transit_times: TimeHistogram,
 }
 
 pub use crate::app::timing::{TimeHistogram, TimeSummary};
@@ -159,6 +163,8 @@ pub struct Status {
     /// From sequencing an input to its outputs reaching the publisher
     /// (durable), µs: the engine's part of an order's round trip.
     pub sequenced_to_durable_us: TimeSummary,
+    /// From a gateway sealing an orders packet to the ingress reading it, µs.
+    pub order_transit_us: TimeSummary,
     /// Seconds since start.
     pub uptime_s: u64,
 }
@@ -198,6 +204,7 @@ impl Stats {
             commit_us: self.commit_times.summary(),
             sequenced_to_committed_us: self.committed_times.summary(),
             sequenced_to_durable_us: self.durable_times.summary(),
+            order_transit_us: self.transit_times.summary(),
             uptime_s,
         }
     }

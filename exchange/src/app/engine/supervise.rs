@@ -74,7 +74,7 @@ pub(super) fn supervise(
 /// threads has finished (checked every 50 ms).
 fn wait(threads: &Threads, mut every_second: impl FnMut()) {
     let mut next_status = Instant::now();
-    let all = [&threads.ingress, &threads.matcher, &threads.durability, &threads.publisher];
+    let all = [&threads.ingress, &threads.durability, &threads.publisher];
     while !all.iter().any(|t| t.is_finished()) {
         if Instant::now() >= next_status {
             every_second();
@@ -84,12 +84,12 @@ fn wait(threads: &Threads, mut every_second: impl FnMut()) {
     }
 }
 
-/// Joins the ingress, matcher and durability threads, then the publisher
+/// Joins the ingress and durability threads, then the publisher
 /// (which drains once they are gone); a panic is an error naming the
 /// thread (and leaves the threads after it unjoined).
 fn join(threads: Threads) -> anyhow::Result<()> {
-    let Threads { ingress, matcher, durability, publisher } = threads;
-    for (name, t) in [("ingress", ingress), ("matcher", matcher), ("durability", durability)] {
+    let Threads { ingress, durability, publisher } = threads;
+    for (name, t) in [("ingress", ingress), ("durability", durability)] {
         if t.join().is_err() {
             bail!("the {name} thread panicked");
         }

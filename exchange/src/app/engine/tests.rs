@@ -305,8 +305,8 @@ fn pipeline(dir: &Path, datagrams: &[(SocketAddr, Vec<u8>)], stats: &Arc<Stats>)
                 Action::Ask(to, sealed) => sent.push((to, sealed)),
             }
         }
-        if let Some((first, rest)) = records.split_first() {
-            let seq = group_commit(&mut d, first, rest.iter().copied()).unwrap();
+        if !records.is_empty() {
+            let seq = group_commit(&mut d, records.into_iter()).unwrap();
             p.on_durable(seq, &mut sent);
         }
     }

@@ -47,35 +47,45 @@ pub fn fail(stop: &AtomicBool, fatal: &Mutex<Option<String>>, msg: String) {
     stop.store(true, Ordering::Relaxed);
 }
 
-/// The matcher thread's body: records go to the durability stage with
-/// their outputs (which it hands to the publisher once they are durable).
-pub fn matcher_loop(
-    mut matcher: Matcher,
-    rx: mpsc::Receiver<Input>,
-    tx_rec: mpsc::Sender<(SequencedInput, Outputs)>,
+/// A batch of sequenced inputs with their outputs, for the durability
+/// stage (one channel message per ingress turn, not per input).
+pub type Sequenced = Vec<(SequencedInput, Outputs)>;
 
-    mut checkpoints: Option<Checkpoints>,
-    stats: &Stats,
-    stop: &AtomicBool,
-    fatal: &Mutex<Option<String>>,
-) {
-    for input in rx {
-        match matcher.sequence(input, now_ns()) {
-            Ok((rec, out)) => {
-                stats::add(&stats.inputs, 1);
-                stats::set(&stats.last_seq, rec.seq);
-                if let Some(c) = checkpoints.as_mut() {
-                    if let Err(e) = c.after(matcher.engine(), rec.seq, rec.epoch) {
-                        eprintln!("aex engine: writing a checkpoint: {e}; no more checkpoints");
-                        checkpoints = None;
-                    }
-                }
-                if tx_rec.send((rec, out)).is_err() {
-                    return;
+/// Sequencing, on the ingress thread: the matcher, the checkpoints writer
+/// and the channel to the durability stage. Inputs are stamped and applied
+/// in the turn that read them, and the turn's records go on in one message,
+/// so an order costs no thread hop between reading and matching.
+pub struct Sequencer {
+    /// The engine, stamping.
+    pub matcher: Matcher,
+    /// The checkpoints writer (`--checkpoints`).
+    pub checkpoints: Option<Checkpoints>,
+    /// To the durability stage.
+    pub tx_rec: mpsc::Sender<Sequenced>,
+}
+
+impl Sequencer {
+    /// Sequences `inputs` (in order) and hands them on; `Err` on a fatal
+    /// error (the matcher refused an input, or the durability stage is
+    /// gone).
+    fn run(&mut self, inputs: impl Iterator<Item = Input>, stats: &Stats) -> Result<(), String> {
+        let mut batch = Vec::new();
+        for input in inputs {
+            let (rec, out) = self.matcher.sequence(input, now_ns()).map_err(|e| format!("matcher: {e}"))?;
+            stats::add(&stats.inputs, 1);
+            stats::set(&stats.last_seq, rec.seq);
+            if let Some(c) = self.checkpoints.as_mut() {
+                if let Err(e) = c.after(self.matcher.engine(), rec.seq, rec.epoch) {
+                    eprintln!("aex engine: writing a checkpoint: {e}; no more checkpoints");
+                    self.checkpoints = None;
                 }
             }
-            Err(e) => return fail(stop, fatal, format!("matcher: {e}")),
+            batch.push((rec, out));
         }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx_rec.send(batch).map_err(|_| "the durability stage stopped".to_string())
     }
 }
 
@@ -83,20 +93,20 @@ pub fn matcher_loop(
 /// to the publisher.
 pub fn durability_loop(
     d: &mut dyn Durability,
-    rx: mpsc::Receiver<(SequencedInput, Outputs)>,
+    rx: mpsc::Receiver<Sequenced>,
     tx_pub: mpsc::Sender<PubEvent>,
     stats: &Stats,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
 ) {
-    while let Ok((first, out)) = rx.recv() {
+    while let Ok(first) = rx.recv() {
         let started = Instant::now();
-        let mut outputs = vec![out];
-        let more = rx.try_iter().map(|(rec, out)| {
+        let mut outputs = Vec::with_capacity(first.len());
+        let records = std::iter::once(first).chain(rx.try_iter()).flatten().map(|(rec, out)| {
             outputs.push(out);
             rec
         });
-        let committed = durability::group_commit(d, &first, more);
+        let committed = durability::group_commit(d, records);
         stats.commit_times.record(started.elapsed());
         match committed {
             Ok(seq) => {
@@ -244,7 +254,8 @@ const RECV_BUDGET: usize = 256;
 pub fn ingress_loop(
     io: IngressIo,
     mut ingress: Ingress,
-    tx_in: mpsc::Sender<Input>,
+    mut sequencer: Sequencer,
+    stats: &Stats,
     tx_pub: mpsc::Sender<PubEvent>,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
@@ -289,11 +300,19 @@ pub fn ingress_loop(
                 _ = sigint.recv() => return Ok(()),
                 _ = sigterm.recv() => return Ok(()),
             }
+            // This turn's inputs, in order, sequenced and on their way to
+            // the journal before anything else is done.
+            let inputs = actions.iter().filter_map(|a| match a {
+                Action::Deliver(input) => Some(*input),
+                _ => None,
+            });
+            if let Err(e) = sequencer.run(inputs, stats) {
+                fail(stop, fatal, e);
+                return Ok(());
+            }
             for a in actions.drain(..) {
                 match a {
-                    Action::Deliver(input) => {
-                        let _ = tx_in.send(input);
-                    }
+                    Action::Deliver(_) => {}
                     Action::Gateway(g, addr) => {
                         let _ = tx_pub.send(PubEvent::Gateway(g, addr));
                     }

@@ -71,7 +71,10 @@ impl Core {
             }
         };
         let body = match key.open_fresh(from, d, now) {
-            Ok(o) => o.body,
+            Ok(o) => {
+                self.report_transit.record(std::time::Duration::from_nanos(now.saturating_sub(o.time)));
+                o.body
+            }
             Err(e) => return self.refused(e),
         };
         let Ok(p) = Packet::decode(body) else {

@@ -111,6 +111,10 @@ pub struct Counters {
     /// From sending a request to the engines to their first answer (sent
     /// once, not resent), µs: the overlay both ways and the engine.
     pub engine_round_trip_us: TimeSummary,
+    /// From the engine sealing a reports packet to this gateway reading
+    /// it, µs (the overlay one way and this gateway's loop; both clocks
+    /// are wall clocks, so across machines their offset is in it too).
+    pub report_transit_us: TimeSummary,
 }
 
 struct OrdersStream {
@@ -160,6 +164,8 @@ pub struct Core {
     pub counters: Counters,
     /// Request to first answer, for requests sent once.
     engine_round_trip: TimeHistogram,
+    /// Engine's seal to our read, for reports packets.
+    report_transit: TimeHistogram,
     table: SymbolTable,
     /// This gateway's root key (`gw.N`): its streams' keys derive from it.
     root: RootKey,
@@ -218,6 +224,7 @@ impl Core {
             replaced: Vec::new(),
             counters: Counters::default(),
             engine_round_trip: TimeHistogram::default(),
+            report_transit: TimeHistogram::default(),
             table: table.clone(),
             root,
             local,
@@ -242,6 +249,7 @@ impl Core {
         c.logins_throttled = n.logins_throttled.load(Relaxed);
         c.connections_refused = n.connections_refused.load(Relaxed);
         c.engine_round_trip_us = self.engine_round_trip.summary();
+        c.report_transit_us = self.report_transit.summary();
         c
     }
 
