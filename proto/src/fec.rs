@@ -41,9 +41,15 @@ pub const GROUP: usize = 8;
 /// Bytes of a parity body before its XOR: counter, count, lengths.
 pub const PARITY_HEAD: usize = 8 + 1 + 2 * GROUP;
 
-/// Plaintexts of recent datagrams a receiver keeps per peer (a power of
-/// two, several groups: parity may arrive after later datagrams).
-const KEPT: usize = 16;
+/// Full groups whose parity a sender may hold back, at most, so that a
+/// batch's data datagrams leave in one run (one UDP segmentation send)
+/// and their parities after them.
+pub const DEFERRED: usize = 4;
+
+/// Plaintexts of recent datagrams a receiver keeps per peer: more than the
+/// [`DEFERRED`] groups and the open one a parity may arrive after.
+const KEPT: usize = 48;
+const _: () = assert!(KEPT > (DEFERRED + 1) * GROUP);
 
 /// Why a parity body was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -209,8 +215,8 @@ pub enum Repair {
     /// The one missing member was rebuilt: its counter and length (the
     /// plaintext is in the caller's buffer).
     Rebuilt { counter: u64, len: usize },
-    /// More than one member is missing, or one that arrived is no longer
-    /// kept: nothing can be rebuilt.
+    /// More than one member is missing, or one is and another that
+    /// arrived is not kept: nothing can be rebuilt.
     Unrepairable,
 }
 
@@ -261,19 +267,25 @@ impl Decoder {
         out: &mut [u8],
     ) -> Result<Repair, ParityError> {
         let mut missing = None;
+        // A member that arrived but is not kept (it came before keeping
+        // started, or was pushed out) matters only when another is lost.
+        let mut unkept = false;
         for i in 0..parity.count() {
             let counter = parity.first + i as u64;
             if arrived(counter) {
                 match self.find(session, counter) {
                     Some(p) if p.len() != parity.length(i) => return Err(ParityError::Mismatch),
                     Some(_) => {}
-                    None => return Ok(Repair::Unrepairable),
+                    None => unkept = true,
                 }
             } else if missing.replace(i).is_some() {
                 return Ok(Repair::Unrepairable);
             }
         }
         let Some(m) = missing else { return Ok(Repair::Complete) };
+        if unkept {
+            return Ok(Repair::Unrepairable);
+        }
         let len = parity.length(m);
         if out.len() < len {
             return Ok(Repair::Unrepairable);

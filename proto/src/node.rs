@@ -319,6 +319,11 @@ pub struct Node {
     /// A parity payload being built, and a datagram rebuilt from one
     /// (allocated at first use: most nodes never see a lossy path).
     fec_buf: Vec<u8>,
+    /// Parities of full groups held back until the batch ends (at most
+    /// [`crate::fec::DEFERRED`]): their peer and what was owed, the bodies
+    /// one after another in `fec_deferred_bodies`.
+    fec_deferred: Vec<(PublicKey, crate::fec::Owed)>,
+    fec_deferred_bodies: Vec<u8>,
     fec_out: Vec<u8>,
     fec_stats: fec::FecStats,
     /// TCP segments from peers being joined into a super-frame (`recv`).
@@ -393,6 +398,8 @@ impl Node {
             seg_stats: lossy::SegStats::default(),
             fec_open: Vec::new(),
             fec_buf: Vec::new(),
+            fec_deferred: Vec::new(),
+            fec_deferred_bodies: Vec::new(),
             fec_out: Vec::new(),
             fec_stats: fec::FecStats::default(),
             gro: crate::coalesce::Coalescer::default(),

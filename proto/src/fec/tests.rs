@@ -64,6 +64,19 @@ fn nothing_lost_is_complete_and_two_lost_is_unrepairable() {
 }
 
 #[test]
+fn a_group_that_lost_nothing_is_complete_even_with_members_not_kept() {
+    // Keeping starts with a peer's first parity: members that came before
+    // it are not kept, and that is no failure when nothing was lost.
+    let plains: Vec<_> = (0..4).map(|i| plain(300, i as u8)).collect();
+    let body = &parities(0, &plains)[0];
+    let mut d = Decoder::default();
+    d.keep(7, 3, &plains[3]);
+    let parity = Parity::parse(body).unwrap();
+    let mut out = vec![0u8; MAX];
+    assert_eq!(d.repair(7, &parity, |_| true, &mut out), Ok(Repair::Complete));
+}
+
+#[test]
 fn a_member_that_arrived_but_is_no_longer_kept_makes_the_group_unrepairable() {
     let plains: Vec<_> = (0..4).map(|i| plain(300, i as u8)).collect();
     let body = &parities(0, &plains)[0];

@@ -1,16 +1,19 @@
 //! Parity to and from lossy peers (see [`crate::fec`]).
 //!
 //! Sending: while a peer's path counts as lossy (`lossy`), every DATA
-//! datagram sealed to it directly joins a parity group; a full group's
-//! parity goes out at once, a partial one at the next [`Node::flush`] (the
-//! end of the batch the daemon read), so nothing waits for more traffic.
+//! datagram sealed to it directly joins a parity group. A full group's
+//! parity is held back until the batch ends ([`Node::flush`], the end of
+//! the batch the daemon read) or [`DEFERRED`] of them wait, so that the
+//! batch's data datagrams leave in one run (a parity is larger than a data
+//! datagram, and a size change ends a UDP segmentation send); then a
+//! partial group's parity, so nothing waits for more traffic.
 //! Receiving: a peer's plaintexts are kept while it sends parity (renewed
 //! by each, for [`LOSSY_FOR`]); a parity that finds exactly one member
 //! missing rebuilds it, which is then handled as if it had arrived.
 
 use super::lossy::LOSSY_FOR;
 use super::{Io, Node, BUF_LEN};
-use crate::fec::{Owed, Parity, Repair, PARITY_HEAD};
+use crate::fec::{Owed, Parity, Repair, DEFERRED, PARITY_HEAD};
 use crate::keys::PublicKey;
 use crate::stats::DropReason;
 use crate::wire::Kind;
@@ -59,12 +62,33 @@ impl Node {
             self.fec_open.push(to);
         }
         if let Some(o) = owed {
-            self.send_parity(to, o, io);
+            self.fec_deferred_bodies.extend_from_slice(&self.fec_buf[1..1 + o.len]);
+            self.fec_deferred.push((to, o));
+            if self.fec_deferred.len() >= DEFERRED {
+                self.send_deferred(io);
+            }
         }
     }
 
-    /// Sends the parity of every group still open (the batch ended).
+    /// Sends the parities held back, in the order their groups filled.
+    fn send_deferred(&mut self, io: &mut impl Io) {
+        let mut at = 0;
+        for i in 0..self.fec_deferred.len() {
+            let (to, o) = self.fec_deferred[i];
+            self.fec_buf[1..1 + o.len].copy_from_slice(&self.fec_deferred_bodies[at..at + o.len]);
+            at += o.len;
+            self.send_parity(to, o, io);
+        }
+        self.fec_deferred.clear();
+        self.fec_deferred_bodies.clear();
+    }
+
+    /// Sends the parities held back, then the parity of every group still
+    /// open (the batch ended).
     pub(super) fn fec_flush(&mut self, io: &mut impl Io) {
+        if !self.fec_deferred.is_empty() {
+            self.send_deferred(io);
+        }
         if self.fec_open.is_empty() {
             return;
         }

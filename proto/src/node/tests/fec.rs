@@ -45,8 +45,14 @@ fn a_datagram_lost_from_a_group_is_rebuilt_and_its_segment_delivered() {
     let mut out = Out::default();
     net.node(0).handle_offloaded_frame(now, &h, &f, &mut out);
     net.node(0).flush(&mut out);
-    // Segment i is sent i + i / GROUP th (a parity follows every GROUP).
-    out.sent.remove(4 + 4 / GROUP);
+    // The batch's data first, in one run of equal sizes (one segmentation
+    // send), then a parity per group (larger: its head and the XOR).
+    let segs = 30_000usize.div_ceil(MSS);
+    assert_eq!(out.sent.len(), segs + segs.div_ceil(GROUP));
+    let size = out.sent[0].1.len();
+    assert!(out.sent[..segs - 1].iter().all(|(_, d)| d.len() == size));
+    assert!(out.sent[segs..].iter().all(|(_, d)| d.len() > size));
+    out.sent.remove(4);
     net.collect(0, out);
     net.settle();
     let got = bytes_by_seq(&net, 1, 1000);
