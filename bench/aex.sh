@@ -104,7 +104,7 @@ lines += [
     "",
     "CPU us/order: CPU time (user + system) each kind of process used while the load ran, divided by the",
     "orders sent (gateway: both gateways; customers: both load generators; weaversd: every host's daemon).",
-    "Where an order's time goes (power-of-two buckets, upper bounds): the gateway's round trip to the engine",
+    "Where an order's time goes (bucket upper bounds, at most 25% above the values they hold): the gateway's round trip to the engine",
     "(the slower gateway: overlay both ways and the engine), an orders packet's way from the gateway's seal to",
     "the engine's read (the overlay one way: two weaversd and the engine's wake-up), the engine's own part",
     "(sequencing to durable, with the group commit), the group commit alone (journal write and fsync), and a",
