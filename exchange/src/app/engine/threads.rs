@@ -300,29 +300,32 @@ pub fn ingress_loop(
                 _ = sigint.recv() => return Ok(()),
                 _ = sigterm.recv() => return Ok(()),
             }
-            // This turn's inputs, in order, sequenced and on their way to
-            // the journal before anything else is done.
+            // Gateways' addresses first (the publisher sends a gateway's
+            // reports once it knows where), then this turn's inputs, in
+            // order, sequenced and on their way to the journal.
+            for a in &actions {
+                match a {
+                    Action::Deliver(_) => {}
+                    Action::Gateway(g, addr) => {
+                        let _ = tx_pub.send(PubEvent::Gateway(*g, *addr));
+                    }
+                    Action::Serve(from, req) => {
+                        let _ = tx_pub.send(PubEvent::ReRequest(*from, *req));
+                    }
+                    Action::Ask(to, sealed) => {
+                        let _ = uni.try_send_to(sealed, *to);
+                    }
+                }
+            }
             let inputs = actions.iter().filter_map(|a| match a {
                 Action::Deliver(input) => Some(*input),
                 _ => None,
             });
-            if let Err(e) = sequencer.run(inputs, stats) {
+            let sequenced = sequencer.run(inputs, stats);
+            actions.clear();
+            if let Err(e) = sequenced {
                 fail(stop, fatal, e);
                 return Ok(());
-            }
-            for a in actions.drain(..) {
-                match a {
-                    Action::Deliver(_) => {}
-                    Action::Gateway(g, addr) => {
-                        let _ = tx_pub.send(PubEvent::Gateway(g, addr));
-                    }
-                    Action::Serve(from, req) => {
-                        let _ = tx_pub.send(PubEvent::ReRequest(from, req));
-                    }
-                    Action::Ask(to, sealed) => {
-                        let _ = uni.try_send_to(&sealed, to);
-                    }
-                }
             }
         }
     });
