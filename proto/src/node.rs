@@ -316,14 +316,15 @@ pub struct Node {
     seg_stats: lossy::SegStats,
     /// Peers with a parity group open, closed at the next flush (`fec`).
     fec_open: Vec<PublicKey>,
-    /// A parity payload being built, and a datagram rebuilt from one
+    /// A parity body being built, and a datagram rebuilt from one
     /// (allocated at first use: most nodes never see a lossy path).
     fec_buf: Vec<u8>,
-    /// Parities of full groups held back until the batch ends (at most
-    /// [`crate::fec::DEFERRED`]): their peer and what was owed, the bodies
-    /// one after another in `fec_deferred_bodies`.
+    /// Parities held until the batch ends (full groups': at most
+    /// [`crate::fec::DEFERRED`]): their peer and what was owed, the
+    /// payloads (kind byte and body) one after another in
+    /// `fec_deferred_payloads`.
     fec_deferred: Vec<(PublicKey, crate::fec::Owed)>,
-    fec_deferred_bodies: Vec<u8>,
+    fec_deferred_payloads: Vec<u8>,
     fec_out: Vec<u8>,
     fec_stats: fec::FecStats,
     /// TCP segments from peers being joined into a super-frame (`recv`).
@@ -399,7 +400,7 @@ impl Node {
             fec_open: Vec::new(),
             fec_buf: Vec::new(),
             fec_deferred: Vec::new(),
-            fec_deferred_bodies: Vec::new(),
+            fec_deferred_payloads: Vec::new(),
             fec_out: Vec::new(),
             fec_stats: fec::FecStats::default(),
             gro: crate::coalesce::Coalescer::default(),

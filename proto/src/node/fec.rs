@@ -5,8 +5,9 @@
 //! parity is held back until the batch ends ([`Node::flush`], the end of
 //! the batch the daemon read) or [`DEFERRED`] of them wait, so that the
 //! batch's data datagrams leave in one run (a parity is larger than a data
-//! datagram, and a size change ends a UDP segmentation send); then a
-//! partial group's parity, so nothing waits for more traffic.
+//! datagram, and a size change ends a UDP segmentation send); at the end
+//! of the batch a partial group is closed and its parity goes too, so
+//! nothing waits for more traffic.
 //! Receiving: a peer's plaintexts are kept while it sends parity (renewed
 //! by each, for [`LOSSY_FOR`]); a parity that finds exactly one member
 //! missing rebuilds it, which is then handled as if it had arrived.
@@ -56,63 +57,69 @@ impl Node {
             self.fec_buf = vec![0; BUF_LEN];
         }
         let plain = if from_bundle { &p.bundle[..len] } else { &self.plain[..len] };
-        let owed = p.fec_tx.sent(session, counter, plain, max, &mut self.fec_buf[1..]);
+        let owed = p.fec_tx.sent(session, counter, plain, max, &mut self.fec_buf);
         if p.fec_tx.is_open() && !p.fec_listed {
             p.fec_listed = true;
             self.fec_open.push(to);
         }
         if let Some(o) = owed {
-            self.fec_deferred_bodies.extend_from_slice(&self.fec_buf[1..1 + o.len]);
-            self.fec_deferred.push((to, o));
+            self.hold_parity(to, o);
             if self.fec_deferred.len() >= DEFERRED {
-                self.send_deferred(io);
+                self.send_held(io);
             }
         }
     }
 
-    /// Sends the parities held back, in the order their groups filled.
-    fn send_deferred(&mut self, io: &mut impl Io) {
+    /// Holds the parity body the encoder wrote in `fec_buf` for `to`, as a
+    /// whole payload (kind byte first), until [`Node::send_held`].
+    fn hold_parity(&mut self, to: PublicKey, o: Owed) {
+        self.fec_deferred_payloads.push(Kind::Parity as u8);
+        self.fec_deferred_payloads.extend_from_slice(&self.fec_buf[..o.len]);
+        self.fec_deferred.push((to, o));
+    }
+
+    /// Sends the parities held, in the order their groups closed.
+    fn send_held(&mut self, io: &mut impl Io) {
+        let (mut held, mut payloads) =
+            (std::mem::take(&mut self.fec_deferred), std::mem::take(&mut self.fec_deferred_payloads));
         let mut at = 0;
-        for i in 0..self.fec_deferred.len() {
-            let (to, o) = self.fec_deferred[i];
-            self.fec_buf[1..1 + o.len].copy_from_slice(&self.fec_deferred_bodies[at..at + o.len]);
-            at += o.len;
-            self.send_parity(to, o, io);
+        for &(to, o) in &held {
+            self.send_parity(to, o.session, &payloads[at..at + 1 + o.len], io);
+            at += 1 + o.len;
         }
-        self.fec_deferred.clear();
-        self.fec_deferred_bodies.clear();
+        held.clear();
+        payloads.clear();
+        (self.fec_deferred, self.fec_deferred_payloads) = (held, payloads);
     }
 
-    /// Sends the parities held back, then the parity of every group still
-    /// open (the batch ended).
+    /// Closes every group still open, then sends every parity held (the
+    /// batch ended).
     pub(super) fn fec_flush(&mut self, io: &mut impl Io) {
-        if !self.fec_deferred.is_empty() {
-            self.send_deferred(io);
-        }
-        if self.fec_open.is_empty() {
-            return;
-        }
-        let mut open = std::mem::take(&mut self.fec_open);
-        for to in open.drain(..) {
-            let Some(p) = self.peers.get_mut(&to) else { continue };
-            p.fec_listed = false;
-            if let Some(o) = p.fec_tx.finish(&mut self.fec_buf[1..]) {
-                self.send_parity(to, o, io);
+        if !self.fec_open.is_empty() {
+            let mut open = std::mem::take(&mut self.fec_open);
+            for to in open.drain(..) {
+                let Some(p) = self.peers.get_mut(&to) else { continue };
+                p.fec_listed = false;
+                if let Some(o) = p.fec_tx.finish(&mut self.fec_buf) {
+                    self.hold_parity(to, o);
+                }
             }
+            self.fec_open = open;
         }
-        self.fec_open = open;
+        if !self.fec_deferred.is_empty() {
+            self.send_held(io);
+        }
     }
 
-    /// Seals the parity payload in `fec_buf` to `to`, on the session its
-    /// group was sent on (if that is still the current one).
-    fn send_parity(&mut self, to: PublicKey, o: Owed, io: &mut impl Io) {
+    /// Seals a parity `payload` to `to`, on the session its group was sent
+    /// on (`session`, if that is still the current one).
+    fn send_parity(&mut self, to: PublicKey, session: u32, payload: &[u8], io: &mut impl Io) {
         let Some(p) = self.peers.get_mut(&to) else { return };
         let (Some(s), Some(ep)) = (p.current.as_mut(), p.endpoint) else { return };
-        if s.remote_index != o.session {
+        if s.remote_index != session {
             return;
         }
-        self.fec_buf[0] = Kind::Parity as u8;
-        if let Ok(n) = s.seal(&self.fec_buf[..1 + o.len], &mut self.sealed) {
+        if let Ok(n) = s.seal(payload, &mut self.sealed) {
             io.send(ep, &self.sealed[..n]);
             self.fec_stats.parity_sent += 1;
         }
@@ -121,7 +128,7 @@ impl Node {
     /// Keeps the plaintext `rx[..len]` of DATA datagram `counter` on
     /// session `receiver` from `from`, when that peer sends parity. Only
     /// plaintexts a group can hold are kept (a sender never puts a larger
-    /// one in a group), so a peer costs at most 16 of those: ~24 KiB.
+    /// one in a group), so a peer costs at most 48 of those: ~67 KiB.
     pub(super) fn fec_keep(&mut self, now: Instant, from: &PublicKey, receiver: u32, counter: u64, len: usize) {
         if len > self.max_parity_member() {
             return;
