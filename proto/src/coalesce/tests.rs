@@ -1,6 +1,6 @@
 //! Segments cut by `segment` come back as the super-frame they were cut
-//! from; gaps, other flows and odd frames end a super-frame without
-//! losing or reordering anything.
+//! from, also when some arrive late; gaps, other flows and odd frames end
+//! a super-frame without losing or reordering anything.
 
 use super::*;
 use crate::segment::tests::{super_frame, MAX};
@@ -106,7 +106,67 @@ fn other_frames_are_delivered_in_order_and_lone_segments_as_they_came() {
     assert_eq!(out.len(), 2, "PSH closed the first");
 }
 
+#[test]
+fn a_segment_rebuilt_after_the_rest_joins_in_front() {
+    // What a receiver sees when a datagram is lost and rebuilt from parity:
+    // the segments after it first, then it.
+    for v6 in [false, true] {
+        let (hdr, f) = super_frame(v6, false, 30_000, 0x18, 1000);
+        let mut segs = cut(&hdr, &f);
+        let lost = segs.remove(10);
+        segs.push(lost);
+        let mut c = Coalescer::default();
+        let out = feed(&mut c, &segs);
+        assert_eq!(out.len(), 1, "one super-frame, in order");
+        assert_eq!((c.joined, c.joined_segments, c.filled), (1, 30, 1));
+        let got = &out[0].1;
+        if v6 {
+            assert_eq!(got, &f, "byte for byte");
+        } else {
+            assert_eq!(no_ip_csum(got.clone(), 14), no_ip_csum(f.clone(), 14));
+        }
+    }
+}
+
+#[test]
+fn runs_apart_leave_in_sequence_order() {
+    let (hdr, f) = super_frame(false, false, 15_000, 0x18, 1000);
+    let segs = cut(&hdr, &f);
+    // Three runs, the last first, two gaps never filled.
+    let frames: Vec<Vec<u8>> = segs[11..].iter().chain(&segs[..5]).chain(&segs[6..10]).cloned().collect();
+    let out = feed(&mut Coalescer::default(), &frames);
+    let seqs: Vec<u32> = out.iter().map(|(_, b)| u32::from_be_bytes(b[38..42].try_into().unwrap())).collect();
+    let first = seqs[0];
+    assert_eq!(seqs.iter().map(|s| s.wrapping_sub(first)).collect::<Vec<_>>(), vec![0, 6000, 11_000]);
+    assert_eq!(&out[0].1[66..], &f[66..5066]);
+    assert_eq!(&out[1].1[66..], &f[6066..10_066]);
+    assert_eq!(&out[2].1[66..], &f[11_066..]);
+    // The short last segment, rebuilt after the rest, ends the super-frame.
+    let mut frames = segs.clone();
+    let last = frames.pop().unwrap();
+    let before = frames.pop().unwrap();
+    frames.push(last);
+    frames.push(before);
+    let out = feed(&mut Coalescer::default(), &frames);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0].1[66..], &f[66..]);
+}
+
 proptest! {
+    /// Up to three segments that arrive after all the others (rebuilt from
+    /// parity) still make the one super-frame the segments were cut from.
+    #[test]
+    fn late_segments_fill_their_gaps(late in proptest::collection::btree_set(0usize..29, 0..4)) {
+        let (hdr, f) = super_frame(false, false, 20_000, 0x18, 700);
+        let segs = cut(&hdr, &f);
+        let mut frames: Vec<Vec<u8>> = (0..segs.len()).filter(|i| !late.contains(i)).map(|i| segs[i].clone()).collect();
+        frames.extend(late.iter().rev().map(|&i| segs[i].clone()));
+        let out = feed(&mut Coalescer::default(), &frames);
+        prop_assert_eq!(out.len(), 1);
+        prop_assert_eq!(no_ip_csum(out[0].1.clone(), 14), no_ip_csum(f.clone(), 14));
+    }
+
+
     /// Any frames, valid segments mixed with junk, in any order: nothing
     /// panics, and every payload byte offered comes out once.
     #[test]
