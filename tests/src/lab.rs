@@ -44,6 +44,7 @@ mod api;
 mod build;
 mod cli;
 mod daemons;
+mod delay;
 mod host;
 mod mesh;
 mod process;
@@ -52,6 +53,7 @@ mod underlay;
 
 pub use build::LabBuilder;
 pub use daemons::{DaemonOpts, Stopped};
+pub use delay::DelayLine;
 pub use mesh::{HostView, MeshSnapshot, POLL_TIMEOUT, POLL_WORKERS};
 pub use process::{output_with_input, output_with_timeout};
 use process::{remove_weavers_env, terminate_all};

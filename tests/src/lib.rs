@@ -28,7 +28,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 pub use capture::{Capture, Frame};
-pub use lab::{DaemonOpts, Host, Lab, LabBuilder, Stopped, WEAVERS_PORT};
+pub use lab::{DaemonOpts, DelayLine, Host, Lab, LabBuilder, Stopped, WEAVERS_PORT};
 
 /// Polls `f` every 100 ms until it returns true (true) or `timeout` passes
 /// (false). For loose, bounded waits: never assert tight timings.

@@ -145,6 +145,35 @@ fn closures_and_commands_run_inside_the_namespace() {
     assert!(!ok, "bound h2's address inside h1: not isolated");
 }
 
+/// The round trip h1 -> h2 by `ping`, in milliseconds (the average of 5).
+fn ping_ms(lab: &Lab) -> f64 {
+    let out = netns::exec_in(lab.ns(1), "ping", &["-c", "5", "-i", "0.2", "-W", "2", &lab.ip(2).to_string()])
+        .expect("run ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rtt min/avg/max/mdev = 0.040/0.052/0.071/0.010 ms"
+    let avg = text.lines().find(|l| l.contains("min/avg/max")).and_then(|l| l.split('=').nth(1)?.split('/').nth(1));
+    avg.and_then(|a| a.trim().parse().ok()).unwrap_or_else(|| panic!("no round trip in ping's output: {text}"))
+}
+
+#[test]
+fn a_delay_line_lengthens_round_trips_and_goes_away() {
+    let Some(lab) = lab_or_skip(2) else { return };
+    assert!(lab.wait_ping(1, lab.ip(2), 10 * SEC));
+    let before = ping_ms(&lab);
+    let line = lab.delay_host(1, Duration::from_millis(15)).expect("a delay line on h1");
+    let during = ping_ms(&lab);
+    // 15 ms each way: 30 ms more, and the pump's wake-ups a little on top.
+    assert!((30.0..45.0).contains(&(during - before)), "round trip {before:.2} ms -> {during:.2} ms");
+    assert!(line.carried.load(std::sync::atomic::Ordering::Relaxed) >= 10, "the pump carried the pings");
+    line.stop().expect("the delay line stops cleanly");
+    let after = ping_ms(&lab);
+    assert!(after < before + 5.0, "round trip back to {after:.2} ms (was {before:.2})");
+    let links = netns::exec_in(lab.underlay_ns(), "ip", &["-o", "link"]).expect("ip link");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("d1a") && !links.contains("d1b"), "the delay line's veths are gone: {links}");
+    assert!(links.lines().any(|l| l.contains(" v1@") && l.contains("master br0")), "v1 is back on the bridge: {links}");
+}
+
 #[test]
 fn drop_removes_every_namespace_and_file() {
     let Some(lab) = lab_with(Lab::builder(3).ipv6(false)) else {

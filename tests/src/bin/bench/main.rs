@@ -68,12 +68,18 @@ struct Args {
     underlay_loss: Option<Vec<u32>>,
     /// `--weavers-tap-tso on|off` (see [`Tools::weavers_tap_tso`]).
     weavers_tap_tso: bool,
+    /// `--underlay-rtt MS`: milliseconds added to h1's round trips on the
+    /// underlay (loss bench only; see [`weavers_tests::DelayLine`]).
+    underlay_rtt_ms: u32,
+    /// `--tcp-cc NAME`: the TCP streams' congestion control (see
+    /// [`measure::Cfg::tcp_cc`]).
+    tcp_cc: Option<String>,
 }
 
 fn usage() -> ! {
     log!(
         "usage: bench [--quick] [--runs N] [--systems {}] [--json FILE] [--md FILE] [--boringtun PATH] \
-         [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]",
+         [--underlay-loss PCT,PCT,... [--underlay-rtt MS]] [--weavers-tap-tso on|off] [--tcp-cc NAME]",
         System::ALL.map(System::key).join(",")
     );
     std::process::exit(2);
@@ -89,6 +95,8 @@ fn parse_args() -> Args {
         boringtun: std::env::var_os("BENCH_BORINGTUN").map(PathBuf::from),
         underlay_loss: None,
         weavers_tap_tso: true,
+        underlay_rtt_ms: 0,
+        tcp_cc: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -113,11 +121,19 @@ fn parse_args() -> Args {
                     .collect();
                 a.underlay_loss = Some(levels);
             }
+            "--tcp-cc" => a.tcp_cc = Some(val()).filter(|c| c.chars().all(|c| c.is_ascii_alphanumeric())),
+            "--underlay-rtt" => {
+                a.underlay_rtt_ms = val().parse().ok().filter(|&ms| ms <= 2000).unwrap_or_else(|| usage())
+            }
             "--systems" => {
                 a.systems = val().split(',').map(|k| System::from_key(k.trim()).unwrap_or_else(|| usage())).collect()
             }
             _ => usage(),
         }
+    }
+    if a.underlay_rtt_ms > 0 && a.underlay_loss.is_none() {
+        log!("bench: --underlay-rtt goes with --underlay-loss");
+        usage();
     }
     // The loss bench's report has a name of its own unless told otherwise.
     let name = if a.underlay_loss.is_some() { "loss" } else { "latest" };
@@ -168,6 +184,11 @@ fn machine(args: &Args, tools: &Tools) -> Value {
         "loadavg_start": loadavg(),
         "weavers_tap_tso": args.weavers_tap_tso,
         "underlay_loss_percent": args.underlay_loss,
+        "underlay_rtt_ms": args.underlay_rtt_ms,
+        // What the TCP streams ran: the one asked for, else the machine's default.
+        "tcp_cc": args.tcp_cc.clone().or_else(|| {
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").ok().map(|s| s.trim().to_owned())
+        }),
         "tools": {
             "iperf3": first_line("iperf3", &["--version"]),
             "iperf": first_line("iperf", &["-v"]),
@@ -361,9 +382,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
     let cfg = if args.quick {
-        Cfg { tcp_secs: 3, trial_secs: 1, lat_secs: 2, search_steps: 4, dir: dir.clone() }
+        Cfg { tcp_secs: 3, trial_secs: 1, lat_secs: 2, search_steps: 4, dir: dir.clone(), tcp_cc: args.tcp_cc.clone() }
     } else {
-        Cfg { tcp_secs: 10, trial_secs: 2, lat_secs: 5, search_steps: 5, dir: dir.clone() }
+        Cfg { tcp_secs: 10, trial_secs: 2, lat_secs: 5, search_steps: 5, dir: dir.clone(), tcp_cc: args.tcp_cc.clone() }
     };
     let mut meta = machine(&args, &tools);
     meta["tcp_secs"] = cfg.tcp_secs.into();
@@ -394,7 +415,7 @@ fn main() {
             log!("[{:>4.0} s] run {run}/{}: {}", start.elapsed().as_secs_f64(), args.runs, sys.key());
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &args.underlay_loss {
                 None => run_system(sys, run, &args, &cfg, &tools, &mut res),
-                Some(levels) => loss::run_system(sys, run, levels, &cfg, &tools, &mut loss_res),
+                Some(levels) => loss::run_system(sys, run, levels, args.underlay_rtt_ms, &cfg, &tools, &mut loss_res),
             }));
             let err = match r {
                 Ok(Ok(())) => None,

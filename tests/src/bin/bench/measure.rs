@@ -42,6 +42,9 @@ pub struct Cfg {
     /// Trials after the full-rate one in each rate search.
     pub search_steps: usize,
     pub dir: PathBuf,
+    /// `--tcp-cc NAME`: the TCP sender's congestion control (iperf3 `-C`);
+    /// None: the machine's default.
+    pub tcp_cc: Option<String>,
 }
 
 fn sleep_checked(d: Duration) -> Result<()> {
@@ -79,15 +82,12 @@ pub fn tcp(lab: &Lab, s: &Setup, cfg: &Cfg, tag: &str) -> Result<Tcp> {
     )?;
     sleep_checked(Duration::from_millis(500))?;
     let t = cfg.tcp_secs.to_string();
+    let mut args = vec!["-c", &dst, "-p", "5201", "-t", &t, "-J"];
+    if let Some(cc) = &cfg.tcp_cc {
+        args.extend(["-C", cc]);
+    }
     let mark = CpuMark::now(&s.overlay_pids);
-    let mut client = procs::spawn(
-        lab.ns(1),
-        &cfg.dir,
-        &format!("{tag}-iperf3-c"),
-        "iperf3",
-        &["-c", &dst, "-p", "5201", "-t", &t, "-J"],
-        &[],
-    )?;
+    let mut client = procs::spawn(lab.ns(1), &cfg.dir, &format!("{tag}-iperf3-c"), "iperf3", &args, &[])?;
     client.wait(Duration::from_secs(cfg.tcp_secs as u64 + 30))?;
     let (cpu_procs, cpu_machine, _) = mark.since(&s.overlay_pids);
     server.stop();
