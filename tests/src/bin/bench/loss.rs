@@ -144,6 +144,20 @@ pub fn run_system(
     Ok(())
 }
 
+/// Decimals that show a rate of `gbps` Gbit/s to three significant
+/// figures, two at least (a long lossy path runs at a few Mbit/s).
+fn rate_digits(gbps: f64) -> usize {
+    if gbps <= 0.0 {
+        return 2;
+    }
+    (2 - gbps.log10().floor() as i64).clamp(2, 6) as usize
+}
+
+/// A rate in Gbit/s (see [`rate_digits`]).
+fn rate(gbps: f64) -> String {
+    format!("{gbps:.*}", rate_digits(gbps))
+}
+
 fn cell(v: &[f64], digits: usize) -> String {
     match stat(v) {
         None => "n/a".into(),
@@ -189,7 +203,7 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
             _ => String::new(),
         }
     ));
-    let table = |s: &mut String, title: &str, f: &dyn Fn(&Point) -> f64, digits: usize| {
+    let table = |s: &mut String, title: &str, f: &dyn Fn(&Point) -> f64, digits: Option<usize>| {
         s.push_str(&format!("### {title}\n\n| loss |"));
         for sys in systems {
             s.push_str(&format!(" {} |", sys.title()));
@@ -201,15 +215,17 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
             s.push_str(&format!("| {pct}% |"));
             for sys in systems {
                 let v: Vec<f64> = r.points.get(&(sys.key(), pct)).into_iter().flatten().map(f).collect();
+                let digits = digits.unwrap_or_else(|| rate_digits(stat(&v).map_or(0.0, |s| s.median)));
                 s.push_str(&format!(" {} |", cell(&v, digits)));
             }
             s.push('\n');
         }
         s.push('\n');
     };
-    table(&mut s, "TCP throughput, Gbit/s", &|p| p.gbps, 2);
-    table(&mut s, "TCP retransmits (segments, sender's count)", &|p| p.retransmits as f64, 0);
-    table(&mut s, "packets dropped by the underlay's rule during the stream", &|p| p.dropped as f64, 0);
+    // Rates to three significant figures, each cell by its median.
+    table(&mut s, "TCP throughput, Gbit/s", &|p| p.gbps, None);
+    table(&mut s, "TCP retransmits (segments, sender's count)", &|p| p.retransmits as f64, Some(0));
+    table(&mut s, "packets dropped by the underlay's rule during the stream", &|p| p.dropped as f64, Some(0));
     if systems.contains(&System::Weavers) {
         s.push_str(
             "### weavers' parity during the stream (h1's parity datagrams sent / datagrams h2 rebuilt from parity / \
@@ -279,7 +295,7 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
         s.push_str(&format!(
             "| {pct}% | {} | {gbps:.2} | {} | {} |\n",
             sys.title(),
-            now.map_or("n/a".into(), |v| format!("{v:.2}")),
+            now.map_or("n/a".into(), rate),
             now.map_or("-".into(), |v| format!("{:.2}", v / gbps)),
         ));
     }
@@ -292,7 +308,9 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
                 let was = if rtt == 0 { issue_ratio(pct) } else { None };
                 let verdict = if w >= v { "at or above" } else { "**below**" };
                 s.push_str(&format!(
-                    "- {pct}%: weavers {w:.2} Gbit/s, VXLAN {v:.2}: {:.2}x, {verdict} VXLAN{}\n",
+                    "- {pct}%: weavers {} Gbit/s, VXLAN {}: {:.2}x, {verdict} VXLAN{}\n",
+                    rate(w),
+                    rate(v),
                     w / v,
                     was.map_or(String::new(), |x| format!(" (issue 14: {x:.2}x)"))
                 ));
