@@ -6,6 +6,11 @@
 #
 #   sudo bench/run.sh [--quick] [--runs N] [--systems underlay,weavers,...]
 #                     [--json FILE] [--md FILE] [--underlay-loss PCT,PCT,...]
+#                     [--underlay-rtt MS] [--tcp-cc cubic|bbr|reno]
+#
+# --underlay-rtt MS (with --underlay-loss) lengthens h1's round trips by MS
+# through a delay line; --tcp-cc runs the TCP streams with that congestion
+# control (else the machine's default, bbr here).
 #
 # Installs its tools (Debian packages; boringtun-cli with cargo into
 # target/bench-tools, skipped if that fails), builds weavers in release mode

@@ -12,12 +12,16 @@
 //!
 //! ```text
 //! bench [--quick] [--runs N] [--systems underlay,weavers,...] [--json FILE] [--md FILE] [--boringtun PATH]
-//!       [--underlay-loss PCT,PCT,...] [--weavers-tap-tso on|off]
+//!       [--underlay-loss PCT,PCT,... [--underlay-rtt MS]] [--weavers-tap-tso on|off] [--tcp-cc NAME]
 //! ```
 //!
 //! With `--underlay-loss`, only one TCP stream is measured per system, at
 //! each loss level in turn (see `loss.rs`); its report goes to `--json` and
 //! `--md` as well (give them other names than the main bench's).
+//! `--underlay-rtt MS` makes h1's round trips MS longer for it
+//! ([`weavers_tests::DelayLine`]). `--tcp-cc NAME` runs every TCP stream
+//! with that congestion control (iperf3 `-C`); the report names the one
+//! used (the machine's default otherwise).
 
 /// eprintln! that never panics (a closed stderr, e.g. `| head`, must not
 /// turn a clean-up into an abort).
