@@ -175,7 +175,9 @@ pub fn vnet(data: &[u8]) {
 /// peek of retransmission detection: any virtio header and frame is either
 /// refused or makes [`crate::segment::Segments::count`] segments within the
 /// bound, each a TCP/IP frame that the peek reads back, their sequence
-/// numbers contiguous and their payloads as long as the frame's.
+/// numbers contiguous and their payloads as long as the frame's; and the
+/// segments, offered to a coalescer in an order the input picks, give
+/// back every payload byte once.
 pub fn segment(data: &[u8]) {
     use crate::segment::{tcp_data, Segments};
     let Some((hdr, frame)) = data.split_first_chunk::<VNET_HDR_LEN>() else { return };
@@ -196,6 +198,47 @@ pub fn segment(data: &[u8]) {
         n += 1;
     }
     assert_eq!((n, len), (s.count(), whole.len));
+    rejoin(&h, frame, max, data);
+}
+
+/// The segments of `frame` offered to a receiver's coalescer in an order
+/// the input picks (late ones as a datagram rebuilt from parity is, and
+/// swapped pairs): every payload byte comes out once, whatever joins.
+fn rejoin(h: &VnetHdr, frame: &[u8], max: usize, data: &[u8]) {
+    use crate::coalesce::Coalescer;
+    use crate::segment::{tcp_data, Segments};
+    let Ok(mut s) = Segments::new(h, frame, max) else { return };
+    let mut out = vec![0u8; max];
+    let mut segs: Vec<Vec<u8>> = std::iter::from_fn(|| s.next_into(&mut out).map(|l| out[..l].to_vec())).collect();
+    let n = segs.len();
+    if n == 0 {
+        return;
+    }
+    // The input's bytes pick: segments moved to the end, pairs swapped.
+    for (k, b) in data.iter().take(8).enumerate() {
+        let i = usize::from(*b) % n;
+        if k % 2 == 0 {
+            let late = segs.remove(i);
+            segs.push(late);
+        } else {
+            segs.swap(i, (i + 1) % n);
+        }
+    }
+    let payload = |f: &[u8]| tcp_data(f).map_or(0, |d| d.len as usize);
+    let want: usize = segs.iter().map(|f| payload(f)).sum();
+    let mut c = Coalescer::default();
+    let mut got = 0usize;
+    for f in &segs {
+        if c.offer(f) {
+            continue;
+        }
+        c.flush(|_, b| got += payload(b));
+        if !c.offer(f) {
+            got += payload(f);
+        }
+    }
+    c.flush(|_, b| got += payload(b));
+    assert_eq!(got, want, "the coalescer lost or repeated payload");
 }
 
 /// Frames from local members (length-prefixed, several): classified, and
