@@ -129,13 +129,12 @@ impl Coalescer {
             }
             return true;
         }
+        // A run before the gap would have taken it above (then joined the
+        // run after the gap, if any); else it may go in front of one.
         if flags == ACK {
             if let Some(j) = self.runs.iter().position(|r| r.takes_in_front(seq, n, h.l3)) {
                 self.runs[j].prepend(frame, &l, seq);
                 self.filled += 1;
-                if let Some(i) = self.runs.iter().position(|q| q.next_seq == seq) {
-                    self.merge(i, j, &h);
-                }
                 return true;
             }
         }
@@ -143,19 +142,9 @@ impl Coalescer {
             return false;
         }
         // After a gap (or a segment that joins nothing for its size): a run
-        // of its own, which the ones around it may join.
+        // of its own, which a late segment may join to the others.
         self.start(frame, &l, seq);
-        let k = self.runs.len() - 1;
-        self.runs[k].closed = flags != ACK;
-        let mut merged = false;
-        if let Some(j) = self.runs.iter().position(|q| q.first_seq == self.runs[k].next_seq) {
-            merged = self.merge(k, j, &h);
-        }
-        let k = self.runs.iter().position(|q| q.first_seq == seq).expect("the run just started");
-        if let Some(i) = self.runs.iter().position(|q| q.next_seq == seq) {
-            merged |= self.merge(i, k, &h);
-        }
-        self.filled += u64::from(merged);
+        self.runs.last_mut().expect("the run just started").closed = flags != ACK;
         true
     }
 
@@ -210,9 +199,10 @@ impl Coalescer {
     /// were joined, else the one segment as it came.
     pub fn flush(&mut self, mut deliver: impl FnMut(Option<&[u8; VNET_HDR_LEN]>, &[u8])) {
         let Some(Layout { l3, l4, data, v6, .. }) = self.held.take() else { return };
-        if let Some(base) = self.runs.iter().map(|r| r.first_seq).min_by_key(|&s| after(s, self.runs[0].first_seq)) {
-            self.runs.sort_by_key(|r| after(r.first_seq, base));
-        }
+        // Held runs lie within a window, so their offsets from any one of
+        // them order them.
+        let base = self.runs[0].first_seq;
+        self.runs.sort_by_key(|r| after(r.first_seq, base));
         for mut run in self.runs.drain(..) {
             if run.segments < 2 {
                 deliver(None, &run.buf);

@@ -187,29 +187,27 @@ pub fn segment(data: &[u8]) {
     let Ok(mut s) = Segments::new(&h, frame, max) else { return };
     let whole = whole.expect("a frame that segments is TCP/IP");
     let mut out = vec![0u8; max];
-    let (mut n, mut seq, mut len) = (0, whole.seq, 0u32);
+    let (mut segs, mut seq, mut len) = (Vec::new(), whole.seq, 0u32);
     while let Some(l) = s.next_into(&mut out) {
         assert!(l <= max, "a segment over the bound");
         let d = tcp_data(&out[..l]).expect("every segment is TCP/IP");
-        assert!(d.seq == seq && d.len > 0, "segment {n} does not follow");
+        assert!(d.seq == seq && d.len > 0, "segment {} does not follow", segs.len());
         assert_eq!((d.src, d.dst, d.src_port, d.dst_port), (whole.src, whole.dst, whole.src_port, whole.dst_port));
         seq = seq.wrapping_add(d.len);
         len += d.len;
-        n += 1;
+        segs.push(out[..l].to_vec());
     }
-    assert_eq!((n, len), (s.count(), whole.len));
-    rejoin(&h, frame, max, data);
+    assert_eq!((segs.len(), len), (s.count(), whole.len));
+    rejoin(segs, data, len as usize);
 }
 
-/// The segments of `frame` offered to a receiver's coalescer in an order
-/// the input picks (late ones as a datagram rebuilt from parity is, and
-/// swapped pairs): every payload byte comes out once, whatever joins.
-fn rejoin(h: &VnetHdr, frame: &[u8], max: usize, data: &[u8]) {
+/// The segments `segs` (`len` payload bytes) offered to a receiver's
+/// coalescer in an order the input picks (late ones as a datagram rebuilt
+/// from parity is, and swapped pairs): every payload byte comes out once,
+/// whatever joins.
+fn rejoin(mut segs: Vec<Vec<u8>>, data: &[u8], len: usize) {
     use crate::coalesce::Coalescer;
-    use crate::segment::{tcp_data, Segments};
-    let Ok(mut s) = Segments::new(h, frame, max) else { return };
-    let mut out = vec![0u8; max];
-    let mut segs: Vec<Vec<u8>> = std::iter::from_fn(|| s.next_into(&mut out).map(|l| out[..l].to_vec())).collect();
+    use crate::segment::tcp_data;
     let n = segs.len();
     if n == 0 {
         return;
@@ -225,7 +223,6 @@ fn rejoin(h: &VnetHdr, frame: &[u8], max: usize, data: &[u8]) {
         }
     }
     let payload = |f: &[u8]| tcp_data(f).map_or(0, |d| d.len as usize);
-    let want: usize = segs.iter().map(|f| payload(f)).sum();
     let mut c = Coalescer::default();
     let mut got = 0usize;
     for f in &segs {
@@ -238,7 +235,7 @@ fn rejoin(h: &VnetHdr, frame: &[u8], max: usize, data: &[u8]) {
         }
     }
     c.flush(|_, b| got += payload(b));
-    assert_eq!(got, want, "the coalescer lost or repeated payload");
+    assert_eq!(got, len, "the coalescer lost or repeated payload");
 }
 
 /// Frames from local members (length-prefixed, several): classified, and

@@ -134,6 +134,8 @@ fn pump(
     overflowed: &AtomicU64,
 ) -> io::Result<()> {
     let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    // Buffers of frames sent, for the next ones (no allocation per frame).
+    let mut free: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -142,6 +144,7 @@ fn pump(
             // A full transmit queue drops the frame, as a wire would.
             let _ = tx.send(&f);
             carried.fetch_add(1, Ordering::Relaxed);
+            free.push(f);
         }
         let wait = held.front().map_or(Duration::from_millis(10), |(t, _)| t.saturating_duration_since(now));
         if !rx.wait_readable(wait.min(Duration::from_millis(10)))? {
@@ -154,7 +157,10 @@ fn pump(
                 overflowed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            held.push_back((arrived + delay, buf[..n].to_vec()));
+            let mut f = free.pop().unwrap_or_default();
+            f.clear();
+            f.extend_from_slice(&buf[..n]);
+            held.push_back((arrived + delay, f));
         }
     }
     Ok(())
@@ -186,52 +192,53 @@ impl PacketSocket {
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_protocol = proto;
         addr.sll_ifindex = index as i32;
-        let one: libc::c_int = 1;
-        // SAFETY: valid pointers and lengths for the calls.
-        unsafe {
-            if libc::bind(
+        // SAFETY: valid pointers and lengths for the call.
+        if unsafe {
+            libc::bind(
                 s.0.as_raw_fd(),
                 (&addr as *const libc::sockaddr_ll).cast(),
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // PACKET_IGNORE_OUTGOING (23): the frames sent on this
-            // interface (the other direction's) are not read back.
-            // PACKET_VNET_HDR (15): each frame comes with a virtio-net header
-            // and goes out with it, so a checksum left to the NIC (veths
-            // pass UDP and TCP with checksums not yet computed) stays so;
-            // sent bare, the frame would arrive with a wrong checksum.
-            // SO_RCVBUFFORCE and SO_SNDBUFFORCE, 32 MiB: a window of TCP
-            // arrives in one burst and waits here, not in the socket.
-            let big: libc::c_int = 32 << 20;
-            for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-                if libc::setsockopt(
-                    s.0.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&big as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            for opt in [23, 15] {
-                if libc::setsockopt(
-                    s.0.as_raw_fd(),
-                    libc::SOL_PACKET,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        for (level, opt, value) in [
+            // A window of TCP arrives in one burst and waits in the pump,
+            // not in the socket.
+            (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20),
+            (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 32 << 20),
+            // The frames sent on this interface (the other direction's)
+            // are not read back.
+            (libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1),
+            // Each frame comes with a virtio-net header and goes out with
+            // it, so a checksum left to the NIC (veths pass UDP and TCP with
+            // checksums not yet computed) stays so; sent bare, the frame
+            // would arrive with a wrong checksum.
+            (libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1),
+        ] {
+            s.set_int(level, opt, value)?;
         }
         Ok(s)
+    }
+
+    /// Sets an integer socket option.
+    fn set_int(&self, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid pointer to an int and its length.
+        let r = unsafe {
+            libc::setsockopt(
+                self.0.as_raw_fd(),
+                level,
+                opt,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Waits until a frame can be read, at most `timeout`.

@@ -283,21 +283,20 @@ pub fn markdown(r: &LossResults, systems: &[System], levels: &[u32], meta: &Valu
     }
     // Issue 14's figures were taken without delay.
     let rtt = meta["underlay_rtt_ms"].as_u64().unwrap_or(0);
-    let issue = if rtt == 0 { ISSUE } else { &[] };
     if rtt == 0 {
         s.push_str("### Issue 14's target: no worse than measured before\n\n");
         s.push_str(
             "| loss | system | issue 14 (earlier) | this run (median) | this run / earlier |\n|---|---|---|---|---|\n",
         );
-    }
-    for &(pct, sys, gbps) in issue.iter().filter(|(p, sys, _)| levels.contains(p) && systems.contains(sys)) {
-        let now = r.median(sys, pct);
-        s.push_str(&format!(
-            "| {pct}% | {} | {gbps:.2} | {} | {} |\n",
-            sys.title(),
-            now.map_or("n/a".into(), rate),
-            now.map_or("-".into(), |v| format!("{:.2}", v / gbps)),
-        ));
+        for &(pct, sys, gbps) in ISSUE.iter().filter(|(p, sys, _)| levels.contains(p) && systems.contains(sys)) {
+            let now = r.median(sys, pct);
+            s.push_str(&format!(
+                "| {pct}% | {} | {gbps:.2} | {} | {} |\n",
+                sys.title(),
+                now.map_or("n/a".into(), rate),
+                now.map_or("-".into(), |v| format!("{:.2}", v / gbps)),
+            ));
+        }
     }
     if systems.contains(&System::Weavers) && systems.contains(&System::Vxlan) {
         s.push_str(

@@ -125,7 +125,13 @@ fn parse_args() -> Args {
                     .collect();
                 a.underlay_loss = Some(levels);
             }
-            "--tcp-cc" => a.tcp_cc = Some(val()).filter(|c| c.chars().all(|c| c.is_ascii_alphanumeric())),
+            "--tcp-cc" => {
+                let cc = val();
+                if cc.is_empty() || !cc.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    usage();
+                }
+                a.tcp_cc = Some(cc);
+            }
             "--underlay-rtt" => {
                 a.underlay_rtt_ms = val().parse().ok().filter(|&ms| ms <= 2000).unwrap_or_else(|| usage())
             }
